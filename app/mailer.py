@@ -1,0 +1,335 @@
+"""Mailer: how rendered emails leave the service.
+
+:class:`SmtpMailer` sends through the server named by ``WEBHOOKS_SMTP_URL``;
+:class:`OutboxMailer` stands in when none is configured (development) and keeps
+each message as an ``.eml`` file plus a log line, so notices can still be read.
+
+Exceptions::
+
+    MailDeliveryError      the message was not handed to the SMTP server
+                           (.temporary: worth retrying later)
+
+Error messages name the server as ``host:port`` and never include the SMTP password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+import re
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage, MIMEPart
+from email.parser import BytesParser
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+_DEFAULT_PORTS = {"smtps": 465, "starttls": 587, "smtp": 25}
+_TRUE = {"1", "true", "yes", "on"}
+_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._@-]+")
+_READABLE_HEADERS = ("Date", "From", "To", "Subject", "Message-ID", "X-PlanOmatic-Notice-Id")
+
+
+class MailDeliveryError(Exception):
+    """The message could not be handed to the mail server.
+
+    ``temporary`` is true when trying again later may succeed (connection refused,
+    timeout, a 4xx reply) and false for a permanent refusal (a 5xx reply, bad
+    credentials, a server without STARTTLS when it was required).
+    """
+
+    def __init__(self, message: str, *, temporary: bool = True) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class Mailer(Protocol):
+    """Something that sends an email or raises :class:`MailDeliveryError`."""
+
+    async def send(self, message: EmailMessage) -> None:
+        """Send ``message`` to the recipients in its To/Cc/Bcc headers."""
+        ...
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where and how to connect, parsed from an ``smtp://`` or ``smtps://`` URL."""
+
+    host: str
+    port: int
+    username: str | None
+    # Kept out of repr so that logging or printing the value cannot leak it.
+    password: str | None = field(repr=False)
+    implicit_tls: bool = False
+    starttls: bool = False
+
+    @property
+    def label(self) -> str:
+        """``host:port``, for messages: the URL itself may hold the password."""
+        return f"{self.host}:{self.port}"
+
+
+def parse_smtp_url(smtp_url: str) -> SmtpServer:
+    """Parse ``smtp://[user:password@]host[:port][?starttls=1]`` or ``smtps://...``.
+
+    Raises :class:`ValueError` (without the password in its message) for anything else.
+    """
+    parts = urlsplit(smtp_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or port == -1:
+        raise ValueError(
+            "the SMTP URL must look like smtp://[user:password@]host[:port][?starttls=1] "
+            "or smtps://[user:password@]host[:port]"
+        )
+    implicit_tls = parts.scheme == "smtps"
+    starttls_values = parse_qs(parts.query).get("starttls", ["0"])
+    starttls = not implicit_tls and starttls_values[-1].lower() in _TRUE
+    mode = "smtps" if implicit_tls else "starttls" if starttls else "smtp"
+    return SmtpServer(
+        host=parts.hostname,
+        port=port if port is not None else _DEFAULT_PORTS[mode],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+    )
+
+
+class SmtpMailer:
+    """Sends through an SMTP server: plain, STARTTLS (``?starttls=1``) or ``smtps://``.
+
+    With ``?starttls=1`` the upgrade is required, not opportunistic: a server that
+    does not offer STARTTLS gets nothing, rather than the password in clear text.
+    ``timeout`` bounds each step (connecting, each command), in seconds. Each send
+    opens its own connection, so a server restarted between sends is simply reached
+    again.
+    """
+
+    def __init__(self, smtp_url: str, timeout: float = 10) -> None:
+        self._server = parse_smtp_url(smtp_url)
+        self._timeout = timeout
+
+    @property
+    def server(self) -> str:
+        """The server as ``host:port``."""
+        return self._server.label
+
+    async def send(self, message: EmailMessage) -> None:
+        """Send ``message``; raises :class:`MailDeliveryError` when the server is
+        unreachable, too slow, or refuses it."""
+        server = self._server
+        try:
+            await aiosmtplib.send(
+                _with_date(message),
+                hostname=server.host,
+                port=server.port,
+                username=server.username,
+                password=server.password,
+                use_tls=server.implicit_tls,
+                start_tls=server.starttls,
+                timeout=self._timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            codes = [refusal.code for refusal in error.recipients]
+            raise MailDeliveryError(
+                self._describe("refused the recipients", error),
+                temporary=all(400 <= code < 500 for code in codes),
+            ) from None
+        except aiosmtplib.SMTPResponseException as error:
+            raise MailDeliveryError(
+                self._describe("refused the message", error),
+                temporary=400 <= error.code < 500,
+            ) from None
+        except (aiosmtplib.SMTPTimeoutError, TimeoutError) as error:
+            raise MailDeliveryError(
+                self._describe(f"did not answer within {self._timeout:g} s", error)
+            ) from None
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as error:
+            raise MailDeliveryError(self._describe("could not be reached", error)) from None
+        except ssl.SSLError as error:
+            raise MailDeliveryError(
+                self._describe("failed the TLS handshake", error), temporary=False
+            ) from None
+        except aiosmtplib.SMTPException as error:
+            # What remains is a capability mismatch (no STARTTLS, no AUTH): retrying
+            # will not change the server's answer.
+            raise MailDeliveryError(
+                self._describe("cannot be used", error), temporary=False
+            ) from None
+        except OSError as error:
+            raise MailDeliveryError(self._describe("could not be reached", error)) from None
+
+    def _describe(self, what: str, error: BaseException) -> str:
+        # Chained exceptions are dropped (``from None``) and the detail scrubbed, so
+        # neither a traceback nor a chatty server can carry the password into a log.
+        detail = _scrub(_detail(error), self._server.password)
+        return f"SMTP server {self._server.label} {what}: {detail}"
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One email kept in the outbox directory."""
+
+    name: str
+    path: Path
+    message_id: str | None
+    subject: str | None
+    to: str | None
+    saved_at: datetime
+
+
+class OutboxMailer:
+    """Keeps emails instead of sending them: an ``.eml`` file each, and a log line.
+
+    The file is named after the Message-ID, so sending the same notice twice
+    overwrites the first copy instead of adding a duplicate.
+    """
+
+    def __init__(self, directory: Path, logger: logging.Logger | None = None) -> None:
+        self._directory = directory
+        self._logger = logger if logger is not None else logging.getLogger(__name__)
+
+    @property
+    def directory(self) -> Path:
+        """Where the ``.eml`` files go."""
+        return self._directory
+
+    async def send(self, message: EmailMessage) -> None:
+        """Write ``message`` to the outbox and to the log (INFO)."""
+        stamped = _with_date(message)
+        if stamped["Message-ID"] is None:
+            # Without one the file needs a name all the same; such a message cannot
+            # be recognised on a resend anyway.
+            stamped["Message-ID"] = make_msgid(domain="outbox.invalid")
+        name = _file_name(str(stamped["Message-ID"]))
+        data = stamped.as_bytes(policy=policy.SMTP)
+        path = await asyncio.to_thread(_write_atomically, self._directory, name, data)
+        self._logger.info(
+            "No SMTP server configured (WEBHOOKS_SMTP_URL); email kept in %s:\n%s",
+            path,
+            readable_email(stamped),
+        )
+
+
+def list_outbox(directory: Path) -> list[OutboxEntry]:
+    """The emails in the outbox, newest first; empty when the directory does not exist."""
+    if not directory.is_dir():
+        return []
+    entries = []
+    for path in directory.glob("*.eml"):
+        message = _parse(path.read_bytes())
+        entries.append(
+            OutboxEntry(
+                name=path.name,
+                path=path,
+                message_id=_header(message, "Message-ID"),
+                subject=_header(message, "Subject"),
+                to=_header(message, "To"),
+                saved_at=datetime.fromtimestamp(path.stat().st_mtime, tz=UTC),
+            )
+        )
+    return sorted(entries, key=lambda entry: (entry.saved_at, entry.name), reverse=True)
+
+
+def read_outbox(directory: Path, name: str) -> str:
+    """One outbox email as readable text: main headers, then the decoded plain-text body.
+
+    ``name`` is an entry's file name (the ``.eml`` suffix may be left off). Raises
+    :class:`FileNotFoundError` when there is no such entry; names that would reach
+    outside the directory are treated the same way.
+    """
+    file_name = name if name.endswith(".eml") else f"{name}.eml"
+    path = directory / file_name
+    if Path(file_name).name != file_name or not path.is_file():
+        raise FileNotFoundError(f"no email named {name!r} in the outbox {directory}")
+    return readable_email(_parse(path.read_bytes()))
+
+
+def readable_email(message: EmailMessage) -> str:
+    """Headers a person cares about, a blank line, and the plain-text body, decoded."""
+    lines = [f"{header}: {message[header]}" for header in _READABLE_HEADERS if header in message]
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if isinstance(body, MIMEPart) else "(no plain-text body)"
+    return "\n".join(lines) + "\n\n" + str(text)
+
+
+def mailer_from_settings(smtp_url: str | None, outbox_dir: Path) -> Mailer:
+    """An :class:`SmtpMailer` when an SMTP URL is configured, else an :class:`OutboxMailer`."""
+    if smtp_url:
+        return SmtpMailer(smtp_url)
+    return OutboxMailer(outbox_dir)
+
+
+def _with_date(message: EmailMessage) -> EmailMessage:
+    # A Date header belongs to sending, not rendering (rendering stays deterministic);
+    # working on a copy leaves the caller's message as it was for a later resend.
+    stamped = copy.deepcopy(message)
+    if stamped["Date"] is None:
+        stamped["Date"] = format_datetime(datetime.now(UTC))
+    return stamped
+
+
+def _detail(error: BaseException) -> str:
+    # aiosmtplib's str() of a reply error is its args tuple; the server's own words
+    # read better.
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{refusal.recipient}: {refusal.code} {refusal.message}" for refusal in error.recipients
+        )
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return f"{error.code} {error.message}"
+    if isinstance(error, aiosmtplib.SMTPException):
+        return error.message
+    return str(error) or type(error).__name__
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    if not secret:
+        return text
+    return text.replace(secret, "••••")
+
+
+def _file_name(message_id: str) -> str:
+    stem = _UNSAFE_FILENAME_CHARS.sub("_", message_id.strip().strip("<>")).strip("._")
+    return f"{stem or 'message'}.eml"
+
+
+def _write_atomically(directory: Path, name: str, data: bytes) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / name
+    # Written beside the target then renamed over it, so a reader (or a crash) never
+    # sees half a file.
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _parse(data: bytes) -> EmailMessage:
+    parsed = BytesParser(policy=policy.default).parsebytes(data)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _header(message: EmailMessage, name: str) -> str | None:
+    value = message[name]
+    return None if value is None else str(value)
