@@ -46,6 +46,22 @@ def masked_url(url: str, secret_param_names: Iterable[str]) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def with_masked_params(url: str, param_names: Iterable[str]) -> str:
+    """The URL as deliveries call it, with each API key parameter shown as ``name=••••``.
+
+    Stored callback URLs hold no API key parameters (they are appended at send time);
+    this shows a reader which parameters go along without revealing any value.
+    """
+    names = list(param_names)
+    shown = masked_url(url, [])
+    if not names:
+        return shown
+    parts = urlsplit(shown)
+    extra = "&".join(f"{name}={MASK}" for name in names)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
 def strip_query(url: str) -> str:
     """The URL without its query string and fragment (and without any user-info).
 

@@ -39,6 +39,7 @@ class Settings:
     email_from: str = "PlanOmatic Webhooks <webhooks@planomatic.invalid>"
     email_window_seconds: float = 300.0
     secret_key: str | None = None
+    previous_secret_keys: tuple[str, ...] = ()
     max_payload_bytes: int = 256 * 1024
     worker_concurrency: int = 50
     poll_interval_seconds: float = 0.5
@@ -68,11 +69,15 @@ class Settings:
             retry_interval_seconds=reader.number(
                 "WEBHOOKS_RETRY_INTERVAL_SECONDS", float, cls.retry_interval_seconds, minimum=0.0
             ),
-            max_attempts=reader.number("WEBHOOKS_MAX_ATTEMPTS", int, cls.max_attempts, minimum=1,
-                                       maximum=100),
+            max_attempts=reader.number(
+                "WEBHOOKS_MAX_ATTEMPTS", int, cls.max_attempts, minimum=1, maximum=100
+            ),
             request_timeout_seconds=reader.number(
-                "WEBHOOKS_REQUEST_TIMEOUT_SECONDS", float, cls.request_timeout_seconds,
-                minimum=0.1, maximum=300.0,
+                "WEBHOOKS_REQUEST_TIMEOUT_SECONDS",
+                float,
+                cls.request_timeout_seconds,
+                minimum=0.1,
+                maximum=300.0,
             ),
             smtp_url=_smtp_url(reader.get("WEBHOOKS_SMTP_URL")),
             email_from=reader.get("WEBHOOKS_EMAIL_FROM") or cls.email_from,
@@ -80,6 +85,11 @@ class Settings:
                 "WEBHOOKS_EMAIL_WINDOW_SECONDS", float, cls.email_window_seconds, minimum=0.0
             ),
             secret_key=reader.get("WEBHOOKS_SECRET_KEY"),
+            previous_secret_keys=tuple(
+                key.strip()
+                for key in (reader.get("WEBHOOKS_PREVIOUS_SECRET_KEYS") or "").split(",")
+                if key.strip()
+            ),
             max_payload_bytes=reader.number(
                 "WEBHOOKS_MAX_PAYLOAD_BYTES", int, cls.max_payload_bytes, minimum=1024
             ),
@@ -87,8 +97,11 @@ class Settings:
                 "WEBHOOKS_WORKER_CONCURRENCY", int, cls.worker_concurrency, minimum=1, maximum=1000
             ),
             poll_interval_seconds=reader.number(
-                "WEBHOOKS_POLL_INTERVAL_SECONDS", float, cls.poll_interval_seconds,
-                minimum=0.05, maximum=60.0,
+                "WEBHOOKS_POLL_INTERVAL_SECONDS",
+                float,
+                cls.poll_interval_seconds,
+                minimum=0.05,
+                maximum=60.0,
             ),
             stalled_after_seconds=reader.number(
                 "WEBHOOKS_STALLED_AFTER_SECONDS", float, cls.stalled_after_seconds, minimum=5.0
@@ -187,6 +200,7 @@ def _networks(raw: str | None) -> tuple[Network, ...]:
             networks.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
             raise SettingsError(
-                f"WEBHOOKS_ALLOWED_NETWORKS must be a comma-separated list of CIDRs; {text!r} is not"
+                "WEBHOOKS_ALLOWED_NETWORKS must be a comma-separated list of CIDRs; "
+                f"{text!r} is not one"
             ) from None
     return tuple(networks)

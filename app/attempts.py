@@ -1,0 +1,195 @@
+"""Attempts: make one delivery attempt and record what came of it.
+
+``make_attempt`` is what the delivery job runs. It is idempotent: a delivery that is
+finished, cancelled, in another cycle or already past this attempt is left alone, and
+the attempt row's primary key makes a replayed job unable to record anything twice.
+The outcome is recorded in ONE transaction together with the delivery's new state and
+the next job (the next attempt, or the failure email), so queue and rows never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from app.database import Row, Session
+from app.events import defer_attempts
+from app.masking import masked_url
+from app.notices import queue_failure_report
+from app.services import Services
+from app.signing import webhook_headers
+from app.subscriptions import param_context, secret_context
+from app.transport import AttemptOutcome, Transport
+
+logger = logging.getLogger(__name__)
+
+Result = Literal[
+    "succeeded", "retrying", "failed", "skipped", "cancelled", "already-recorded", "missing"
+]
+
+GONE_REASON = (
+    "the endpoint answered 410 Gone, so the subscription was deactivated; "
+    "reactivate it with updateWebhookSubscription(isActive: true)"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to send: URL with API key parameters, and the signing secrets."""
+
+    url: str
+    masked_url: str
+    secrets: tuple[str, ...]
+
+
+def build_target(services: Services, row: Row, now: datetime) -> Target:
+    """Decrypt the subscription's secrets and append its API key parameters to the URL."""
+    subscription_id: uuid.UUID = row["subscription_id"]
+    params = [
+        (
+            param["name"],
+            services.secret_box.decrypt(
+                param["value"], context=param_context(subscription_id, param["name"])
+            ),
+        )
+        for param in row["api_key_params"]
+    ]
+    parts = urlsplit(row["callback_url"])
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params])
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    secrets = [
+        services.secret_box.decrypt(row["signing_secret"], context=secret_context(subscription_id))
+    ]
+    expires = row["previous_secret_expires_at"]
+    if row["previous_signing_secret"] and expires is not None and expires > now:
+        secrets.append(
+            services.secret_box.decrypt(
+                row["previous_signing_secret"], context=secret_context(subscription_id)
+            )
+        )
+    return Target(
+        url=url, masked_url=masked_url(url, [name for name, _ in params]), secrets=tuple(secrets)
+    )
+
+
+async def make_attempt(
+    services: Services, transport: Transport, delivery_id: str, cycle: int, attempt: int
+) -> Result:
+    """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now."""
+    key = uuid.UUID(delivery_id)
+    row = await services.db.fetch_one("load_attempt_context", id=key)
+    log = {"delivery_id": delivery_id, "attempt": attempt}
+    if row is None:
+        logger.warning("delivery not found; nothing to send", extra=log)
+        return "missing"
+    log["company_id"] = row["company_id"]
+    skip = _skip_reason(row, cycle, attempt)
+    if skip is not None:
+        logger.info("attempt skipped: %s", skip, extra=log)
+        return "already-recorded" if skip == "already recorded" else "skipped"
+    if not row["is_active"] or row["deleted_at"] is not None:
+        await services.db.execute("cancel_delivery", id=key)
+        logger.info("subscription inactive; delivery cancelled", extra=log)
+        return "cancelled"
+
+    target = build_target(services, row, datetime.now(UTC))
+    headers = webhook_headers(
+        target.secrets, row["webhook_id"], int(time.time()), bytes(row["body"]), attempt=attempt
+    )
+    outcome = await transport.send(target.url, bytes(row["body"]), headers)
+    result = await record_outcome(services, row, cycle, attempt, outcome)
+    logger.info(
+        "attempt %s to %s: %s (%s)",
+        attempt,
+        target.masked_url,
+        result,
+        outcome.error or outcome.status,
+        extra=log,
+    )
+    return result
+
+
+def _skip_reason(row: Row, cycle: int, attempt: int) -> str | None:
+    if row["status"] not in ("PENDING", "RETRYING"):
+        return f"delivery is {row['status']}"
+    if row["cycle"] != cycle:
+        return f"delivery is in cycle {row['cycle']}, not {cycle}"
+    if row["attempt_count"] >= attempt:
+        return "already recorded"
+    if row["attempt_count"] != attempt - 1:
+        return f"attempt {row['attempt_count'] + 1} comes first"
+    return None
+
+
+async def record_outcome(
+    services: Services, row: Row, cycle: int, attempt: int, outcome: AttemptOutcome
+) -> Result:
+    """Record the attempt, advance the delivery and queue what follows, atomically."""
+    settings = services.settings
+    finished_at = datetime.now(UTC)
+    gone = outcome.status == 410
+    last = attempt >= row["max_attempts"] or gone
+    status: str
+    next_attempt_at: datetime | None = None
+    if outcome.succeeded:
+        status = "SUCCEEDED"
+    elif last:
+        status = "FAILED"
+    else:
+        status = "RETRYING"
+        next_attempt_at = finished_at + timedelta(seconds=settings.retry_interval_seconds)
+
+    async with services.db.transaction() as tx:
+        inserted = await tx.fetch_one(
+            "insert_attempt",
+            delivery_id=row["id"],
+            cycle=cycle,
+            number=attempt,
+            company_id=row["company_id"],
+            started_at=outcome.started_at,
+            duration_ms=outcome.duration_ms,
+            response_status=outcome.status,
+            response_body=outcome.body_excerpt,
+            error=outcome.error,
+            succeeded=outcome.succeeded,
+        )
+        if inserted is None:
+            return "already-recorded"
+        advanced = await tx.fetch_one(
+            "advance_delivery",
+            delivery_id=row["id"],
+            cycle=cycle,
+            number=attempt,
+            status=status,
+            attempted_at=outcome.started_at,
+            response_status=outcome.status,
+            next_attempt_at=next_attempt_at,
+        )
+        if advanced is None:
+            # Cancelled (or redelivered) while this attempt was in flight: keep the record,
+            # send nothing more.
+            return "cancelled"
+        if status == "RETRYING":
+            await defer_attempts(
+                services, tx, [(row["id"], cycle, attempt + 1)], schedule_at=next_attempt_at
+            )
+            return "retrying"
+        if status == "FAILED":
+            reason = await _deactivate_if_gone(tx, row, gone)
+            await queue_failure_report(services, tx, row, cycle, reason=reason)
+            return "failed"
+    return "succeeded"
+
+
+async def _deactivate_if_gone(tx: Session, row: Row, gone: bool) -> str | None:
+    """Standard Webhooks: a 410 means the endpoint is gone for good; stop sending to it."""
+    if not gone:
+        return None
+    await tx.execute("deactivate_subscription", id=row["subscription_id"], reason=GONE_REASON)
+    await tx.execute("cancel_open_deliveries", subscription_id=row["subscription_id"])
+    return GONE_REASON

@@ -1,0 +1,289 @@
+"""The ``webhooks`` command: run the service, the worker, migrations, and manage keys.
+
+``--json`` output is one JSON object on stdout; human output and logs go elsewhere.
+A bad setting stops the command with the message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from app import api_keys, companies
+from app.logs import configure_logging
+from app.migrations import apply_migrations
+from app.services import Services, open_services
+from app.settings import Settings, SettingsError
+
+T = TypeVar("T")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"webhooks: configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        return handler(args, settings)
+    except SettingsError as error:
+        print(f"webhooks: configuration error: {error}", file=sys.stderr)
+        return 2
+    except CommandError as error:
+        print(f"webhooks: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+class CommandError(Exception):
+    """A command could not do what was asked; the message says why."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webhooks", description="PlanOmatic webhook delivery service."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="zero-setup run: embedded database, API and worker")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.set_defaults(handler=_dev)
+
+    serve = commands.add_parser("serve", help="serve the API (production)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--with-worker", action="store_true", help="run the worker in-process")
+    serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser("worker", help="run the delivery worker")
+    worker.add_argument("--concurrency", type=int, default=None)
+    worker.set_defaults(handler=_worker)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate.add_argument("--json", action="store_true")
+    migrate.set_defaults(handler=_migrate)
+
+    company = commands.add_parser("company", help="manage companies").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    company_create = company.add_parser("create", help="create a company")
+    company_create.add_argument("name")
+    company_create.add_argument("--id", dest="company_id", default=None)
+    company_create.add_argument("--json", action="store_true")
+    company_create.set_defaults(handler=_company_create)
+    company_list = company.add_parser("list", help="list companies")
+    company_list.add_argument("--json", action="store_true")
+    company_list.set_defaults(handler=_company_list)
+
+    key = commands.add_parser("key", help="manage API keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    key_create = key.add_parser("create", help="create an API key (shown once)")
+    owner = key_create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--company", dest="company_id")
+    owner.add_argument("--publisher", action="store_true")
+    key_create.add_argument("--json", action="store_true")
+    key_create.set_defaults(handler=_key_create)
+    key_list = key.add_parser("list", help="list API keys (prefixes only)")
+    key_list.add_argument("--company", dest="company_id", default=None)
+    key_list.add_argument("--json", action="store_true")
+    key_list.set_defaults(handler=_key_list)
+    key_revoke = key.add_parser("revoke", help="revoke an API key by its prefix")
+    key_revoke.add_argument("prefix")
+    key_revoke.add_argument("--json", action="store_true")
+    key_revoke.set_defaults(handler=_key_revoke)
+
+    emails = commands.add_parser(
+        "emails", help="show failure emails kept in the development outbox"
+    ).add_subparsers(required=True, metavar="ACTION")
+    emails_list = emails.add_parser("list")
+    emails_list.add_argument("--json", action="store_true")
+    emails_list.set_defaults(handler=_emails_list)
+    emails_show = emails.add_parser("show")
+    emails_show.add_argument("name")
+    emails_show.set_defaults(handler=_emails_show)
+
+    export = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    export.set_defaults(handler=_schema)
+    return parser
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data))
+    else:
+        print(human)
+
+
+def _require_database(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise SettingsError(
+            "WEBHOOKS_DATABASE_URL (or DATABASE_URL) is not set; `webhooks dev` runs an "
+            "embedded database instead"
+        )
+    return settings.database_url
+
+
+def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    _require_database(settings)
+
+    async def run() -> T:
+        async with open_services(settings) as services:
+            return await work(services)
+
+    return asyncio.run(run())
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    applied = apply_migrations(_require_database(settings))
+    human = "\n".join(f"applied {name}" for name in applied) or "database is up to date"
+    _emit(args, {"applied": applied}, human)
+    return 0
+
+
+def _company_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(services: Services) -> companies.Company:
+        try:
+            return await companies.create_company(services.db, args.name, args.company_id)
+        except companies.CompanyError as error:
+            raise CommandError(str(error)) from None
+
+    company = _with_services(settings, work)
+    _emit(
+        args,
+        {"id": company.id, "name": company.name},
+        f"created company {company.id} ({company.name})",
+    )
+    return 0
+
+
+def _company_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(services: Services) -> list[companies.Company]:
+        return await companies.list_companies(services.db)
+
+    found = _with_services(settings, work)
+    data = {"companies": [{"id": company.id, "name": company.name} for company in found]}
+    _emit(args, data, "\n".join(f"{company.id}\t{company.name}" for company in found))
+    return 0
+
+
+def _key_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(services: Services) -> api_keys.CreatedKey:
+        if args.publisher:
+            return await api_keys.create_key(services.db, "PUBLISHER", None)
+        if await companies.get_company(services.db, args.company_id) is None:
+            raise CommandError(f"no company with id {args.company_id!r}")
+        return await api_keys.create_key(services.db, "COMPANY", args.company_id)
+
+    created = _with_services(settings, work)
+    _emit(
+        args,
+        {
+            "key": created.key,
+            "prefix": created.prefix,
+            "role": created.role,
+            "companyId": created.company_id,
+        },
+        f"{created.role} key (shown once, store it now):\n{created.key}",
+    )
+    return 0
+
+
+def _key_info(info: api_keys.KeyInfo) -> dict[str, Any]:
+    return {
+        "prefix": info.prefix,
+        "role": info.role,
+        "companyId": info.company_id,
+        "createdAt": info.created_at.isoformat(),
+        "revokedAt": info.revoked_at.isoformat() if info.revoked_at else None,
+    }
+
+
+def _key_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(services: Services) -> list[api_keys.KeyInfo]:
+        return await api_keys.list_keys(services.db, args.company_id)
+
+    found = _with_services(settings, work)
+    lines = [
+        f"{info.prefix}\t{info.role}\t{info.company_id or '-'}\t"
+        f"{'revoked' if info.revoked_at else 'active'}"
+        for info in found
+    ]
+    _emit(args, {"keys": [_key_info(info) for info in found]}, "\n".join(lines))
+    return 0
+
+
+def _key_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(services: Services) -> api_keys.KeyInfo | None:
+        return await api_keys.revoke_key(services.db, args.prefix)
+
+    revoked = _with_services(settings, work)
+    if revoked is None:
+        raise CommandError(f"no API key with prefix {args.prefix!r}")
+    _emit(args, _key_info(revoked), f"revoked {revoked.prefix}")
+    return 0
+
+
+def _emails_list(args: argparse.Namespace, settings: Settings) -> int:
+    from app.mailer import list_outbox
+    from app.worker import outbox_dir
+
+    entries = list_outbox(outbox_dir(settings))
+    data = {"emails": [{"name": entry.name, "subject": entry.subject} for entry in entries]}
+    _emit(args, data, "\n".join(f"{entry.name}\t{entry.subject}" for entry in entries))
+    return 0
+
+
+def _emails_show(args: argparse.Namespace, settings: Settings) -> int:
+    from app.mailer import read_outbox
+    from app.worker import outbox_dir
+
+    print(read_outbox(outbox_dir(settings), args.name))
+    return 0
+
+
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    from schema.root import export_sdl
+
+    sys.stdout.write(export_sdl())
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from app.runner import serve
+
+    _require_database(settings)
+    serve(settings, host=args.host, port=args.port, with_worker=args.with_worker)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.runner import run_worker_process
+
+    _require_database(settings)
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            raise CommandError("--concurrency must be at least 1")
+        settings = settings.with_overrides(worker_concurrency=args.concurrency)
+    run_worker_process(settings)
+    return 0
+
+
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    from app.development import run_development
+
+    run_development(settings, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

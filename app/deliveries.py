@@ -1,0 +1,151 @@
+"""Deliveries: one event on its way to one subscription, and the attempts made for it."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from app.database import Row
+from app.errors import InvalidArgument
+from app.ids import try_uuid
+from app.pagination import Page, PageRequest, make_page
+from app.services import Services
+from app.viewer import Viewer
+
+DeliveryStatus = Literal["PENDING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"]
+FINISHED: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: uuid.UUID
+    webhook_id: str
+    company_id: str
+    event_id: uuid.UUID
+    subscription_id: uuid.UUID
+    webhook_key: str
+    subject: str | None
+    status: DeliveryStatus
+    cycle: int
+    attempt_count: int
+    max_attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_response_status: int | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: uuid.UUID
+    cycle: int
+    number: int
+    started_at: datetime
+    duration_ms: int
+    response_status: int | None
+    response_body: str | None
+    error: str | None
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    status: DeliveryStatus | None = None
+    webhook_key: str | None = None
+    subscription_id: str | None = None
+    event_id: str | None = None
+    subject: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def delivery_from_row(row: Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        webhook_id=row["webhook_id"],
+        company_id=row["company_id"],
+        event_id=row["event_id"],
+        subscription_id=row["subscription_id"],
+        webhook_key=row["webhook_key"],
+        subject=row["subject"],
+        status=row["status"],
+        cycle=row["cycle"],
+        attempt_count=row["attempt_count"],
+        max_attempts=row["max_attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_attempt_at=row["last_attempt_at"],
+        last_response_status=row["last_response_status"],
+        created_at=row["created_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+def attempt_from_row(row: Row) -> Attempt:
+    return Attempt(
+        delivery_id=row["delivery_id"],
+        cycle=row["cycle"],
+        number=row["number"],
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        response_status=row["response_status"],
+        response_body=row["response_body"],
+        error=row["error"],
+        succeeded=row["succeeded"],
+    )
+
+
+async def get_delivery(services: Services, viewer: Viewer, delivery_id: str) -> Delivery | None:
+    key = try_uuid(delivery_id)
+    if key is None:
+        return None
+    row = await services.db.fetch_one("get_delivery", id=key, company_id=viewer.read_scope)
+    return delivery_from_row(row) if row else None
+
+
+def _filter_uuid(value: str | None, noun: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    key = try_uuid(value)
+    if key is None:
+        raise InvalidArgument(f"{value!r} is not a valid {noun} id")
+    return key
+
+
+async def list_deliveries(
+    services: Services, viewer: Viewer, request: PageRequest, delivery_filter: DeliveryFilter
+) -> Page[Delivery]:
+    rows = await services.db.fetch_all(
+        "list_deliveries",
+        company_id=viewer.read_scope,
+        status=delivery_filter.status,
+        webhook_key=delivery_filter.webhook_key,
+        subscription_id=_filter_uuid(delivery_filter.subscription_id, "subscription"),
+        event_id=_filter_uuid(delivery_filter.event_id, "event"),
+        subject=delivery_filter.subject,
+        created_after=delivery_filter.created_after,
+        created_before=delivery_filter.created_before,
+        **request.query_arguments(),
+    )
+    return make_page(rows, request, delivery_from_row)
+
+
+async def deliveries_of_events(
+    services: Services, event_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Delivery]]:
+    grouped: dict[uuid.UUID, list[Delivery]] = defaultdict(list)
+    for row in await services.db.fetch_all("deliveries_of_events", event_ids=event_ids):
+        grouped[row["event_id"]].append(delivery_from_row(row))
+    return grouped
+
+
+async def attempts_of_deliveries(
+    services: Services, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Attempt]]:
+    grouped: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
+    for row in await services.db.fetch_all("attempts_of_deliveries", delivery_ids=delivery_ids):
+        grouped[row["delivery_id"]].append(attempt_from_row(row))
+    return grouped

@@ -1,0 +1,279 @@
+"""Events: what the order system publishes, fanned out to a company's subscriptions.
+
+``publish_event`` is atomic: the event, one delivery per matching active subscription and
+one queued delivery job per delivery are written in one transaction, or nothing is.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from procrastinate.jobs import DEFAULT_PRIORITY, Job
+from psycopg.types.json import Jsonb
+
+from app.companies import get_company
+from app.database import Row, Session
+from app.errors import InvalidInput, UserError, not_found
+from app.ids import new_id, try_uuid
+from app.pagination import Page, PageRequest, make_page
+from app.queue import DELIVER_TASK, DELIVERY_QUEUE
+from app.services import Services
+from app.validation import MAX_IDEMPOTENCY_KEY, MAX_SUBJECT, check_payload, check_text
+from app.viewer import Viewer
+from app.webhook_types import webhook_types_by_key
+
+
+@dataclass(frozen=True)
+class Event:
+    id: uuid.UUID
+    company_id: str
+    webhook_key: str
+    subject: str | None
+    payload: dict[str, Any]
+    idempotency_key: str | None
+    is_test: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    company_id: str
+    webhook_key: str
+    payload: Any
+    subject: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    webhook_key: str | None = None
+    subject: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def event_from_row(row: Row) -> Event:
+    return Event(
+        id=row["id"],
+        company_id=row["company_id"],
+        webhook_key=row["webhook_key"],
+        subject=row["subject"],
+        payload=row["payload"],
+        idempotency_key=row["idempotency_key"],
+        is_test=row["is_test"],
+        created_at=row["created_at"],
+    )
+
+
+def delivery_body(
+    event_id: uuid.UUID,
+    webhook_key: str,
+    company_id: str,
+    subject: str | None,
+    created_at: datetime,
+    payload_json: bytes,
+) -> bytes:
+    """The bytes every attempt of every delivery of this event POSTs."""
+    envelope = json.dumps(
+        {
+            "id": str(event_id),
+            "webhook": webhook_key,
+            "companyId": company_id,
+            "subject": subject,
+            "createdAt": created_at.strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{created_at.microsecond // 1000:03d}Z",
+            "data": None,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    # Splice the already-encoded payload in place of the null, so it is encoded once.
+    assert envelope.endswith(b'"data":null}')
+    return envelope[: -len(b"null}")] + payload_json + b"}"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC, millisecond precision, ``Z`` suffix: ``2026-11-28T06:00:00.123Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+async def publish_event(
+    services: Services,
+    new: NewEvent,
+    *,
+    is_test: bool = False,
+    only_subscription: uuid.UUID | None = None,
+) -> Event:
+    """Record an event and fan it out; a reused idempotency key returns the first event."""
+    field = ("input",)
+    errors: list[UserError] = []
+    if await get_company(services.db, new.company_id) is None:
+        errors.append(UserError((*field, "companyId"), "No company with this id.", "NOT_FOUND"))
+    if new.webhook_key not in await webhook_types_by_key(services.db):
+        errors.append(
+            UserError(
+                (*field, "webhook"),
+                f"Unknown webhook {new.webhook_key!r}; see webhookTypes for the keys.",
+                "UNKNOWN_WEBHOOK",
+            )
+        )
+    payload_json, payload_errors = check_payload(
+        (*field, "payload"), new.payload, services.settings.max_payload_bytes
+    )
+    errors += payload_errors
+    errors += check_text((*field, "subject"), new.subject, MAX_SUBJECT, "subject")
+    errors += check_text(
+        (*field, "idempotencyKey"), new.idempotency_key, MAX_IDEMPOTENCY_KEY, "idempotency key"
+    )
+    if new.idempotency_key is not None and not new.idempotency_key:
+        errors.append(
+            UserError(
+                (*field, "idempotencyKey"), "An idempotency key must not be empty.", "INVALID"
+            )
+        )
+    if errors:
+        raise InvalidInput(errors)
+    assert payload_json is not None
+
+    event_id = new_id()
+    now = datetime.now(UTC)
+    created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    body = delivery_body(
+        event_id, new.webhook_key, new.company_id, new.subject, created_at, payload_json
+    )
+    async with services.db.transaction() as tx:
+        row = await tx.fetch_one(
+            "insert_event",
+            id=event_id,
+            company_id=new.company_id,
+            webhook_key=new.webhook_key,
+            subject=new.subject,
+            payload=Jsonb(new.payload),
+            idempotency_key=new.idempotency_key,
+            is_test=is_test,
+            body=body,
+            created_at=created_at,
+        )
+        if row is None:
+            # The key was used before (possibly by a concurrent call that just committed).
+            existing = await tx.fetch_one(
+                "get_event_by_idempotency_key",
+                company_id=new.company_id,
+                idempotency_key=new.idempotency_key,
+            )
+            assert existing is not None
+            return event_from_row(existing)
+        deliveries = await tx.fetch_all(
+            "fan_out_event",
+            event_id=event_id,
+            company_id=new.company_id,
+            webhook_key=new.webhook_key,
+            subject=new.subject,
+            max_attempts=services.settings.max_attempts,
+            subscription_id=only_subscription,
+        )
+        await defer_attempts(
+            services, tx, [(delivery["id"], delivery["cycle"], 1) for delivery in deliveries]
+        )
+    return event_from_row(row)
+
+
+async def defer_attempts(
+    services: Services,
+    tx: Session,
+    attempts: list[tuple[uuid.UUID, int, int]],
+    *,
+    schedule_at: datetime | None = None,
+) -> None:
+    """Queue delivery jobs ``(delivery id, cycle, attempt number)`` inside ``tx``.
+
+    One job per attempt; the per-delivery lock keeps two attempts of one delivery from
+    ever running at once, even across worker processes.
+    """
+    if not attempts:
+        return
+
+    jobs = [
+        Job(
+            id=None,
+            queue=DELIVERY_QUEUE,
+            lock=str(delivery_id),
+            queueing_lock=None,
+            task_name=DELIVER_TASK,
+            priority=DEFAULT_PRIORITY,
+            task_kwargs={"delivery_id": str(delivery_id), "cycle": cycle, "attempt": attempt},
+            scheduled_at=schedule_at,
+        )
+        for delivery_id, cycle, attempt in attempts
+    ]
+    await services.queue.job_manager.batch_defer_jobs_async(jobs, connection=tx.connection)
+
+
+async def get_event(services: Services, viewer: Viewer, event_id: str) -> Event | None:
+    key = try_uuid(event_id)
+    if key is None:
+        return None
+    row = await services.db.fetch_one("get_event", id=key, company_id=viewer.read_scope)
+    return event_from_row(row) if row else None
+
+
+async def list_events(
+    services: Services, viewer: Viewer, request: PageRequest, event_filter: EventFilter
+) -> Page[Event]:
+    rows = await services.db.fetch_all(
+        "list_events",
+        company_id=viewer.read_scope,
+        webhook_key=event_filter.webhook_key,
+        subject=event_filter.subject,
+        created_after=event_filter.created_after,
+        created_before=event_filter.created_before,
+        **request.query_arguments(),
+    )
+    return make_page(rows, request, event_from_row)
+
+
+async def events_by_id(services: Services, ids: list[uuid.UUID]) -> dict[uuid.UUID, Event]:
+    rows = await services.db.fetch_all("get_events", ids=ids)
+    return {row["id"]: event_from_row(row) for row in rows}
+
+
+async def send_test_event(services: Services, company_id: str, subscription_id: str) -> Event:
+    """Deliver the webhook's sample payload to one subscription, through the normal path.
+
+    The event is marked ``isTest`` so receivers and front-ends can tell it apart.
+    """
+    key = try_uuid(subscription_id)
+    subscription = (
+        await services.db.fetch_one("get_subscription", id=key, company_id=company_id)
+        if key
+        else None
+    )
+    if subscription is None:
+        raise not_found(("subscriptionId",), "subscription")
+    if not subscription["is_active"]:
+        raise InvalidInput(
+            [
+                UserError(
+                    ("subscriptionId",),
+                    "The subscription is inactive; activate it to send a test event.",
+                    "INVALID",
+                )
+            ]
+        )
+    webhook = (await webhook_types_by_key(services.db))[subscription["webhook_key"]]
+    return await publish_event(
+        services,
+        NewEvent(
+            company_id=company_id,
+            webhook_key=webhook.key,
+            payload=webhook.sample_payload,
+            subject="test",
+        ),
+        is_test=True,
+        only_subscription=key,
+    )

@@ -1,0 +1,207 @@
+"""The HTTP application: GraphQL on /graphql (HTTP and websocket), health and readiness.
+
+``build_app`` wires Starlette, the Strawberry schema and the services. The services are
+opened in the lifespan (or handed in by tests), and the delivery worker can run in the
+same process, supervised, when ``with_worker`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from app.api_keys import authenticate
+from app.services import Services, open_services
+from app.settings import Settings
+from app.viewer import Viewer
+from app.worker import WorkerHealth
+from schema.context import Context
+from schema.root import build_schema
+
+logger = logging.getLogger(__name__)
+
+ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
+
+
+def bearer_key(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+class WebhooksGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI app with our context: services, viewer, loaders."""
+
+    def __init__(self, holder: ServicesHolder, settings: Settings) -> None:
+        super().__init__(
+            build_schema(production=settings.is_production),
+            graphql_ide=None if settings.is_production else "graphiql",
+            allow_queries_via_get=False,
+        )
+        self._holder = holder
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        services = self._holder.services
+        viewer: Viewer | None = None
+        if isinstance(request, WebSocket):
+            params = getattr(request.state, "connection_params", None) or {}
+            key = bearer_key(str(params.get("authorization", "")))
+        else:
+            key = bearer_key(request.headers.get("authorization"))
+        if key is not None:
+            viewer = await authenticate(services.db, key)
+        return Context(services=services, viewer=viewer, request=request, response=response)
+
+
+class ServicesHolder:
+    """Where the lifespan puts the opened services for the request handlers."""
+
+    def __init__(self) -> None:
+        self._services: Services | None = None
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("services are not open yet")
+        return self._services
+
+    def set(self, services: Services | None) -> None:
+        self._services = services
+
+
+class BodySizeLimit:
+    """Refuse request bodies over a cap with 413 before anything reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": f"Request body exceeds {self.max_bytes} bytes.",
+                        "extensions": {"code": "TOO_LARGE"},
+                    }
+                ]
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def build_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    services_factory: ServicesFactory = open_services,
+    background: Callable[[Services], AbstractAsyncContextManager[Any]] | None = None,
+    worker_health: WorkerHealth | None = None,
+) -> ASGIApp:
+    """The ASGI app. ``services`` (tests) skips opening them; ``background`` runs beside."""
+    holder = ServicesHolder()
+    graphql = WebhooksGraphQL(holder, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if services is not None:
+            holder.set(services)
+            async with _maybe(background, services):
+                yield
+            return
+        async with services_factory(settings) as opened:
+            holder.set(opened)
+            async with _maybe(background, opened):
+                yield
+            holder.set(None)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        checks = await readiness(holder, worker_health)
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    starlette = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    return BodySizeLimit(starlette, max_bytes=settings.max_payload_bytes * 2 + 64 * 1024)
+
+
+@asynccontextmanager
+async def _maybe(
+    background: Callable[[Services], AbstractAsyncContextManager[Any]] | None,
+    services: Services,
+) -> AsyncIterator[None]:
+    if background is None:
+        yield
+        return
+    async with background(services):
+        yield
+
+
+async def readiness(
+    holder: ServicesHolder, worker_health: WorkerHealth | None = None
+) -> dict[str, bool]:
+    """Whether the database answers (within the pool timeout) and the worker, if any, runs."""
+    checks: dict[str, bool] = {}
+    try:
+        services = holder.services
+        async with services.db.pool.connection(timeout=2.0) as connection:
+            await connection.execute("SELECT 1")
+        checks["database"] = True
+    except Exception:  # any failure means "not ready"; the reason goes to the log
+        logger.warning("readiness: database check failed", exc_info=True)
+        checks["database"] = False
+    if worker_health is not None:
+        checks["worker"] = worker_health.running
+    return checks

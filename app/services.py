@@ -1,0 +1,75 @@
+"""Services: the long-lived parts every entry point (API, worker, CLI) works with."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import procrastinate
+
+from app.database import Database
+from app.queue import queue as default_queue
+from app.secret_box import SecretBox, generate_key
+from app.settings import Settings, SettingsError
+from app.target_policy import Resolver, SystemResolver
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    secret_box: SecretBox
+    queue: procrastinate.App
+    resolver: Resolver = field(default_factory=SystemResolver)
+
+
+def secret_box_for(settings: Settings) -> SecretBox:
+    """The encryption box for secrets at rest.
+
+    Production must be given ``WEBHOOKS_SECRET_KEY`` (settings refuse to load without it).
+    Development keeps a generated key in the data directory so restarts can still decrypt.
+    """
+    key = settings.secret_key
+    if key is None:
+        key = development_secret_key(Path(settings.data_dir))
+    return SecretBox(key, settings.previous_secret_keys)
+
+
+def development_secret_key(data_dir: Path) -> str:
+    """Read, or create once, the development master key in ``data_dir``."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = generate_key()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    queue: procrastinate.App = default_queue,
+    resolver: Resolver | None = None,
+) -> AsyncIterator[Services]:
+    """Open the database pool and the job queue on it; close both on exit."""
+    if settings.database_url is None:
+        raise SettingsError("WEBHOOKS_DATABASE_URL (or DATABASE_URL) is not set")
+    pool = Database.create_pool(settings.database_url, max_size=settings.db_pool_max_size)
+    # A fresh connector each time: Procrastinate's connector keeps an external pool after
+    # closing and would ignore the next one.
+    with queue.replace_connector(procrastinate.PsycopgConnector()):
+        async with pool, queue.open_async(pool):
+            yield Services(
+                settings=settings,
+                db=Database(pool),
+                secret_box=secret_box_for(settings),
+                queue=queue,
+                resolver=resolver or SystemResolver(),
+            )

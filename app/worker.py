@@ -1,0 +1,172 @@
+"""The delivery worker: the real Procrastinate worker plus our recovery loop.
+
+``run_worker`` runs until cancelled or signalled. Beside Procrastinate it runs a
+maintenance loop that re-queues stalled jobs (a SIGKILLed worker leaves its job in
+``doing``), deliveries whose job was lost, and failure emails whose job was lost.
+``supervise_worker`` runs it inside the API process, restarting it if it ever stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.events import defer_attempts
+from app.mailer import Mailer, mailer_from_settings
+from app.notices import schedule_notice_job
+from app.queue import DELIVERY_QUEUE, NOTICE_QUEUE, NOTIFY_TASK
+from app.services import Services
+from app.settings import Settings
+from app.transport import Transport
+
+logger = logging.getLogger(__name__)
+
+ORPHAN_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class WorkerRuntime:
+    """What the tasks need, handed to them through Procrastinate's job context."""
+
+    services: Services
+    transport: Transport
+    mailer: Mailer
+
+
+@dataclass
+class WorkerHealth:
+    """Read by /readyz: whether the in-process worker is running right now."""
+
+    running: bool = False
+    restarts: int = 0
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def outbox_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "outbox"
+
+
+def build_transport(settings: Settings, services: Services, concurrency: int) -> Transport:
+    return Transport(
+        timeout_seconds=settings.request_timeout_seconds,
+        allowed_networks=settings.allowed_networks,
+        resolver=services.resolver,
+        max_connections=concurrency + 10,
+        require_https=settings.is_production,
+    )
+
+
+async def run_worker(
+    services: Services,
+    *,
+    concurrency: int | None = None,
+    mailer: Mailer | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run the Procrastinate worker and the maintenance loop until stopped."""
+    settings = services.settings
+    concurrency = concurrency or settings.worker_concurrency
+    transport = build_transport(settings, services, concurrency)
+    mailer = mailer or mailer_from_settings(settings.smtp_url, outbox_dir(settings))
+    runtime = WorkerRuntime(services=services, transport=transport, mailer=mailer)
+    heartbeat = max(1.0, settings.stalled_after_seconds / 4)
+    async with transport:
+        maintenance = asyncio.create_task(maintenance_loop(services), name="maintenance")
+        try:
+            await services.queue.run_worker_async(
+                queues=[DELIVERY_QUEUE, NOTICE_QUEUE],
+                concurrency=concurrency,
+                wait=True,
+                fetch_job_polling_interval=settings.poll_interval_seconds,
+                # In-flight attempts are bounded by the request timeout; let them finish.
+                shutdown_graceful_timeout=settings.request_timeout_seconds + 2,
+                additional_context={"runtime": runtime},
+                install_signal_handlers=install_signal_handlers,
+                update_heartbeat_interval=heartbeat,
+                stalled_worker_timeout=settings.stalled_after_seconds,
+                delete_jobs="successful",
+            )
+        finally:
+            maintenance.cancel()
+            await asyncio.gather(maintenance, return_exceptions=True)
+
+
+async def maintenance_loop(services: Services) -> None:
+    interval = max(0.5, min(5.0, services.settings.stalled_after_seconds / 4))
+    while True:
+        try:
+            await recover(services)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database may be down; try again next round
+            logger.warning("maintenance round failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+async def recover(services: Services) -> dict[str, int]:
+    """One maintenance round; returns how many of each thing it re-queued."""
+    manager = services.queue.job_manager
+    stalled = list(
+        await manager.get_stalled_jobs(
+            seconds_since_heartbeat=services.settings.stalled_after_seconds
+        )
+    )
+    for job in stalled:
+        logger.warning("re-queueing stalled job %s (%s)", job.id, job.task_name)
+        await manager.retry_job(job)
+    grace = max(ORPHAN_GRACE_SECONDS, services.settings.stalled_after_seconds * 2)
+    async with services.db.transaction() as tx:
+        orphans = await tx.fetch_all("orphaned_deliveries", grace_seconds=grace, limit=500)
+        await defer_attempts(
+            services, tx, [(row["id"], row["cycle"], row["attempt"]) for row in orphans]
+        )
+    unsent = await services.db.fetch_all(
+        "subscriptions_with_unsent_notices",
+        older_than_seconds=services.settings.email_window_seconds + grace,
+        task_name=NOTIFY_TASK,
+    )
+    for row in unsent:
+        await schedule_notice_job(services, None, row["subscription_id"], delay_seconds=0)
+    if orphans or unsent:
+        logger.warning(
+            "re-queued %d lost deliveries, %d lost email jobs", len(orphans), len(unsent)
+        )
+    return {"stalled": len(stalled), "orphans": len(orphans), "notices": len(unsent)}
+
+
+@asynccontextmanager
+async def supervise_worker(
+    services: Services, health: WorkerHealth, *, concurrency: int | None = None
+) -> AsyncIterator[WorkerHealth]:
+    """Run the worker in this process beside the API; restart it if it ever stops."""
+
+    async def supervise() -> None:
+        delay = 1.0
+        while True:
+            health.running = True
+            try:
+                await run_worker(services, concurrency=concurrency, install_signal_handlers=False)
+                health.last_error = "worker stopped"
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                health.last_error = f"{type(error).__name__}: {error}"
+                logger.exception("in-process worker crashed; restarting")
+            finally:
+                health.running = False
+            health.restarts += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    task = asyncio.create_task(supervise(), name="worker-supervisor")
+    try:
+        yield health
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,22 @@
+"""The delivery job: one attempt of one delivery (a thin layer over app.attempts)."""
+
+from __future__ import annotations
+
+from procrastinate import JobContext, RetryStrategy
+
+from app.attempts import make_attempt
+from app.queue import DELIVER_TASK, DELIVERY_QUEUE, queue
+from app.worker import WorkerRuntime
+
+
+@queue.task(
+    name=DELIVER_TASK,
+    queue=DELIVERY_QUEUE,
+    pass_context=True,
+    # Only for unexpected errors (e.g. the database going away while recording);
+    # HTTP failures are outcomes, recorded and rescheduled by make_attempt itself.
+    retry=RetryStrategy(max_attempts=30, linear_wait=2),
+)
+async def deliver_webhook(context: JobContext, delivery_id: str, cycle: int, attempt: int) -> str:
+    runtime: WorkerRuntime = context.additional_context["runtime"]
+    return await make_attempt(runtime.services, runtime.transport, delivery_id, cycle, attempt)

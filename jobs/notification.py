@@ -1,0 +1,22 @@
+"""The failure email job (a thin layer over app.notices)."""
+
+from __future__ import annotations
+
+from procrastinate import JobContext, RetryStrategy
+
+from app.notices import send_notices
+from app.queue import NOTICE_QUEUE, NOTIFY_TASK, queue
+from app.worker import WorkerRuntime
+
+
+@queue.task(
+    name=NOTIFY_TASK,
+    queue=NOTICE_QUEUE,
+    pass_context=True,
+    retry=RetryStrategy(max_attempts=30, linear_wait=5),
+)
+async def send_failure_notice(
+    context: JobContext, subscription_id: str, reason: str | None = None
+) -> int:
+    runtime: WorkerRuntime = context.additional_context["runtime"]
+    return await send_notices(runtime.services, runtime.mailer, subscription_id, reason)

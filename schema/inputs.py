@@ -1,0 +1,138 @@
+"""GraphQL input types, converted to the domain's values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.deliveries import DeliveryFilter as DomainDeliveryFilter
+from app.events import EventFilter as DomainEventFilter
+from app.events import NewEvent
+from app.subscriptions import UNSET, NewSubscription, SubscriptionChanges
+from schema.types import DeliveryStatus
+
+
+@strawberry.input
+class ApiKeyParamInput:
+    name: str
+    value: str
+
+
+def _params(params: list[ApiKeyParamInput] | None) -> list[tuple[str, str]] | None:
+    return None if params is None else [(param.name, param.value) for param in params]
+
+
+@strawberry.input
+class CreateWebhookSubscriptionInput:
+    webhook: str = strawberry.field(description="A key from webhookTypes.")
+    callback_url: str
+    notification_email: str
+    api_key_params: list[ApiKeyParamInput] | None = strawberry.field(
+        default_factory=list,
+        description="Appended to the callback URL's query string on every request.",
+    )
+    is_active: bool | None = True
+    description: str | None = None
+
+    def to_domain(self) -> NewSubscription:
+        return NewSubscription(
+            webhook_key=self.webhook,
+            callback_url=self.callback_url,
+            notification_email=self.notification_email,
+            api_key_params=_params(self.api_key_params) or [],
+            is_active=True if self.is_active is None else self.is_active,
+            description=self.description,
+        )
+
+
+@strawberry.input
+class UpdateWebhookSubscriptionInput:
+    id: strawberry.ID
+    callback_url: str | None = None
+    notification_email: str | None = None
+    api_key_params: list[ApiKeyParamInput] | None = strawberry.field(
+        default=None, description="Replaces the whole list when given."
+    )
+    is_active: bool | None = None
+    description: str | None = strawberry.UNSET
+
+    def to_domain(self) -> SubscriptionChanges:
+        return SubscriptionChanges(
+            callback_url=self.callback_url,
+            notification_email=self.notification_email,
+            api_key_params=_params(self.api_key_params),
+            is_active=self.is_active,
+            description=UNSET if self.description is strawberry.UNSET else self.description,
+        )
+
+
+@strawberry.input
+class WebhookSubscriptionFilter:
+    webhook: str | None = None
+    is_active: bool | None = None
+
+
+@strawberry.input
+class PublishEventInput:
+    company_id: strawberry.ID
+    webhook: str
+    payload: JSON = strawberry.field(
+        description="The webhook's data; becomes `data` in the delivered body. A JSON object."
+    )
+    subject: str | None = strawberry.field(
+        default=None, description="What the event is about, e.g. the order id; filterable."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Publishing twice with the same key for the same company returns the "
+        "first event and delivers nothing new.",
+    )
+
+    def to_domain(self) -> NewEvent:
+        return NewEvent(
+            company_id=str(self.company_id),
+            webhook_key=self.webhook,
+            payload=self.payload,
+            subject=self.subject,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@strawberry.input
+class EventFilter:
+    webhook: str | None = None
+    subject: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def to_domain(self) -> DomainEventFilter:
+        return DomainEventFilter(
+            webhook_key=self.webhook,
+            subject=self.subject,
+            created_after=self.created_after,
+            created_before=self.created_before,
+        )
+
+
+@strawberry.input
+class DeliveryFilter:
+    status: DeliveryStatus | None = None
+    webhook: str | None = None
+    subscription_id: strawberry.ID | None = None
+    event_id: strawberry.ID | None = None
+    subject: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def to_domain(self) -> DomainDeliveryFilter:
+        return DomainDeliveryFilter(
+            status=self.status.value if self.status else None,  # type: ignore[arg-type]
+            webhook_key=self.webhook,
+            subscription_id=str(self.subscription_id) if self.subscription_id else None,
+            event_id=str(self.event_id) if self.event_id else None,
+            subject=self.subject,
+            created_after=self.created_after,
+            created_before=self.created_before,
+        )

@@ -1,0 +1,69 @@
+"""Per-request DataLoaders: nested fields load in batches, one query per kind per level."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from app.companies import Company, company_from_row
+from app.deliveries import Attempt, Delivery, attempts_of_deliveries, deliveries_of_events
+from app.events import Event, events_by_id
+from app.services import Services
+from app.subscriptions import Subscription, subscription_from_row
+from app.webhook_types import WebhookType, webhook_types_by_key
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _loader(
+    fetch: Callable[[list[K]], Coroutine[Any, Any, dict[K, V]]], default: Callable[[], V]
+) -> DataLoader[K, V]:
+    async def load(keys: Sequence[K]) -> list[V]:
+        found = await fetch(list(keys))
+        return [found.get(key, default()) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._webhook_types: dict[str, WebhookType] | None = None
+        self.event = _loader(self._events, lambda: None)
+        self.subscription = _loader(self._subscriptions, lambda: None)
+        self.company = _loader(self._companies, lambda: None)
+        self.deliveries_of_event: DataLoader[uuid.UUID, list[Delivery]] = _loader(
+            self._deliveries_of_events, list
+        )
+        self.attempts_of_delivery: DataLoader[uuid.UUID, list[Attempt]] = _loader(
+            self._attempts, list
+        )
+
+    async def webhook_types(self) -> dict[str, WebhookType]:
+        if self._webhook_types is None:
+            self._webhook_types = await webhook_types_by_key(self._services.db)
+        return self._webhook_types
+
+    async def webhook_type(self, key: str) -> WebhookType:
+        return (await self.webhook_types())[key]
+
+    async def _events(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Event | None]:
+        return dict(await events_by_id(self._services, ids))
+
+    async def _subscriptions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Subscription | None]:
+        rows = await self._services.db.fetch_all("get_subscriptions_any_company", ids=ids)
+        return {row["id"]: subscription_from_row(row) for row in rows}
+
+    async def _companies(self, ids: list[str]) -> dict[str, Company | None]:
+        rows = await self._services.db.fetch_all("get_companies", ids=ids)
+        return {row["id"]: company_from_row(row) for row in rows}
+
+    async def _deliveries_of_events(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
+        return await deliveries_of_events(self._services, ids)
+
+    async def _attempts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
+        return await attempts_of_deliveries(self._services, ids)

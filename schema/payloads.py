@@ -1,0 +1,48 @@
+"""Mutation payloads: the result, or userErrors and nothing written."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.errors import UserError as DomainUserError
+from schema.types import Delivery, Event, UserError, UserErrorCode, WebhookSubscription
+
+
+def user_errors(errors: list[DomainUserError]) -> list[UserError]:
+    return [
+        UserError(field=list(error.field), message=error.message, code=UserErrorCode(error.code))
+        for error in errors
+    ]
+
+
+@strawberry.type
+class WebhookSubscriptionPayload:
+    subscription: WebhookSubscription | None = None
+    signing_secret: str | None = strawberry.field(
+        default=None, description="Only on create and rotate: 'whsec_' + base64. Shown once."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteWebhookSubscriptionPayload:
+    deleted_id: strawberry.ID | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PublishEventPayload:
+    event: Event | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeliveryPayload:
+    delivery: Delivery | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RedeliverFailedPayload:
+    count: int = 0
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

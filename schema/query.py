@@ -1,0 +1,122 @@
+"""The Query root: reads, each confined to the viewer's company (PUBLISHER: all companies)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app import deliveries, events, subscriptions
+from app.errors import InvalidArgument
+from app.pagination import page_request
+from schema.connections import DeliveryConnection, EventConnection, WebhookSubscriptionConnection
+from schema.context import Info
+from schema.errors import bad_user_input
+from schema.inputs import DeliveryFilter, EventFilter, WebhookSubscriptionFilter
+from schema.types import (
+    ApiKeyRole,
+    Company,
+    Delivery,
+    Event,
+    Viewer,
+    WebhookSubscription,
+    WebhookType,
+)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def viewer(self, info: Info) -> Viewer:
+        viewer = info.context.require_viewer()
+        company = None
+        if viewer.company_id is not None:
+            company = Company(id=strawberry.ID(viewer.company_id), name=viewer.company_name or "")
+        return Viewer(role=ApiKeyRole(viewer.role), company=company)
+
+    @strawberry.field(
+        description="The catalogue of webhooks a company can subscribe to (the 'webhook list')."
+    )
+    async def webhook_types(self, info: Info) -> list[WebhookType]:
+        info.context.require_viewer()
+        found = await info.context.loaders.webhook_types()
+        return [WebhookType.from_model(webhook) for webhook in found.values()]
+
+    @strawberry.field(description="The viewer's company's subscriptions, newest first.")
+    async def webhook_subscriptions(
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = None,
+        filter: WebhookSubscriptionFilter | None = None,
+    ) -> WebhookSubscriptionConnection:
+        company_id = info.context.require_company()
+        try:
+            page = await subscriptions.list_subscriptions(
+                info.context.services,
+                company_id,
+                page_request(first, after),
+                webhook_key=filter.webhook if filter else None,
+                is_active=filter.is_active if filter else None,
+            )
+        except InvalidArgument as error:
+            raise bad_user_input(str(error)) from None
+        return WebhookSubscriptionConnection.from_page(page, WebhookSubscription.from_model)
+
+    @strawberry.field
+    async def webhook_subscription(
+        self, info: Info, id: strawberry.ID
+    ) -> WebhookSubscription | None:
+        company_id = info.context.require_company()
+        found = await subscriptions.get_subscription(info.context.services, company_id, str(id))
+        return WebhookSubscription.from_model(found) if found else None
+
+    @strawberry.field(description="Newest first. `first` is capped at 100.")
+    async def events(
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = None,
+        filter: EventFilter | None = None,
+    ) -> EventConnection:
+        viewer = info.context.require_viewer()
+        try:
+            page = await events.list_events(
+                info.context.services,
+                viewer,
+                page_request(first, after),
+                filter.to_domain() if filter else events.EventFilter(),
+            )
+        except InvalidArgument as error:
+            raise bad_user_input(str(error)) from None
+        return EventConnection.from_page(page, Event.from_model)
+
+    @strawberry.field
+    async def event(self, info: Info, id: strawberry.ID) -> Event | None:
+        viewer = info.context.require_viewer()
+        found = await events.get_event(info.context.services, viewer, str(id))
+        return Event.from_model(found) if found else None
+
+    @strawberry.field(description="Newest first. `first` is capped at 100.")
+    async def deliveries(
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = None,
+        filter: DeliveryFilter | None = None,
+    ) -> DeliveryConnection:
+        viewer = info.context.require_viewer()
+        try:
+            page = await deliveries.list_deliveries(
+                info.context.services,
+                viewer,
+                page_request(first, after),
+                filter.to_domain() if filter else deliveries.DeliveryFilter(),
+            )
+        except InvalidArgument as error:
+            raise bad_user_input(str(error)) from None
+        return DeliveryConnection.from_page(page, Delivery.from_model)
+
+    @strawberry.field
+    async def delivery(self, info: Info, id: strawberry.ID) -> Delivery | None:
+        viewer = info.context.require_viewer()
+        found = await deliveries.get_delivery(info.context.services, viewer, str(id))
+        return Delivery.from_model(found) if found else None

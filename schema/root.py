@@ -1,0 +1,47 @@
+"""The assembled Strawberry schema and its protective extensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from schema.mutation import Mutation
+from schema.query import Query
+
+SDL_PATH = Path(__file__).with_name("schema.graphql")
+
+MAX_DEPTH = 10
+MAX_TOKENS = 2000
+MAX_ALIASES = 15
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    """The API schema; production turns introspection off."""
+    extensions: list[Any] = [
+        QueryDepthLimiter(max_depth=MAX_DEPTH),
+        MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    ]
+    if production:
+        from strawberry.extensions import DisableIntrospection
+
+        extensions.append(DisableIntrospection())
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+def export_sdl() -> str:
+    """The schema as SDL, as checked in at ``schema/schema.graphql``."""
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,298 @@
+"""GraphQL object types: thin views over the domain's frozen dataclasses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app import companies, deliveries, events, subscriptions, webhook_types
+from app.deliveries import DeliveryFilter
+from app.pagination import page_request
+from schema.context import Info
+
+if TYPE_CHECKING:
+    from schema.connections import DeliveryConnection
+
+
+@strawberry.enum(description="What an API key may do.")
+class ApiKeyRole(Enum):
+    COMPANY = "COMPANY"
+    PUBLISHER = "PUBLISHER"
+
+
+@strawberry.enum
+class DeliveryStatus(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="Created, first attempt not made yet.")
+    RETRYING = strawberry.enum_value(
+        "RETRYING", description="At least one attempt failed; the next one is scheduled."
+    )
+    SUCCEEDED = strawberry.enum_value("SUCCEEDED", description="A 2xx response was received.")
+    FAILED = strawberry.enum_value(
+        "FAILED",
+        description="Every attempt failed; nothing more will be sent. "
+        "The notification email went out.",
+    )
+    CANCELLED = strawberry.enum_value(
+        "CANCELLED", description="Stopped before success, e.g. its subscription was deleted."
+    )
+
+
+def _json(value: Any) -> JSON:
+    return JSON(value)
+
+
+@strawberry.type
+class Company:
+    id: strawberry.ID
+    name: str
+
+    @classmethod
+    def from_model(cls, company: companies.Company) -> Company:
+        return cls(id=strawberry.ID(company.id), name=company.name)
+
+
+@strawberry.type
+class Viewer:
+    role: ApiKeyRole
+    company: Company | None = strawberry.field(description="Null for PUBLISHER keys.")
+
+
+@strawberry.type
+class WebhookType:
+    key: str = strawberry.field(
+        description="Stable key used in the API and in payloads, e.g. ORDER_STATUS."
+    )
+    name: str = strawberry.field(description="Human name, e.g. 'Order Status'.")
+    description: str
+    sample_payload: JSON
+
+    @classmethod
+    def from_model(cls, webhook: webhook_types.WebhookType) -> WebhookType:
+        return cls(
+            key=webhook.key,
+            name=webhook.name,
+            description=webhook.description,
+            sample_payload=_json(webhook.sample_payload),
+        )
+
+
+@strawberry.type
+class ApiKeyParam:
+    name: str
+    value_hint: str = strawberry.field(
+        description="Masked value, e.g. '••••3f9a'; the full value is never returned."
+    )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class WebhookSubscription:
+    model: strawberry.Private[subscriptions.Subscription]
+    id: strawberry.ID
+    callback_url: str = strawberry.field(description="Without the API key parameters.")
+    notification_email: str
+    api_key_params: list[ApiKeyParam]
+    is_active: bool
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, model: subscriptions.Subscription) -> WebhookSubscription:
+        return cls(
+            model=model,
+            id=strawberry.ID(str(model.id)),
+            callback_url=model.callback_url,
+            notification_email=model.notification_email,
+            api_key_params=[
+                ApiKeyParam(name=param.name, value_hint=param.value_hint)
+                for param in model.api_key_params
+            ],
+            is_active=model.is_active,
+            description=model.description,
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+        )
+
+    @strawberry.field
+    async def webhook(self, info: Info) -> WebhookType:
+        return WebhookType.from_model(
+            await info.context.loaders.webhook_type(self.model.webhook_key)
+        )
+
+    @strawberry.field(description="This subscription's deliveries, newest first.")
+    async def deliveries(
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = None,
+        status: DeliveryStatus | None = None,
+    ) -> Annotated[DeliveryConnection, strawberry.lazy("schema.connections")]:
+        from schema.connections import DeliveryConnection
+
+        viewer = info.context.require_viewer()
+        page = await deliveries.list_deliveries(
+            info.context.services,
+            viewer,
+            page_request(first, after),
+            DeliveryFilter(
+                subscription_id=str(self.model.id),
+                status=status.value if status else None,  # type: ignore[arg-type]
+            ),
+        )
+        return DeliveryConnection.from_page(page, Delivery.from_model)
+
+
+@strawberry.type
+class DeliveryAttempt:
+    number: int = strawberry.field(description="1 to maxAttempts within its cycle.")
+    cycle: int = strawberry.field(
+        description="1 for the original cycle of attempts, 2 for the first redelivery, ..."
+    )
+    started_at: datetime
+    duration_ms: int
+    response_status: int | None = strawberry.field(
+        description="Null when no response arrived (timeout, refused, TLS error...)."
+    )
+    response_body: str | None = strawberry.field(
+        description="At most the first 4 KiB of the response body."
+    )
+    error: str | None = strawberry.field(
+        description="Why it failed, in words: 'timed out after 15 s', 'connection refused', "
+        "'redirect (301) not followed', 'HTTP 500'."
+    )
+    succeeded: bool
+
+    @classmethod
+    def from_model(cls, attempt: deliveries.Attempt) -> DeliveryAttempt:
+        return cls(
+            number=attempt.number,
+            cycle=attempt.cycle,
+            started_at=attempt.started_at,
+            duration_ms=attempt.duration_ms,
+            response_status=attempt.response_status,
+            response_body=attempt.response_body,
+            error=attempt.error,
+            succeeded=attempt.succeeded,
+        )
+
+
+@strawberry.type
+class Delivery:
+    model: strawberry.Private[deliveries.Delivery]
+    id: strawberry.ID
+    webhook_id: str = strawberry.field(
+        description="The `webhook-id` header value; the same on every attempt and redelivery."
+    )
+    status: DeliveryStatus
+    cycle: int = strawberry.field(description="1, plus one for each redelivery.")
+    attempt_count: int = strawberry.field(description="Attempts made in the current cycle.")
+    max_attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_response_status: int | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_model(cls, model: deliveries.Delivery) -> Delivery:
+        return cls(
+            model=model,
+            id=strawberry.ID(str(model.id)),
+            webhook_id=model.webhook_id,
+            status=DeliveryStatus(model.status),
+            cycle=model.cycle,
+            attempt_count=model.attempt_count,
+            max_attempts=model.max_attempts,
+            next_attempt_at=model.next_attempt_at,
+            last_attempt_at=model.last_attempt_at,
+            last_response_status=model.last_response_status,
+            created_at=model.created_at,
+            completed_at=model.completed_at,
+        )
+
+    @strawberry.field
+    async def event(self, info: Info) -> Event:
+        event = await info.context.loaders.event.load(self.model.event_id)
+        assert event is not None
+        return Event.from_model(event)
+
+    @strawberry.field
+    async def subscription(self, info: Info) -> WebhookSubscription:
+        model = await info.context.loaders.subscription.load(self.model.subscription_id)
+        assert model is not None
+        return WebhookSubscription.from_model(model)
+
+    @strawberry.field(description="Oldest first, across cycles.")
+    async def attempts(self, info: Info) -> list[DeliveryAttempt]:
+        found = await info.context.loaders.attempts_of_delivery.load(self.model.id)
+        return [DeliveryAttempt.from_model(attempt) for attempt in found]
+
+
+@strawberry.type
+class Event:
+    model: strawberry.Private[events.Event]
+    id: strawberry.ID
+    subject: str | None
+    payload: JSON
+    idempotency_key: str | None
+    is_test: bool = strawberry.field(description="True for events made by sendTestEvent.")
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, model: events.Event) -> Event:
+        return cls(
+            model=model,
+            id=strawberry.ID(str(model.id)),
+            subject=model.subject,
+            payload=_json(model.payload),
+            idempotency_key=model.idempotency_key,
+            is_test=model.is_test,
+            created_at=model.created_at,
+        )
+
+    @strawberry.field
+    async def company(self, info: Info) -> Company:
+        company = await info.context.loaders.company.load(self.model.company_id)
+        assert company is not None
+        return Company.from_model(company)
+
+    @strawberry.field
+    async def webhook(self, info: Info) -> WebhookType:
+        return WebhookType.from_model(
+            await info.context.loaders.webhook_type(self.model.webhook_key)
+        )
+
+    @strawberry.field
+    async def deliveries(self, info: Info) -> list[Delivery]:
+        found = await info.context.loaders.deliveries_of_event.load(self.model.id)
+        return [Delivery.from_model(delivery) for delivery in found]
+
+
+@strawberry.type
+class UserError:
+    field: list[str] | None = strawberry.field(
+        description="Path to the offending input field, e.g. ['input', 'callbackUrl']."
+    )
+    message: str
+    code: UserErrorCode
+
+
+@strawberry.enum
+class UserErrorCode(Enum):
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    NOT_FOUND = "NOT_FOUND"
+    DUPLICATE = "DUPLICATE"
+    UNKNOWN_WEBHOOK = "UNKNOWN_WEBHOOK"
+    FORBIDDEN_TARGET = "FORBIDDEN_TARGET"
+    TOO_LARGE = "TOO_LARGE"

@@ -1,0 +1,9 @@
+-- Procrastinate's job queue schema.
+--
+-- The migration runner replaces this marker with the `schema.sql` shipped by the
+-- installed procrastinate package, and records every upgrade file that package ships
+-- as already applied (its schema.sql is their sum). Later procrastinate releases add
+-- upgrade files; `webhooks migrate` applies the new ones, in version order, and tracks
+-- them in schema_migrations as `procrastinate/<file name>`.
+--
+-- @procrastinate-schema

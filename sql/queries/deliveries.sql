@@ -1,0 +1,66 @@
+-- get_delivery --
+-- One delivery, confined to a company unless company_id is NULL (publisher).
+SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,
+       cycle, attempt_count, max_attempts, next_attempt_at, last_attempt_at,
+       last_response_status, created_at, completed_at
+FROM deliveries
+WHERE id = %(id)s AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);
+
+-- list_deliveries --
+-- One page of deliveries, newest first (keyset), confined to a company unless NULL.
+SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,
+       cycle, attempt_count, max_attempts, next_attempt_at, last_attempt_at,
+       last_response_status, created_at, completed_at
+FROM deliveries
+WHERE (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(webhook_key)s::text IS NULL OR webhook_key = %(webhook_key)s)
+  AND (%(subscription_id)s::uuid IS NULL OR subscription_id = %(subscription_id)s)
+  AND (%(event_id)s::uuid IS NULL OR event_id = %(event_id)s)
+  AND (%(subject)s::text IS NULL OR subject = %(subject)s)
+  AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s)
+  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+  AND (%(after_created_at)s::timestamptz IS NULL
+       OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- deliveries_of_events --
+-- The deliveries of several events (DataLoader), oldest first.
+SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,
+       cycle, attempt_count, max_attempts, next_attempt_at, last_attempt_at,
+       last_response_status, created_at, completed_at
+FROM deliveries
+WHERE event_id = ANY(%(event_ids)s)
+ORDER BY created_at, id;
+
+-- attempts_of_deliveries --
+-- The attempts of several deliveries (DataLoader), oldest first.
+SELECT delivery_id, cycle, number, started_at, duration_ms, response_status, response_body,
+       error, succeeded
+FROM delivery_attempts
+WHERE delivery_id = ANY(%(delivery_ids)s)
+ORDER BY delivery_id, cycle, number;
+
+-- restart_delivery --
+-- Start a fresh cycle of attempts for a finished delivery of a live, active subscription.
+UPDATE deliveries d SET
+    cycle = d.cycle + 1,
+    status = 'PENDING',
+    attempt_count = 0,
+    next_attempt_at = now(),
+    completed_at = NULL
+FROM subscriptions s
+WHERE d.id = %(id)s AND d.company_id = %(company_id)s
+  AND d.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+  AND s.id = d.subscription_id AND s.is_active AND s.deleted_at IS NULL
+RETURNING d.id, d.cycle;
+
+-- failed_deliveries_since --
+-- A batch of FAILED deliveries of a subscription created at or after a moment (keyset by id).
+SELECT id FROM deliveries
+WHERE subscription_id = %(subscription_id)s AND company_id = %(company_id)s
+  AND status = 'FAILED' AND created_at >= %(since)s
+  AND (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
+ORDER BY id
+LIMIT %(limit)s;

@@ -1,0 +1,53 @@
+-- insert_event --
+-- Record a published event; returns nothing when its idempotency key was used before.
+INSERT INTO events (id, company_id, webhook_key, subject, payload, idempotency_key, is_test,
+                    body, created_at)
+VALUES (%(id)s, %(company_id)s, %(webhook_key)s, %(subject)s, %(payload)s,
+        %(idempotency_key)s, %(is_test)s, %(body)s, %(created_at)s)
+ON CONFLICT (company_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at;
+
+-- get_event_by_idempotency_key --
+-- The event first published with this key.
+SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at
+FROM events
+WHERE company_id = %(company_id)s AND idempotency_key = %(idempotency_key)s;
+
+-- get_event --
+-- One event, confined to a company unless company_id is NULL (publisher).
+SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at
+FROM events
+WHERE id = %(id)s AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);
+
+-- get_events --
+-- Events by id (DataLoader for deliveries, which are already scoped).
+SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at
+FROM events
+WHERE id = ANY(%(ids)s);
+
+-- list_events --
+-- One page of events, newest first (keyset), confined to a company unless NULL.
+SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at
+FROM events
+WHERE (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
+  AND (%(webhook_key)s::text IS NULL OR webhook_key = %(webhook_key)s)
+  AND (%(subject)s::text IS NULL OR subject = %(subject)s)
+  AND (%(created_after)s::timestamptz IS NULL OR created_at > %(created_after)s)
+  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+  AND (%(after_created_at)s::timestamptz IS NULL
+       OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- fan_out_event --
+-- One delivery per active subscription of the event's company to its webhook.
+INSERT INTO deliveries (webhook_id, company_id, event_id, subscription_id, webhook_key,
+                        subject, max_attempts, next_attempt_at)
+SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.company_id, %(event_id)s,
+       s.id, s.webhook_key, %(subject)s, %(max_attempts)s, now()
+FROM subscriptions s
+WHERE s.company_id = %(company_id)s AND s.webhook_key = %(webhook_key)s
+  AND s.is_active AND s.deleted_at IS NULL
+  AND (%(subscription_id)s::uuid IS NULL OR s.id = %(subscription_id)s)
+ORDER BY s.created_at, s.id
+RETURNING id, cycle;

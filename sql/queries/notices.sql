@@ -1,0 +1,69 @@
+-- report_failed_delivery --
+-- Queue a failed delivery (cycle) for the next failure email of its subscription.
+INSERT INTO failed_delivery_reports (delivery_id, cycle, subscription_id, company_id)
+VALUES (%(delivery_id)s, %(cycle)s, %(subscription_id)s, %(company_id)s)
+ON CONFLICT (delivery_id, cycle) DO NOTHING;
+
+-- insert_failure_notice --
+-- Open a notice (one email) for a subscription.
+INSERT INTO failure_notices (company_id, subscription_id, reason)
+SELECT company_id, id, %(reason)s FROM subscriptions WHERE id = %(subscription_id)s
+RETURNING id;
+
+-- claim_pending_reports --
+-- Put every unreported failure of a subscription into a notice.
+UPDATE failed_delivery_reports SET notice_id = %(notice_id)s
+WHERE (delivery_id, cycle) IN (
+    SELECT delivery_id, cycle FROM failed_delivery_reports
+    WHERE subscription_id = %(subscription_id)s AND notice_id IS NULL
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING delivery_id;
+
+-- unsent_notices --
+-- Notices of a subscription not sent yet, oldest first, locked against a parallel sender.
+SELECT id, subscription_id, reason, send_attempts FROM failure_notices
+WHERE subscription_id = %(subscription_id)s AND sent_at IS NULL
+ORDER BY created_at
+FOR UPDATE SKIP LOCKED;
+
+-- notice_subscription --
+-- What a failure email says about the subscription.
+SELECT s.id, s.company_id, s.webhook_key, s.callback_url, s.notification_email,
+       s.api_key_params, w.name AS webhook_name
+FROM subscriptions s JOIN webhook_types w ON w.key = s.webhook_key
+WHERE s.id = %(id)s;
+
+-- notice_deliveries --
+-- The deliveries a notice reports, with their events.
+SELECT d.id, d.webhook_id, d.event_id, d.subject, r.cycle
+FROM failed_delivery_reports r JOIN deliveries d ON d.id = r.delivery_id
+WHERE r.notice_id = %(notice_id)s
+ORDER BY d.created_at, d.id;
+
+-- mark_notice_sent --
+-- The email went out.
+UPDATE failure_notices SET sent_at = now(), send_attempts = send_attempts + 1, last_error = NULL
+WHERE id = %(id)s AND sent_at IS NULL;
+
+-- mark_notice_failed --
+-- The email could not be sent this time.
+UPDATE failure_notices SET send_attempts = send_attempts + 1, last_error = %(error)s
+WHERE id = %(id)s AND sent_at IS NULL
+RETURNING send_attempts;
+
+-- subscriptions_with_unsent_notices --
+-- Subscriptions whose failures wait for an email but have no queued or running email job.
+SELECT DISTINCT r.subscription_id FROM failed_delivery_reports r
+LEFT JOIN failure_notices n ON n.id = r.notice_id
+WHERE (r.notice_id IS NULL OR n.sent_at IS NULL)
+  AND r.created_at < now() - make_interval(secs => %(older_than_seconds)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM procrastinate_jobs j
+      WHERE j.task_name = %(task_name)s AND j.status IN ('todo', 'doing')
+        AND j.args ->> 'subscription_id' = r.subscription_id::text
+  );
+
+-- delete_empty_notice --
+-- Drop a notice that found nothing to report.
+DELETE FROM failure_notices WHERE id = %(id)s;

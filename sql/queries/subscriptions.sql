@@ -1,0 +1,102 @@
+-- insert_subscription --
+-- Create a subscription; returns nothing when the same target already exists.
+INSERT INTO subscriptions (
+    id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+    is_active, description, signing_secret
+) VALUES (
+    %(id)s, %(company_id)s, %(webhook_key)s, %(callback_url)s, %(notification_email)s,
+    %(api_key_params)s, %(is_active)s, %(description)s, %(signing_secret)s
+)
+ON CONFLICT (company_id, webhook_key, callback_url) WHERE deleted_at IS NULL DO NOTHING
+RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+          is_active, description, created_at, updated_at;
+
+-- get_subscription --
+-- One live subscription of a company.
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+       is_active, description, created_at, updated_at
+FROM subscriptions
+WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL;
+
+-- get_subscription_for_update --
+-- Lock one live subscription of a company for a change.
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+       is_active, description, created_at, updated_at
+FROM subscriptions
+WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
+FOR UPDATE;
+
+-- get_subscriptions_any_company --
+-- Subscriptions by id whatever their company or state (DataLoader for deliveries, which
+-- are already scoped); deleted ones are still readable through their past deliveries.
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+       is_active, description, created_at, updated_at
+FROM subscriptions
+WHERE id = ANY(%(ids)s);
+
+-- list_subscriptions --
+-- One page of a company's live subscriptions, newest first (keyset).
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+       is_active, description, created_at, updated_at
+FROM subscriptions
+WHERE company_id = %(company_id)s AND deleted_at IS NULL
+  AND (%(webhook_key)s::text IS NULL OR webhook_key = %(webhook_key)s)
+  AND (%(is_active)s::boolean IS NULL OR is_active = %(is_active)s)
+  AND (%(after_created_at)s::timestamptz IS NULL
+       OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- update_subscription --
+-- Apply a validated change; NULL arguments keep the current value.
+UPDATE subscriptions SET
+    callback_url = coalesce(%(callback_url)s, callback_url),
+    notification_email = coalesce(%(notification_email)s, notification_email),
+    api_key_params = coalesce(%(api_key_params)s, api_key_params),
+    is_active = coalesce(%(is_active)s, is_active),
+    description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,
+    deactivated_reason = CASE WHEN coalesce(%(is_active)s, is_active) THEN NULL
+                              ELSE deactivated_reason END,
+    updated_at = now()
+WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
+RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+          is_active, description, created_at, updated_at;
+
+-- delete_subscription --
+-- Soft-delete: past deliveries keep pointing at it and stay queryable.
+UPDATE subscriptions SET deleted_at = now(), is_active = false, updated_at = now()
+WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
+RETURNING id;
+
+-- cancel_open_deliveries --
+-- Cancel the pending and retrying deliveries of a subscription; their queued jobs then
+-- find a finished delivery and send nothing.
+UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_at = NULL
+WHERE subscription_id = %(subscription_id)s AND status IN ('PENDING', 'RETRYING')
+RETURNING id;
+
+-- matching_subscriptions --
+-- The fan-out targets of an event: active subscriptions of the company to the webhook.
+SELECT id FROM subscriptions
+WHERE company_id = %(company_id)s AND webhook_key = %(webhook_key)s
+  AND is_active AND deleted_at IS NULL
+ORDER BY created_at, id;
+
+-- get_subscription_secrets --
+-- The signing secrets and API key parameters of a subscription (worker only).
+SELECT id, company_id, callback_url, api_key_params, is_active, deleted_at,
+       signing_secret, previous_signing_secret, previous_secret_expires_at,
+       notification_email, webhook_key
+FROM subscriptions
+WHERE id = %(id)s;
+
+-- rotate_signing_secret --
+-- Install a new signing secret; the current one keeps signing alongside until expiry.
+UPDATE subscriptions SET
+    previous_signing_secret = signing_secret,
+    previous_secret_expires_at = %(previous_expires_at)s,
+    signing_secret = %(signing_secret)s,
+    updated_at = now()
+WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
+RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+          is_active, description, created_at, updated_at;
