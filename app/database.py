@@ -3,13 +3,19 @@
 Callers name a query from ``sql/queries`` and pass its arguments; rows come back as
 dicts. ``transaction()`` groups several queries atomically and exposes the underlying
 connection so Procrastinate can insert jobs in the same transaction.
+
+Every transaction opened while a :class:`Scope` is bound (``bind_scope``) first enters
+that scope: a non-owner role and, for COMPANY keys, the company, so PostgreSQL's
+row-level security confines it even if a query forgot its company filter.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -18,6 +24,40 @@ from psycopg_pool import AsyncConnectionPool
 from app.queries import QUERIES
 
 Row = dict[str, Any]
+RoleName = Literal["webhooks_api", "webhooks_publisher", "webhooks_worker"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A database role for the service's connections, and the company it is confined to."""
+
+    role: RoleName
+    company_id: str | None = None
+
+
+WORKER_SCOPE = Scope("webhooks_worker")
+PUBLISHER_SCOPE = Scope("webhooks_publisher")
+
+_scope: ContextVar[Scope | None] = ContextVar("database_scope", default=None)
+
+
+def bind_scope(scope: Scope | None) -> None:
+    """Bind ``scope`` to the current task (and the tasks it starts) from now on."""
+    _scope.set(scope)
+
+
+@contextmanager
+def scoped(scope: Scope | None) -> Iterator[None]:
+    """Bind ``scope`` for the duration of a block."""
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def current_scope() -> Scope | None:
+    return _scope.get()
 
 
 class Session:
@@ -71,15 +111,19 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """One connection; each statement commits when the block ends."""
+        """One connection; its statements commit together when the block ends."""
         async with self.pool.connection() as connection:
-            yield Session(connection)
+            session = Session(connection)
+            await _enter_scope(session)
+            yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         """One connection inside one transaction: all or nothing."""
         async with self.pool.connection() as connection, connection.transaction():
-            yield Session(connection)
+            session = Session(connection)
+            await _enter_scope(session)
+            yield session
 
     async def fetch_one(self, query: str, **arguments: Any) -> Row | None:
         async with self.session() as session:
@@ -92,3 +136,9 @@ class Database:
     async def execute(self, query: str, **arguments: Any) -> int:
         async with self.session() as session:
             return await session.execute(query, **arguments)
+
+
+async def _enter_scope(session: Session) -> None:
+    scope = _scope.get()
+    if scope is not None:
+        await session.execute("enter_scope", role=scope.role, company_id=scope.company_id)

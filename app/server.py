@@ -7,6 +7,7 @@ same process, supervised, when ``with_worker`` is set.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -16,11 +17,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as Scope_
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app.api_keys import authenticate
+from app.database import PUBLISHER_SCOPE, Scope, bind_scope
 from app.services import Services, open_services
 from app.settings import Settings
 from app.viewer import Viewer
@@ -63,7 +66,35 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             key = bearer_key(request.headers.get("authorization"))
         if key is not None:
             viewer = await authenticate(services.db, key)
+        # Every query of this request now runs in the viewer's database scope (row-level
+        # security); the request runs in its own task (see RequestIsolation), so the
+        # binding ends with it.
+        bind_scope(scope_for(viewer))
         return Context(services=services, viewer=viewer, request=request, response=response)
+
+
+def scope_for(viewer: Viewer | None) -> Scope:
+    """The database scope of a caller; no key at all gets a scope that sees no tenant row."""
+    if viewer is not None and viewer.is_publisher:
+        return PUBLISHER_SCOPE
+    return Scope("webhooks_api", viewer.company_id if viewer else None)
+
+
+class RequestIsolation:
+    """Run each request in a task of its own, so per-request context never leaks."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+
+        async def handle() -> None:
+            await self.app(scope, receive, send)
+
+        await asyncio.create_task(handle())
 
 
 class ServicesHolder:
@@ -89,7 +120,7 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -113,7 +144,7 @@ class BodySizeLimit:
         except _TooLarge:
             await self._refuse(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope_, receive: Receive, send: Send) -> None:
         response = JSONResponse(
             {
                 "errors": [
@@ -142,12 +173,12 @@ def build_app(
 ) -> ASGIApp:
     """The ASGI app. ``services`` (tests) skips opening them; ``background`` runs beside."""
     holder = ServicesHolder()
+    holder.set(services)  # ready at once when handed in (no lifespan needed)
     graphql = WebhooksGraphQL(holder, settings)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if services is not None:
-            holder.set(services)
             async with _maybe(background, services):
                 yield
             return
@@ -174,7 +205,8 @@ def build_app(
         ],
         lifespan=lifespan,
     )
-    return BodySizeLimit(starlette, max_bytes=settings.max_payload_bytes * 2 + 64 * 1024)
+    limited = BodySizeLimit(starlette, max_bytes=settings.max_payload_bytes * 2 + 64 * 1024)
+    return RequestIsolation(limited)
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.database import WORKER_SCOPE, bind_scope
 from app.events import defer_attempts
 from app.mailer import Mailer, mailer_from_settings
 from app.notices import schedule_notice_job
@@ -99,6 +100,7 @@ async def run_worker(
 
 async def maintenance_loop(services: Services) -> None:
     interval = max(0.5, min(5.0, services.settings.stalled_after_seconds / 4))
+    bind_scope(WORKER_SCOPE)  # this loop runs in a task of its own
     while True:
         try:
             await recover(services)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from procrastinate import JobContext, RetryStrategy
 
 from app.attempts import make_attempt
+from app.database import WORKER_SCOPE, scoped
 from app.queue import DELIVER_TASK, DELIVERY_QUEUE, queue
 from app.worker import WorkerRuntime
 
@@ -19,4 +20,5 @@ from app.worker import WorkerRuntime
 )
 async def deliver_webhook(context: JobContext, delivery_id: str, cycle: int, attempt: int) -> str:
     runtime: WorkerRuntime = context.additional_context["runtime"]
-    return await make_attempt(runtime.services, runtime.transport, delivery_id, cycle, attempt)
+    with scoped(WORKER_SCOPE):
+        return await make_attempt(runtime.services, runtime.transport, delivery_id, cycle, attempt)

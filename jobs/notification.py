@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from procrastinate import JobContext, RetryStrategy
 
+from app.database import WORKER_SCOPE, scoped
 from app.notices import send_notices
 from app.queue import NOTICE_QUEUE, NOTIFY_TASK, queue
 from app.worker import WorkerRuntime
@@ -19,4 +20,5 @@ async def send_failure_notice(
     context: JobContext, subscription_id: str, reason: str | None = None
 ) -> int:
     runtime: WorkerRuntime = context.additional_context["runtime"]
-    return await send_notices(runtime.services, runtime.mailer, subscription_id, reason)
+    with scoped(WORKER_SCOPE):
+        return await send_notices(runtime.services, runtime.mailer, subscription_id, reason)

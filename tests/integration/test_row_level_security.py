@@ -1,0 +1,97 @@
+"""Row-level security: isolation holds even when a query forgets its company filter.
+
+The API's transactions run as ``webhooks_api`` with the viewer's company set; these tests
+run deliberately unfiltered SQL inside such a transaction and see only that company.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from app.database import PUBLISHER_SCOPE, Scope, scoped
+from app.events import NewEvent, publish_event
+from app.services import Services
+from app.subscriptions import NewSubscription, create_subscription
+from tests.service import Tenants
+
+TENANT_TABLES = ["subscriptions", "events", "deliveries", "delivery_attempts", "api_keys"]
+
+
+async def given_data_for_both(services: Services, tenants: Tenants) -> None:
+    for company in (tenants.a, tenants.b):
+        await create_subscription(
+            services,
+            company,
+            NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),
+        )
+        await publish_event(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+    async with services.db.transaction() as tx:
+        await tx.connection.execute(
+            "INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,"
+            " duration_ms, succeeded) SELECT id, 1, 1, company_id, now(), 1, true FROM deliveries"
+        )
+
+
+async def unfiltered_company_ids(services: Services, table: str) -> set[str]:
+    async with services.db.transaction() as tx:
+        cursor = await tx.connection.execute(
+            psycopg.sql.SQL("SELECT DISTINCT company_id FROM {}").format(
+                psycopg.sql.Identifier(table)
+            )
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+async def test_an_unfiltered_query_as_company_a_sees_only_company_a(
+    services: Services, tenants: Tenants, table: str
+) -> None:
+    await given_data_for_both(services, tenants)
+    with scoped(Scope("webhooks_api", tenants.a)):
+        seen = await unfiltered_company_ids(services, table)
+    assert seen == {tenants.a}
+
+
+@pytest.mark.parametrize("table", ["subscriptions", "events", "deliveries"])
+async def test_without_a_company_the_api_role_sees_nothing(
+    services: Services, tenants: Tenants, table: str
+) -> None:
+    await given_data_for_both(services, tenants)
+    with scoped(Scope("webhooks_api", None)):
+        assert await unfiltered_company_ids(services, table) == set()
+
+
+async def test_company_a_cannot_write_a_row_for_company_b(
+    services: Services, tenants: Tenants
+) -> None:
+    with (
+        scoped(Scope("webhooks_api", tenants.a)),
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"),
+    ):
+        async with services.db.transaction() as tx:
+            await tx.connection.execute(
+                "INSERT INTO events (company_id, webhook_key, payload) "
+                "VALUES (%s, 'ORDER_STATUS', '{}')",
+                (tenants.b,),
+            )
+
+
+async def test_the_publisher_reads_every_company_but_cannot_change_subscriptions(
+    services: Services, tenants: Tenants
+) -> None:
+    await given_data_for_both(services, tenants)
+    with scoped(PUBLISHER_SCOPE):
+        assert await unfiltered_company_ids(services, "deliveries") == {tenants.a, tenants.b}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            async with services.db.transaction() as tx:
+                await tx.connection.execute("UPDATE subscriptions SET is_active = false")
+
+
+async def test_the_api_role_cannot_disable_the_policies(
+    services: Services, tenants: Tenants
+) -> None:
+    """The role is not a superuser and owns nothing: it cannot disable the policies."""
+    with scoped(Scope("webhooks_api", tenants.a)), pytest.raises(psycopg.errors.Error):
+        async with services.db.transaction() as tx:
+            await tx.connection.execute("ALTER TABLE events DISABLE ROW LEVEL SECURITY")
