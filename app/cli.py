@@ -112,6 +112,18 @@ def _parser() -> argparse.ArgumentParser:
     emails_show.add_argument("name")
     emails_show.set_defaults(handler=_emails_show)
 
+    secret_key = commands.add_parser(
+        "secret-key", help="the master key that encrypts secrets at rest"
+    ).add_subparsers(required=True, metavar="ACTION")
+    secret_key.add_parser("generate", help="print a new key").set_defaults(
+        handler=_secret_key_generate
+    )
+    rotate = secret_key.add_parser(
+        "rotate", help="re-encrypt every secret under WEBHOOKS_SECRET_KEY"
+    )
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(handler=_secret_key_rotate)
+
     export = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(handler=_schema)
     return parser
@@ -248,6 +260,31 @@ def _emails_show(args: argparse.Namespace, settings: Settings) -> int:
     from app.worker import outbox_dir
 
     print(read_outbox(outbox_dir(settings), args.name))
+    return 0
+
+
+def _secret_key_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.secret_box import generate_key
+
+    print(generate_key())
+    return 0
+
+
+def _secret_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.secret_rotation import RotationReport, reencrypt_secrets
+
+    if settings.secret_key is None:
+        raise SettingsError("WEBHOOKS_SECRET_KEY must name the new key to rotate to")
+
+    async def work(services: Services) -> RotationReport:
+        return await reencrypt_secrets(services)
+
+    report = _with_services(settings, work)
+    _emit(
+        args,
+        {"subscriptions": report.subscriptions, "reencrypted": report.reencrypted},
+        f"re-encrypted the secrets of {report.reencrypted} of {report.subscriptions} subscriptions",
+    )
     return 0
 
 

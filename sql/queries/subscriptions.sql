@@ -100,3 +100,19 @@ UPDATE subscriptions SET
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params,
           is_active, description, created_at, updated_at;
+
+-- subscriptions_with_secrets --
+-- A batch of subscriptions (deleted ones too) with their encrypted secrets, by id.
+SELECT id, signing_secret, previous_signing_secret, api_key_params
+FROM subscriptions
+WHERE (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
+ORDER BY id
+LIMIT %(limit)s
+FOR UPDATE;
+
+-- store_reencrypted_secrets --
+-- Replace a subscription's encrypted secrets with their re-encrypted forms.
+UPDATE subscriptions SET signing_secret = %(signing_secret)s,
+    previous_signing_secret = %(previous_signing_secret)s,
+    api_key_params = %(api_key_params)s
+WHERE id = %(id)s;

@@ -1,0 +1,68 @@
+"""Rotating the master key re-encrypts every secret at rest; afterwards the old key can go."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.attempts import build_target
+from app.secret_box import SecretBoxError, generate_key
+from app.secret_rotation import reencrypt_secrets
+from app.services import Services, open_services
+from app.subscriptions import NewSubscription, create_subscription
+from tests.service import Tenants, make_settings
+
+URL = "http://127.0.0.1:9/hook"
+
+
+async def load_target_row(services: Services, subscription_id: uuid.UUID) -> dict[str, Any]:
+    async with services.db.transaction() as tx:
+        delivery_row = await tx.fetch_one("get_subscription_secrets", id=subscription_id)
+    assert delivery_row is not None
+    return {**delivery_row, "subscription_id": subscription_id}
+
+
+async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
+    database_url: str, tmp_path: Path, tenants: Tenants
+) -> None:
+    old_key, new_key = generate_key(), generate_key()
+    async with open_services(make_settings(database_url, tmp_path, secret_key=old_key)) as old:
+        created, secret = await create_subscription(
+            old,
+            tenants.a,
+            NewSubscription(
+                "ORDER_STATUS", URL, "ops@example.com", api_key_params=[("token", "s3cr3t-value")]
+            ),
+        )
+
+    both = make_settings(
+        database_url, tmp_path, secret_key=new_key, previous_secret_keys=(old_key,)
+    )
+    async with open_services(both) as services:
+        report = await reencrypt_secrets(services)
+        again = await reencrypt_secrets(services)
+    assert (report.reencrypted, again.reencrypted) == (1, 0)
+
+    async with open_services(make_settings(database_url, tmp_path, secret_key=new_key)) as new:
+        row = await load_target_row(new, created.id)
+        target = build_target(new, row, created.created_at)
+    assert target.secrets == (secret,)
+    assert target.url == URL + "?token=s3cr3t-value"
+
+
+async def test_without_rotation_the_new_key_alone_cannot_decrypt(
+    database_url: str, tmp_path: Path, tenants: Tenants
+) -> None:
+    old_key = generate_key()
+    async with open_services(make_settings(database_url, tmp_path, secret_key=old_key)) as old:
+        created, _ = await create_subscription(
+            old, tenants.a, NewSubscription("ORDER_STATUS", URL, "ops@example.com")
+        )
+    new_only = make_settings(database_url, tmp_path, secret_key=generate_key())
+    async with open_services(new_only) as services:
+        row = await load_target_row(services, created.id)
+        with pytest.raises(SecretBoxError):
+            build_target(services, row, created.created_at)
