@@ -24,6 +24,7 @@ from strawberry.asgi import GraphQL
 
 from app.api_keys import authenticate
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope
+from app.rate_limit import RateLimit, TokenBuckets
 from app.services import Services, open_services
 from app.settings import Settings
 from app.viewer import Viewer
@@ -205,8 +206,11 @@ def build_app(
         ],
         lifespan=lifespan,
     )
-    limited = BodySizeLimit(starlette, max_bytes=settings.max_payload_bytes * 2 + 64 * 1024)
-    return RequestIsolation(limited)
+    # The body cap leaves room for a maximal payload plus the document around it.
+    max_body = max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)
+    limited = BodySizeLimit(starlette, max_bytes=max_body)
+    buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+    return RequestIsolation(RateLimit(limited, buckets))
 
 
 @asynccontextmanager

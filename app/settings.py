@@ -47,6 +47,10 @@ class Settings:
     allowed_networks: tuple[Network, ...] = field(default_factory=tuple)
     data_dir: str = ".webhooks"
     db_pool_max_size: int = 10
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 200
+    retention_days: int = 30
+    max_request_bytes: int = 1024 * 1024
 
     @property
     def is_production(self) -> bool:
@@ -110,6 +114,21 @@ class Settings:
             data_dir=reader.get("WEBHOOKS_DATA_DIR") or cls.data_dir,
             db_pool_max_size=reader.number(
                 "WEBHOOKS_DB_POOL_MAX_SIZE", int, cls.db_pool_max_size, minimum=2, maximum=500
+            ),
+        )
+        settings = replace(
+            settings,
+            rate_limit_per_second=reader.number(
+                "WEBHOOKS_RATE_LIMIT_PER_SECOND", float, cls.rate_limit_per_second, minimum=0.0
+            ),
+            rate_limit_burst=reader.number(
+                "WEBHOOKS_RATE_LIMIT_BURST", int, cls.rate_limit_burst, minimum=1
+            ),
+            retention_days=reader.number(
+                "WEBHOOKS_RETENTION_DAYS", int, cls.retention_days, minimum=1
+            ),
+            max_request_bytes=reader.number(
+                "WEBHOOKS_MAX_REQUEST_BYTES", int, cls.max_request_bytes, minimum=4096
             ),
         )
         if settings.is_production and not settings.secret_key:

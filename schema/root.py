@@ -14,6 +14,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from schema.masking import MaskUnexpectedErrors
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -34,6 +35,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     ]
     if production:
         extensions.append(DisableIntrospection)
+    extensions.append(MaskUnexpectedErrors)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
