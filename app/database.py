@@ -11,6 +11,7 @@ row-level security confines it even if a query forgot its company filter.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -142,3 +143,17 @@ async def _enter_scope(session: Session) -> None:
     scope = _scope.get()
     if scope is not None:
         await session.execute("enter_scope", role=scope.role, company_id=scope.company_id)
+
+
+async def listen(url: str, query: str, ready: asyncio.Event | None = None) -> AsyncIterator[str]:
+    """Payloads of the notifications a LISTEN query subscribes to, on a dedicated connection.
+
+    ``ready`` is set once the LISTEN is in place. Ends (raising psycopg.Error) when the
+    connection is lost; the caller reconnects.
+    """
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        await connection.execute(QUERIES[query])
+        if ready is not None:
+            ready.set()
+        async for notification in connection.notifies():
+            yield notification.payload

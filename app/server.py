@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as Scope_
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.api_keys import authenticate
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope
@@ -61,10 +63,10 @@ class WebhooksGraphQL(GraphQL[Context, None]):
         services = self._holder.services
         viewer: Viewer | None = None
         if isinstance(request, WebSocket):
-            params = getattr(request.state, "connection_params", None) or {}
-            key = bearer_key(str(params.get("authorization", "")))
-        else:
-            key = bearer_key(request.headers.get("authorization"))
+            # Browsers cannot send headers on websockets: the key arrives later, in the
+            # connection_init payload (on_ws_connect).
+            return Context(services=services, viewer=None, request=request, response=response)
+        key = bearer_key(request.headers.get("authorization"))
         if key is not None:
             viewer = await authenticate(services.db, key)
         # Every query of this request now runs in the viewer's database scope (row-level
@@ -72,6 +74,17 @@ class WebhooksGraphQL(GraphQL[Context, None]):
         # binding ends with it.
         bind_scope(scope_for(viewer))
         return Context(services=services, viewer=viewer, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a websocket from its connection_init payload, or reject it."""
+        params = context.connection_params or {}
+        key = bearer_key(str(params.get("authorization", "")))
+        viewer = await authenticate(context.services.db, key) if key else None
+        if viewer is None:
+            raise ConnectionRejectionError({"message": "Missing or invalid API key."})
+        context.viewer = viewer
+        bind_scope(scope_for(viewer))  # inherited by the operations this connection starts
+        return cast(UnsetType, UNSET)
 
 
 def scope_for(viewer: Viewer | None) -> Scope:

@@ -11,6 +11,7 @@ from pathlib import Path
 import procrastinate
 
 from app.database import Database
+from app.delivery_updates import DeliveryUpdatesHub
 from app.queue import queue as default_queue
 from app.secret_box import SecretBox, generate_key
 from app.settings import Settings, SettingsError
@@ -24,6 +25,7 @@ class Services:
     secret_box: SecretBox
     queue: procrastinate.App
     resolver: Resolver = field(default_factory=SystemResolver)
+    updates: DeliveryUpdatesHub | None = None
 
 
 def secret_box_for(settings: Settings) -> SecretBox:
@@ -66,10 +68,15 @@ async def open_services(
     # closing and would ignore the next one.
     with queue.replace_connector(procrastinate.PsycopgConnector()):
         async with pool, queue.open_async(pool):
-            yield Services(
-                settings=settings,
-                db=Database(pool),
-                secret_box=secret_box_for(settings),
-                queue=queue,
-                resolver=resolver or SystemResolver(),
-            )
+            updates = DeliveryUpdatesHub(settings.database_url)
+            try:
+                yield Services(
+                    settings=settings,
+                    db=Database(pool),
+                    secret_box=secret_box_for(settings),
+                    queue=queue,
+                    resolver=resolver or SystemResolver(),
+                    updates=updates,
+                )
+            finally:
+                await updates.close()

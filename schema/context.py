@@ -19,6 +19,7 @@ class Context:
     viewer: Viewer | None
     request: Any = None
     response: Any = None
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 from schema.masking import MaskUnexpectedErrors
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
@@ -39,6 +40,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
     )

@@ -1,0 +1,3 @@
+-- listen_delivery_updates --
+-- Subscribe this connection to the announcements of delivery changes.
+LISTEN webhooks_delivery_updates;
