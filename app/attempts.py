@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from app import metrics
 from app.database import Row, Session
 from app.events import defer_attempts
 from app.masking import masked_url
@@ -103,6 +104,9 @@ async def make_attempt(
     )
     outcome = await transport.send(target.url, bytes(row["body"]), headers)
     result = await record_outcome(services, row, cycle, attempt, outcome)
+    if result != "already-recorded":
+        final = {"succeeded": "succeeded", "failed": "failed"}.get(result)
+        metrics.record_attempt(outcome.status, outcome.duration_ms, final)
     logger.info(
         "attempt %s to %s: %s (%s)",
         attempt,

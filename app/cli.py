@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run the delivery worker")
     worker.add_argument("--concurrency", type=int, default=None)
+    worker.add_argument(
+        "--metrics-port", type=int, default=None, help="serve this worker's /metrics on a port"
+    )
     worker.set_defaults(handler=_worker)
 
     migrate = commands.add_parser("migrate", help="apply pending database migrations")
@@ -311,6 +314,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         if args.concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
         settings = settings.with_overrides(worker_concurrency=args.concurrency)
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from app.metrics import REGISTRY
+
+        start_http_server(args.metrics_port, addr=settings.host, registry=REGISTRY)
     run_worker_process(settings)
     return 0
 

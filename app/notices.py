@@ -18,6 +18,7 @@ from email.message import EmailMessage
 
 from procrastinate.exceptions import AlreadyEnqueued
 
+from app import metrics
 from app.database import Row, Session
 from app.failure_email import AttemptLine, FailedDelivery, FailureNotice, render_failure_email
 from app.mailer import MailDeliveryError, Mailer
@@ -109,6 +110,7 @@ async def send_notices(
             try:
                 await mailer.send(message)
             except MailDeliveryError as error:
+                metrics.EMAILS.labels("failed").inc()
                 attempts = await tx.fetch_one(
                     "mark_notice_failed", id=pending["id"], error=str(error)
                 )
@@ -125,6 +127,7 @@ async def send_notices(
                 await schedule_notice_job(services, tx, key, delay_seconds=delay)
                 return sent
             await tx.execute("mark_notice_sent", id=pending["id"])
+            metrics.EMAILS.labels("sent").inc()
             sent += 1
             logger.info("failure email sent", extra={"subscription_id": subscription_id})
     return sent

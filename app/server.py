@@ -24,6 +24,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from app import metrics
 from app.api_keys import authenticate
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope
 from app.rate_limit import RateLimit, TokenBuckets
@@ -210,8 +211,13 @@ def build_app(
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    async def metrics_endpoint(_: Request) -> Response:
+        body, content_type = await metrics.render(holder.services.db)
+        return Response(body, media_type=content_type)
+
     starlette = Starlette(
         routes=[
+            Route("/metrics", metrics_endpoint),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
