@@ -1,0 +1,62 @@
+"""A complete webhook receiver: verify, deduplicate on webhook-id, answer 2xx fast.
+
+    pip install standardwebhooks
+    SIGNING_SECRET=whsec_... python examples/receiver.py 9000
+
+Standard library HTTP server plus the `standardwebhooks` package; swap in your web
+framework and keep the three steps. Processed ids are kept in memory here: use your
+database (a unique key on webhook-id) in real life.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+verifier = Webhook(os.environ["SIGNING_SECRET"])
+seen: set[str] = set()
+seen_lock = threading.Lock()
+work: queue.Queue[dict[str, object]] = queue.Queue()
+
+
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        try:
+            event = verifier.verify(body, headers)  # 1. verify the signature and timestamp
+        except WebhookVerificationError:
+            self.answer(400)
+            return
+        with seen_lock:  # 2. deduplicate: retries and redeliveries reuse the webhook-id
+            duplicate = headers["webhook-id"] in seen
+            seen.add(headers["webhook-id"])
+        if not duplicate:
+            work.put(event)
+        print(
+            json.dumps(
+                {"webhookId": headers["webhook-id"], "duplicate": duplicate, "event": event}
+            ),
+            flush=True,
+        )
+        self.answer(204)  # 3. answer fast; process `work` elsewhere
+
+    def answer(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # keep stdout for the events
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver)
+    print(f"listening on {server.server_address[1]}", flush=True)
+    server.serve_forever()

@@ -1,0 +1,136 @@
+"""The README's Python receiver (examples/receiver.py) works against real deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.events import NewEvent, publish_event
+from app.redelivery import redeliver
+from app.services import Services
+from app.subscriptions import NewSubscription, create_subscription
+from tests.service import Tenants
+from tests.smtp import free_port
+
+RECEIVER = Path(__file__).resolve().parents[2] / "examples" / "receiver.py"
+
+
+class RunningReceiver:
+    """examples/receiver.py as a subprocess, its stdout (one JSON line per POST) in a file."""
+
+    def __init__(self, secret: str, port: int, log: Path) -> None:
+        self.log = log
+        self._out = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, str(RECEIVER), str(port)],
+            env={**os.environ, "SIGNING_SECRET": secret},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def lines(self) -> list[dict[str, Any]]:
+        text = self.log.read_text()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    async def wait_until(self, done: Callable[[], bool]) -> None:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not done():
+            assert asyncio.get_running_loop().time() < deadline, self.log.read_text()
+            await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(5)
+        self._out.close()
+
+
+@pytest.fixture
+def start_receiver(tmp_path: Path) -> Iterator[Callable[[str, int], RunningReceiver]]:
+    started: list[RunningReceiver] = []
+
+    def start(secret: str, port: int) -> RunningReceiver:
+        started.append(RunningReceiver(secret, port, tmp_path / f"receiver-{port}.log"))
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.stop()
+
+
+async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
+    services: Services,
+    tenants: Tenants,
+    worker: asyncio.Task[None],
+    start_receiver: Callable[[str, int], RunningReceiver],
+) -> None:
+    port = free_port()
+    _, secret = await create_subscription(
+        services,
+        tenants.a,
+        NewSubscription("ORDER_STATUS", f"http://127.0.0.1:{port}/hook", "ops@example.com"),
+    )
+    receiver = start_receiver(secret, port)
+    await receiver.wait_until(lambda: "listening" in receiver.log.read_text())
+
+    event = await publish_event(
+        services, NewEvent(tenants.a, "ORDER_STATUS", {"orderId": "ord_1"}, subject="ord_1")
+    )
+    await receiver.wait_until(lambda: len(receiver.lines()) >= 1)
+    first = receiver.lines()[0]
+    assert first["duplicate"] is False
+    assert first["event"] == {
+        "id": str(event.id),
+        "webhook": "ORDER_STATUS",
+        "companyId": tenants.a,
+        "subject": "ord_1",
+        "createdAt": first["event"]["createdAt"],
+        "data": {"orderId": "ord_1"},
+    }
+
+    [delivery] = await services.db.fetch_all("deliveries_of_events", event_ids=[event.id])
+    await wait_for_status(services, delivery["id"], "SUCCEEDED")
+    await redeliver(services, tenants.a, str(delivery["id"]))
+    await receiver.wait_until(lambda: len(receiver.lines()) >= 2)
+    second = receiver.lines()[1]
+    assert second["webhookId"] == first["webhookId"]
+    assert second["duplicate"] is True
+
+
+async def test_the_example_receiver_refuses_a_forged_signature(
+    start_receiver: Callable[[str, int], RunningReceiver],
+) -> None:
+    port = free_port()
+    receiver = start_receiver("whsec_" + "A" * 43 + "=", port)
+    await receiver.wait_until(lambda: "listening" in receiver.log.read_text())
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"http://127.0.0.1:{port}/hook",
+            content=b"{}",
+            headers={
+                "webhook-id": "msg_forged",
+                "webhook-timestamp": str(int(time.time())),
+                "webhook-signature": "v1,Zm9yZ2Vk",
+            },
+        )
+    assert response.status_code == 400
+    assert receiver.lines() == []
+
+
+async def wait_for_status(services: Services, delivery_id: object, status: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        row = await services.db.fetch_one("get_delivery", id=delivery_id, company_id=None)
+        if row is not None and row["status"] == status:
+            return
+        assert asyncio.get_running_loop().time() < deadline, row
+        await asyncio.sleep(0.05)
