@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from app import metrics
 from app.database import Row, Session
 from app.events import defer_attempts
+from app.logs import hide_url_queries
 from app.masking import masked_url
 from app.notices import queue_failure_report
 from app.services import Services
@@ -28,6 +29,9 @@ from app.subscriptions import param_context, secret_context
 from app.transport import AttemptOutcome, Transport
 
 logger = logging.getLogger(__name__)
+
+# The URLs sent to carry API key parameter values; httpx would log them at INFO.
+hide_url_queries("httpx")
 
 Result = Literal[
     "succeeded", "retrying", "failed", "skipped", "cancelled", "already-recorded", "missing"

@@ -144,19 +144,34 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
             return
         received = 0
+        too_large = started = False
 
         async def limited_receive() -> Any:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _TooLarge
             return message
 
+        async def guarded_send(message: Any) -> None:
+            nonlocal started
+            # Starlette's error middleware answers the _TooLarge raised in the middle of
+            # reading a chunked body with a 500 (then re-raises it): drop that answer so
+            # the client gets the 413.
+            if too_large:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
+            if started:
+                raise
+        if too_large and not started:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope_, receive: Receive, send: Send) -> None:

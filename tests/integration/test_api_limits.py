@@ -1,0 +1,438 @@
+"""Abuse limits of the GraphQL API over HTTP: query shape, batching, body and payload
+size, introspection and GraphiQL in production, masked unexpected errors, rate limits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app import deliveries
+from app.server import build_app
+from app.services import Services
+from app.settings import Settings
+from schema.masking import UNEXPECTED
+from schema.root import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from tests.service import GraphQLClient, Tenants, make_settings
+
+PUBLISH = """
+mutation Publish($input: PublishEventInput!) {
+  publishEvent(input: $input) {
+    event { id }
+    userErrors { field code message }
+  }
+}
+"""
+
+# 12 levels of selection under the mutation field: over MAX_DEPTH (10).
+DEEP_PUBLISH = """
+mutation Deep($input: PublishEventInput!) {
+  publishEvent(input: $input) {
+    event { deliveries { event { deliveries { event { deliveries { event {
+      deliveries { event { deliveries { event { id } } } } } } } } } } }
+  }
+}
+"""
+
+VIEWER = "query { viewer { role } }"
+DELIVERIES = "query { deliveries { nodes { id status } } }"
+UNKNOWN_FIELD = "query { viewer { role secretAdminField } }"
+SUBSCRIPTIONS = "query { webhookSubscriptions { nodes { id } } }"
+INTROSPECTION = "query { __schema { queryType { name } types { name } } }"
+TYPE_INTROSPECTION = 'query { __type(name: "Query") { name fields { name } } }'
+
+CREATE = """
+mutation Create($input: CreateWebhookSubscriptionInput!) {
+  createWebhookSubscription(input: $input) {
+    subscription { id }
+    userErrors { field code message }
+  }
+}
+"""
+
+
+def aliased_publishes(count: int) -> str:
+    fields = "\n".join(
+        f"p{index}: publishEvent(input: $input) {{ event {{ id }} }}" for index in range(count)
+    )
+    return f"mutation Many($input: PublishEventInput!) {{\n{fields}\n}}"
+
+
+def publish_with_many_tokens() -> str:
+    # Each repeated `__typename` is one token; the document stays valid otherwise.
+    padding = " ".join(["__typename"] * (MAX_TOKENS + 10))
+    return (
+        "mutation Long($input: PublishEventInput!) {"
+        f" publishEvent(input: $input) {{ event {{ id }} {padding} }} }}"
+    )
+
+
+def publish_input(company_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"input": {"companyId": company_id, "webhook": "ORDER_STATUS", "payload": payload}}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+async def count_rows(services: Services, table: str) -> int:
+    """Rows in a table of the test database, seen by its owner (no row-level security)."""
+    assert table in ("events", "deliveries", "subscriptions")
+    async with services.db.pool.connection() as connection:
+        cursor = await connection.execute(f"SELECT count(*) FROM {table}")
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@asynccontextmanager
+async def client_for(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on an app built with other settings, over the test's services."""
+    app = build_app(settings, services=services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def production(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path, env="production")
+
+
+# -- query shape limits ------------------------------------------------------------
+
+
+async def test_a_query_deeper_than_the_limit_is_refused_unexecuted(
+    http: httpx.AsyncClient, services: Services, tenants: Tenants
+) -> None:
+    before = await count_rows(services, "events")
+
+    response = await http.post(
+        "/graphql",
+        json={"query": DEEP_PUBLISH, "variables": publish_input(tenants.a, {"n": 1})},
+        headers=bearer(tenants.publisher),
+    )
+
+    body = response.json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["message"] == f"'Deep' exceeds maximum operation depth of {MAX_DEPTH}"
+    assert await count_rows(services, "events") == before
+
+
+async def test_too_many_aliases_are_refused_unexecuted(
+    http: httpx.AsyncClient, services: Services, tenants: Tenants
+) -> None:
+    before = await count_rows(services, "events")
+
+    response = await http.post(
+        "/graphql",
+        json={
+            "query": aliased_publishes(MAX_ALIASES + 1),
+            "variables": publish_input(tenants.a, {"n": 1}),
+        },
+        headers=bearer(tenants.publisher),
+    )
+
+    body = response.json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["message"] == f"{MAX_ALIASES + 1} aliases found. Allowed: {MAX_ALIASES}"
+    assert await count_rows(services, "events") == before
+
+
+async def test_aliases_up_to_the_limit_are_fine(
+    http: httpx.AsyncClient, services: Services, tenants: Tenants
+) -> None:
+    before = await count_rows(services, "events")
+
+    response = await http.post(
+        "/graphql",
+        json={
+            "query": aliased_publishes(3),
+            "variables": publish_input(tenants.a, {"n": 1}),
+        },
+        headers=bearer(tenants.publisher),
+    )
+
+    assert "errors" not in response.json()
+    assert await count_rows(services, "events") == before + 3
+
+
+async def test_too_many_tokens_are_refused_unexecuted(
+    http: httpx.AsyncClient, services: Services, tenants: Tenants
+) -> None:
+    before = await count_rows(services, "events")
+
+    response = await http.post(
+        "/graphql",
+        json={
+            "query": publish_with_many_tokens(),
+            "variables": publish_input(tenants.a, {"n": 1}),
+        },
+        headers=bearer(tenants.publisher),
+    )
+
+    body = response.json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert f"more than {MAX_TOKENS} tokens" in error["message"]
+    assert await count_rows(services, "events") == before
+
+
+async def test_a_batch_of_operations_is_refused_unexecuted(
+    http: httpx.AsyncClient, services: Services, tenants: Tenants
+) -> None:
+    before = await count_rows(services, "events")
+    operation = {"query": PUBLISH, "variables": publish_input(tenants.a, {"n": 1})}
+
+    response = await http.post(
+        "/graphql", json=[operation, operation], headers=bearer(tenants.publisher)
+    )
+
+    assert response.status_code == 400
+    assert "Batching is not enabled" in response.text
+    assert await count_rows(services, "events") == before
+
+
+# -- sizes ---------------------------------------------------------------------------
+
+
+async def test_a_body_over_the_cap_gets_413_and_nothing_is_stored(
+    http: httpx.AsyncClient, services: Services, settings: Settings, tenants: Tenants
+) -> None:
+    cap = max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)
+    before = await count_rows(services, "events")
+
+    response = await http.post(
+        "/graphql",
+        json={"query": PUBLISH, "variables": publish_input(tenants.a, {"x": "a" * (cap + 1)})},
+        headers=bearer(tenants.publisher),
+    )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "TOO_LARGE"
+    assert error["message"] == f"Request body exceeds {cap} bytes."
+    assert await count_rows(services, "events") == before
+
+
+async def test_a_streamed_body_over_the_cap_gets_413_and_nothing_is_stored(
+    http: httpx.AsyncClient, services: Services, settings: Settings, tenants: Tenants
+) -> None:
+    # Chunked, so no Content-Length announces the size: the cap is counted while reading.
+    cap = max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)
+    document = json.dumps(
+        {"query": PUBLISH, "variables": publish_input(tenants.a, {"x": "a" * (cap + 1)})}
+    ).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(document), 64 * 1024):
+            yield document[start : start + 64 * 1024]
+
+    before = await count_rows(services, "events")
+
+    response = await http.post(
+        "/graphql",
+        content=chunks(),
+        headers={**bearer(tenants.publisher), "content-type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "TOO_LARGE"
+    assert await count_rows(services, "events") == before
+
+
+async def test_a_payload_over_its_limit_but_under_the_body_cap_is_a_user_error(
+    api: GraphQLClient, services: Services, settings: Settings, tenants: Tenants
+) -> None:
+    before = await count_rows(services, "events")
+    payload = {"x": "a" * (settings.max_payload_bytes + 100)}
+
+    data = await api.data(PUBLISH, publish_input(tenants.a, payload), key=tenants.publisher)
+
+    assert data["publishEvent"]["event"] is None
+    [error] = data["publishEvent"]["userErrors"]
+    assert error["code"] == "TOO_LARGE"
+    assert error["field"] == ["input", "payload"]
+    assert f"the limit is {settings.max_payload_bytes} bytes" in error["message"]
+    assert await count_rows(services, "events") == before
+
+
+# -- production: no introspection, no GraphiQL -------------------------------------------
+
+
+@pytest.mark.parametrize("query", [INTROSPECTION, TYPE_INTROSPECTION])
+async def test_production_refuses_introspection(
+    production: Settings, services: Services, tenants: Tenants, query: str
+) -> None:
+    async with client_for(production, services) as client:
+        response = await client.post(
+            "/graphql", json={"query": query}, headers=bearer(tenants.key_a)
+        )
+
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"]
+    assert all("introspection has been disabled" in error["message"] for error in body["errors"])
+
+
+async def test_production_still_answers_typename_and_normal_queries(
+    production: Settings, services: Services, tenants: Tenants
+) -> None:
+    async with client_for(production, services) as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": "query { viewer { __typename role } }"},
+            headers=bearer(tenants.key_a),
+        )
+
+    assert response.json() == {"data": {"viewer": {"__typename": "Viewer", "role": "COMPANY"}}}
+
+
+async def test_production_serves_no_graphiql(production: Settings, services: Services) -> None:
+    async with client_for(production, services) as client:
+        response = await client.get("/graphql", headers={"accept": "text/html"})
+
+    assert response.status_code == 404
+    assert "graphiql" not in response.text.lower()
+
+
+async def test_development_serves_graphiql_and_answers_introspection(
+    http: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    page = await http.get("/graphql", headers={"accept": "text/html"})
+    introspection = await http.post(
+        "/graphql", json={"query": INTROSPECTION}, headers=bearer(tenants.key_a)
+    )
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "graphiql" in page.text.lower()
+    body = introspection.json()
+    assert "errors" not in body
+    assert body["data"]["__schema"]["queryType"] == {"name": "Query"}
+
+
+# -- masked unexpected errors ----------------------------------------------------------
+
+
+@pytest.fixture
+def broken_list_deliveries(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom secret")
+
+    monkeypatch.setattr(deliveries, "list_deliveries", explode)
+
+
+@pytest.mark.usefixtures("broken_list_deliveries")
+async def test_an_unexpected_exception_is_masked_with_a_logged_correlation_id(
+    api: GraphQLClient, tenants: Tenants, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    body = await api.post(DELIVERIES, key=tenants.key_a)
+
+    [error] = body["errors"]
+    assert error["message"].startswith(UNEXPECTED)
+    assert "boom" not in json.dumps(body)
+    correlation_id = error["extensions"]["correlationId"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert correlation_id in error["message"]
+    assert error["path"] == ["deliveries"]
+    [record] = [r for r in caplog.records if getattr(r, "correlation_id", None) == correlation_id]
+    assert record.levelno == logging.ERROR
+    assert correlation_id in record.getMessage()
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "boom secret"
+
+
+@pytest.mark.usefixtures("broken_list_deliveries")
+async def test_each_unexpected_error_gets_its_own_correlation_id(
+    api: GraphQLClient, tenants: Tenants
+) -> None:
+    first = await api.post(DELIVERIES, key=tenants.key_a)
+    second = await api.post(DELIVERIES, key=tenants.key_a)
+
+    ids = {body["errors"][0]["extensions"]["correlationId"] for body in (first, second)}
+    assert len(ids) == 2
+
+
+async def test_validation_errors_are_not_masked(api: GraphQLClient, tenants: Tenants) -> None:
+    body = await api.post(UNKNOWN_FIELD, key=tenants.key_a)
+
+    [error] = body["errors"]
+    assert error["message"] == "Cannot query field 'secretAdminField' on type 'Viewer'."
+    assert "correlationId" not in (error.get("extensions") or {})
+
+
+async def test_permission_errors_are_not_masked(api: GraphQLClient, tenants: Tenants) -> None:
+    forbidden = await api.post(SUBSCRIPTIONS, key=tenants.publisher)
+    unauthenticated = await api.post(VIEWER, key=None)
+
+    [error] = forbidden["errors"]
+    assert error["extensions"] == {"code": "FORBIDDEN"}
+    assert "COMPANY key" in error["message"]
+    [error] = unauthenticated["errors"]
+    assert error["extensions"] == {"code": "UNAUTHENTICATED"}
+
+
+async def test_user_errors_are_not_masked(api: GraphQLClient, tenants: Tenants) -> None:
+    data = await api.data(
+        CREATE,
+        {
+            "input": {
+                "webhook": "NO_SUCH_WEBHOOK",
+                "callbackUrl": "ftp://example.com/hook",
+                "notificationEmail": "not an email",
+            }
+        },
+        key=tenants.key_a,
+    )
+
+    errors = data["createWebhookSubscription"]["userErrors"]
+    assert {tuple(error["field"]): error["code"] for error in errors} == {
+        ("input", "webhook"): "UNKNOWN_WEBHOOK",
+        ("input", "callbackUrl"): "INVALID",
+        ("input", "notificationEmail"): "INVALID",
+    }
+
+
+# -- rate limit -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rate_limited(database_url: str, tmp_path: Path) -> Iterator[Settings]:
+    yield make_settings(database_url, tmp_path, rate_limit_per_second=1.0, rate_limit_burst=3)
+
+
+async def test_the_fourth_quick_request_is_rate_limited_and_another_key_is_not(
+    rate_limited: Settings, services: Services, tenants: Tenants
+) -> None:
+    async with client_for(rate_limited, services) as client:
+        allowed = [
+            await client.post("/graphql", json={"query": VIEWER}, headers=bearer(tenants.key_a))
+            for _ in range(3)
+        ]
+        refused = await client.post(
+            "/graphql", json={"query": VIEWER}, headers=bearer(tenants.key_a)
+        )
+        other = await client.post("/graphql", json={"query": VIEWER}, headers=bearer(tenants.key_b))
+
+    assert [response.status_code for response in allowed] == [200, 200, 200]
+    assert all("errors" not in response.json() for response in allowed)
+    assert refused.status_code == 429
+    [error] = refused.json()["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["retryAfter"] >= 1
+    assert int(refused.headers["retry-after"]) >= 1
+    assert other.status_code == 200
+    assert other.json() == {"data": {"viewer": {"role": "COMPANY"}}}
