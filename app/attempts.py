@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from app import metrics
 from app.database import Row, Session
 from app.events import defer_attempts
+from app.fairness import InFlight
 from app.logs import hide_url_queries
 from app.masking import masked_url
 from app.notices import queue_failure_report
@@ -34,8 +35,17 @@ logger = logging.getLogger(__name__)
 hide_url_queries("httpx")
 
 Result = Literal[
-    "succeeded", "retrying", "failed", "skipped", "cancelled", "already-recorded", "missing"
+    "succeeded",
+    "retrying",
+    "failed",
+    "skipped",
+    "cancelled",
+    "already-recorded",
+    "missing",
+    "postponed",
 ]
+
+POSTPONE_SECONDS = 1.0
 
 GONE_REASON = (
     "the endpoint answered 410 Gone, so the subscription was deactivated; "
@@ -83,9 +93,18 @@ def build_target(services: Services, row: Row, now: datetime) -> Target:
 
 
 async def make_attempt(
-    services: Services, transport: Transport, delivery_id: str, cycle: int, attempt: int
+    services: Services,
+    transport: Transport,
+    delivery_id: str,
+    cycle: int,
+    attempt: int,
+    in_flight: InFlight | None = None,
 ) -> Result:
-    """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now."""
+    """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
+
+    With ``in_flight``, an attempt whose subscription already has its share of this
+    worker's slots is postponed (re-queued shortly, nothing recorded) instead.
+    """
     key = uuid.UUID(delivery_id)
     row = await services.db.fetch_one("load_attempt_context", id=key)
     log = {"delivery_id": delivery_id, "attempt": attempt}
@@ -102,11 +121,23 @@ async def make_attempt(
         logger.info("subscription inactive; delivery cancelled", extra=log)
         return "cancelled"
 
-    target = build_target(services, row, datetime.now(UTC))
-    headers = webhook_headers(
-        target.secrets, row["webhook_id"], int(time.time()), bytes(row["body"]), attempt=attempt
-    )
-    outcome = await transport.send(target.url, bytes(row["body"]), headers)
+    subscription_id: uuid.UUID = row["subscription_id"]
+    if in_flight is not None and not in_flight.try_acquire(subscription_id):
+        await postpone(services, key, cycle, attempt)
+        return "postponed"
+    try:
+        target = build_target(services, row, datetime.now(UTC))
+        headers = webhook_headers(
+            target.secrets,
+            row["webhook_id"],
+            int(time.time()),
+            bytes(row["body"]),
+            attempt=attempt,
+        )
+        outcome = await transport.send(target.url, bytes(row["body"]), headers)
+    finally:
+        if in_flight is not None:
+            in_flight.release(subscription_id)
     result = await record_outcome(services, row, cycle, attempt, outcome)
     if result != "already-recorded":
         final = {"succeeded": "succeeded", "failed": "failed"}.get(result)
@@ -120,6 +151,18 @@ async def make_attempt(
         extra=log,
     )
     return result
+
+
+async def postpone(services: Services, delivery_id: uuid.UUID, cycle: int, attempt: int) -> None:
+    """Re-queue the same attempt a little later (its subscription is busy in this worker)."""
+    delay = min(POSTPONE_SECONDS, services.settings.request_timeout_seconds)
+    async with services.db.transaction() as tx:
+        await defer_attempts(
+            services,
+            tx,
+            [(delivery_id, cycle, attempt)],
+            schedule_at=datetime.now(UTC) + timedelta(seconds=delay),
+        )
 
 
 def _skip_reason(row: Row, cycle: int, attempt: int) -> str | None:

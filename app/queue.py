@@ -11,11 +11,13 @@ import procrastinate
 
 DELIVER_TASK = "deliver_webhook"
 NOTIFY_TASK = "send_failure_notice"
+RETENTION_TASK = "purge_old_data"
 
 DELIVERY_QUEUE = "deliveries"
 NOTICE_QUEUE = "notices"
+MAINTENANCE_QUEUE = "maintenance"
 
-TASK_MODULES = ["jobs.delivery", "jobs.notification"]
+TASK_MODULES = ["jobs.delivery", "jobs.notification", "jobs.maintenance"]
 
 queue = procrastinate.App(
     connector=procrastinate.PsycopgConnector(),

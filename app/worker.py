@@ -18,9 +18,10 @@ from typing import Any
 
 from app.database import WORKER_SCOPE, bind_scope
 from app.events import defer_attempts
+from app.fairness import InFlight, default_cap
 from app.mailer import Mailer, mailer_from_settings
 from app.notices import schedule_notice_job
-from app.queue import DELIVERY_QUEUE, NOTICE_QUEUE, NOTIFY_TASK
+from app.queue import DELIVERY_QUEUE, MAINTENANCE_QUEUE, NOTICE_QUEUE, NOTIFY_TASK
 from app.services import Services
 from app.settings import Settings
 from app.transport import Transport
@@ -37,6 +38,7 @@ class WorkerRuntime:
     services: Services
     transport: Transport
     mailer: Mailer
+    in_flight: InFlight
 
 
 @dataclass
@@ -75,13 +77,18 @@ async def run_worker(
     concurrency = concurrency or settings.worker_concurrency
     transport = build_transport(settings, services, concurrency)
     mailer = mailer or mailer_from_settings(settings.smtp_url, outbox_dir(settings))
-    runtime = WorkerRuntime(services=services, transport=transport, mailer=mailer)
+    runtime = WorkerRuntime(
+        services=services,
+        transport=transport,
+        mailer=mailer,
+        in_flight=InFlight(default_cap(concurrency)),
+    )
     heartbeat = max(1.0, settings.stalled_after_seconds / 4)
     async with transport:
         maintenance = asyncio.create_task(maintenance_loop(services), name="maintenance")
         try:
             await services.queue.run_worker_async(
-                queues=[DELIVERY_QUEUE, NOTICE_QUEUE],
+                queues=[DELIVERY_QUEUE, NOTICE_QUEUE, MAINTENANCE_QUEUE],
                 concurrency=concurrency,
                 wait=True,
                 fetch_job_polling_interval=settings.poll_interval_seconds,

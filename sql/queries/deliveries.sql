@@ -50,10 +50,11 @@ UPDATE deliveries d SET
     attempt_count = 0,
     next_attempt_at = now(),
     completed_at = NULL
-FROM subscriptions s
+FROM subscriptions s, events e
 WHERE d.id = %(id)s AND d.company_id = %(company_id)s
   AND d.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
   AND s.id = d.subscription_id AND s.is_active AND s.deleted_at IS NULL
+  AND e.id = d.event_id AND e.body IS NOT NULL
 RETURNING d.id, d.cycle;
 
 -- failed_deliveries_since --

@@ -1,0 +1,23 @@
+"""Periodic maintenance jobs (thin layers over app/)."""
+
+from __future__ import annotations
+
+import logging
+
+from procrastinate import JobContext
+
+from app.queue import MAINTENANCE_QUEUE, RETENTION_TASK, queue
+from app.retention import purge_old_data
+from app.worker import WorkerRuntime
+
+logger = logging.getLogger(__name__)
+
+
+@queue.periodic(cron="17 * * * *", periodic_id="hourly")
+@queue.task(
+    name=RETENTION_TASK, queue=MAINTENANCE_QUEUE, pass_context=True, queueing_lock="retention"
+)
+async def purge_old_data_job(context: JobContext, timestamp: int) -> None:
+    runtime: WorkerRuntime = context.additional_context["runtime"]
+    report = await purge_old_data(runtime.services)
+    logger.info("retention purge: %s", report)
