@@ -31,8 +31,13 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 600.0
 
 
-def notice_lock(subscription_id: uuid.UUID | str) -> str:
-    return f"notice:{subscription_id}"
+def notice_lock(subscription_id: uuid.UUID | str, *, with_reason: bool = False) -> str:
+    """The queueing lock of a subscription's email job.
+
+    An email saying why delivery stopped (410 Gone) has a lock of its own: behind the
+    job waiting out the grouping window it would be late, and its reason lost.
+    """
+    return f"notice:{subscription_id}" + (":reason" if with_reason else "")
 
 
 async def queue_failure_report(
@@ -62,14 +67,14 @@ async def schedule_notice_job(
 ) -> None:
     """Queue the email job of a subscription unless one is already waiting.
 
-    The queueing lock allows one waiting job per subscription; when one waits, it will
-    pick this report up too. The insert runs in a savepoint so that refusal does not
-    abort the caller's transaction.
+    The queueing lock allows one waiting job per subscription (and one more with a
+    reason); when one waits, it will pick this report up too. The insert runs in a
+    savepoint so that refusal does not abort the caller's transaction.
     """
     deferrer = services.queue.configure_task(
         NOTIFY_TASK,
         queue=NOTICE_QUEUE,
-        queueing_lock=notice_lock(subscription_id),
+        queueing_lock=notice_lock(subscription_id, with_reason=reason is not None),
         schedule_at=datetime.now(UTC) + timedelta(seconds=delay_seconds),
         connection=tx.connection if tx else None,
     )
@@ -98,7 +103,7 @@ async def send_notices(
             claimed = await tx.fetch_all(
                 "claim_pending_reports", notice_id=notice["id"], subscription_id=key
             )
-            if not claimed:
+            if not claimed and reason is None:
                 await tx.execute("delete_empty_notice", id=notice["id"])
     sent = 0
     async with services.db.transaction() as tx:
@@ -136,6 +141,11 @@ async def send_notices(
 async def _render(services: Services, tx: Session, notice: Row) -> EmailMessage | None:
     subscription = await tx.fetch_one("notice_subscription", id=notice["subscription_id"])
     deliveries = await tx.fetch_all("notice_deliveries", notice_id=notice["id"])
+    if not deliveries and notice["reason"]:
+        # A deactivation notice: show the latest failures as context.
+        deliveries = await tx.fetch_all(
+            "recent_failed_deliveries", subscription_id=notice["subscription_id"]
+        )
     if subscription is None or not deliveries:
         return None
     attempts = await tx.fetch_all(

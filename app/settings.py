@@ -50,6 +50,7 @@ class Settings:
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 200
     retention_days: int = 30
+    disable_after_failing_seconds: float = 5 * 24 * 3600.0
     max_request_bytes: int = 1024 * 1024
 
     @property
@@ -123,6 +124,12 @@ class Settings:
             ),
             rate_limit_burst=reader.number(
                 "WEBHOOKS_RATE_LIMIT_BURST", int, cls.rate_limit_burst, minimum=1
+            ),
+            disable_after_failing_seconds=reader.number(
+                "WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS",
+                float,
+                cls.disable_after_failing_seconds,
+                minimum=0.0,
             ),
             retention_days=reader.number(
                 "WEBHOOKS_RETENTION_DAYS", int, cls.retention_days, minimum=1

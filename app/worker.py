@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.database import WORKER_SCOPE, bind_scope
+from app.endpoint_health import deactivate_failing_subscriptions
 from app.events import defer_attempts
 from app.fairness import InFlight, default_cap
 from app.mailer import Mailer, mailer_from_settings
@@ -29,6 +30,7 @@ from app.transport import Transport
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE_SECONDS = 30.0
+HEALTH_CHECK_SECONDS = 60.0
 
 
 @dataclass
@@ -108,9 +110,14 @@ async def run_worker(
 async def maintenance_loop(services: Services) -> None:
     interval = max(0.5, min(5.0, services.settings.stalled_after_seconds / 4))
     bind_scope(WORKER_SCOPE)  # this loop runs in a task of its own
+    loop = asyncio.get_running_loop()
+    next_health_check = loop.time()
     while True:
         try:
             await recover(services)
+            if loop.time() >= next_health_check:
+                await deactivate_failing_subscriptions(services)
+                next_health_check = loop.time() + HEALTH_CHECK_SECONDS
         except asyncio.CancelledError:
             raise
         except Exception:  # the database may be down; try again next round

@@ -67,3 +67,11 @@ WHERE (r.notice_id IS NULL OR n.sent_at IS NULL)
 -- delete_empty_notice --
 -- Drop a notice that found nothing to report.
 DELETE FROM failure_notices WHERE id = %(id)s;
+
+-- recent_failed_deliveries --
+-- The latest FAILED deliveries of a subscription (context for a deactivation email).
+SELECT d.id, d.webhook_id, d.event_id, d.subject, d.cycle
+FROM deliveries d
+WHERE d.subscription_id = %(subscription_id)s AND d.status = 'FAILED'
+ORDER BY d.completed_at DESC
+LIMIT 5;

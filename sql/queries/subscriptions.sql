@@ -69,11 +69,20 @@ WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id;
 
 -- cancel_open_deliveries --
--- Cancel the pending and retrying deliveries of a subscription; their queued jobs then
--- find a finished delivery and send nothing.
-UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_at = NULL
-WHERE subscription_id = %(subscription_id)s AND status IN ('PENDING', 'RETRYING')
-RETURNING id;
+-- Cancel the pending and retrying deliveries of a subscription, and their waiting jobs
+-- (as Procrastinate cancels a job): it runs jobs sharing a lock in id order, so a retry
+-- left scheduled minutes ahead would hold back a redelivery until it came due. A job
+-- already running finds the delivery finished and records nothing more.
+WITH cancelled AS (
+    UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_at = NULL
+    WHERE subscription_id = %(subscription_id)s AND status IN ('PENDING', 'RETRYING')
+    RETURNING id
+), cancelled_jobs AS (
+    UPDATE procrastinate_jobs j SET status = 'cancelled'
+    FROM cancelled c
+    WHERE j.lock = c.id::text AND j.status = 'todo'
+)
+SELECT id FROM cancelled;
 
 -- matching_subscriptions --
 -- The fan-out targets of an event: active subscriptions of the company to the webhook.
