@@ -16,7 +16,7 @@ from typing import Any, cast
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as Scope_
 from starlette.websockets import WebSocket
@@ -24,7 +24,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
-from app import metrics
+from app import graphiql, metrics
 from app.api_keys import authenticate
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope
 from app.rate_limit import RateLimit, TokenBuckets
@@ -75,6 +75,9 @@ class WebhooksGraphQL(GraphQL[Context, None]):
         # binding ends with it.
         bind_scope(scope_for(viewer))
         return Context(services=services, viewer=viewer, request=request, response=response)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql.page()
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate a websocket from its connection_init payload, or reject it."""
@@ -230,12 +233,16 @@ def build_app(
         body, content_type = await metrics.render(holder.services.db)
         return Response(body, media_type=content_type)
 
+    ide_routes = (
+        [] if settings.is_production else [Mount(graphiql.STATIC_URL, graphiql.static_files())]
+    )
     starlette = Starlette(
         routes=[
             Route("/metrics", metrics_endpoint),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            *ide_routes,
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
