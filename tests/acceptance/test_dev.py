@@ -1,0 +1,144 @@
+"""``webhooks dev``: the zero-setup run, as a user would start it, with no database set up."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from app.postgres_cluster import LocalCluster
+from tests.acceptance.processes import (
+    Api,
+    Process,
+    Processes,
+    environment,
+    publish,
+    subscribe,
+    wait_for_status,
+)
+from tests.receivers import Receiver
+
+WEBHOOK_TYPES = "{ webhookTypes { key name } }"
+SUBSCRIPTIONS = "{ webhookSubscriptions { nodes { id callbackUrl } } }"
+BANNER_END = "Press Ctrl-C to stop"
+STARTUP_TIMEOUT = 90.0  # initdb of a durable cluster on a busy machine
+CLEAN_EXITS = (0, 130)  # a handled Ctrl-C; 130 when it surfaces as KeyboardInterrupt
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """The dev data directory, outside pytest's 0700 temp root: as root, the embedded
+    server runs as another account, which must be able to reach it."""
+    root = Path(tempfile.mkdtemp(prefix="webhooks-dev-test-"))
+    try:
+        yield root / "data"
+    finally:
+        # Should the test fail before Ctrl-C, pg_ctl's server is in a session of its own:
+        # killing `webhooks dev` leaves it running.
+        cluster = LocalCluster(root / "data" / "postgres")
+        if cluster.is_running():
+            cluster.stop(mode="immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    with Processes(tmp_path / "logs") as started:
+        yield started
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as started:
+        yield started
+
+
+def banner_keys(process: Process) -> dict[str, str]:
+    """The demo company and keys the banner printed."""
+    log = process.wait_for_log(BANNER_END, timeout=STARTUP_TIMEOUT)
+    found = {
+        "company": re.search(r"^\s*Company\s+(\S+) \(Demo Company\)", log, re.MULTILINE),
+        "company_key": re.search(r"^\s*COMPANY key\s+(pwk_\S+)", log, re.MULTILINE),
+        "publisher_key": re.search(r"^\s*PUBLISHER\s+(pwk_\S+)", log, re.MULTILINE),
+    }
+    missing = [name for name, match in found.items() if match is None]
+    assert not missing, process.fail(f"banner lacks {missing}")
+    return {name: match.group(1) for name, match in found.items() if match is not None}
+
+
+def postgres_processes_of(data_dir: Path) -> list[int]:
+    """Pids of live processes whose command line names ``data_dir``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if str(data_dir) in command and state not in ("Z", "X"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def stop_with_ctrl_c(process: Process, data_dir: Path) -> None:
+    """SIGINT, as Ctrl-C sends; everything must stop, the embedded database too."""
+    exit_status = process.stop(signal.SIGINT, timeout=30)
+    assert exit_status in CLEAN_EXITS, process.describe()
+    assert "embedded PostgreSQL stopped" in process.log(), process.describe()
+    assert postgres_processes_of(data_dir / "postgres") == []
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+def test_dev_runs_with_zero_setup_and_keeps_its_data(
+    data_dir: Path, processes: Processes, receiver: Receiver
+) -> None:
+    # NO database and no secret key: only where to keep the data
+    env = environment(WEBHOOKS_DATA_DIR=str(data_dir))
+
+    # first run: embedded PostgreSQL, banner with the demo keys, API, GraphiQL, worker
+    first = processes.dev(env, name="dev-1")
+    keys = banner_keys(first)
+    assert f"starting embedded PostgreSQL in {data_dir / 'postgres'}" in first.log()
+    assert postgres_processes_of(data_dir / "postgres"), first.describe()
+    ready = first.wait_http("/readyz")
+    assert ready.json() == {"ready": True, "checks": {"database": True, "worker": True}}
+    graphiql = httpx.get(first.url("/graphql"), headers={"accept": "text/html"}, timeout=5)
+    assert graphiql.status_code == 200
+    assert graphiql.headers["content-type"].startswith("text/html")
+    assert "graphiql" in graphiql.text.lower()
+    with Api(first.url("")) as api:
+        types = api.data(WEBHOOK_TYPES, key=keys["company_key"])["webhookTypes"]
+        assert {"key": "ORDER_STATUS", "name": "Order Status"} in types
+        subscription_id, secret = subscribe(api, keys["company_key"], receiver.url_for("/local"))
+        event = publish(api, keys["publisher_key"], keys["company"], {"orderId": "dev-1"})
+        [request] = receiver.wait_for(1, timeout=15)
+        wait_for_status(api, keys["company_key"], event["deliveries"][0]["id"], "SUCCEEDED")
+    Webhook(secret).verify(request.body, dict(request.headers))
+    assert request.json()["data"] == {"orderId": "dev-1"}
+
+    stop_with_ctrl_c(first, data_dir)
+
+    # second run: the same data, keys and subscription (and the secret still decrypts)
+    second = processes.dev(env, name="dev-2")
+    assert banner_keys(second) == keys
+    second.wait_http("/readyz")
+    with Api(second.url("")) as api:
+        subscriptions = api.data(SUBSCRIPTIONS, key=keys["company_key"])
+        assert subscriptions["webhookSubscriptions"]["nodes"] == [
+            {"id": subscription_id, "callbackUrl": receiver.url_for("/local")}
+        ]
+        publish(api, keys["publisher_key"], keys["company"], {"orderId": "dev-2"})
+        requests = receiver.wait_for(2, timeout=15)
+    Webhook(secret).verify(requests[1].body, dict(requests[1].headers))
+    assert requests[1].json()["data"] == {"orderId": "dev-2"}
+
+    stop_with_ctrl_c(second, data_dir)
