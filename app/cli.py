@@ -25,13 +25,17 @@ T = TypeVar("T")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    if getattr(args, "settings_free", False):
+        # Reads no setting, so it must work where they are broken: the error for a
+        # missing production key recommends `webhooks secret-key generate`.
+        return handler(args, Settings())
     try:
         settings = Settings.from_env()
     except SettingsError as error:
         print(f"webhooks: configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings)
-    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         return handler(args, settings)
     except SettingsError as error:
@@ -119,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         "secret-key", help="the master key that encrypts secrets at rest"
     ).add_subparsers(required=True, metavar="ACTION")
     secret_key.add_parser("generate", help="print a new key").set_defaults(
-        handler=_secret_key_generate
+        handler=_secret_key_generate, settings_free=True
     )
     rotate = secret_key.add_parser(
         "rotate", help="re-encrypt every secret under WEBHOOKS_SECRET_KEY"
@@ -128,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     rotate.set_defaults(handler=_secret_key_rotate)
 
     export = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
-    export.set_defaults(handler=_schema)
+    export.set_defaults(handler=_schema, settings_free=True)
     return parser
 
 

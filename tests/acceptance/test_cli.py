@@ -165,6 +165,24 @@ def test_production_without_a_secret_key_exits_2_naming_it(
     assert "Traceback" not in result.stderr
 
 
+def test_the_recommended_secret_key_command_works_where_the_key_is_missing(
+    database_url: str, tmp_path: Path
+) -> None:
+    production = environment(
+        WEBHOOKS_ENV="production",
+        WEBHOOKS_DATABASE_URL=database_url,
+        WEBHOOKS_DATA_DIR=str(tmp_path / "data"),
+    )
+
+    generated = run_cli("secret-key", "generate", env=production)
+    with_key = run_cli(
+        "key", "list", "--json", env={**production, "WEBHOOKS_SECRET_KEY": generated.stdout}
+    )
+
+    assert generated.returncode == 0, generated.describe()
+    assert with_key.json() == {"keys": []}
+
+
 def test_commands_needing_a_database_say_which_setting_is_missing(tmp_path: Path) -> None:
     env = environment(WEBHOOKS_DATA_DIR=str(tmp_path / "data"))
 
