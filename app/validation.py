@@ -27,7 +27,7 @@ MAX_IDEMPOTENCY_KEY = 200
 def check_email(field: Field, value: str) -> list[UserError]:
     if not value.strip():
         return [UserError(field, "A notification email is required.", "REQUIRED")]
-    if len(value) > 254 or not _EMAIL.match(value):
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
         return [UserError(field, "Not a valid email address, e.g. ops@example.com.", "INVALID")]
     return []
 
@@ -47,7 +47,7 @@ def check_api_key_params(
     seen: set[str] = set()
     for index, (name, value) in enumerate(params):
         where = (*field, str(index))
-        if not _PARAM_NAME.match(name):
+        if not _PARAM_NAME.fullmatch(name):
             errors.append(
                 UserError(
                     (*where, "name"),

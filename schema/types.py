@@ -11,8 +11,10 @@ from strawberry.scalars import JSON
 
 from app import companies, deliveries, events, subscriptions, webhook_types
 from app.deliveries import DeliveryFilter
+from app.errors import InvalidArgument
 from app.pagination import page_request
 from schema.context import Info
+from schema.errors import bad_user_input
 
 if TYPE_CHECKING:
     from schema.connections import DeliveryConnection
@@ -140,15 +142,18 @@ class WebhookSubscription:
         from schema.connections import DeliveryConnection
 
         viewer = info.context.require_viewer()
-        page = await deliveries.list_deliveries(
-            info.context.services,
-            viewer,
-            page_request(first, after),
-            DeliveryFilter(
-                subscription_id=str(self.model.id),
-                status=status.value if status else None,  # type: ignore[arg-type]
-            ),
-        )
+        try:
+            page = await deliveries.list_deliveries(
+                info.context.services,
+                viewer,
+                page_request(first, after),
+                DeliveryFilter(
+                    subscription_id=str(self.model.id),
+                    status=status.value if status else None,  # type: ignore[arg-type]
+                ),
+            )
+        except InvalidArgument as error:
+            raise bad_user_input(str(error)) from None
         return DeliveryConnection.from_page(page, Delivery.from_model)
 
 

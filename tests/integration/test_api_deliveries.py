@@ -1,0 +1,392 @@
+"""Reading deliveries: filters, lookups by id, and the nested event, subscription, attempts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from app.services import Services
+from tests.service import GraphQLClient, Tenants
+
+CREATE = """
+mutation($input: CreateWebhookSubscriptionInput!) {
+  createWebhookSubscription(input: $input) { subscription { id } userErrors { code } }
+}"""
+PUBLISH = """
+mutation($input: PublishEventInput!) {
+  publishEvent(input: $input) { event { id deliveries { id } } userErrors { code } }
+}"""
+DELIVERIES = """
+query($first: Int, $after: String, $filter: DeliveryFilter) {
+  deliveries(first: $first, after: $after, filter: $filter) {
+    edges { cursor node { id } }
+    nodes { id status }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+DELIVERY = """
+query($id: ID!) {
+  delivery(id: $id) {
+    id webhookId status cycle attemptCount maxAttempts nextAttemptAt lastAttemptAt
+    lastResponseStatus createdAt completedAt
+    event { id subject payload webhook { key } company { id } }
+    subscription { id callbackUrl webhook { key } }
+    attempts {
+      number cycle startedAt durationMs responseStatus responseBody error succeeded
+    }
+  }
+}"""
+SUBSCRIPTION_DELIVERIES = """
+query($id: ID!, $first: Int, $after: String, $status: DeliveryStatus) {
+  webhookSubscription(id: $id) {
+    deliveries(first: $first, after: $after, status: $status) {
+      nodes { id status }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+EVENT_DELIVERIES = """
+query($id: ID!) { event(id: $id) { deliveries { id subscription { id } } } }"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Company A's subscriptions to two webhooks and three deliveries.
+
+    ``first`` (ORDER_STATUS, subject ord_1) and ``second`` (ORDER_STATUS, subject ord_2,
+    FAILED) go to ``orders``; ``media`` (MEDIA_READY, subject ord_1) goes to ``media_hook``.
+    """
+
+    orders: str
+    media_hook: str
+    first_event: str
+    second_event: str
+    media_event: str
+    first: str
+    second: str
+    media: str
+
+
+async def sql(services: Services, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run SQL as the owner (test set-up and checks only)."""
+    async with services.db.pool.connection() as connection:
+        cursor = await connection.execute(statement, params)
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def subscribe(api: GraphQLClient, key: str, webhook: str, path: str) -> str:
+    data = await api.data(
+        CREATE,
+        {
+            "input": {
+                "webhook": webhook,
+                "callbackUrl": f"http://127.0.0.1:9/{path}",
+                "notificationEmail": "ops@example.com",
+            }
+        },
+        key=key,
+    )
+    subscription_id: str = data["createWebhookSubscription"]["subscription"]["id"]
+    return subscription_id
+
+
+async def publish(
+    api: GraphQLClient, tenants: Tenants, company: str, webhook: str, subject: str
+) -> tuple[str, list[str]]:
+    """Publish an event; returns its id and its deliveries' ids."""
+    data = await api.data(
+        PUBLISH,
+        {
+            "input": {
+                "companyId": company,
+                "webhook": webhook,
+                "payload": {"orderId": subject},
+                "subject": subject,
+            }
+        },
+        key=tenants.publisher,
+    )
+    event = data["publishEvent"]["event"]
+    return event["id"], [delivery["id"] for delivery in event["deliveries"]]
+
+
+@pytest.fixture
+async def scenario(api: GraphQLClient, services: Services, tenants: Tenants) -> Scenario:
+    await sql(
+        services,
+        "INSERT INTO webhook_types (key, name, description, sample_payload)"
+        " VALUES ('MEDIA_READY', 'Media Ready', 'Media delivered.', '{}')",
+    )
+    orders = await subscribe(api, tenants.key_a, "ORDER_STATUS", "orders")
+    media_hook = await subscribe(api, tenants.key_a, "MEDIA_READY", "media")
+    first_event, [first] = await publish(api, tenants, tenants.a, "ORDER_STATUS", "ord_1")
+    second_event, [second] = await publish(api, tenants, tenants.a, "ORDER_STATUS", "ord_2")
+    media_event, [media] = await publish(api, tenants, tenants.a, "MEDIA_READY", "ord_1")
+    # Spread creation over three minutes so "newest first" is unambiguous.
+    for minutes_ago, delivery_id in enumerate((media, second, first)):
+        await sql(
+            services,
+            "UPDATE deliveries SET created_at = now() - make_interval(mins => %s) WHERE id = %s",
+            minutes_ago,
+            delivery_id,
+        )
+    await sql(
+        services,
+        "UPDATE deliveries SET status = 'FAILED', completed_at = now() WHERE id = %s",
+        second,
+    )
+    return Scenario(
+        orders, media_hook, first_event, second_event, media_event, first, second, media
+    )
+
+
+async def listed(api: GraphQLClient, key: str, **variables: Any) -> list[str]:
+    data = await api.data(DELIVERIES, variables, key=key)
+    return [node["id"] for node in data["deliveries"]["nodes"]]
+
+
+async def test_deliveries_list_newest_first(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario
+) -> None:
+    assert await listed(api, tenants.key_a) == [scenario.media, scenario.second, scenario.first]
+
+
+FILTERS: dict[str, tuple[Any, list[str]]] = {
+    "status-failed": (lambda s: {"status": "FAILED"}, ["second"]),
+    "status-pending": (lambda s: {"status": "PENDING"}, ["media", "first"]),
+    "status-succeeded": (lambda s: {"status": "SUCCEEDED"}, []),
+    "webhook": (lambda s: {"webhook": "ORDER_STATUS"}, ["second", "first"]),
+    "subscription": (lambda s: {"subscriptionId": s.media_hook}, ["media"]),
+    "event": (lambda s: {"eventId": s.second_event}, ["second"]),
+    "subject": (lambda s: {"subject": "ord_1"}, ["media", "first"]),
+    "subject-and-webhook": (
+        lambda s: {"subject": "ord_1", "webhook": "MEDIA_READY"},
+        ["media"],
+    ),
+    "status-and-subscription": (
+        lambda s: {"status": "PENDING", "subscriptionId": s.orders},
+        ["first"],
+    ),
+    "unknown-subscription": (
+        lambda s: {"subscriptionId": "00000000-0000-4000-8000-000000000000"},
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FILTERS))
+async def test_deliveries_filter(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario, case: str
+) -> None:
+    make_filter, expected = FILTERS[case]
+
+    found = await listed(api, tenants.key_a, filter=make_filter(scenario))
+
+    assert found == [getattr(scenario, name) for name in expected]
+
+
+async def test_deliveries_filter_by_creation_time(
+    api: GraphQLClient, services: Services, tenants: Tenants, scenario: Scenario
+) -> None:
+    # Given the deliveries were created 2, 1 and 0 minutes ago
+    [(one_and_a_half_minutes_ago,)] = await sql(services, "SELECT now() - interval '90 seconds'")
+    moment = one_and_a_half_minutes_ago.isoformat()
+
+    after = await listed(api, tenants.key_a, filter={"createdAfter": moment})
+    before = await listed(api, tenants.key_a, filter={"createdBefore": moment})
+
+    assert after == [scenario.media, scenario.second]
+    assert before == [scenario.first]
+
+
+@pytest.mark.parametrize("field", ["subscriptionId", "eventId"])
+async def test_a_malformed_id_in_a_filter_is_bad_user_input(
+    api: GraphQLClient, tenants: Tenants, field: str
+) -> None:
+    body = await api.post(DELIVERIES, {"filter": {field: "not-an-id"}}, key=tenants.key_a)
+
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "'not-an-id'" in body["errors"][0]["message"]
+
+
+async def test_deliveries_page_with_cursors(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario
+) -> None:
+    first_page = await api.data(DELIVERIES, {"first": 2}, key=tenants.key_a)
+    info = first_page["deliveries"]["pageInfo"]
+    second_page = await api.data(
+        DELIVERIES, {"first": 2, "after": info["endCursor"]}, key=tenants.key_a
+    )
+
+    assert [node["id"] for node in first_page["deliveries"]["nodes"]] == [
+        scenario.media,
+        scenario.second,
+    ]
+    assert info["hasNextPage"] is True
+    assert info["endCursor"] == first_page["deliveries"]["edges"][-1]["cursor"]
+    assert [node["id"] for node in second_page["deliveries"]["nodes"]] == [scenario.first]
+    assert second_page["deliveries"]["pageInfo"]["hasNextPage"] is False
+
+
+async def test_delivery_by_id_with_its_event_subscription_and_attempts(
+    api: GraphQLClient, services: Services, tenants: Tenants, scenario: Scenario
+) -> None:
+    # Given the failed delivery made two attempts in its first cycle and one in a second
+    await sql(
+        services,
+        "INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,"
+        " duration_ms, response_status, response_body, error, succeeded) VALUES"
+        " (%s, 2, 1, %s, now(), 5, NULL, NULL, 'connection refused', false),"
+        " (%s, 1, 2, %s, now() - interval '1 minute', 250, 500, 'oops', 'HTTP 500', false),"
+        " (%s, 1, 1, %s, now() - interval '2 minutes', 15000, NULL, NULL,"
+        "  'timed out after 15 s', false)",
+        *[scenario.second, tenants.a] * 3,
+    )
+    await sql(
+        services,
+        "UPDATE deliveries SET attempt_count = 1, cycle = 2, last_response_status = 500"
+        " WHERE id = %s",
+        scenario.second,
+    )
+
+    # When it is read by id
+    data = await api.data(DELIVERY, {"id": scenario.second}, key=tenants.key_a)
+
+    # Then its own fields, its event, its subscription and its attempts (oldest first) come
+    delivery = data["delivery"]
+    assert delivery["id"] == scenario.second
+    assert delivery["webhookId"].startswith("msg_")
+    assert (delivery["status"], delivery["cycle"], delivery["attemptCount"]) == ("FAILED", 2, 1)
+    assert delivery["lastResponseStatus"] == 500
+    assert delivery["completedAt"] is not None
+    assert delivery["event"] == {
+        "id": scenario.second_event,
+        "subject": "ord_2",
+        "payload": {"orderId": "ord_2"},
+        "webhook": {"key": "ORDER_STATUS"},
+        "company": {"id": tenants.a},
+    }
+    assert delivery["subscription"] == {
+        "id": scenario.orders,
+        "callbackUrl": "http://127.0.0.1:9/orders",
+        "webhook": {"key": "ORDER_STATUS"},
+    }
+    assert [(a["cycle"], a["number"], a["error"]) for a in delivery["attempts"]] == [
+        (1, 1, "timed out after 15 s"),
+        (1, 2, "HTTP 500"),
+        (2, 1, "connection refused"),
+    ]
+    second_attempt = delivery["attempts"][1]
+    assert second_attempt["responseStatus"] == 500
+    assert second_attempt["responseBody"] == "oops"
+    assert second_attempt["durationMs"] == 250
+    assert second_attempt["succeeded"] is False
+
+
+async def test_a_new_delivery_has_no_attempts_yet(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario
+) -> None:
+    delivery = (await api.data(DELIVERY, {"id": scenario.first}, key=tenants.key_a))["delivery"]
+
+    assert delivery["status"] == "PENDING"
+    assert delivery["attempts"] == []
+    assert delivery["lastAttemptAt"] is None
+    assert delivery["completedAt"] is None
+    assert delivery["nextAttemptAt"] is not None
+
+
+@pytest.mark.parametrize(
+    "missing", ["00000000-0000-4000-8000-000000000000", "not-a-uuid", "", "' OR 1=1 --"]
+)
+async def test_a_missing_or_malformed_delivery_id_is_null(
+    api: GraphQLClient, tenants: Tenants, missing: str
+) -> None:
+    for key in (tenants.key_a, tenants.publisher):
+        body = await api.post(DELIVERY, {"id": missing}, key=key)
+
+        assert body == {"data": {"delivery": None}}
+
+
+async def test_the_publisher_reads_deliveries_of_every_company(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario
+) -> None:
+    await subscribe(api, tenants.key_b, "ORDER_STATUS", "b")
+    _, [delivery_b] = await publish(api, tenants, tenants.b, "ORDER_STATUS", "ord_b")
+
+    found = set(await listed(api, tenants.publisher))
+    by_id = await api.data(DELIVERY, {"id": delivery_b}, key=tenants.publisher)
+
+    assert found == {scenario.first, scenario.second, scenario.media, delivery_b}
+    assert by_id["delivery"]["event"]["company"] == {"id": tenants.b}
+
+
+async def test_an_events_deliveries_are_nested_in_it(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario
+) -> None:
+    data = await api.data(EVENT_DELIVERIES, {"id": scenario.media_event}, key=tenants.key_a)
+
+    assert data["event"]["deliveries"] == [
+        {"id": scenario.media, "subscription": {"id": scenario.media_hook}}
+    ]
+
+
+async def test_a_subscriptions_deliveries_filter_by_status_and_page(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario
+) -> None:
+    async def nodes(**variables: Any) -> list[dict[str, Any]]:
+        data = await api.data(
+            SUBSCRIPTION_DELIVERIES, {"id": scenario.orders, **variables}, key=tenants.key_a
+        )
+        found: list[dict[str, Any]] = data["webhookSubscription"]["deliveries"]["nodes"]
+        return found
+
+    assert await nodes() == [
+        {"id": scenario.second, "status": "FAILED"},
+        {"id": scenario.first, "status": "PENDING"},
+    ]
+    assert await nodes(status="FAILED") == [{"id": scenario.second, "status": "FAILED"}]
+    assert await nodes(first=1) == [{"id": scenario.second, "status": "FAILED"}]
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        pytest.param({"after": "nope"}, "not a valid cursor", id="malformed-cursor"),
+        pytest.param({"first": 0}, "`first` must be at least 1", id="first-zero"),
+    ],
+)
+async def test_bad_paging_of_a_subscriptions_deliveries_is_bad_user_input(
+    api: GraphQLClient,
+    tenants: Tenants,
+    scenario: Scenario,
+    variables: dict[str, Any],
+    message: str,
+) -> None:
+    body = await api.post(
+        SUBSCRIPTION_DELIVERIES, {"id": scenario.orders, **variables}, key=tenants.key_a
+    )
+
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert message in error["message"]
+    assert error["path"] == ["webhookSubscription", "deliveries"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        pytest.param({"after": "nope"}, "not a valid cursor", id="malformed-cursor"),
+        pytest.param({"first": 0}, "`first` must be at least 1", id="first-zero"),
+    ],
+)
+async def test_bad_paging_of_deliveries_is_bad_user_input(
+    api: GraphQLClient, tenants: Tenants, variables: dict[str, Any], message: str
+) -> None:
+    body = await api.post(DELIVERIES, variables, key=tenants.key_a)
+
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert message in body["errors"][0]["message"]

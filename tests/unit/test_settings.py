@@ -1,0 +1,218 @@
+"""Settings: every knob read from WEBHOOKS_ variables, with errors naming the variable."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+import pytest
+
+from app.settings import Settings, SettingsError
+
+# One value for every variable, and the field and value it must produce.
+EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
+    "WEBHOOKS_DATABASE_URL": (
+        "postgresql://app:pw@db.internal:5433/webhooks",
+        "database_url",
+        "postgresql://app:pw@db.internal:5433/webhooks",
+    ),
+    "WEBHOOKS_ENV": ("production", "env", "production"),
+    "WEBHOOKS_HOST": ("0.0.0.0", "host", "0.0.0.0"),
+    "WEBHOOKS_PORT": ("9000", "port", 9000),
+    "WEBHOOKS_RETRY_INTERVAL_SECONDS": ("30.5", "retry_interval_seconds", 30.5),
+    "WEBHOOKS_MAX_ATTEMPTS": ("7", "max_attempts", 7),
+    "WEBHOOKS_REQUEST_TIMEOUT_SECONDS": ("4", "request_timeout_seconds", 4.0),
+    "WEBHOOKS_SMTP_URL": (
+        "smtps://mailer:pw@smtp.example.com:465",
+        "smtp_url",
+        "smtps://mailer:pw@smtp.example.com:465",
+    ),
+    "WEBHOOKS_EMAIL_FROM": ("Hooks <hooks@example.com>", "email_from", "Hooks <hooks@example.com>"),
+    "WEBHOOKS_EMAIL_WINDOW_SECONDS": ("60", "email_window_seconds", 60.0),
+    "WEBHOOKS_SECRET_KEY": ("current-key", "secret_key", "current-key"),
+    "WEBHOOKS_PREVIOUS_SECRET_KEYS": (
+        " old-1 , old-2,,",
+        "previous_secret_keys",
+        ("old-1", "old-2"),
+    ),
+    "WEBHOOKS_MAX_PAYLOAD_BYTES": ("2048", "max_payload_bytes", 2048),
+    "WEBHOOKS_WORKER_CONCURRENCY": ("8", "worker_concurrency", 8),
+    "WEBHOOKS_POLL_INTERVAL_SECONDS": ("0.25", "poll_interval_seconds", 0.25),
+    "WEBHOOKS_STALLED_AFTER_SECONDS": ("120", "stalled_after_seconds", 120.0),
+    "WEBHOOKS_ALLOWED_NETWORKS": (
+        "10.1.0.0/16, fd00::/8",
+        "allowed_networks",
+        (ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("fd00::/8")),
+    ),
+    "WEBHOOKS_DATA_DIR": ("/var/lib/webhooks", "data_dir", "/var/lib/webhooks"),
+    "WEBHOOKS_DB_POOL_MAX_SIZE": ("25", "db_pool_max_size", 25),
+    "WEBHOOKS_RATE_LIMIT_PER_SECOND": ("12.5", "rate_limit_per_second", 12.5),
+    "WEBHOOKS_RATE_LIMIT_BURST": ("40", "rate_limit_burst", 40),
+    "WEBHOOKS_RETENTION_DAYS": ("90", "retention_days", 90),
+    "WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS": ("3600", "disable_after_failing_seconds", 3600.0),
+    "WEBHOOKS_MAX_REQUEST_BYTES": ("65536", "max_request_bytes", 65536),
+}
+
+
+def test_defaults_without_any_variable() -> None:
+    # Given an empty environment
+    settings = Settings.from_env({})
+
+    # Then every field has its documented default
+    assert settings == Settings()
+    assert settings.database_url is None
+    assert settings.env == "development"
+    assert settings.is_production is False
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.retry_interval_seconds == 360.0
+    assert settings.max_attempts == 10
+    assert settings.request_timeout_seconds == 15.0
+    assert settings.smtp_url is None
+    assert settings.email_window_seconds == 300.0
+    assert settings.secret_key is None
+    assert settings.previous_secret_keys == ()
+    assert settings.max_payload_bytes == 256 * 1024
+    assert settings.worker_concurrency == 50
+    assert settings.allowed_networks == ()
+    assert settings.data_dir == ".webhooks"
+
+
+def test_every_field_has_a_variable_in_this_test() -> None:
+    # A new setting without a WEBHOOKS_ variable (or without a test of it) fails here.
+    covered = {field for _, field, _ in EVERY_VARIABLE.values()}
+
+    assert covered == {field.name for field in dataclasses.fields(Settings)}
+
+
+def test_every_variable_is_parsed_into_its_field() -> None:
+    # Given every variable set
+    environ = {name: raw for name, (raw, _, _) in EVERY_VARIABLE.items()}
+
+    # When the settings are read
+    settings = Settings.from_env(environ)
+
+    # Then each field holds the parsed value
+    for name, (_, field, expected) in EVERY_VARIABLE.items():
+        assert getattr(settings, field) == expected, name
+    assert settings.is_production is True
+
+
+def test_blank_values_count_as_unset() -> None:
+    settings = Settings.from_env({"WEBHOOKS_PORT": "  ", "WEBHOOKS_HOST": ""})
+
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_database_url_falls_back_to_plain_database_url() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgres://heroku@db/app"})
+
+    assert settings.database_url == "postgres://heroku@db/app"
+
+
+def test_webhooks_database_url_wins_over_database_url() -> None:
+    settings = Settings.from_env(
+        {
+            "WEBHOOKS_DATABASE_URL": "postgresql://ours@db/webhooks",
+            "DATABASE_URL": "postgresql://theirs@db/other",
+        }
+    )
+
+    assert settings.database_url == "postgresql://ours@db/webhooks"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("WEBHOOKS_DATABASE_URL", "mysql://db/app", "postgresql://"),
+        ("DATABASE_URL", "db.internal:5432", "postgresql://"),
+        ("WEBHOOKS_ENV", "staging", "development, production"),
+        ("WEBHOOKS_PORT", "eighty", "a whole number"),
+        ("WEBHOOKS_PORT", "0", "at least 1"),
+        ("WEBHOOKS_PORT", "70000", "at most 65535"),
+        ("WEBHOOKS_RETRY_INTERVAL_SECONDS", "-1", "at least 0"),
+        ("WEBHOOKS_MAX_ATTEMPTS", "2.5", "a whole number"),
+        ("WEBHOOKS_MAX_ATTEMPTS", "0", "at least 1"),
+        ("WEBHOOKS_MAX_ATTEMPTS", "101", "at most 100"),
+        ("WEBHOOKS_REQUEST_TIMEOUT_SECONDS", "soon", "a number"),
+        ("WEBHOOKS_REQUEST_TIMEOUT_SECONDS", "301", "at most 300"),
+        ("WEBHOOKS_SMTP_URL", "mail.example.com:25", "smtp://"),
+        ("WEBHOOKS_SMTP_URL", "http://mail.example.com", "smtp://"),
+        ("WEBHOOKS_EMAIL_WINDOW_SECONDS", "-5", "at least 0"),
+        ("WEBHOOKS_MAX_PAYLOAD_BYTES", "100", "at least 1024"),
+        ("WEBHOOKS_WORKER_CONCURRENCY", "0", "at least 1"),
+        ("WEBHOOKS_POLL_INTERVAL_SECONDS", "0.01", "at least 0.05"),
+        ("WEBHOOKS_STALLED_AFTER_SECONDS", "1", "at least 5"),
+        ("WEBHOOKS_ALLOWED_NETWORKS", "10.0.0.0/8, intranet", "'intranet'"),
+        ("WEBHOOKS_DB_POOL_MAX_SIZE", "1", "at least 2"),
+        ("WEBHOOKS_RATE_LIMIT_PER_SECOND", "-1", "at least 0"),
+        ("WEBHOOKS_RATE_LIMIT_BURST", "0", "at least 1"),
+        ("WEBHOOKS_RETENTION_DAYS", "0", "at least 1"),
+        ("WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS", "-1", "at least 0"),
+        ("WEBHOOKS_MAX_REQUEST_BYTES", "1000", "at least 4096"),
+    ],
+)
+def test_a_bad_value_names_the_variable(variable: str, value: str, expected: str) -> None:
+    # When a variable holds a value the service cannot use
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({variable: value})
+
+    # Then the error names the variable (so an operator knows what to fix) and the expectation
+    message = str(raised.value)
+    assert variable in message
+    assert expected in message
+
+
+def test_a_bad_number_error_quotes_the_value() -> None:
+    with pytest.raises(SettingsError, match=r"WEBHOOKS_PORT must be a whole number; got 'x1'"):
+        Settings.from_env({"WEBHOOKS_PORT": "x1"})
+
+
+def test_the_smtp_url_error_does_not_echo_credentials() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"WEBHOOKS_SMTP_URL": "ftp://user:hunter2@mail"})
+
+    assert "hunter2" not in str(raised.value)
+
+
+def test_production_requires_a_secret_key() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"WEBHOOKS_ENV": "production"})
+
+    assert "WEBHOOKS_SECRET_KEY" in str(raised.value)
+    assert "WEBHOOKS_ENV=production" in str(raised.value)
+
+
+def test_production_with_a_secret_key_loads() -> None:
+    settings = Settings.from_env({"WEBHOOKS_ENV": "production", "WEBHOOKS_SECRET_KEY": "k"})
+
+    assert settings.is_production is True
+    assert settings.secret_key == "k"
+
+
+def test_development_needs_no_secret_key() -> None:
+    assert Settings.from_env({"WEBHOOKS_ENV": "development"}).secret_key is None
+
+
+def test_allowed_networks_accept_hosts_ipv6_and_loose_separators() -> None:
+    # Given a list with spaces, an empty item, a host address and a non-strict CIDR
+    raw = " 127.0.0.0/8 ,, 192.168.1.7, 10.1.2.3/16 ,::1 "
+
+    # When it is read
+    networks = Settings.from_env({"WEBHOOKS_ALLOWED_NETWORKS": raw}).allowed_networks
+
+    # Then each becomes a network (host bits masked off), in order
+    assert networks == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("192.168.1.7/32"),
+        ipaddress.ip_network("10.1.0.0/16"),
+        ipaddress.ip_network("::1/128"),
+    )
+
+
+def test_with_overrides_returns_a_changed_copy() -> None:
+    base = Settings()
+
+    changed = base.with_overrides(env="production", max_attempts=3)
+
+    assert (changed.env, changed.max_attempts) == ("production", 3)
+    assert (base.env, base.max_attempts) == ("development", 10)
