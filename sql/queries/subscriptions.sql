@@ -84,13 +84,6 @@ WITH cancelled AS (
 )
 SELECT id FROM cancelled;
 
--- matching_subscriptions --
--- The fan-out targets of an event: active subscriptions of the company to the webhook.
-SELECT id FROM subscriptions
-WHERE company_id = %(company_id)s AND webhook_key = %(webhook_key)s
-  AND is_active AND deleted_at IS NULL
-ORDER BY created_at, id;
-
 -- get_subscription_secrets --
 -- The signing secrets and API key parameters of a subscription (worker only).
 SELECT id, company_id, callback_url, api_key_params, is_active, deleted_at,
