@@ -24,7 +24,7 @@ Address pinning: the host is resolved once per attempt by the target policy and 
 connection goes to that checked address. The URL keeps its host name, so the Host
 header, TLS SNI and certificate verification all use the name, and pooled connections
 are keyed by name: a connection verified for one host is never reused for another that
-happens to share its address. The connection pool gets a network backend that connects
+happens to share its address. Each connection pool gets a network backend that connects
 only to the address pinned for the current attempt and refuses anything else, so httpx
 never resolves a name on its own (that second lookup is the DNS-rebinding hole).
 """

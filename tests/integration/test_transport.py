@@ -214,6 +214,24 @@ async def test_request_goes_to_the_pinned_address_with_the_host_header(
     assert resolver.calls == ["receiver.test", "elsewhere.test"]
 
 
+async def test_concurrent_attempts_keep_their_own_pins(receiver: Receiver) -> None:
+    receiver.script("/hook", respond(200, delay=0.05))
+    resolver = FakeResolver({"receiver.test": [["127.0.0.1"]], "elsewhere.test": [["127.0.0.2"]]})
+    hosts = ["receiver.test", "elsewhere.test"] * 15
+
+    async with Transport(
+        timeout_seconds=5, allowed_networks=LOOPBACK_OPEN, resolver=resolver, max_connections=20
+    ) as transport:
+        outcomes = await asyncio.gather(
+            *(transport.send(receiver.url_for("/hook", host=host), BODY, {}) for host in hosts)
+        )
+
+    errors = [outcome.error for outcome in outcomes]
+    assert errors == [None, "connection refused"] * 15
+    assert {r.header("host") for r in receiver.requests} == {f"receiver.test:{receiver.port}"}
+    assert len(receiver.requests) == 15
+
+
 async def test_dns_rebinding_is_caught_on_every_attempt(receiver: Receiver) -> None:
     resolver = FakeResolver({"rebind.test": [["127.0.0.1"], ["10.0.0.1"]]})
     url = receiver.url_for("/hook", host="rebind.test")
