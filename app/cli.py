@@ -13,6 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from psycopg.errors import UndefinedTable
+
 from app import api_keys, companies
 from app.logs import configure_logging
 from app.migrations import apply_migrations
@@ -43,6 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except CommandError as error:
         print(f"webhooks: {error}", file=sys.stderr)
+        return 1
+    except UndefinedTable:
+        print(
+            "webhooks: the database is not migrated (or not this service's): "
+            "run `webhooks migrate`",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -126,6 +126,10 @@ class Database:
             await _enter_scope(session)
             yield session
 
+    async def applied_migrations(self) -> set[str]:
+        """Names of the applied migrations (readiness)."""
+        return {row["name"] for row in await self.fetch_all("applied_migrations")}
+
     async def fetch_one(self, query: str, **arguments: Any) -> Row | None:
         async with self.session() as session:
             return await session.fetch_one(query, **arguments)

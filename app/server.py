@@ -27,6 +27,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from app import graphiql, metrics
 from app.api_keys import authenticate
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope
+from app.migrations import own_migrations
 from app.rate_limit import RateLimit, TokenBuckets
 from app.services import Services, open_services
 from app.settings import Settings
@@ -36,6 +37,8 @@ from schema.context import Context
 from schema.root import build_schema
 
 logger = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_SECONDS = 2.0
 
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
@@ -269,16 +272,17 @@ async def _maybe(
 async def readiness(
     holder: ServicesHolder, worker_health: WorkerHealth | None = None
 ) -> dict[str, bool]:
-    """Whether the database answers (within the pool timeout) and the worker, if any, runs."""
+    """Whether the database answers in time and is migrated, and the worker (if any) runs."""
     checks: dict[str, bool] = {}
     try:
-        services = holder.services
-        async with services.db.pool.connection(timeout=2.0) as connection:
-            await connection.execute("SELECT 1")
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            applied = await holder.services.db.applied_migrations()
         checks["database"] = True
+        checks["migrations"] = {m.name for m in own_migrations()} <= applied
     except Exception:  # any failure means "not ready"; the reason goes to the log
         logger.warning("readiness: database check failed", exc_info=True)
         checks["database"] = False
+        checks["migrations"] = False
     if worker_health is not None:
         checks["worker"] = worker_health.running
     return checks

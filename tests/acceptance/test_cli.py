@@ -190,3 +190,15 @@ def test_commands_needing_a_database_say_which_setting_is_missing(tmp_path: Path
 
     assert result.returncode == 2, result.describe()
     assert "WEBHOOKS_DATABASE_URL" in result.stderr
+
+
+def test_a_command_on_an_unmigrated_database_says_to_migrate(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    with empty_database(postgres_server) as url:
+        env = service_environment(url, tmp_path / "data", generate_key())
+        result = run_cli("company", "create", "Acme", "--json", env=env)
+
+    assert result.returncode == 1
+    assert "run `webhooks migrate`" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -110,7 +110,10 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
     assert f"starting embedded PostgreSQL in {data_dir / 'postgres'}" in first.log()
     assert postgres_processes_of(data_dir / "postgres"), first.describe()
     ready = first.wait_http("/readyz")
-    assert ready.json() == {"ready": True, "checks": {"database": True, "worker": True}}
+    assert ready.json() == {
+        "ready": True,
+        "checks": {"database": True, "migrations": True, "worker": True},
+    }
     graphiql = httpx.get(first.url("/graphql"), headers={"accept": "text/html"}, timeout=5)
     assert graphiql.status_code == 200
     assert graphiql.headers["content-type"].startswith("text/html")

@@ -191,7 +191,10 @@ def test_serve_with_worker_delivers_on_its_own(
         [delivery] = event["deliveries"]
         done = wait_for_status(api, tenants.key_a, delivery["id"], "SUCCEEDED")
 
-    assert ready.json() == {"ready": True, "checks": {"database": True, "worker": True}}
+    assert ready.json() == {
+        "ready": True,
+        "checks": {"database": True, "migrations": True, "worker": True},
+    }
     assert verified_body(request, secret)["data"] == {"orderId": "o-7"}
     assert request.header("webhook-id") == done["webhookId"]
     assert [attempt["number"] for attempt in done["attempts"]] == [1]
