@@ -10,6 +10,7 @@ from app.errors import InvalidInput, UserError, not_found
 from app.events import defer_attempts
 from app.ids import try_uuid
 from app.services import Services
+from app.subscriptions import require_active_subscription
 
 BATCH_SIZE = 500
 
@@ -47,24 +48,10 @@ async def redeliver_failed(
 
     Works in batches, each its own transaction, so a large backlog never holds long locks.
     """
-    key = try_uuid(subscription_id)
-    subscription = (
-        await services.db.fetch_one("get_subscription", id=key, company_id=company_id)
-        if key
-        else None
+    subscription = await require_active_subscription(
+        services, company_id, subscription_id, to="redeliver"
     )
-    if subscription is None:
-        raise not_found(("subscriptionId",), "subscription")
-    if not subscription["is_active"]:
-        raise InvalidInput(
-            [
-                UserError(
-                    ("subscriptionId",),
-                    "The subscription is inactive; activate it before redelivering.",
-                    "INVALID",
-                )
-            ]
-        )
+    key = subscription["id"]
     count = 0
     after_id: uuid.UUID | None = None
     while True:

@@ -310,3 +310,24 @@ async def rotate_secret(
     if row is None:
         raise not_found(("id",), "subscription")
     return subscription_from_row(row), secret
+
+
+async def require_active_subscription(
+    services: Services, company_id: str, subscription_id: str, *, to: str
+) -> Row:
+    """The company's live, active subscription, or the userError saying why not.
+
+    ``to`` completes "activate it to ...", e.g. "send a test event".
+    """
+    key = try_uuid(subscription_id)
+    row = (
+        await services.db.fetch_one("get_subscription", id=key, company_id=company_id)
+        if key
+        else None
+    )
+    if row is None:
+        raise not_found(("subscriptionId",), "subscription")
+    if not row["is_active"]:
+        message = f"The subscription is inactive; activate it to {to}."
+        raise InvalidInput([UserError(("subscriptionId",), message, "INVALID")])
+    return row
