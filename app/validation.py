@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -42,8 +43,10 @@ def check_api_key_params(
             UserError(field, f"At most {MAX_API_KEY_PARAMS} API key parameters.", "INVALID")
         )
     existing = set()
+    # A URL too broken to split (e.g. "https://[::1/x") is reported by the URL check.
     if callback_url:
-        existing = {name for name, _ in parse_qsl(urlsplit(callback_url).query)}
+        with contextlib.suppress(ValueError):
+            existing = {name for name, _ in parse_qsl(urlsplit(callback_url).query)}
     seen: set[str] = set()
     for index, (name, value) in enumerate(params):
         where = (*field, str(index))

@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.masking import MaskUnexpectedErrors
 from schema.mutation import Mutation
+from schema.nul_characters import RefuseNulCharacters
 from schema.query import Query
 from schema.subscription import Subscription
 
@@ -36,7 +37,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     ]
     if production:
         extensions.append(DisableIntrospection)
-    extensions.append(MaskUnexpectedErrors)
+    extensions += [RefuseNulCharacters, MaskUnexpectedErrors]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,

@@ -1,0 +1,64 @@
+"""Operations carrying the NUL character (U+0000) are refused before they run.
+
+PostgreSQL's text and jsonb cannot hold U+0000, so such a string (in a filter, an id, an
+event payload...) used to fail deep inside a query and reach the client as an
+"Unexpected error". No field has a use for it: the whole operation is refused with a
+``BAD_USER_INPUT`` error, whether the string is written in the document or passed as a
+variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import BREAK, DocumentNode, GraphQLError, StringValueNode, Visitor, visit
+from strawberry.extensions import SchemaExtension
+
+NUL = "\x00"
+MESSAGE = "Strings must not contain the NUL character (\\u0000)."
+
+
+class RefuseNulCharacters(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.pre_execution_errors is None and (
+            holds_nul(context.variables) or document_holds_nul(context.graphql_document)
+        ):
+            # Set before validation runs: Strawberry then skips validation and execution.
+            context.pre_execution_errors = [
+                GraphQLError(MESSAGE, extensions={"code": "BAD_USER_INPUT"})
+            ]
+        yield
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a JSON value (variables) has U+0000 in any string or object key."""
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(item) for item in value)
+    return False
+
+
+def document_holds_nul(document: DocumentNode | None) -> bool:
+    """Whether any string literal of the document has U+0000."""
+    if document is None:
+        return False
+    finder = _NulFinder()
+    visit(document, finder)
+    return finder.found
+
+
+class _NulFinder(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> Any:
+        if NUL in node.value:
+            self.found = True
+            return BREAK
+        return None
