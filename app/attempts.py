@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from procrastinate.jobs import DEFAULT_PRIORITY
+
 from app import metrics
 from app.database import Row, Session
 from app.events import defer_attempts
@@ -46,6 +48,9 @@ Result = Literal[
 ]
 
 POSTPONE_SECONDS = 1.0
+# Postponed attempts yield to every other due attempt: they are over their subscription's
+# share already, and fresh work for other subscriptions must not queue behind them.
+POSTPONED_PRIORITY = DEFAULT_PRIORITY - 1
 
 GONE_REASON = (
     "the endpoint answered 410 Gone, so the subscription was deactivated; "
@@ -162,6 +167,7 @@ async def postpone(services: Services, delivery_id: uuid.UUID, cycle: int, attem
             tx,
             [(delivery_id, cycle, attempt)],
             schedule_at=datetime.now(UTC) + timedelta(seconds=delay),
+            priority=POSTPONED_PRIORITY,
         )
 
 

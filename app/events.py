@@ -199,11 +199,13 @@ async def defer_attempts(
     attempts: list[tuple[uuid.UUID, int, int]],
     *,
     schedule_at: datetime | None = None,
+    priority: int = DEFAULT_PRIORITY,
 ) -> None:
     """Queue delivery jobs ``(delivery id, cycle, attempt number)`` inside ``tx``.
 
     One job per attempt; the per-delivery lock keeps two attempts of one delivery from
-    ever running at once, even across worker processes.
+    ever running at once, even across worker processes. Workers take due jobs by
+    ``priority`` first (higher first), then in the order they were queued.
     """
     if not attempts:
         return
@@ -215,7 +217,7 @@ async def defer_attempts(
             lock=str(delivery_id),
             queueing_lock=None,
             task_name=DELIVER_TASK,
-            priority=DEFAULT_PRIORITY,
+            priority=priority,
             task_kwargs={"delivery_id": str(delivery_id), "cycle": cycle, "attempt": attempt},
             scheduled_at=schedule_at,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ import uvicorn
 from app.server import build_app
 from app.services import Services, open_services
 from app.settings import Settings
-from app.worker import WorkerHealth, run_worker, supervise_worker
+from app.worker import WorkerHealth, supervise_worker
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,30 @@ def serve(
 
 
 def run_worker_process(settings: Settings) -> None:
-    """The ``webhooks worker`` process: SIGTERM lets in-flight attempts finish, then exits."""
+    """The ``webhooks worker`` process: SIGTERM or SIGINT lets in-flight attempts finish,
+    then exits. Until then the worker is supervised: when it stops on its own (the
+    database went away and its LISTEN connection with it), it is started again."""
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:
+            # As with Procrastinate's own handlers: a second signal ends the process at once.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, request_stop)
         async with open_services(settings) as services:
             logger.info("worker started (concurrency %d)", settings.worker_concurrency)
-            await run_worker(services, concurrency=settings.worker_concurrency)
+            # Leaving the block cancels the worker, which Procrastinate turns into a
+            # graceful stop bounded by the request timeout.
+            async with supervise_worker(
+                services, WorkerHealth(), concurrency=settings.worker_concurrency
+            ):
+                await stop.wait()
             logger.info("worker stopped")
 
     asyncio.run(main())

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, cast
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Send
+from starlette.types import ASGIApp, ExceptionHandler, Receive, Send
 from starlette.types import Scope as Scope_
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -37,6 +38,8 @@ from schema.context import Context
 from schema.root import build_schema
 
 logger = logging.getLogger(__name__)
+
+RETRY_AFTER_UNAVAILABLE_SECONDS = 5
 
 READINESS_TIMEOUT_SECONDS = 2.0
 
@@ -199,6 +202,35 @@ class _TooLarge(Exception):
     pass
 
 
+async def database_unavailable(
+    connection: Request | WebSocket, error: Exception
+) -> Response | None:
+    """503 with a GraphQL error when the database cannot be reached.
+
+    Resolvers' errors are already GraphQL errors, but authentication runs before any
+    resolver: without this, a request arriving during a database outage got a bare
+    "Internal Server Error" once the pool gave up waiting for a connection. A websocket
+    is closed with 1013 ("try again later").
+    """
+    logger.warning("database unavailable (%s)", type(error).__name__)
+    if isinstance(connection, WebSocket):
+        with suppress(RuntimeError):  # already closed
+            await connection.close(code=1013)
+        return None
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": "The service is temporarily unavailable; try again shortly.",
+                    "extensions": {"code": "UNAVAILABLE"},
+                }
+            ]
+        },
+        status_code=503,
+        headers={"retry-after": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
+    )
+
+
 def build_app(
     settings: Settings,
     *,
@@ -249,6 +281,9 @@ def build_app(
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
+        # PoolTimeout is an OperationalError too. (One handler for both connection kinds,
+        # which Starlette's types keep apart.)
+        exception_handlers={psycopg.OperationalError: cast(ExceptionHandler, database_unavailable)},
     )
     # The body cap leaves room for a maximal payload plus the document around it.
     max_body = max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)

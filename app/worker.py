@@ -3,7 +3,8 @@
 ``run_worker`` runs until cancelled or signalled. Beside Procrastinate it runs a
 maintenance loop that re-queues stalled jobs (a SIGKILLed worker leaves its job in
 ``doing``), deliveries whose job was lost, and failure emails whose job was lost.
-``supervise_worker`` runs it inside the API process, restarting it if it ever stops.
+``supervise_worker`` runs it inside the API process or as the ``webhooks worker``
+process, restarting it whenever it stops on its own (a lost database connection).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from app.transport import Transport
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE_SECONDS = 30.0
+MAINTENANCE_STOP_SECONDS = 5.0
+# A worker that ran this long before stopping is restarted after the shortest delay again.
+HEALTHY_RUN_SECONDS = 60.0
 HEALTH_CHECK_SECONDS = 60.0
 
 
@@ -87,7 +91,8 @@ async def run_worker(
     )
     heartbeat = max(1.0, settings.stalled_after_seconds / 4)
     async with transport:
-        maintenance = asyncio.create_task(maintenance_loop(services), name="maintenance")
+        stopping = asyncio.Event()
+        maintenance = asyncio.create_task(maintenance_loop(services, stopping), name="maintenance")
         try:
             await services.queue.run_worker_async(
                 queues=[DELIVERY_QUEUE, NOTICE_QUEUE, MAINTENANCE_QUEUE],
@@ -103,16 +108,24 @@ async def run_worker(
                 delete_jobs="successful",
             )
         finally:
+            # The cancellation alone is not enough: when the database came back after an
+            # outage, it was lost at times (the loop kept running, cancel pending, most
+            # likely swallowed by asyncio.wait_for in Python 3.11 inside psycopg_pool's
+            # connection wait) and waiting for the loop hung the worker for good. The flag
+            # ends the loop anyway, and the wait is bounded.
+            stopping.set()
             maintenance.cancel()
-            await asyncio.gather(maintenance, return_exceptions=True)
+            await asyncio.wait({maintenance}, timeout=MAINTENANCE_STOP_SECONDS)
+            if not maintenance.done():
+                logger.warning("maintenance loop still running; leaving it behind")
 
 
-async def maintenance_loop(services: Services) -> None:
+async def maintenance_loop(services: Services, stopping: asyncio.Event | None = None) -> None:
     interval = max(0.5, min(5.0, services.settings.stalled_after_seconds / 4))
     bind_scope(WORKER_SCOPE)  # this loop runs in a task of its own
     loop = asyncio.get_running_loop()
     next_health_check = loop.time()
-    while True:
+    while stopping is None or not stopping.is_set():
         try:
             await recover(services)
             if loop.time() >= next_health_check:
@@ -160,12 +173,19 @@ async def recover(services: Services) -> dict[str, int]:
 async def supervise_worker(
     services: Services, health: WorkerHealth, *, concurrency: int | None = None
 ) -> AsyncIterator[WorkerHealth]:
-    """Run the worker in this process beside the API; restart it if it ever stops."""
+    """Run the worker in this process (beside the API, or as ``webhooks worker``);
+    restart it whenever it stops on its own.
+
+    Procrastinate stops its worker quietly when a side task fails, e.g. its LISTEN
+    connection when the database restarts; the worker must come back by itself.
+    """
 
     async def supervise() -> None:
         delay = 1.0
+        loop = asyncio.get_running_loop()
         while True:
             health.running = True
+            started = loop.time()
             try:
                 await run_worker(services, concurrency=concurrency, install_signal_handlers=False)
                 health.last_error = "worker stopped"
@@ -177,6 +197,9 @@ async def supervise_worker(
             finally:
                 health.running = False
             health.restarts += 1
+            if loop.time() - started >= HEALTHY_RUN_SECONDS:
+                delay = 1.0
+            logger.warning("worker stopped on its own; restarting in %.0f s", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

@@ -21,4 +21,12 @@ from app.worker import WorkerRuntime
 async def deliver_webhook(context: JobContext, delivery_id: str, cycle: int, attempt: int) -> str:
     runtime: WorkerRuntime = context.additional_context["runtime"]
     with scoped(WORKER_SCOPE):
-        return await make_attempt(runtime.services, runtime.transport, delivery_id, cycle, attempt)
+        # The in-flight cap per subscription keeps a hung endpoint from taking every slot.
+        return await make_attempt(
+            runtime.services,
+            runtime.transport,
+            delivery_id,
+            cycle,
+            attempt,
+            in_flight=runtime.in_flight,
+        )
