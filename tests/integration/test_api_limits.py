@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -410,8 +410,8 @@ async def test_user_errors_are_not_masked(api: GraphQLClient, tenants: Tenants) 
 
 
 @pytest.fixture
-def rate_limited(database_url: str, tmp_path: Path) -> Iterator[Settings]:
-    yield make_settings(database_url, tmp_path, rate_limit_per_second=1.0, rate_limit_burst=3)
+def rate_limited(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path, rate_limit_per_second=1.0, rate_limit_burst=3)
 
 
 async def test_the_fourth_quick_request_is_rate_limited_and_another_key_is_not(
