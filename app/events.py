@@ -175,9 +175,7 @@ async def publish_event(
     return event_from_row(row)
 
 
-async def _reference_errors(
-    tx: Session, new: NewEvent, field: tuple[str, ...]
-) -> list[UserError]:
+async def _reference_errors(tx: Session, new: NewEvent, field: tuple[str, ...]) -> list[UserError]:
     errors: list[UserError] = []
     if await tx.fetch_one("get_company", id=new.company_id) is None:
         errors.append(UserError((*field, "companyId"), "No company with this id.", "NOT_FOUND"))
