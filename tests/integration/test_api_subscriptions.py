@@ -246,7 +246,7 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], list[str], str]] = {
     ),
     "description-too-long": ({"description": "x" * 501}, ["input", "description"], "TOO_LARGE"),
     "description-control-chars": (
-        {"description": "line\x00"},
+        {"description": "line\x07"},
         ["input", "description"],
         "INVALID",
     ),
