@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -19,14 +20,31 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class SharedLoader(Generic[K, V]):
+    """A DataLoader whose per-key futures survive the cancellation of one of their callers.
+
+    Resolvers asking for the same key await one shared future. When a field fails,
+    graphql-core cancels the sibling resolvers still running; cancelling one while it
+    awaits would cancel the shared future itself, and every other resolver waiting for
+    that key (in branches that did not fail) would raise CancelledError, failing the
+    whole request with an HTTP 500. Each caller therefore awaits it through a shield.
+    """
+
+    def __init__(self, loader: DataLoader[K, V]) -> None:
+        self._loader = loader
+
+    async def load(self, key: K) -> V:
+        return await asyncio.shield(self._loader.load(key))
+
+
 def _loader(
     fetch: Callable[[list[K]], Coroutine[Any, Any, dict[K, V]]], default: Callable[[], V]
-) -> DataLoader[K, V]:
+) -> SharedLoader[K, V]:
     async def load(keys: Sequence[K]) -> list[V]:
         found = await fetch(list(keys))
         return [found.get(key, default()) for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(DataLoader(load_fn=load))
 
 
 class Loaders:
@@ -36,10 +54,10 @@ class Loaders:
         self.event = _loader(self._events, lambda: None)
         self.subscription = _loader(self._subscriptions, lambda: None)
         self.company = _loader(self._companies, lambda: None)
-        self.deliveries_of_event: DataLoader[uuid.UUID, list[Delivery]] = _loader(
+        self.deliveries_of_event: SharedLoader[uuid.UUID, list[Delivery]] = _loader(
             self._deliveries_of_events, list
         )
-        self.attempts_of_delivery: DataLoader[uuid.UUID, list[Attempt]] = _loader(
+        self.attempts_of_delivery: SharedLoader[uuid.UUID, list[Attempt]] = _loader(
             self._attempts, list
         )
 

@@ -19,8 +19,11 @@ per-test limit):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
 import ipaddress
+import logging
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -50,6 +53,13 @@ EXAMPLES = int(os.environ.get("WEBHOOKS_FUZZ_EXAMPLES", "150"))
 RANDOM = os.environ.get("WEBHOOKS_FUZZ_RANDOM", "") not in ("", "0")
 
 SCHEMA = build_schema().as_str()
+
+# When one field of a selection fails, graphql-core cancels its running siblings; a
+# sibling cancelled before its first step leaves Strawberry's resolver coroutine
+# unawaited, a RuntimeWarning when the garbage collector finds it. The response is
+# right and nothing leaks; the fuzzer provokes it now and then, so it is ignored here.
+UNAWAITED = "ignore:coroutine '.*_async_resolver' was never awaited:RuntimeWarning"
+pytestmark = pytest.mark.filterwarnings(UNAWAITED)
 
 # A public address: callback URLs that parse are accepted without real DNS. No worker
 # runs here, so nothing is ever sent to it.
@@ -237,11 +247,21 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 
 @pytest.fixture
-async def client(services: Services, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    services: Services, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[httpx.AsyncClient]:
+    # Strawberry logs every GraphQL error with the error object, which holds the frames of
+    # the resolvers cancelled beside it (see UNAWAITED); pytest keeps log records to the
+    # end of the test. Thousands of expected errors need no record, and without them the
+    # orphaned coroutines are collected below, under this module's warning filter.
+    caplog.set_level(logging.CRITICAL, logger="strawberry.execution")
     app = build_app(settings, services=services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+    for _ in range(20):  # cancellations settle over a few turns of the loop
+        await asyncio.sleep(0)
+    gc.collect()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +346,18 @@ mutation {
   }
 }
 """
+# A failing field cancels its siblings; one waiting on a DataLoader future shared with
+# another branch used to cancel that branch too, and the request died with CancelledError.
+FAILING_BESIDE_SHARED_LOADS = """
+{
+  deliveries {
+    nodes {
+      event { webhook { key } company { name } }
+      subscription { webhook { key } deliveries(first: 0) { nodes { id } } }
+    }
+  }
+}
+"""
 UNSPLITTABLE_URL = """
 mutation {
   createWebhookSubscription(
@@ -359,6 +391,7 @@ mutation {
 @example(query=NUL_IN_COMPANY_ID)
 @example(query=NUL_IN_PAYLOAD)
 @example(query=UNSPLITTABLE_URL)
+@example(query=FAILING_BESIDE_SHARED_LOADS)
 async def test_no_generated_operation_crashes_the_api(
     client: httpx.AsyncClient, seeded: Seeded, query: str
 ) -> None:
@@ -413,6 +446,24 @@ async def test_nul_characters_are_refused_whether_literal_or_variable(
     async with services.db.pool.connection() as connection:
         after = await (await connection.execute("SELECT count(*) FROM events")).fetchone()
     assert after == before
+
+
+async def test_a_failing_field_beside_shared_loads_fails_alone(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    # A race (it hit about one request in 30 before the fix): repeat it.
+    for _ in range(40):
+        for key in seeded.keys.values():
+            response = await client.post(
+                "/graphql",
+                json={"query": FAILING_BESIDE_SHARED_LOADS},
+                headers={"authorization": f"Bearer {key}"},
+            )
+
+            body = response.json()
+            assert response.status_code == 200
+            assert body["data"] is None
+            assert {error["message"] for error in body["errors"]} == {"`first` must be at least 1"}
 
 
 async def test_a_callback_url_too_broken_to_split_is_a_user_error(
