@@ -7,11 +7,20 @@ connection so Procrastinate can insert jobs in the same transaction.
 Every transaction opened while a :class:`Scope` is bound (``bind_scope``) first enters
 that scope: a non-owner role and, for COMPANY keys, the company, so PostgreSQL's
 row-level security confines it even if a query forgot its company filter.
+
+Round trips are what a worker spends most of its time on (see README, "Performance"), so
+pooled connections are in autocommit mode: a lone statement (Procrastinate's fetch and
+finish, an unscoped read) is one round trip instead of BEGIN, statement, COMMIT; only
+``transaction()`` and scoped sessions pay for BEGIN and COMMIT, and those run in pipeline
+mode, so that BEGIN and entering the scope travel with the first statement. And a
+connection handed back moments ago is not pinged again when it is taken out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -19,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
+from psycopg import AsyncPipeline
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -26,6 +36,11 @@ from app.queries import QUERIES
 
 Row = dict[str, Any]
 RoleName = Literal["webhooks_api", "webhooks_publisher", "webhooks_worker"]
+
+# A connection returned to the pool less than this long ago is handed out without the
+# liveness ping (one round trip); one that sat idle longer, e.g. across a server restart,
+# is still checked before use.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,10 +77,17 @@ def current_scope() -> Scope | None:
 
 
 class Session:
-    """Runs named queries on one connection (inside a transaction when one is open)."""
+    """Runs named queries on one connection (inside a transaction when one is open).
 
-    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+    In a transaction the connection is in pipeline mode: statements are sent at once and
+    their results awaited when read (a fetch, or the row count of ``execute``).
+    """
+
+    def __init__(
+        self, connection: psycopg.AsyncConnection[Any], pipeline: AsyncPipeline | None = None
+    ) -> None:
         self.connection = connection
+        self._pipeline = pipeline
 
     async def fetch_one(self, query: str, **arguments: Any) -> Row | None:
         async with self.connection.cursor(row_factory=dict_row) as cursor:
@@ -81,6 +103,8 @@ class Session:
         """Run a statement; returns the number of rows it touched."""
         async with self.connection.cursor() as cursor:
             await cursor.execute(QUERIES[query], arguments)
+            if self._pipeline is not None:
+                await self._pipeline.sync()  # the row count arrives with the result
             return cursor.rowcount
 
 
@@ -97,8 +121,9 @@ class Database:
         """A closed pool; open it with ``await pool.open()`` or ``async with``.
 
         No ``autocommit`` in the connection kwargs: Procrastinate's listener adds its own
-        (see stack notes) and our transactions are explicit.
+        (see stack notes); ``configure`` switches each new pooled connection to it instead.
         """
+        liveness = _Liveness()
         return AsyncConnectionPool(
             url,
             min_size=min_size,
@@ -106,23 +131,32 @@ class Database:
             timeout=timeout,
             open=False,
             kwargs={"connect_timeout": 5},
-            check=AsyncConnectionPool.check_connection,
+            configure=_autocommit,
+            check=liveness.check,
+            reset=liveness.returned,
             name="webhooks",
         )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        """One connection; its statements commit together when the block ends."""
+        """One connection. In a bound scope its statements form one transaction (the scope
+        lasts as long as a transaction); otherwise each statement commits on its own."""
+        if _scope.get() is not None:
+            async with self.transaction() as session:
+                yield session
+            return
         async with self.pool.connection() as connection:
-            session = Session(connection)
-            await _enter_scope(session)
-            yield session
+            yield Session(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         """One connection inside one transaction: all or nothing."""
-        async with self.pool.connection() as connection, connection.transaction():
-            session = Session(connection)
+        async with (
+            self.pool.connection() as connection,
+            connection.pipeline() as pipeline,
+            connection.transaction(),
+        ):
+            session = Session(connection, pipeline)
             await _enter_scope(session)
             yield session
 
@@ -131,22 +165,69 @@ class Database:
         return {row["name"] for row in await self.fetch_all("applied_migrations")}
 
     async def fetch_one(self, query: str, **arguments: Any) -> Row | None:
-        async with self.session() as session:
-            return await session.fetch_one(query, **arguments)
+        async with self._statement(query, arguments) as cursor:
+            return await cursor.fetchone()
 
     async def fetch_all(self, query: str, **arguments: Any) -> list[Row]:
-        async with self.session() as session:
-            return await session.fetch_all(query, **arguments)
+        async with self._statement(query, arguments) as cursor:
+            return await cursor.fetchall()
 
     async def execute(self, query: str, **arguments: Any) -> int:
-        async with self.session() as session:
-            return await session.execute(query, **arguments)
+        """Run a statement; returns the number of rows it touched."""
+        async with self._statement(query, arguments) as cursor:
+            return cursor.rowcount
+
+    @asynccontextmanager
+    async def _statement(
+        self, query: str, arguments: dict[str, Any]
+    ) -> AsyncIterator[psycopg.AsyncCursor[Row]]:
+        """One statement on a pooled connection, its results in the cursor.
+
+        In a bound scope, BEGIN, the scope, the statement and COMMIT leave together and
+        the results are read after the one round trip; without a scope the statement
+        commits on its own.
+        """
+        async with (
+            self.pool.connection() as connection,
+            connection.cursor(row_factory=dict_row) as cursor,
+        ):
+            if _scope.get() is None:
+                await cursor.execute(QUERIES[query], arguments)
+            else:
+                async with connection.pipeline(), connection.transaction():
+                    await _enter_scope(Session(connection))
+                    await cursor.execute(QUERIES[query], arguments)
+            yield cursor
+
+
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.set_autocommit(True)
+
+
+class _Liveness:
+    """The pool's check: ping only connections that were idle for a while."""
+
+    def __init__(self) -> None:
+        self._returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def check(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        returned_at = self._returned_at.get(connection)
+        if returned_at is None or time.monotonic() - returned_at > PING_AFTER_IDLE_SECONDS:
+            await AsyncConnectionPool.check_connection(connection)
+
+    async def returned(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self._returned_at[connection] = time.monotonic()
 
 
 async def _enter_scope(session: Session) -> None:
     scope = _scope.get()
     if scope is not None:
-        await session.execute("enter_scope", role=scope.role, company_id=scope.company_id)
+        # Queued, not awaited: it reaches the server with BEGIN and the first statement.
+        await session.connection.execute(
+            QUERIES["enter_scope"], {"role": scope.role, "company_id": scope.company_id}
+        )
 
 
 async def listen(url: str, query: str, ready: asyncio.Event | None = None) -> AsyncIterator[str]:

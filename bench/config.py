@@ -1,0 +1,56 @@
+"""How big each phase is: the full run and the smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Sizes and rates of one benchmark run."""
+
+    concurrency: int = 50  # the worker's default (WEBHOOKS_WORKER_CONCURRENCY)
+    http_requests: int = 6000  # A: requests per client process
+    queue_jobs: int = 6000  # B: no-op jobs per measurement
+    events: int = 2000  # C: events published per run
+    publishers: int = 8  # C: publishEvent calls in flight
+    latency_seconds: float = 30.0  # D: how long the steady stream lasts
+    latency_rate: float = 50.0  # D: events per second
+    retry_events: int = 300  # E: deliveries whose first attempt fails
+    retry_rate: float = 30.0  # E: events per second
+    retry_interval: float = 1.0  # E: WEBHOOKS_RETRY_INTERVAL_SECONDS
+    scale_rows: int = 1_000_000  # F: deliveries generated
+    scale_companies: int = 100  # F
+    api_requests: int = 200  # F: requests per query shape
+    fanout_publishes: int = 200  # G
+    fanout_subscriptions: int = 100  # G
+    memory_deliveries: int = 1000  # H: in flight at once
+    memory_delay_ms: int = 10_000  # H: how long the slow receiver takes to answer
+    smoke: bool = False
+
+    def with_rows(self, rows: int | None) -> Sizes:
+        return self if rows is None else replace(self, scale_rows=rows)
+
+    def with_events(self, events: int) -> Sizes:
+        return replace(self, events=events)
+
+
+FULL = Sizes()
+
+SMOKE = Sizes(
+    http_requests=300,
+    queue_jobs=300,
+    events=30,
+    latency_seconds=2.0,
+    retry_events=10,
+    retry_rate=20.0,
+    retry_interval=0.5,
+    scale_rows=2000,
+    scale_companies=10,
+    api_requests=20,
+    fanout_publishes=10,
+    fanout_subscriptions=100,
+    memory_deliveries=100,
+    memory_delay_ms=500,
+    smoke=True,
+)

@@ -1,0 +1,21 @@
+"""``python -m bench.noop_worker``: one queue-ceiling worker process (see bench/noop.py).
+
+A module of its own so that the Procrastinate app is not created in ``__main__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.settings import Settings
+from bench.noop import run
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run(Settings.from_env()))
+
+
+if __name__ == "__main__":
+    main()

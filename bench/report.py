@@ -1,0 +1,235 @@
+"""The benchmark's report: targets met or missed, a Markdown table, the JSON files."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Result = dict[str, Any]
+
+# Targets of the issue; reported, never asserted.
+QUEUE_SHARE = 0.7  # C >= 0.7 * B
+LATENCY_P50_MS = 10.0
+LATENCY_P99_MS = 50.0
+RETRY_P99_MS = 1000.0
+API_P99_MS = 30.0
+FANOUT_P99_MS = 50.0
+PEAK_RSS_MB = 250.0
+
+
+def _by_processes(section: Result | None) -> dict[int, float]:
+    if not section:
+        return {}
+    return {run["processes"]: run["per_second"] for run in section["runs"]}
+
+
+def targets(sections: dict[str, Result]) -> list[Result]:
+    """Every target with its measured value and whether it was met."""
+    found: list[Result] = []
+
+    def add(name: str, value: float, target: str, met: bool) -> None:
+        found.append({"target": name, "value": value, "goal": target, "met": bool(met)})
+
+    queue = _by_processes(sections.get("B"))
+    for run in sections.get("C", {}).get("runs", []):
+        ceiling = queue.get(run["workers"])
+        if ceiling:
+            share = run["per_second"] / ceiling
+            add(
+                f"C/B fan-out {run['fanout']}, {run['workers']} worker(s)",
+                round(share, 2),
+                f">= {QUEUE_SHARE}",
+                share >= QUEUE_SHARE,
+            )
+    if "D" in sections:
+        latency = sections["D"]["latency"]
+        add(
+            "D latency p50 (ms)",
+            latency["p50_ms"],
+            f"<= {LATENCY_P50_MS:g}",
+            latency["p50_ms"] <= LATENCY_P50_MS,
+        )
+        add(
+            "D latency p99 (ms)",
+            latency["p99_ms"],
+            f"<= {LATENCY_P99_MS:g}",
+            latency["p99_ms"] <= LATENCY_P99_MS,
+        )
+    if "E" in sections:
+        p99 = sections["E"]["lateness"]["p99_ms"]
+        add("E retry lateness p99 (ms)", p99, f"<= {RETRY_P99_MS:g}", p99 <= RETRY_P99_MS)
+    if "F" in sections:
+        for shape in ("deliveries_first_50", "delivery_by_id"):
+            p99 = sections["F"]["latency"][shape]["p99_ms"]
+            add(f"F {shape} p99 (ms)", p99, f"<= {API_P99_MS:g}", p99 <= API_P99_MS)
+        add("F seq scans", int(sections["F"]["seq_scan"]), "none", not sections["F"]["seq_scan"])
+    if "G" in sections:
+        p99 = sections["G"]["latency"]["p99_ms"]
+        add(
+            "G publish p99, 100 subscriptions (ms)",
+            p99,
+            f"<= {FANOUT_P99_MS:g}",
+            p99 <= FANOUT_P99_MS,
+        )
+    if "H" in sections:
+        peak = sections["H"]["peak_rss_mb"]
+        add("H worker peak RSS (MB)", peak, f"<= {PEAK_RSS_MB:g}", peak <= PEAK_RSS_MB)
+    return found
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    return f"{value:,}"
+
+
+def rows(data: Result) -> list[tuple[str, str, str, str]]:
+    """(section, measure, value, target) rows of the table."""
+    sections = data["sections"]
+    table: list[tuple[str, str, str, str]] = []
+    http = _by_processes(sections.get("A"))
+    queue = _by_processes(sections.get("B"))
+    for processes, value in http.items():
+        table.append(
+            ("A", f"HTTP ceiling, {processes} process(es), c=50", f"{_fmt(value)} req/s", "")
+        )
+    for processes, value in queue.items():
+        table.append(("B", f"queue ceiling, {processes} worker(s)", f"{_fmt(value)} jobs/s", ""))
+    for run in sections.get("C", {}).get("runs", []):
+        workers, value = run["workers"], run["per_second"]
+        ratios = []
+        if http.get(workers):
+            ratios.append(f"C/A {value / http[workers]:.2f}")
+        if queue.get(workers):
+            ratios.append(f"C/B {value / queue[workers]:.2f}")
+        table.append(
+            (
+                "C",
+                f"end-to-end, {run['events']:,} events x fan-out {run['fanout']}, "
+                f"{workers} worker(s)",
+                f"{_fmt(value)} deliveries/s ({', '.join(ratios)}; "
+                f"publish {_fmt(run['publish_events_per_second'])} events/s)",
+                f"C/B >= {QUEUE_SHARE}",
+            )
+        )
+    if "D" in sections:
+        latency = sections["D"]["latency"]
+        table.append(
+            (
+                "D",
+                f"publish-to-receive at {sections['D']['rate']:g} events/s",
+                f"p50 {_fmt(latency['p50_ms'])} / p95 {_fmt(latency['p95_ms'])} / "
+                f"p99 {_fmt(latency['p99_ms'])} ms",
+                f"p50 <= {LATENCY_P50_MS:g}, p99 <= {LATENCY_P99_MS:g} ms",
+            )
+        )
+        for part, label in (
+            ("publish_call", "of which publishEvent call"),
+            ("after_publish", "of which publish answered -> received"),
+        ):
+            share = sections["D"][part]
+            table.append(
+                (
+                    "D",
+                    label,
+                    f"p50 {_fmt(share['p50_ms'])} / p99 {_fmt(share['p99_ms'])} ms",
+                    "",
+                )
+            )
+    if "E" in sections:
+        lateness = sections["E"]["lateness"]
+        table.append(
+            (
+                "E",
+                f"retry lateness (interval {sections['E']['interval_seconds']:g} s)",
+                f"p50 {_fmt(lateness['p50_ms'])} / p99 {_fmt(lateness['p99_ms'])} ms",
+                f"p99 <= {RETRY_P99_MS:g} ms",
+            )
+        )
+    if "F" in sections:
+        scale = sections["F"]
+        names = {
+            "deliveries_first_50": "deliveries(first: 50) + attempts",
+            "delivery_by_id": "delivery(id) + attempts",
+            "deliveries_first_50_failed": "deliveries(first: 50, status FAILED) + attempts",
+        }
+        rows_made = scale["data"]["tables"].get("deliveries", {}).get("rows", 0)
+        for shape, label in names.items():
+            latency = scale["latency"][shape]
+            goal = f"p99 <= {API_P99_MS:g} ms" if shape != "deliveries_first_50_failed" else ""
+            table.append(
+                (
+                    "F",
+                    f"{label}, {rows_made:,} rows",
+                    f"p50 {_fmt(latency['p50_ms'])} / p99 {_fmt(latency['p99_ms'])} ms",
+                    goal,
+                )
+            )
+        scans = [plan["query"] for plan in scale["explain"] if plan["seq_scan"]]
+        table.append(
+            (
+                "F",
+                "EXPLAIN seq scans (custom and generic plans)",
+                ", ".join(scans) or "none",
+                "none",
+            )
+        )
+    if "G" in sections:
+        latency = sections["G"]["latency"]
+        table.append(
+            (
+                "G",
+                f"publishEvent, {sections['G']['subscriptions']} subscriptions",
+                f"p50 {_fmt(latency['p50_ms'])} / p99 {_fmt(latency['p99_ms'])} ms",
+                f"p99 <= {FANOUT_P99_MS:g} ms",
+            )
+        )
+    if "H" in sections:
+        memory = sections["H"]
+        table.append(
+            (
+                "H",
+                f"worker peak RSS, {memory['max_in_flight_at_receiver']} in flight",
+                f"{_fmt(memory['peak_rss_mb'])} MB (idle {_fmt(memory['idle_rss_mb'])} MB)",
+                f"<= {PEAK_RSS_MB:g} MB",
+            )
+        )
+    return table
+
+
+def table(data: Result) -> str:
+    """The whole report as Markdown: figures, then targets met or missed."""
+    loads = [
+        value for section in data["sections"].values() for value in section.get("load_average", [])
+    ]
+    load = f", load average {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+    lines = [
+        f"Benchmark ({data['mode']}, {data['machine']['cpus']} CPUs, PostgreSQL "
+        f"{data['machine']['postgresql']}, {data['duration_seconds']} s{load})",
+        "",
+        "| | Measure | Result | Target |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(data)]
+    lines += ["", "| Target | Value | Goal | Met |", "|---|---|---|---|"]
+    lines += [
+        f"| {t['target']} | {_fmt(t['value'])} | {t['goal']} | {'met' if t['met'] else 'MISSED'} |"
+        for t in data["targets"]
+    ]
+    return "\n".join(lines)
+
+
+def write(data: Result, output_dir: Path) -> Path:
+    """``<output_dir>/<timestamp>.json`` and ``latest.json``; returns the first."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = output_dir / f"{stamp}.json"
+    path.write_text(text, encoding="utf-8")
+    (output_dir / "latest.json").write_text(text, encoding="utf-8")
+    return path

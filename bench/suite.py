@@ -1,0 +1,218 @@
+"""One benchmark run: the shared state of the phases, and the order they run in.
+
+Phases, all in one invocation so that their ratios hold on a noisy machine:
+
+- A  HTTP ceiling: ``Transport.send`` POSTs/s to the receiver (1 and 2 processes)
+- B  queue ceiling: Procrastinate no-op jobs/s with the worker's settings (1 and 2)
+- C  end-to-end deliveries/s: publishEvent (in-process ASGI app) until SUCCEEDED,
+     fan-out 1 and 10, 1 and 2 ``webhooks worker`` processes
+- D  publish-to-receive latency at a steady 50 events/s, measured at the receiver
+- E  retry punctuality: lateness of attempt 2 against its due time
+- F  API latency over 1,000,000 deliveries (``webhooks serve`` over HTTP), with EXPLAIN
+- G  publishEvent latency with 100 matching subscriptions (``webhooks serve``)
+- H  peak RSS of a worker with 1,000 deliveries in flight to a slow receiver
+
+At most four busy processes at a time (driver, receiver, two workers; or driver,
+receiver, API server), plus PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from app.secret_box import generate_key
+from app.settings import Settings
+from bench.config import Sizes
+from bench.database import BenchDatabases
+from bench.processes import WEBHOOKS, Child, Receiver, child_environment, wait_for_http
+from bench.queries import BENCH_QUERIES
+
+Result = dict[str, Any]
+
+
+@dataclass
+class Bench:
+    """What every phase shares: sizes, the work directory, databases and the receiver."""
+
+    sizes: Sizes
+    work_dir: Path
+    databases: BenchDatabases
+    receiver: Receiver
+    secret_key: str = field(default_factory=generate_key)
+    results: dict[str, Result] = field(default_factory=dict)
+    # State some phases share (the delivery flow), and what stops it at the end.
+    shared: dict[str, Any] = field(default_factory=dict)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+    log: Callable[[str], None] = print
+
+    def service_env(self, database_url: str, **variables: str) -> dict[str, str]:
+        """Environment of ``webhooks`` processes: defaults except what a benchmark needs."""
+        return child_environment(
+            WEBHOOKS_DATABASE_URL=database_url,
+            WEBHOOKS_SECRET_KEY=self.secret_key,
+            WEBHOOKS_DATA_DIR=str(self.work_dir / "data"),
+            # The receiver listens on loopback, which only this opens.
+            WEBHOOKS_ALLOWED_NETWORKS="127.0.0.0/8",
+            # One PUBLISHER key publishes everything: the per-key rate limit is off.
+            WEBHOOKS_RATE_LIMIT_PER_SECOND="0",
+            WEBHOOKS_RETRY_INTERVAL_SECONDS=f"{self.sizes.retry_interval:g}",
+            **variables,
+        )
+
+    def settings(self, database_url: str, **variables: str) -> Settings:
+        """The same settings, for the driver's own in-process services."""
+        return Settings.from_env(self.service_env(database_url, **variables))
+
+    def start_worker(self, database_url: str, name: str, concurrency: int | None = None) -> Child:
+        """A real ``webhooks worker`` process, returned once it has registered."""
+        argv = [WEBHOOKS, "worker"]
+        if concurrency is not None:
+            argv += ["--concurrency", str(concurrency)]
+        child = Child(name, argv, self.service_env(database_url), self.work_dir / f"{name}.log")
+        wait_for_workers(database_url, child, expected=None)
+        return child
+
+
+def wait_for_workers(database_url: str, child: Child, expected: int | None) -> None:
+    """Wait until Procrastinate lists one more worker (or ``expected`` workers)."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        count = _worker_count(connection)
+        target = expected if expected is not None else count + 1
+        deadline = time.monotonic() + 60
+        while _worker_count(connection) < target:
+            child.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{child.name} did not register\n{child.tail()}")
+            time.sleep(0.05)
+
+
+def _worker_count(connection: psycopg.Connection[Any]) -> int:
+    row = connection.execute(BENCH_QUERIES["worker_count"]).fetchone()
+    return int(row[0]) if row else 0
+
+
+Phase = Callable[[Bench], Awaitable[Result]]
+
+
+async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result:
+    """Run the chosen phases in order; returns the whole report (also written as JSON)."""
+    from bench import (
+        api_scale,
+        fanout,
+        http_ceiling,
+        latency,
+        memory,
+        queue_ceiling,
+        report,
+        retries,
+        throughput,
+    )
+
+    order: dict[str, Phase] = {
+        "A": http_ceiling.run,
+        "B": queue_ceiling.run,
+        "C": throughput.run,
+        "D": latency.run,
+        "E": retries.run,
+        "H": memory.run,
+        "G": fanout.run,
+        "F": api_scale.run,
+    }
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    work_dir = Path(tempfile.mkdtemp(prefix="webhooks-bench-"))
+    failed = True
+    databases = BenchDatabases(work_dir)
+    try:
+        databases.start()
+        with Receiver(work_dir / "receiver.log") as receiver:
+            bench = Bench(sizes=sizes, work_dir=work_dir, databases=databases, receiver=receiver)
+            try:
+                for name, phase in order.items():
+                    if name not in phases:
+                        continue
+                    phase_clock = time.monotonic()
+                    load_before = os.getloadavg()[0]
+                    bench.log(f"[bench] phase {name} ...")
+                    bench.results[name] = await phase(bench)
+                    seconds = round(time.monotonic() - phase_clock, 1)
+                    bench.results[name]["phase_seconds"] = seconds
+                    # The machine's 1-minute load average around the phase: on a shared
+                    # box it says how much of the 2 cores the benchmark really had.
+                    bench.results[name]["load_average"] = [
+                        round(load_before, 2),
+                        round(os.getloadavg()[0], 2),
+                    ]
+                    bench.log(f"[bench] phase {name} done in {seconds} s")
+            finally:
+                for cleanup in reversed(bench.cleanups):
+                    cleanup()
+            data = {
+                "started_at": started.isoformat(timespec="seconds"),
+                "duration_seconds": round(time.monotonic() - clock, 1),
+                "mode": "smoke" if sizes.smoke else "full",
+                "command": "python -m bench " + " ".join(sys.argv[1:]),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "postgresql": databases.server_version(),
+                    "database": databases.source,
+                },
+                "sizes": {
+                    name: value for name, value in vars(sizes).items() if not name.startswith("_")
+                },
+                "sections": bench.results,
+            }
+            data["targets"] = report.targets(bench.results)
+        failed = False
+    finally:
+        databases.close()
+        if failed:
+            print(f"[bench] failed; logs kept in {work_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    report.write(data, output_dir)
+    print(report.table(data))
+    return data
+
+
+def run(sizes: Sizes, phases: list[str], output_dir: Path) -> Result:
+    return asyncio.run(run_suite(sizes, phases, output_dir))
+
+
+def start_api(bench: Bench, database_url: str, name: str) -> tuple[Child, str]:
+    """A real ``webhooks serve`` process on a free loopback port, once /readyz is green."""
+    port = free_port()
+    child = Child(
+        name,
+        [WEBHOOKS, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        bench.service_env(database_url),
+        bench.work_dir / f"{name}.log",
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(child, base_url + "/readyz")
+    except BaseException:
+        child.stop()
+        raise
+    return child, base_url
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

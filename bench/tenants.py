@@ -1,0 +1,112 @@
+"""Companies, keys and subscriptions for the benchmark, made through the domain functions,
+and a GraphQL client for publishing and reading over HTTP or in-process ASGI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from app import api_keys, companies
+from app.server import build_app
+from app.services import Services, open_services
+from app.settings import Settings
+from app.subscriptions import NewSubscription, create_subscription
+
+WEBHOOK = "ORDER_STATUS"
+PAYLOAD = {
+    "orderId": "ord_12345",
+    "status": "SCHEDULED",
+    "previousStatus": "PLACED",
+    "address": "123 Main St, Denver, CO 80202",
+    "scheduledFor": "2026-12-01T15:00:00Z",
+    "updatedAt": "2026-11-28T06:00:00Z",
+}
+
+PUBLISH = """
+mutation Publish($input: PublishEventInput!) {
+  publishEvent(input: $input) { event { id } userErrors { code message } }
+}
+"""
+
+
+async def create_company(services: Services, company_id: str) -> str:
+    await companies.create_company(services.db, company_id, company_id)
+    return company_id
+
+
+async def company_key(services: Services, company_id: str) -> str:
+    return (await api_keys.create_key(services.db, "COMPANY", company_id)).key
+
+
+async def publisher_key(services: Services) -> str:
+    return (await api_keys.create_key(services.db, "PUBLISHER", None)).key
+
+
+async def subscribe(services: Services, company_id: str, urls: list[str]) -> None:
+    """One ORDER_STATUS subscription per URL (URLs must differ: they are unique per company)."""
+    for url in urls:
+        await create_subscription(
+            services,
+            company_id,
+            NewSubscription(
+                webhook_key=WEBHOOK, callback_url=url, notification_email="ops@bench.invalid"
+            ),
+        )
+
+
+class GraphQLClient:
+    """Posts documents to /graphql with a bearer key; raises on any GraphQL error."""
+
+    def __init__(self, http: httpx.AsyncClient, key: str) -> None:
+        self.http = http
+        self.headers = {"authorization": f"Bearer {key}"}
+        # Absolute and parsed once: httpx re-parses a string URL on every request, which
+        # showed up in profiles of the in-process API (same process as this client).
+        self.url = http.base_url.join("/graphql")
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.http.post(
+            self.url,
+            json={"query": query, "variables": variables or {}},
+            headers=self.headers,
+        )
+        body: dict[str, Any] = response.json()
+        if response.status_code != 200 or body.get("errors"):
+            raise RuntimeError(f"GraphQL failed ({response.status_code}): {body}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def publish(self, company_id: str, subject: str) -> float:
+        """Publish one event; returns the wall-clock time (time.time()) it was sent at."""
+        sent = time.time()
+        data = await self.data(
+            PUBLISH,
+            {
+                "input": {
+                    "companyId": company_id,
+                    "webhook": WEBHOOK,
+                    "subject": subject,
+                    "payload": PAYLOAD,
+                }
+            },
+        )
+        errors = data["publishEvent"]["userErrors"]
+        if errors:
+            raise RuntimeError(f"publishEvent refused: {errors}")
+        return sent
+
+
+@asynccontextmanager
+async def in_process_api(settings: Settings) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
+    """The service's real ASGI app (Starlette, middlewares, Strawberry) in this process,
+    and an HTTP client speaking to it without a socket."""
+    async with open_services(settings) as services:
+        app = build_app(settings, services=services)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bench.invalid", timeout=60
+        ) as http:
+            yield services, http
