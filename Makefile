@@ -38,6 +38,9 @@ integration: $(STAMP)
 acceptance: $(STAMP)
 	$(BIN)/python -m pytest tests/acceptance
 
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 schema: $(STAMP)
 	$(BIN)/webhooks schema > schema/schema.graphql
 
