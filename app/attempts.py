@@ -143,7 +143,7 @@ async def make_attempt(
     finally:
         if in_flight is not None:
             in_flight.release(subscription_id)
-    result = await record_outcome(services, row, cycle, attempt, outcome)
+    result = await record_outcome(services, row, cycle, attempt, outcome, target.masked_url)
     if result != "already-recorded":
         final = {"succeeded": "succeeded", "failed": "failed"}.get(result)
         metrics.record_attempt(outcome.status, outcome.duration_ms, final)
@@ -184,9 +184,17 @@ def _skip_reason(row: Row, cycle: int, attempt: int) -> str | None:
 
 
 async def record_outcome(
-    services: Services, row: Row, cycle: int, attempt: int, outcome: AttemptOutcome
+    services: Services,
+    row: Row,
+    cycle: int,
+    attempt: int,
+    outcome: AttemptOutcome,
+    masked_target: str | None = None,
 ) -> Result:
-    """Record the attempt, advance the delivery and queue what follows, atomically."""
+    """Record the attempt, advance the delivery and queue what follows, atomically.
+
+    ``masked_target`` is the URL the attempt went to, API key parameter values masked.
+    """
     settings = services.settings
     finished_at = datetime.now(UTC)
     gone = outcome.status == 410
@@ -214,6 +222,7 @@ async def record_outcome(
             response_body=outcome.body_excerpt,
             error=outcome.error,
             succeeded=outcome.succeeded,
+            url=masked_target,
         )
         if inserted is None:
             return "already-recorded"

@@ -50,6 +50,7 @@ class Attempt:
     response_body: str | None
     error: str | None
     succeeded: bool
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def attempt_from_row(row: Row) -> Attempt:
         response_body=row["response_body"],
         error=row["error"],
         succeeded=row["succeeded"],
+        url=row.get("url"),
     )
 
 

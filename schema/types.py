@@ -176,6 +176,9 @@ class DeliveryAttempt:
         "'redirect (301) not followed', 'HTTP 500'."
     )
     succeeded: bool
+    url: str | None = strawberry.field(
+        description="Where this attempt was POSTed, API key parameter values masked."
+    )
 
     @classmethod
     def from_model(cls, attempt: deliveries.Attempt) -> DeliveryAttempt:
@@ -188,6 +191,7 @@ class DeliveryAttempt:
             response_body=attempt.response_body,
             error=attempt.error,
             succeeded=attempt.succeeded,
+            url=attempt.url,
         )
 
 

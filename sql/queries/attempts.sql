@@ -12,9 +12,11 @@ WHERE d.id = %(id)s;
 -- insert_attempt --
 -- Record one attempt; a replayed job finds its attempt already there and records nothing.
 INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,
-                               duration_ms, response_status, response_body, error, succeeded)
+                               duration_ms, response_status, response_body, error, succeeded,
+                               url)
 VALUES (%(delivery_id)s, %(cycle)s, %(number)s, %(company_id)s, %(started_at)s,
-        %(duration_ms)s, %(response_status)s, %(response_body)s, %(error)s, %(succeeded)s)
+        %(duration_ms)s, %(response_status)s, %(response_body)s, %(error)s, %(succeeded)s,
+        %(url)s)
 ON CONFLICT (delivery_id, cycle, number) DO NOTHING
 RETURNING number;
 

@@ -37,7 +37,7 @@ ORDER BY created_at, id;
 -- attempts_of_deliveries --
 -- The attempts of several deliveries (DataLoader), oldest first.
 SELECT delivery_id, cycle, number, started_at, duration_ms, response_status, response_body,
-       error, succeeded
+       error, succeeded, url
 FROM delivery_attempts
 WHERE delivery_id = ANY(%(delivery_ids)s)
 ORDER BY delivery_id, cycle, number;

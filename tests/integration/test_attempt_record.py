@@ -1,0 +1,44 @@
+"""An attempt records where it went, with API key parameter values masked."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.events import NewEvent, publish_event
+from app.services import Services
+from app.subscriptions import NewSubscription, create_subscription
+from tests.receivers import Receiver, respond
+from tests.service import GraphQLClient, Tenants
+
+ATTEMPTS = "query($id: ID!) { delivery(id: $id) { attempts { url responseStatus } } }"
+
+
+async def test_the_attempt_url_masks_api_key_values(
+    api: GraphQLClient, services: Services, tenants: Tenants, worker: asyncio.Task[None]
+) -> None:
+    with Receiver(default=respond(500)) as receiver:
+        await create_subscription(
+            services,
+            tenants.a,
+            NewSubscription(
+                "ORDER_STATUS",
+                receiver.url_for("/hook?region=eu"),
+                "ops@example.com",
+                api_key_params=[("token", "very-secret-token-value")],
+            ),
+        )
+        event = await publish_event(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+        await receiver.wait_for_async(1)
+    [delivery] = await services.db.fetch_all("deliveries_of_events", event_ids=[event.id])
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        data = await api.data(ATTEMPTS, {"id": str(delivery["id"])}, key=tenants.key_a)
+        if data["delivery"]["attempts"]:
+            break
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+
+    [attempt] = data["delivery"]["attempts"][:1]
+    assert receiver.requests[0].params["token"] == ["very-secret-token-value"]
+    assert attempt["url"] == receiver.url_for("/hook?region=eu") + "&token=••••"
+    assert "very-secret" not in attempt["url"]
