@@ -17,12 +17,13 @@ async def test_the_attempt_url_masks_api_key_values(
     api: GraphQLClient, services: Services, tenants: Tenants, worker: asyncio.Task[None]
 ) -> None:
     with Receiver(default=respond(500)) as receiver:
+        callback_url = receiver.url_for("/hook?region=eu")
         await create_subscription(
             services,
             tenants.a,
             NewSubscription(
                 "ORDER_STATUS",
-                receiver.url_for("/hook?region=eu"),
+                callback_url,
                 "ops@example.com",
                 api_key_params=[("token", "very-secret-token-value")],
             ),
@@ -40,5 +41,5 @@ async def test_the_attempt_url_masks_api_key_values(
 
     [attempt] = data["delivery"]["attempts"][:1]
     assert receiver.requests[0].params["token"] == ["very-secret-token-value"]
-    assert attempt["url"] == receiver.url_for("/hook?region=eu") + "&token=••••"
+    assert attempt["url"] == callback_url + "&token=••••"
     assert "very-secret" not in attempt["url"]
