@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import graphql
 import pytest
 
 from app import subscriptions
 from app.services import Services
 from app.settings import Settings
 from schema.masking import UNEXPECTED
+from schema.root import build_schema
 from tests.receivers import Receiver, respond
 from tests.service import GraphQLClient, Tenants, make_settings
 from tests.smtp import SmtpTestServer
@@ -93,7 +95,7 @@ SUBSCRIPTION_FIELDS = """
 """
 
 ATTEMPT_FIELDS = """
-  number cycle startedAt durationMs responseStatus responseBody error succeeded
+  number cycle startedAt durationMs responseStatus responseBody error succeeded url
 """
 
 DELIVERY_FIELDS = f"""
@@ -402,3 +404,27 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
         {f"one-time display {index}": text for index, text in enumerate(one_time)},
     )
     assert not found, "secrets found:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "selection"),
+    [
+        ("WebhookSubscription", SUBSCRIPTION_FIELDS),
+        ("Delivery", DELIVERY_FIELDS),
+        ("DeliveryAttempt", ATTEMPT_FIELDS),
+        ("ApiKeyParam", SUBSCRIPTION_FIELDS),
+        ("Event", COMPANY_LISTINGS),
+    ],
+)
+def test_the_listings_read_every_leaf_field(type_name: str, selection: str) -> None:
+    # A field added to these types must be added to the listings searched above.
+    schema = graphql.build_schema(build_schema().as_str())
+    type_ = schema.get_type(type_name)
+    assert isinstance(type_, graphql.GraphQLObjectType)
+    leaves = {
+        name
+        for name, field in type_.fields.items()
+        if graphql.is_leaf_type(graphql.get_named_type(field.type))
+    }
+
+    assert leaves <= set(selection.replace("{", " ").replace("}", " ").split())
