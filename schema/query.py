@@ -5,11 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from app import deliveries, events, subscriptions
-from app.errors import InvalidArgument
 from app.pagination import page_request
 from schema.connections import DeliveryConnection, EventConnection, WebhookSubscriptionConnection
 from schema.context import Info
-from schema.errors import bad_user_input
+from schema.errors import arguments_checked
 from schema.inputs import DeliveryFilter, EventFilter, WebhookSubscriptionFilter
 from schema.types import (
     ApiKeyRole,
@@ -49,7 +48,7 @@ class Query:
         filter: WebhookSubscriptionFilter | None = None,
     ) -> WebhookSubscriptionConnection:
         company_id = info.context.require_company()
-        try:
+        with arguments_checked():
             page = await subscriptions.list_subscriptions(
                 info.context.services,
                 company_id,
@@ -57,8 +56,6 @@ class Query:
                 webhook_key=filter.webhook if filter else None,
                 is_active=filter.is_active if filter else None,
             )
-        except InvalidArgument as error:
-            raise bad_user_input(str(error)) from None
         return WebhookSubscriptionConnection.from_page(page, WebhookSubscription.from_model)
 
     @strawberry.field
@@ -78,15 +75,13 @@ class Query:
         filter: EventFilter | None = None,
     ) -> EventConnection:
         viewer = info.context.require_viewer()
-        try:
+        with arguments_checked():
             page = await events.list_events(
                 info.context.services,
                 viewer,
                 page_request(first, after),
                 filter.to_domain() if filter else events.EventFilter(),
             )
-        except InvalidArgument as error:
-            raise bad_user_input(str(error)) from None
         return EventConnection.from_page(page, Event.from_model)
 
     @strawberry.field
@@ -104,15 +99,13 @@ class Query:
         filter: DeliveryFilter | None = None,
     ) -> DeliveryConnection:
         viewer = info.context.require_viewer()
-        try:
+        with arguments_checked():
             page = await deliveries.list_deliveries(
                 info.context.services,
                 viewer,
                 page_request(first, after),
                 filter.to_domain() if filter else deliveries.DeliveryFilter(),
             )
-        except InvalidArgument as error:
-            raise bad_user_input(str(error)) from None
         return DeliveryConnection.from_page(page, Delivery.from_model)
 
     @strawberry.field

@@ -11,10 +11,9 @@ from strawberry.scalars import JSON
 
 from app import companies, deliveries, events, subscriptions, webhook_types
 from app.deliveries import DeliveryFilter
-from app.errors import InvalidArgument
 from app.pagination import page_request
 from schema.context import Info
-from schema.errors import bad_user_input
+from schema.errors import arguments_checked
 
 if TYPE_CHECKING:
     from schema.connections import DeliveryConnection
@@ -142,7 +141,7 @@ class WebhookSubscription:
         from schema.connections import DeliveryConnection
 
         viewer = info.context.require_viewer()
-        try:
+        with arguments_checked():
             page = await deliveries.list_deliveries(
                 info.context.services,
                 viewer,
@@ -152,8 +151,6 @@ class WebhookSubscription:
                     status=status.value if status else None,  # type: ignore[arg-type]
                 ),
             )
-        except InvalidArgument as error:
-            raise bad_user_input(str(error)) from None
         return DeliveryConnection.from_page(page, Delivery.from_model)
 
 
