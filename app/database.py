@@ -72,10 +72,6 @@ def scoped(scope: Scope | None) -> Iterator[None]:
         _scope.reset(token)
 
 
-def current_scope() -> Scope | None:
-    return _scope.get()
-
-
 class Session:
     """Runs named queries on one connection (inside a transaction when one is open).
 
