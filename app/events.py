@@ -109,7 +109,18 @@ async def publish_event(
     is_test: bool = False,
     only_subscription: uuid.UUID | None = None,
 ) -> Event:
-    """Record an event and fan it out; a reused idempotency key returns the first event."""
+    """Record an event and fan it out, or return the event first published with its key.
+
+    An idempotency key (per company) makes retries safe: a key used before returns the
+    first event and writes nothing, provided the retry asks for the same event: the same
+    webhook, the same subject (both absent counts as the same) and an equal payload,
+    compared as JSON values by PostgreSQL's ``jsonb`` equality (key order and spacing do
+    not count, ``1`` equals ``1.0``, ``true`` is not ``1``). The stored columns are
+    compared rather than a hash of the request: they exist for every event ever
+    published, and the comparison is exact. A used key with anything different is a
+    publisher's bug, not a retry: a ``DUPLICATE`` user error on ``input.idempotencyKey``
+    naming what differs (as Stripe does), and nothing is written.
+    """
     field = ("input",)
     payload_json, errors = check_payload(
         (*field, "payload"), new.payload, services.settings.max_payload_bytes
@@ -157,8 +168,12 @@ async def publish_event(
                 "get_event_by_idempotency_key",
                 company_id=new.company_id,
                 idempotency_key=new.idempotency_key,
+                webhook_key=new.webhook_key,
+                subject=new.subject,
+                payload=Jsonb(new.payload),
             )
             assert existing is not None
+            _check_same_request(existing, (*field, "idempotencyKey"))
             return event_from_row(existing)
         deliveries = await tx.fetch_all(
             "fan_out_event",
@@ -173,6 +188,33 @@ async def publish_event(
             services, tx, [(delivery["id"], delivery["cycle"], 1) for delivery in deliveries]
         )
     return event_from_row(row)
+
+
+def _check_same_request(existing: Row, field: tuple[str, ...]) -> None:
+    """Refuse a reused idempotency key whose request differs from the first one."""
+    differing = [
+        part
+        for part, same in (
+            ("webhook", existing["same_webhook"]),
+            ("subject", existing["same_subject"]),
+            ("payload", existing["same_payload"]),
+        )
+        if not same
+    ]
+    if not differing:
+        return
+    what = " and ".join(differing) if len(differing) < 3 else "webhook, subject and payload"
+    raise InvalidInput(
+        [
+            UserError(
+                field,
+                f"This idempotency key was already used for an event with a different {what}."
+                " A retry must repeat the same webhook, subject and payload;"
+                " a new event needs a new key.",
+                "DUPLICATE",
+            )
+        ]
+    )
 
 
 async def _reference_errors(tx: Session, new: NewEvent, field: tuple[str, ...]) -> list[UserError]:

@@ -8,8 +8,13 @@ ON CONFLICT (company_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO N
 RETURNING id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at;
 
 -- get_event_by_idempotency_key --
--- The event first published with this key.
-SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at
+-- The event first published with this key, and which parts of it a new request repeats:
+-- the webhook, the subject (NULL equals NULL) and the payload, compared as JSON values
+-- (jsonb equality: key order and spacing do not count, 1 equals 1.0, true is not 1).
+SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at,
+       webhook_key = %(webhook_key)s AS same_webhook,
+       subject IS NOT DISTINCT FROM %(subject)s AS same_subject,
+       payload = %(payload)s AS same_payload
 FROM events
 WHERE company_id = %(company_id)s AND idempotency_key = %(idempotency_key)s;
 

@@ -1,4 +1,4 @@
-"""Publishing events: atomic fan-out to active subscriptions, idempotency, validation, reads."""
+"""Publishing events: atomic fan-out to active subscriptions, validation, reads."""
 
 from __future__ import annotations
 
@@ -215,52 +215,7 @@ async def test_a_failure_after_the_event_insert_leaves_nothing(
     assert "queue unavailable" not in json.dumps(body)  # internals stay in the log
 
 
-# --- idempotency ----------------------------------------------------------------------
-
-
-async def test_a_reused_idempotency_key_returns_the_first_event_and_delivers_nothing_new(
-    api: GraphQLClient, services: Services, tenants: Tenants
-) -> None:
-    # Given an event published with an idempotency key
-    await subscribe(api, tenants.key_a, "hook")
-    first = await publish(api, tenants, tenants.a, idempotencyKey="order-1-scheduled")
-    before = await counts(services)
-
-    # When the same key is published again, even with other content
-    again = await publish(
-        api,
-        tenants,
-        tenants.a,
-        idempotencyKey="order-1-scheduled",
-        payload={"orderId": "ord_1", "status": "CANCELLED"},
-        subject="other",
-    )
-
-    # Then the first event comes back, and nothing new was written or queued
-    assert again == first
-    assert again["idempotencyKey"] == "order-1-scheduled"
-    assert again["payload"]["status"] == "SCHEDULED"
-    assert await counts(services) == before == (1, 1, 1)
-
-
-async def test_idempotency_keys_are_per_company(
-    api: GraphQLClient, services: Services, tenants: Tenants
-) -> None:
-    event_a = await publish(api, tenants, tenants.a, idempotencyKey="same")
-
-    event_b = await publish(api, tenants, tenants.b, idempotencyKey="same")
-
-    assert event_b["id"] != event_a["id"]
-    assert event_b["company"]["id"] == tenants.b
-
-
-async def test_different_idempotency_keys_make_different_events(
-    api: GraphQLClient, tenants: Tenants
-) -> None:
-    first = await publish(api, tenants, tenants.a, idempotencyKey="k1")
-    second = await publish(api, tenants, tenants.a, idempotencyKey="k2")
-
-    assert first["id"] != second["id"]
+# Idempotency keys: test_api_idempotency.py.
 
 
 # --- bad input ------------------------------------------------------------------------
