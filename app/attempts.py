@@ -209,47 +209,48 @@ async def record_outcome(
         status = "RETRYING"
         next_attempt_at = finished_at + timedelta(seconds=settings.retry_interval_seconds)
 
+    recording = {
+        "delivery_id": row["id"],
+        "cycle": cycle,
+        "number": attempt,
+        "company_id": row["company_id"],
+        "started_at": outcome.started_at,
+        "duration_ms": outcome.duration_ms,
+        "response_status": outcome.status,
+        "response_body": outcome.body_excerpt,
+        "error": outcome.error,
+        "succeeded": outcome.succeeded,
+        "url": masked_target,
+        "status": status,
+        "next_attempt_at": next_attempt_at,
+    }
+    if status == "SUCCEEDED":
+        # Nothing follows a success: the one statement is atomic by itself.
+        recorded = await services.db.fetch_one("record_attempt", **recording)
+        return _not_recorded(recorded) or "succeeded"
     async with services.db.transaction() as tx:
-        inserted = await tx.fetch_one(
-            "insert_attempt",
-            delivery_id=row["id"],
-            cycle=cycle,
-            number=attempt,
-            company_id=row["company_id"],
-            started_at=outcome.started_at,
-            duration_ms=outcome.duration_ms,
-            response_status=outcome.status,
-            response_body=outcome.body_excerpt,
-            error=outcome.error,
-            succeeded=outcome.succeeded,
-            url=masked_target,
-        )
-        if inserted is None:
-            return "already-recorded"
-        advanced = await tx.fetch_one(
-            "advance_delivery",
-            delivery_id=row["id"],
-            cycle=cycle,
-            number=attempt,
-            status=status,
-            attempted_at=outcome.started_at,
-            response_status=outcome.status,
-            next_attempt_at=next_attempt_at,
-        )
-        if advanced is None:
-            # Cancelled (or redelivered) while this attempt was in flight: keep the record,
-            # send nothing more.
-            return "cancelled"
+        not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
+        if not_recorded is not None:
+            return not_recorded
         if status == "RETRYING":
             await defer_attempts(
                 services, tx, [(row["id"], cycle, attempt + 1)], schedule_at=next_attempt_at
             )
             return "retrying"
-        if status == "FAILED":
-            reason = await _deactivate_if_gone(tx, row, gone)
-            await queue_failure_report(services, tx, row, cycle, reason=reason)
-            return "failed"
-    return "succeeded"
+        reason = await _deactivate_if_gone(tx, row, gone)
+        await queue_failure_report(services, tx, row, cycle, reason=reason)
+        return "failed"
+
+
+def _not_recorded(recorded: Row | None) -> Result | None:
+    """Why ``record_attempt`` changed nothing, if it did not."""
+    if recorded is None or not recorded["recorded"]:
+        return "already-recorded"
+    if not recorded["advanced"]:
+        # Cancelled (or redelivered) while this attempt was in flight: the attempt is
+        # kept, nothing more is sent.
+        return "cancelled"
+    return None
 
 
 async def _deactivate_if_gone(tx: Session, row: Row, gone: bool) -> str | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import procrastinate
 
-from app.database import Database
+from app.database import PUBLISHER_SCOPE, WORKER_SCOPE, Database
 from app.delivery_updates import DeliveryUpdatesHub
 from app.queue import queue as default_queue
 from app.secret_box import SecretBox, generate_key
@@ -60,19 +60,33 @@ async def open_services(
     queue: procrastinate.App = default_queue,
     resolver: Resolver | None = None,
 ) -> AsyncIterator[Services]:
-    """Open the database pool and the job queue on it; close both on exit."""
-    if settings.database_url is None:
+    """Open the database pools and the job queue; close them on exit.
+
+    Besides the main pool (shared with Procrastinate) there is one pool for the worker's
+    role and one for the publisher's, filled only when used (see app/database.py).
+    """
+    url = settings.database_url
+    if url is None:
         raise SettingsError("WEBHOOKS_DATABASE_URL (or DATABASE_URL) is not set")
-    pool = Database.create_pool(settings.database_url, max_size=settings.db_pool_max_size)
+    pool = Database.create_pool(url, max_size=settings.db_pool_max_size)
+    role_pools = {
+        scope: Database.create_pool(
+            url, min_size=0, max_size=settings.db_pool_max_size, role=scope.role
+        )
+        for scope in (WORKER_SCOPE, PUBLISHER_SCOPE)
+    }
     # A fresh connector each time: Procrastinate's connector keeps an external pool after
     # closing and would ignore the next one.
     with queue.replace_connector(procrastinate.PsycopgConnector()):
-        async with pool, queue.open_async(pool):
-            updates = DeliveryUpdatesHub(settings.database_url)
+        async with AsyncExitStack() as opened:
+            for each_pool in (pool, *role_pools.values()):
+                await opened.enter_async_context(each_pool)
+            await opened.enter_async_context(queue.open_async(pool))
+            updates = DeliveryUpdatesHub(url)
             try:
                 yield Services(
                     settings=settings,
-                    db=Database(pool),
+                    db=Database(pool, role_pools),
                     secret_box=secret_box_for(settings),
                     queue=queue,
                     resolver=resolver or SystemResolver(),

@@ -9,29 +9,34 @@ JOIN events e ON e.id = d.event_id
 JOIN subscriptions s ON s.id = d.subscription_id
 WHERE d.id = %(id)s;
 
--- insert_attempt --
--- Record one attempt; a replayed job finds its attempt already there and records nothing.
-INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,
-                               duration_ms, response_status, response_body, error, succeeded,
-                               url)
-VALUES (%(delivery_id)s, %(cycle)s, %(number)s, %(company_id)s, %(started_at)s,
-        %(duration_ms)s, %(response_status)s, %(response_body)s, %(error)s, %(succeeded)s,
-        %(url)s)
-ON CONFLICT (delivery_id, cycle, number) DO NOTHING
-RETURNING number;
-
--- advance_delivery --
--- Move a delivery past an attempt, only if it is still at the attempt before.
-UPDATE deliveries SET
-    status = %(status)s,
-    attempt_count = %(number)s,
-    last_attempt_at = %(attempted_at)s,
-    last_response_status = %(response_status)s,
-    next_attempt_at = %(next_attempt_at)s,
-    completed_at = CASE WHEN %(status)s IN ('SUCCEEDED', 'FAILED') THEN now() END
-WHERE id = %(delivery_id)s AND cycle = %(cycle)s AND attempt_count = %(number)s - 1
-  AND status IN ('PENDING', 'RETRYING')
-RETURNING id, subscription_id, company_id;
+-- record_attempt --
+-- Record one attempt and move its delivery past it, in one statement. "recorded" is false
+-- when a replayed job finds its attempt already there (then nothing changes); "advanced" is
+-- false when the delivery moved on while the attempt was in flight (cancelled, redelivered):
+-- the attempt is kept all the same.
+WITH attempt AS (
+    INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,
+                                   duration_ms, response_status, response_body, error,
+                                   succeeded, url)
+    VALUES (%(delivery_id)s, %(cycle)s, %(number)s, %(company_id)s, %(started_at)s,
+            %(duration_ms)s, %(response_status)s, %(response_body)s, %(error)s,
+            %(succeeded)s, %(url)s)
+    ON CONFLICT (delivery_id, cycle, number) DO NOTHING
+    RETURNING number
+), advanced AS (
+    UPDATE deliveries SET
+        status = %(status)s,
+        attempt_count = %(number)s,
+        last_attempt_at = %(started_at)s,
+        last_response_status = %(response_status)s,
+        next_attempt_at = %(next_attempt_at)s,
+        completed_at = CASE WHEN %(status)s IN ('SUCCEEDED', 'FAILED') THEN now() END
+    WHERE id = %(delivery_id)s AND cycle = %(cycle)s AND attempt_count = %(number)s - 1
+      AND status IN ('PENDING', 'RETRYING')
+      AND EXISTS (SELECT FROM attempt)
+    RETURNING id
+)
+SELECT EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM advanced) AS advanced;
 
 -- cancel_delivery --
 -- Stop one open delivery (its subscription went away).
