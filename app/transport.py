@@ -24,27 +24,37 @@ Address pinning: the host is resolved once per attempt by the target policy and 
 connection goes to that checked address. The URL keeps its host name, so the Host
 header, TLS SNI and certificate verification all use the name, and pooled connections
 are keyed by name: a connection verified for one host is never reused for another that
-happens to share its address. Each connection pool gets a network backend that connects
-only to the address pinned for the current attempt and refuses anything else, so httpx
-never resolves a name on its own (that second lookup is the DNS-rebinding hole).
+happens to share its address. The HTTP client never resolves a name on its own (that
+second lookup is the DNS-rebinding hole): its resolver answers only with the address
+pinned for the current attempt, and refuses anything else.
+
+The client is httpx over aiohttp's connection pool (the ``httpx-aiohttp`` transport):
+httpcore's pool cost grows with the connections in flight (encode/httpx#3215) and made
+the HTTP client most of a delivery's cost; see README, "Performance". Cookies are never
+kept: one company's receiver must not plant a cookie that another company's delivery
+to the same host carries back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import socket
 import ssl
 import time
 import zlib
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
+from typing import Any
 
-import httpcore
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from httpx_aiohttp import AiohttpTransport
 
 from app.target_policy import (
     IPAddress,
@@ -85,73 +95,44 @@ class _Pin:
     address: IPAddress
 
 
-# The address checked for the attempt running in this task. httpcore connects inside
-# the task that sends the request, so a context variable reaches its network backend.
+# The address checked for the attempt running in this task. aiohttp resolves the host
+# inside the task that sends the request (its DNS cache is off), so a context variable
+# reaches the resolver.
 _pinned: ContextVar[_Pin | None] = ContextVar("planomatic_pinned_target", default=None)
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to the pinned address of the current attempt."""
+class _PinnedResolver(AbstractResolver):
+    """Answers only with the pinned address of the current attempt."""
 
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[object] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         pin = _pinned.get()
         if pin is None or pin.host != host or pin.port != port:
-            raise httpcore.ConnectError("refused to connect to an address that was not checked")
-        # socket_options are never set on our pool, so there is nothing to pass on.
-        return await self._inner.connect_tcp(
-            str(pin.address), port, timeout=timeout, local_address=local_address
-        )
+            raise OSError("refused to connect to an address that was not checked")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(pin.address),
+                port=port,
+                family=socket.AF_INET6 if pin.address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 -- httpcore's interface
-        socket_options: Iterable[object] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not delivery targets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        pass
 
 
-class _PinnedHTTPTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, *, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
-        # httpx offers no way to choose the network backend, so the pool it built is
-        # replaced by an equivalent one with ours. test_transport proves the pinning
-        # end to end, so an httpx upgrade that changes this fails loudly.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=_PinnedBackend(),
-        )
+def _refuse_all_cookies() -> CookieJar:
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 class Transport:
     """The outbound HTTP sender, shared by all deliveries of a process.
 
     Use it as an async context manager or call :meth:`aclose` when done.
-
-    It keeps ``pool_shards`` httpx clients and sends each attempt through the one with
-    the fewest attempts in flight. httpcore 1.0's pool does work quadratic in its
-    connection count on every request (encode/httpx#3215); measured here at 50
-    concurrent attempts, one pool let single requests to an instant local receiver
-    stall for 5-12 s, and eight small pools kept them under ~2 s.
     """
 
     def __init__(
@@ -162,44 +143,44 @@ class Transport:
         resolver: Resolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 100,
-        pool_shards: int = 8,
         require_https: bool = False,
     ) -> None:
         """``ssl_context`` defaults to certifi's CA bundle with hostname checking.
-        ``max_connections`` is the capacity across all pools, rounded up to a multiple
-        of the pool count; waiting for a free connection counts against an attempt's
-        timeout, so keep it at or above the number of concurrent attempts."""
+        Waiting for a free connection counts against an attempt's timeout, so keep
+        ``max_connections`` at or above the number of concurrent attempts."""
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
-        if pool_shards < 1 or max_connections < 1:
-            raise ValueError("pool_shards and max_connections must be at least 1")
-        pool_shards = min(pool_shards, max_connections)
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         self._timeout_seconds = timeout_seconds
         self._allowed_networks = tuple(allowed_networks)
         self._resolver: Resolver = resolver if resolver is not None else SystemResolver()
         self._require_https = require_https
         context = ssl_context if ssl_context is not None else httpx.create_ssl_context()
-        # Rounded up: with the least-busy pool chosen, any max_connections concurrent
-        # attempts always find a free connection.
-        per_shard = math.ceil(max_connections / pool_shards)
-        limits = httpx.Limits(
-            max_connections=per_shard,
-            max_keepalive_connections=per_shard,
-            keepalive_expiry=30.0,
-        )
-        self._clients = tuple(
-            httpx.AsyncClient(
-                transport=_PinnedHTTPTransport(ssl_context=context, limits=limits),
-                follow_redirects=False,
-                trust_env=False,
-                # A backstop only: the deadline around the whole attempt is what counts.
-                timeout=httpx.Timeout(timeout_seconds),
-                # A compressed body could not be excerpted without inflating it.
-                headers={"accept-encoding": "identity"},
+
+        def session() -> aiohttp.ClientSession:
+            # Made on the first request, inside the event loop that will use it.
+            connector = aiohttp.TCPConnector(
+                limit=max_connections,
+                ssl=context,
+                resolver=_PinnedResolver(),
+                use_dns_cache=False,
+                keepalive_timeout=30.0,
             )
-            for _ in range(pool_shards)
+            return aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+            )
+
+        self._client = httpx.AsyncClient(
+            transport=AiohttpTransport(client=session, trust_env=False),
+            follow_redirects=False,
+            trust_env=False,
+            cookies=_refuse_all_cookies(),
+            # A backstop only: the deadline around the whole attempt is what counts.
+            timeout=httpx.Timeout(timeout_seconds),
+            # A compressed body could not be excerpted without inflating it.
+            headers={"accept-encoding": "identity"},
         )
-        self._in_flight = [0] * pool_shards
 
     async def __aenter__(self) -> Transport:
         return self
@@ -214,8 +195,7 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
-        for client in self._clients:
-            await client.aclose()
+        await self._client.aclose()
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptOutcome:
         """POST ``body`` with ``headers`` to ``url`` and report the outcome.
@@ -232,10 +212,10 @@ class Transport:
                 error = await self._attempt(url, body, headers, response)
         except TargetError as exc:
             error = exc.message
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             error = f"timed out after {self._timeout_seconds:g} s"
-        except (httpx.TransportError, OSError) as exc:
-            error = _describe_failure(exc)
+        except (httpx.TransportError, aiohttp.ClientError, OSError) as exc:
+            error = _describe_failure(exc, self._timeout_seconds)
         except Exception as exc:
             # The contract is an outcome, not an exception; the log keeps the details.
             logger.exception("unexpected error while sending a delivery attempt")
@@ -258,14 +238,12 @@ class Transport:
             self._allowed_networks,
         )
         callback = target.url
-        shard = min(range(len(self._clients)), key=self._in_flight.__getitem__)
-        client = self._clients[shard]
-        # Built from the parsed parts, so httpx requests exactly the host that was checked.
-        request = client.build_request("POST", callback.full, content=body, headers=headers)
+        # Built from the parsed parts, so the client requests exactly the host that was
+        # checked.
+        request = self._client.build_request("POST", callback.full, content=body, headers=headers)
         token = _pinned.set(_Pin(callback.host, callback.port, target.address))
-        self._in_flight[shard] += 1
         try:
-            streamed = await client.send(request, stream=True)
+            streamed = await self._client.send(request, stream=True)
             try:
                 response.status = streamed.status_code
                 response.content_encoding = streamed.headers.get("content-encoding", "")
@@ -273,7 +251,6 @@ class Transport:
             finally:
                 await streamed.aclose()
         finally:
-            self._in_flight[shard] -= 1
             _pinned.reset(token)
         status = streamed.status_code
         if 200 <= status < 300:
@@ -330,33 +307,43 @@ def _inflate(raw: bytes, content_encoding: str) -> bytes:
         return f"[undecodable {encoding} body]".encode()
 
 
-def _describe_failure(exc: BaseException) -> str:
+def _describe_failure(exc: BaseException, timeout_seconds: float) -> str:
     """A short phrase for a network failure, from the innermost cause that says most.
 
-    httpx wraps httpcore's exception, which wraps the socket or TLS error.
+    httpx wraps aiohttp's exception, which wraps (or, for connection errors, holds as
+    ``os_error``) the socket or TLS error.
     """
     chain = _causes(exc)
-    for cause in chain:
+    # aiohttp's TLS errors subclass ssl's but carry none of its details; the error they
+    # wrap follows them in the chain.
+    tls_errors = [cause for cause in chain if not isinstance(cause, aiohttp.ClientError)]
+    for cause in tls_errors:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS error: certificate verify failed: {cause.verify_message}"
-    for cause in chain:
+    for cause in tls_errors:
         if isinstance(cause, ssl.SSLError):
             reason = cause.reason or cause.strerror or type(cause).__name__
             return f"TLS error: {str(reason).replace('_', ' ').lower()}"
     for cause in chain:
+        if isinstance(cause, (TimeoutError, aiohttp.ServerTimeoutError)):
+            return f"timed out after {timeout_seconds:g} s"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
         if isinstance(cause, ConnectionResetError):
             return "connection reset"
-        if isinstance(cause, (BrokenPipeError, ConnectionAbortedError)):
+        if isinstance(
+            cause,
+            (
+                BrokenPipeError,
+                ConnectionAbortedError,
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientPayloadError,
+            ),
+        ):
             return "connection closed before a full response"
-    if any(isinstance(cause, httpx.RemoteProtocolError) for cause in chain):
-        text = str(exc).lower()
-        if "closed" in text or "disconnected" in text:
-            return "connection closed before a full response"
-        return f"invalid HTTP response ({_shorten(str(exc))})"
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
-        return "connection closed before a full response"
+    for cause in chain:
+        if isinstance(cause, aiohttp.ClientResponseError):
+            return f"invalid HTTP response ({_shorten(cause.message)})"
     for cause in chain:
         if isinstance(cause, OSError) and cause.strerror:
             return f"connection failed ({cause.strerror.lower()})"
@@ -368,6 +355,9 @@ def _causes(exc: BaseException) -> list[BaseException]:
     current: BaseException | None = exc
     while current is not None and current not in chain:
         chain.append(current)
+        held: Any = getattr(current, "os_error", None)  # aiohttp's connection errors
+        if isinstance(held, BaseException) and held not in chain:
+            chain.append(held)
         current = current.__cause__ or current.__context__
     return chain
 

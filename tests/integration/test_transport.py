@@ -289,6 +289,20 @@ async def test_connections_are_kept_alive(receiver: Receiver, transport: Transpo
     assert len({request.client_port for request in receiver.requests}) == 1
 
 
+async def test_cookies_a_receiver_sets_are_never_sent_back(receiver: Receiver) -> None:
+    """Two companies' endpoints on one host must not share state through cookies."""
+    receiver.script("/company-a", respond(200, headers={"Set-Cookie": "session=company-a; Path=/"}))
+    resolver = FakeResolver({"receiver.test": [["127.0.0.1"]]})
+
+    async with Transport(
+        timeout_seconds=5, allowed_networks=LOOPBACK_OPEN, resolver=resolver
+    ) as transport:
+        for path in ("/company-a", "/company-b", "/company-a"):
+            await transport.send(receiver.url_for(path, host="receiver.test"), BODY, HEADERS)
+
+    assert [request.header("cookie") for request in receiver.requests] == [None, None, None]
+
+
 async def test_signed_delivery_verifies_at_a_standard_receiver(transport: Transport) -> None:
     old, new = generate_secret(), generate_secret()
     headers = webhook_headers([new, old], "dlv_42", int(time.time()), BODY, attempt=2)
