@@ -13,7 +13,7 @@ pooled connections are in autocommit mode: a lone statement (Procrastinate's fet
 finish, an unscoped read) is one round trip instead of BEGIN, statement, COMMIT; only
 ``transaction()`` and scoped sessions pay for BEGIN and COMMIT, and those run in pipeline
 mode, so that BEGIN and entering the scope travel with the first statement. And a
-connection handed back moments ago is not pinged again when it is taken out.
+connection last handed out under a second ago is not pinged again.
 
 Scopes without a company (the worker's and the publisher's) can also have a pool of their
 own whose connections took on the role for their whole session (``role_pools``). A lone
@@ -156,7 +156,6 @@ class Database:
             kwargs={"connect_timeout": 5},
             configure=_autocommit if role is None else _SessionRole(role).configure,
             check=liveness.check,
-            reset=liveness.returned,
             name="webhooks" if role is None else role,
         )
         if role is not None:
@@ -265,20 +264,25 @@ class _SessionRole:
 
 
 class _Liveness:
-    """The pool's check: ping only connections that were idle for a while."""
+    """The pool's check: ping only connections that were idle for a while.
+
+    It notes when it hands a connection out; the time since then is never shorter than
+    the time since the connection came back, so skipping the ping when it is under
+    :data:`PING_AFTER_IDLE_SECONDS` is safe. (Noting the return instead needs the pool's
+    ``reset`` hook, which sends every returned connection through a background task.)
+    """
 
     def __init__(self) -> None:
-        self._returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+        self._taken_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
 
     async def check(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        returned_at = self._returned_at.get(connection)
-        if returned_at is None or time.monotonic() - returned_at > PING_AFTER_IDLE_SECONDS:
+        taken_at = self._taken_at.get(connection)
+        now = time.monotonic()
+        if taken_at is None or now - taken_at > PING_AFTER_IDLE_SECONDS:
             await AsyncConnectionPool.check_connection(connection)
-
-    async def returned(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        self._returned_at[connection] = time.monotonic()
+        self._taken_at[connection] = now
 
 
 async def _enter_scope(session: Session) -> None:
