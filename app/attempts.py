@@ -22,7 +22,7 @@ from procrastinate.jobs import DEFAULT_PRIORITY
 from app import metrics
 from app.database import Row, Session
 from app.events import defer_attempts
-from app.fairness import InFlight
+from app.fairness import InFlight, postponement_seconds
 from app.logs import hide_url_queries
 from app.masking import masked_url
 from app.notices import queue_failure_report
@@ -47,7 +47,6 @@ Result = Literal[
     "postponed",
 ]
 
-POSTPONE_SECONDS = 1.0
 # Postponed attempts yield to every other due attempt: they are over their subscription's
 # share already, and fresh work for other subscriptions must not queue behind them.
 POSTPONED_PRIORITY = DEFAULT_PRIORITY - 1
@@ -104,11 +103,13 @@ async def make_attempt(
     cycle: int,
     attempt: int,
     in_flight: InFlight | None = None,
+    postponed: int = 0,
 ) -> Result:
     """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
 
     With ``in_flight``, an attempt whose subscription already has its share of this
-    worker's slots is postponed (re-queued shortly, nothing recorded) instead.
+    worker's slots is postponed (re-queued later, nothing recorded) instead; ``postponed``
+    says how often that already happened to it.
     """
     key = uuid.UUID(delivery_id)
     row = await services.db.fetch_one("load_attempt_context", id=key)
@@ -128,7 +129,7 @@ async def make_attempt(
 
     subscription_id: uuid.UUID = row["subscription_id"]
     if in_flight is not None and not in_flight.try_acquire(subscription_id):
-        await postpone(services, key, cycle, attempt)
+        await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
     try:
         target = build_target(services, row, datetime.now(UTC))
@@ -158,9 +159,12 @@ async def make_attempt(
     return result
 
 
-async def postpone(services: Services, delivery_id: uuid.UUID, cycle: int, attempt: int) -> None:
-    """Re-queue the same attempt a little later (its subscription is busy in this worker)."""
-    delay = min(POSTPONE_SECONDS, services.settings.request_timeout_seconds)
+async def postpone(
+    services: Services, delivery_id: uuid.UUID, cycle: int, attempt: int, postponed: int = 0
+) -> None:
+    """Re-queue the same attempt later (its subscription is busy in this worker), each
+    time twice as late, up to the request timeout."""
+    delay = postponement_seconds(postponed, services.settings.request_timeout_seconds)
     async with services.db.transaction() as tx:
         await defer_attempts(
             services,
@@ -168,6 +172,7 @@ async def postpone(services: Services, delivery_id: uuid.UUID, cycle: int, attem
             [(delivery_id, cycle, attempt)],
             schedule_at=datetime.now(UTC) + timedelta(seconds=delay),
             priority=POSTPONED_PRIORITY,
+            postponed=postponed + 1,
         )
 
 

@@ -240,12 +240,14 @@ async def defer_attempts(
     *,
     schedule_at: datetime | None = None,
     priority: int = DEFAULT_PRIORITY,
+    postponed: int = 0,
 ) -> None:
     """Queue delivery jobs ``(delivery id, cycle, attempt number)`` inside ``tx``.
 
     One job per attempt; the per-delivery lock keeps two attempts of one delivery from
     ever running at once, even across worker processes. Workers take due jobs by
-    ``priority`` first (higher first), then in the order they were queued.
+    ``priority`` first (higher first), then in the order they were queued. ``postponed``
+    counts how often the worker already put these attempts off (app/fairness.py).
     """
     if not attempts:
         return
@@ -258,7 +260,12 @@ async def defer_attempts(
             queueing_lock=None,
             task_name=DELIVER_TASK,
             priority=priority,
-            task_kwargs={"delivery_id": str(delivery_id), "cycle": cycle, "attempt": attempt},
+            task_kwargs={
+                "delivery_id": str(delivery_id),
+                "cycle": cycle,
+                "attempt": attempt,
+                **({"postponed": postponed} if postponed else {}),
+            },
             scheduled_at=schedule_at,
         )
         for delivery_id, cycle, attempt in attempts

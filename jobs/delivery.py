@@ -18,7 +18,9 @@ from app.worker import WorkerRuntime
     # HTTP failures are outcomes, recorded and rescheduled by make_attempt itself.
     retry=RetryStrategy(max_attempts=30, linear_wait=2),
 )
-async def deliver_webhook(context: JobContext, delivery_id: str, cycle: int, attempt: int) -> str:
+async def deliver_webhook(
+    context: JobContext, delivery_id: str, cycle: int, attempt: int, postponed: int = 0
+) -> str:
     runtime: WorkerRuntime = context.additional_context["runtime"]
     with scoped(WORKER_SCOPE):
         # The in-flight cap per subscription keeps a hung endpoint from taking every slot.
@@ -29,4 +31,5 @@ async def deliver_webhook(context: JobContext, delivery_id: str, cycle: int, att
             cycle,
             attempt,
             in_flight=runtime.in_flight,
+            postponed=postponed,
         )
