@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import strawberry
+from graphql import ASTValidationRule
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
-    DisableIntrospection,
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
 )
 from strawberry.schema.config import StrawberryConfig
 
+from schema.documents import CachedDocuments, DocumentCache
 from schema.masking import MaskUnexpectedErrors
 from schema.mutation import Mutation
 from schema.nul_characters import RefuseNulCharacters
@@ -27,17 +30,34 @@ MAX_TOKENS = 2000
 MAX_ALIASES = 15
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
-    """The API schema; production turns introspection off."""
-    # Factories, not instances: Strawberry builds fresh extensions for each request.
-    extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+def validation_rules(*, production: bool) -> list[type[ASTValidationRule]]:
+    """The limits as validation rules (built once: each limiter makes a new rule class).
+
+    The same rules, in the same order, as the limiter extensions and
+    ``DisableIntrospection`` add to each request themselves.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
     ]
     if production:
-        extensions.append(DisableIntrospection)
-    extensions += [RefuseNulCharacters, MaskUnexpectedErrors]
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    """The API schema; production turns introspection off."""
+    rules = validation_rules(production=production)
+    documents = DocumentCache()  # one per schema: a document's validity depends on its rules
+    # Factories, not instances: Strawberry builds fresh extensions for each request.
+    extensions: list[Any] = [
+        lambda: AddValidationRules(rules),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        # Before the document cache: variables are checked on every request.
+        RefuseNulCharacters,
+        lambda: CachedDocuments(documents),
+        MaskUnexpectedErrors,
+    ]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,

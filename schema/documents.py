@@ -1,0 +1,85 @@
+"""Parsed and validated documents, kept by their text, so a repeated operation skips both.
+
+Clients send the same few documents over and over (the order system's ``publishEvent``,
+a dashboard's page of deliveries): parsing and validating them again costs more CPU than
+executing a small one. Validation depends only on the document and the schema (with its
+rules), never on variables, so a document that passed once passes again; only those are
+kept. Invalid documents are parsed and validated every time, so their errors are fresh
+objects for each request.
+
+The cache belongs to one schema (its rules: depth, aliases, introspection) and is bounded,
+least recently used first out, so unique query texts cannot grow it without limit.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from graphql import DocumentNode
+from strawberry.extensions import SchemaExtension
+
+DEFAULT_SIZE = 256
+
+
+class DocumentCache:
+    """Documents that passed validation against one schema, by query text (LRU)."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self._size = size
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def get(self, query: str) -> DocumentNode | None:
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+        return document
+
+    def put(self, query: str, document: DocumentNode) -> None:
+        self._documents[query] = document
+        self._documents.move_to_end(query)
+        while len(self._documents) > self._size:
+            self._documents.popitem(last=False)
+
+
+class CachedDocuments(SchemaExtension):
+    """Reuse a validated document for the same text: no parsing, no validation.
+
+    Place it after any extension whose ``on_validate`` must still run for every request
+    (the NUL check of variables): those see the cached document as usual, and one that
+    refuses the request sets ``pre_execution_errors`` before this one looks.
+    """
+
+    def __init__(self, cache: DocumentCache) -> None:
+        self._cache = cache
+        self._known = False
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            document = self._cache.get(context.query)
+            if document is not None:
+                context.graphql_document = document  # Strawberry then does not parse
+                self._known = True
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if self._known:
+            if context.pre_execution_errors is None:
+                context.pre_execution_errors = []  # valid already: Strawberry skips validation
+            yield
+            return
+        yield
+        # Validation ran inside this hook; an empty list means the document passed.
+        if (
+            context.pre_execution_errors == []
+            and context.query
+            and context.graphql_document is not None
+        ):
+            self._cache.put(context.query, context.graphql_document)
