@@ -1,0 +1,195 @@
+"""A graphql-core executor that reads plain leaf fields without the per-field machinery.
+
+Most of what a page of deliveries costs is graphql-core resolving thousands of scalar
+fields (``status``, ``startedAt``, ``durationMs``...) one at a time: a resolve-info
+object, a resolver call into Strawberry, awaitable checks and a recursive value
+completion for each. For a field that Strawberry resolves by reading an attribute (no
+resolver method, no field extensions or permissions, no arguments) and whose type is a
+scalar or enum, that comes down to ``getattr`` and the type's output coercion; this
+executor does exactly that.
+
+Anything out of the ordinary (a null in a non-null field, a value the scalar refuses, a
+missing attribute, any resolve middleware) goes through graphql-core's own
+``execute_field``, so errors and their paths are the ones it would give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from graphql import (
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, Undefined
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+
+@dataclass(frozen=True, slots=True)
+class PlainLeaf:
+    """A scalar or enum field read straight from an attribute of its object."""
+
+    attribute: str
+    type: GraphQLLeafType
+    non_null: bool
+
+
+PlainLeaves = dict[str, dict[str, PlainLeaf]]  # type name -> field name -> how to read it
+
+_plans: WeakKeyDictionary[GraphQLSchema, PlainLeaves] = WeakKeyDictionary()
+
+
+def plain_leaves(schema: GraphQLSchema) -> PlainLeaves:
+    """The plain leaf fields of every object type of a Strawberry-built schema."""
+    found: PlainLeaves = {}
+    for type_ in schema.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+            continue
+        fields: dict[str, PlainLeaf] = {}
+        for name, field in type_.fields.items():
+            leaf = _plain_leaf(field.type, field.args, field.extensions)
+            if leaf is not None:
+                fields[name] = leaf
+        if fields:
+            found[type_.name] = fields
+    return found
+
+
+def _plain_leaf(type_: Any, args: dict[str, Any], extensions: dict[str, Any]) -> PlainLeaf | None:
+    definition = extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if not isinstance(definition, StrawberryField) or not definition.is_basic_field or args:
+        return None
+    if definition.default_resolver is not getattr:
+        return None
+    non_null = isinstance(type_, GraphQLNonNull)
+    inner = type_.of_type if non_null else type_
+    if not is_leaf_type(inner):
+        return None
+    return PlainLeaf(attribute=definition.python_name, type=inner, non_null=non_null)
+
+
+def _plan(schema: GraphQLSchema) -> PlainLeaves:
+    plan = _plans.get(schema)
+    if plan is None:
+        plan = _plans[schema] = plain_leaves(schema)
+    return plan
+
+
+_SLOW = object()
+
+
+def _read(leaf: PlainLeaf, source: Any) -> Any:
+    """The field's output value, or _SLOW when graphql-core must handle it (and any error)."""
+    try:
+        value = getattr(source, leaf.attribute)
+        if value is None:
+            return _SLOW if leaf.non_null else None
+        coerced = leaf.type.coerce_output_value(value)
+    except Exception:  # graphql-core reports it, with its path
+        return _SLOW
+    if coerced is None or coerced is Undefined:
+        return _SLOW
+    return coerced
+
+
+class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, with plain leaf fields read directly.
+
+    An object whose selected fields are all plain leaves (an attempt of a delivery, say)
+    is built in one loop; otherwise each plain leaf is still read directly and the other
+    fields go the usual way.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Resolve middleware (an extension with a ``resolve`` hook) must see every field.
+        manager = self.middleware_manager
+        wrapped = manager is not None and bool(manager.middlewares)
+        self._leaves: PlainLeaves = {} if wrapped else _plan(self.schema)
+        # Per selection: its plain leaves by response name, or None when it has others.
+        # graphql-core reuses one grouped field set for every object of a list; the set
+        # is kept alive with its entry so that its id cannot be reused meanwhile.
+        self._selections: dict[int, tuple[GroupedFieldSet, _Selection | None]] = {}
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        selection = self._plain_selection(parent_type, grouped_field_set)
+        if selection is not None:
+            values: dict[str, Any] = {}
+            for response_name, leaf in selection:
+                value = parent_type.name if leaf is None else _read(leaf, source_value)
+                if value is _SLOW:
+                    break  # graphql-core does the whole object again, errors included
+                values[response_name] = value
+            else:
+                return values
+        return super().execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        fields = self._leaves.get(parent_type.name)
+        if fields is not None:
+            leaf = fields.get(field_details_list[0].node.name.value)
+            if leaf is not None:
+                value = _read(leaf, source)
+                if value is not _SLOW:
+                    return value
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+
+    def _plain_selection(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> _Selection | None:
+        key = id(grouped_field_set)
+        known = self._selections.get(key)
+        if known is None:
+            known = (grouped_field_set, _selection(self._leaves, parent_type, grouped_field_set))
+            self._selections[key] = known
+        return known[1]
+
+
+# (response name, leaf); None stands for ``__typename``.
+_Selection = list[tuple[str, PlainLeaf | None]]
+
+
+def _selection(
+    leaves: PlainLeaves, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+) -> _Selection | None:
+    """The selection as plain leaves, or None when any field needs graphql-core."""
+    fields = leaves.get(parent_type.name)
+    if fields is None:
+        return None
+    selection: _Selection = []
+    for response_name, field_details_list in grouped_field_set.items():
+        name = field_details_list[0].node.name.value
+        if name == "__typename":
+            selection.append((response_name, None))
+            continue
+        leaf = fields.get(name)
+        if leaf is None:
+            return None
+        selection.append((response_name, leaf))
+    return selection
