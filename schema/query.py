@@ -6,7 +6,12 @@ import strawberry
 
 from app import deliveries, events, subscriptions
 from app.pagination import page_request
-from schema.connections import DeliveryConnection, EventConnection, WebhookSubscriptionConnection
+from schema.connections import (
+    DeliveryConnection,
+    EventConnection,
+    WebhookSubscriptionConnection,
+    delivery_connection,
+)
 from schema.context import Info
 from schema.errors import arguments_checked
 from schema.inputs import DeliveryFilter, EventFilter, WebhookSubscriptionFilter
@@ -106,7 +111,7 @@ class Query:
                 page_request(first, after),
                 filter.to_domain() if filter else deliveries.DeliveryFilter(),
             )
-        return DeliveryConnection.from_page(page, Delivery.from_model)
+        return await delivery_connection(info, page)
 
     @strawberry.field
     async def delivery(self, info: Info, id: strawberry.ID) -> Delivery | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -138,7 +140,7 @@ class WebhookSubscription:
         after: str | None = None,
         status: DeliveryStatus | None = None,
     ) -> Annotated[DeliveryConnection, strawberry.lazy("schema.connections")]:
-        from schema.connections import DeliveryConnection
+        from schema.connections import delivery_connection
 
         viewer = info.context.require_viewer()
         with arguments_checked():
@@ -151,7 +153,7 @@ class WebhookSubscription:
                     status=status.value if status else None,  # type: ignore[arg-type]
                 ),
             )
-        return DeliveryConnection.from_page(page, Delivery.from_model)
+        return await delivery_connection(info, page)
 
 
 @strawberry.type
@@ -195,6 +197,8 @@ class DeliveryAttempt:
 @strawberry.type
 class Delivery:
     model: strawberry.Private[deliveries.Delivery]
+    # Its attempts when they were loaded with its page (see ``attempts``), else None.
+    loaded_attempts: strawberry.Private[list[deliveries.Attempt] | None]
     id: strawberry.ID
     webhook_id: str = strawberry.field(
         description="The `webhook-id` header value; the same on every attempt and redelivery."
@@ -210,9 +214,15 @@ class Delivery:
     completed_at: datetime | None
 
     @classmethod
-    def from_model(cls, model: deliveries.Delivery) -> Delivery:
+    def from_model(
+        cls,
+        model: deliveries.Delivery,
+        attempts: Mapping[uuid.UUID, list[deliveries.Attempt]] | None = None,
+    ) -> Delivery:
+        """The delivery; ``attempts`` are those of its page, when loaded with it."""
         return cls(
             model=model,
+            loaded_attempts=None if attempts is None else attempts.get(model.id, []),
             id=strawberry.ID(str(model.id)),
             webhook_id=model.webhook_id,
             status=DeliveryStatus(model.status),
@@ -238,8 +248,18 @@ class Delivery:
         assert model is not None
         return WebhookSubscription.from_model(model)
 
-    @strawberry.field(description="Oldest first, across cycles.")
-    async def attempts(self, info: Info) -> list[DeliveryAttempt]:
+    @strawberry.field(
+        description="Oldest first, across cycles.", graphql_type=list[DeliveryAttempt]
+    )
+    def attempts(self, info: Info) -> list[DeliveryAttempt] | Awaitable[list[DeliveryAttempt]]:
+        # Not a coroutine when the page brought them: an awaitable field makes graphql-core
+        # wait for each delivery of a page separately (a task each), which cost more than
+        # the attempts themselves. Otherwise batched with the other deliveries' (DataLoader).
+        if self.loaded_attempts is not None:
+            return [DeliveryAttempt.from_model(attempt) for attempt in self.loaded_attempts]
+        return self._load_attempts(info)
+
+    async def _load_attempts(self, info: Info) -> list[DeliveryAttempt]:
         found = await info.context.loaders.attempts_of_delivery.load(self.model.id)
         return [DeliveryAttempt.from_model(attempt) for attempt in found]
 

@@ -47,6 +47,18 @@ query($id: ID!, $first: Int, $after: String, $status: DeliveryStatus) {
     }
   }
 }"""
+ATTEMPTS = "attempts { cycle number startedAt durationMs responseStatus error succeeded url }"
+PAGE_ATTEMPTS = f"""
+query($subscription: ID!) {{
+  deliveries {{ nodes {{ id {ATTEMPTS} }} }}
+  edges: deliveries {{ edges {{ node {{ id {ATTEMPTS} }} }} }}
+  fragments: deliveries {{ ...Page }}
+  failed: deliveries(filter: {{status: FAILED}}) {{ nodes {{ id {ATTEMPTS} }} }}
+  webhookSubscription(id: $subscription) {{ deliveries {{ nodes {{ id {ATTEMPTS} }} }} }}
+}}
+fragment Page on DeliveryConnection {{ nodes {{ ... on Delivery {{ id {ATTEMPTS} }} }} }}
+"""
+ONE_WITH_ATTEMPTS = f"query($id: ID!) {{ delivery(id: $id) {{ id {ATTEMPTS} }} }}"
 EVENT_DELIVERIES = """
 query($id: ID!) { event(id: $id) { deliveries { id subscription { id } } } }"""
 
@@ -284,6 +296,46 @@ async def test_delivery_by_id_with_its_event_subscription_and_attempts(
     assert second_attempt["responseBody"] == "oops"
     assert second_attempt["durationMs"] == 250
     assert second_attempt["succeeded"] is False
+
+
+async def test_a_pages_attempts_are_those_each_delivery_reads_on_its_own(
+    api: GraphQLClient, services: Services, tenants: Tenants, scenario: Scenario
+) -> None:
+    # Given attempts for two of the three deliveries, in two cycles
+    await sql(
+        services,
+        "INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,"
+        " duration_ms, response_status, response_body, error, succeeded, url) VALUES"
+        " (%s, 2, 1, %s, now(), 5, NULL, NULL, 'connection refused', false, 'http://x/a'),"
+        " (%s, 1, 1, %s, now() - interval '2 minutes', 250, 500, 'oops', 'HTTP 500', false,"
+        "  NULL),"
+        " (%s, 1, 1, %s, now() - interval '1 minute', 12, 204, '', NULL, true, NULL)",
+        *[scenario.second, tenants.a, scenario.second, tenants.a, scenario.media, tenants.a],
+    )
+    alone = {
+        delivery_id: (await api.data(ONE_WITH_ATTEMPTS, {"id": delivery_id}, key=tenants.key_a))[
+            "delivery"
+        ]["attempts"]
+        for delivery_id in (scenario.first, scenario.second, scenario.media)
+    }
+    assert [len(alone[d]) for d in (scenario.first, scenario.second, scenario.media)] == [0, 2, 1]
+
+    # When pages ask for attempts through nodes, edges, fragments, a filter and a subscription
+    data = await api.data(PAGE_ATTEMPTS, {"subscription": scenario.orders}, key=tenants.key_a)
+
+    # Then every delivery of every page carries exactly what it reads on its own
+    pages = {
+        "nodes": data["deliveries"]["nodes"],
+        "edges": [edge["node"] for edge in data["edges"]["edges"]],
+        "fragments": data["fragments"]["nodes"],
+        "failed": data["failed"]["nodes"],
+        "subscription": data["webhookSubscription"]["deliveries"]["nodes"],
+    }
+    for name, nodes in pages.items():
+        assert nodes, name
+        for node in nodes:
+            assert node["attempts"] == alone[node["id"]], (name, node["id"])
+    assert [node["id"] for node in pages["failed"]] == [scenario.second]
 
 
 async def test_a_new_delivery_has_no_attempts_yet(
