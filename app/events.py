@@ -175,7 +175,10 @@ async def publish_event(
             assert existing is not None
             _check_same_request(existing, (*field, "idempotencyKey"))
             return event_from_row(existing)
-        deliveries = await tx.fetch_all(
+        # Deliveries and their jobs in one statement: no round trip in between, and no
+        # job rows built and encoded in Python (Procrastinate's batch defer spent more
+        # time encoding 100 jobs than PostgreSQL spent inserting them).
+        fanned_out = await tx.fetch_one(
             "fan_out_event",
             event_id=event_id,
             company_id=new.company_id,
@@ -183,10 +186,11 @@ async def publish_event(
             subject=new.subject,
             max_attempts=services.settings.max_attempts,
             subscription_id=only_subscription,
+            queue=DELIVERY_QUEUE,
+            task=DELIVER_TASK,
+            priority=DEFAULT_PRIORITY,
         )
-        await defer_attempts(
-            services, tx, [(delivery["id"], delivery["cycle"], 1) for delivery in deliveries]
-        )
+        assert fanned_out is not None and fanned_out["jobs"] == fanned_out["deliveries"]
     return event_from_row(row)
 
 

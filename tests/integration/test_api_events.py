@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from app import events
 from app.services import Services
 from app.settings import Settings
 from tests.service import GraphQLClient, Tenants
@@ -194,16 +193,18 @@ async def test_an_event_without_subscriptions_is_recorded_with_no_deliveries(
 
 
 async def test_a_failure_after_the_event_insert_leaves_nothing(
-    api: GraphQLClient, services: Services, tenants: Tenants, monkeypatch: pytest.MonkeyPatch
+    api: GraphQLClient, services: Services, tenants: Tenants
 ) -> None:
-    # Given a subscription, and a queue that fails when the jobs are deferred, i.e. after
-    # the event and its deliveries were inserted
+    # Given a subscription, and a queue that refuses new jobs, i.e. fails after the event
+    # and its deliveries were inserted
     await subscribe(api, tenants.key_a, "hook")
-
-    async def broken_defer(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("queue unavailable")
-
-    monkeypatch.setattr(events, "defer_attempts", broken_defer)
+    await sql(
+        services,
+        "CREATE FUNCTION refuse_jobs() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'queue unavailable'; END $$;"
+        " CREATE TRIGGER refuse_jobs BEFORE INSERT ON procrastinate_jobs"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_jobs()",
+    )
 
     # When an event is published
     body = await api.post(PUBLISH, {"input": event_input(tenants.a)}, key=tenants.publisher)
