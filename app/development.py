@@ -19,7 +19,7 @@ from pathlib import Path
 from app import api_keys, companies
 from app.migrations import apply_migrations, ensure_development_database
 from app.postgres_cluster import LocalCluster
-from app.runner import serve
+from app.runner import serve, sigterm_interrupts
 from app.services import open_services
 from app.settings import Settings
 
@@ -35,8 +35,14 @@ class DemoKeys:
 
 
 def run_development(settings: Settings, *, port: int) -> None:
+    """Until SIGINT or SIGTERM; either stops the embedded database too, even mid-start."""
     data_dir = Path(settings.data_dir).absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
+    with sigterm_interrupts():
+        _run_development(settings, port, data_dir)
+
+
+def _run_development(settings: Settings, port: int, data_dir: Path) -> None:
     cluster: LocalCluster | None = None
     try:
         if settings.database_url is None:

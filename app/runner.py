@@ -1,14 +1,21 @@
-"""Process runners: the API server (uvicorn) and the standalone worker process."""
+"""Process runners: the API server (uvicorn) and the standalone worker process.
+
+Every long-running command (``serve``, ``worker``, ``dev``) stops the same way: the first
+SIGTERM or SIGINT starts a graceful stop (requests in flight are answered, attempts in
+flight are recorded), and the process then exits with status 0. A second signal cuts the
+wait short (for the API server: a second SIGINT, as uvicorn does).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from app.server import build_app
 from app.services import Services, open_services
@@ -40,7 +47,7 @@ def serve(
             yield
 
     app = build_app(settings, background=background, worker_health=health if with_worker else None)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host or settings.host,
         port=port or settings.port,
@@ -49,6 +56,47 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=int(settings.request_timeout_seconds) + 5,
     )
+    server = GracefulServer(config)
+    server.run()
+    if not server.started:
+        # As uvicorn.run does: the lifespan failed to start (the port taken exits earlier).
+        raise SystemExit(STARTUP_FAILURE)
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, except that a graceful stop returns instead of killing the process.
+
+    Once it has shut down after SIGTERM or SIGINT, uvicorn raises the same signal again
+    so that the default action ends the process: exit status -15 (or a KeyboardInterrupt)
+    after a clean stop, and no code after ``run()`` ever runs (``webhooks dev`` would leave
+    its embedded PostgreSQL behind). Here the signals are handled while serving and not
+    raised again: ``run()`` returns, and the command exits 0.
+    """
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {signum: signal.signal(signum, self.handle_exit) for signum in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM interrupts like Ctrl-C (KeyboardInterrupt): a command
+    stopped while still starting up runs its ``finally`` clauses (``webhooks dev`` stops
+    its embedded PostgreSQL) and exits 130, as after Ctrl-C. Once serving, uvicorn's
+    graceful handlers take over."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_worker_process(settings: Settings) -> None:
@@ -62,11 +110,11 @@ def run_worker_process(settings: Settings) -> None:
 
         def request_stop() -> None:
             # As with Procrastinate's own handlers: a second signal ends the process at once.
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
             stop.set()
 
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, request_stop)
         async with open_services(settings) as services:
             logger.info("worker started (concurrency %d)", settings.worker_concurrency)

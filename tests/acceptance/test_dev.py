@@ -29,7 +29,6 @@ WEBHOOK_TYPES = "{ webhookTypes { key name } }"
 SUBSCRIPTIONS = "{ webhookSubscriptions { nodes { id callbackUrl } } }"
 BANNER_END = "Press Ctrl-C to stop"
 STARTUP_TIMEOUT = 90.0  # initdb of a durable cluster on a busy machine
-CLEAN_EXITS = (0, 130)  # a handled Ctrl-C; 130 when it surfaces as KeyboardInterrupt
 
 
 @pytest.fixture
@@ -89,10 +88,11 @@ def postgres_processes_of(data_dir: Path) -> list[int]:
     return pids
 
 
-def stop_with_ctrl_c(process: Process, data_dir: Path) -> None:
-    """SIGINT, as Ctrl-C sends; everything must stop, the embedded database too."""
-    exit_status = process.stop(signal.SIGINT, timeout=30)
-    assert exit_status in CLEAN_EXITS, process.describe()
+def stop_with(sig: signal.Signals, process: Process, data_dir: Path) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM (a service manager): everything must stop, the embedded
+    database too, and the exit status be 0 (a graceful stop, not a crash)."""
+    exit_status = process.stop(sig, timeout=30)
+    assert exit_status == 0, process.describe()
     assert "embedded PostgreSQL stopped" in process.log(), process.describe()
     assert postgres_processes_of(data_dir / "postgres") == []
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
@@ -128,7 +128,7 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
     Webhook(secret).verify(request.body, dict(request.headers))
     assert request.json()["data"] == {"orderId": "dev-1"}
 
-    stop_with_ctrl_c(first, data_dir)
+    stop_with(signal.SIGINT, first, data_dir)
 
     # second run: the same data, keys and subscription (and the secret still decrypts)
     second = processes.dev(env, name="dev-2")
@@ -144,4 +144,5 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
     Webhook(secret).verify(requests[1].body, dict(requests[1].headers))
     assert requests[1].json()["data"] == {"orderId": "dev-2"}
 
-    stop_with_ctrl_c(second, data_dir)
+    # this time stopped as a service manager would
+    stop_with(signal.SIGTERM, second, data_dir)
