@@ -15,7 +15,9 @@ missing attribute, any resolve middleware) goes through graphql-core's own
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -25,11 +27,12 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     is_leaf_type,
+    specified_scalar_types,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 
@@ -38,8 +41,14 @@ class PlainLeaf:
     """A scalar or enum field read straight from an attribute of its object."""
 
     attribute: str
-    type: GraphQLLeafType
+    graphql_type: GraphQLLeafType
     non_null: bool
+    # A value of exactly this Python type is its own output (str for String and ID, bool
+    # for Boolean, int within 32 bits for Int), as graphql-core's coercion would give.
+    same: type | None = None
+    # For a Strawberry enum: its members' GraphQL names, as its coercion would find them.
+    enum: type | None = None
+    names: Mapping[Any, str] | None = None
 
 
 PlainLeaves = dict[str, dict[str, PlainLeaf]]  # type name -> field name -> how to read it
@@ -73,7 +82,30 @@ def _plain_leaf(type_: Any, args: dict[str, Any], extensions: dict[str, Any]) ->
     inner = type_.of_type if non_null else type_
     if not is_leaf_type(inner):
         return None
-    return PlainLeaf(attribute=definition.python_name, type=inner, non_null=non_null)
+    attribute = definition.python_name
+    if isinstance(inner, CustomGraphQLEnumType):
+        return PlainLeaf(
+            attribute, inner, non_null, enum=inner.wrapped_cls, names=_enum_names(inner)
+        )
+    if specified_scalar_types.get(inner.name) is inner:  # the built-in itself, not a stand-in
+        return PlainLeaf(attribute, inner, non_null, same=_SAME.get(inner.name))
+    return PlainLeaf(attribute, inner, non_null)
+
+
+# Built-in scalars whose output is the value itself for a value of exactly this type.
+_SAME: dict[str, type] = {"String": str, "ID": str, "Boolean": bool, "Int": int}
+
+
+def _enum_names(enum: CustomGraphQLEnumType) -> dict[Any, str]:
+    """Each member's name, found the way Strawberry's enum coercion finds it."""
+    names: dict[Any, str] = {}
+    member: Enum
+    for member in enum.wrapped_cls:
+        for name, value in enum.values.items():
+            if member.value == value.value:
+                names[member] = name
+                break
+    return names
 
 
 def _plan(schema: GraphQLSchema) -> PlainLeaves:
@@ -92,12 +124,21 @@ def _read(leaf: PlainLeaf, source: Any) -> Any:
         value = getattr(source, leaf.attribute)
         if value is None:
             return _SLOW if leaf.non_null else None
-        coerced = leaf.type.coerce_output_value(value)
+        kind = type(value)
+        if kind is leaf.same and (kind is not int or _INT_MIN <= value <= _INT_MAX):
+            return value
+        if kind is leaf.enum and leaf.names is not None:
+            return leaf.names[value]
+        coerced = leaf.graphql_type.coerce_output_value(value)
     except Exception:  # graphql-core reports it, with its path
         return _SLOW
     if coerced is None or coerced is Undefined:
         return _SLOW
     return coerced
+
+
+_INT_MIN = -(2**31)
+_INT_MAX = 2**31 - 1
 
 
 class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):

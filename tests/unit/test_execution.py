@@ -32,6 +32,15 @@ class Colour(Enum):
     BLUE = "BLUE"
 
 
+@strawberry.enum
+class Shade(Enum):
+    RED = "RED"
+
+
+class Label(str):
+    pass
+
+
 class Never(BasePermission):
     message = "not allowed"
 
@@ -87,6 +96,15 @@ BAD_ITEMS: dict[str, Item] = {
     "not_a_datetime": _item(at="yesterday"),
     "note_given": _item(note="a note"),
     "note_not_a_string": _item(note=["a"]),
+    "bool_as_int": _item(count=True),
+    "float_as_int": _item(count=3.0),
+    "int_bounds": _item(count=2**31 - 1, ratio=-(2**31)),
+    "int_just_too_large": _item(count=2**31),
+    "int_as_string": _item(name=5),
+    "bool_as_string": _item(name=False),
+    "str_subclass": _item(name=Label("labelled"), id=Label("x")),
+    "int_as_bool": _item(on=1),
+    "other_enum": _item(colour=Shade.RED),
 }
 
 
