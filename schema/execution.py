@@ -23,8 +23,11 @@ from weakref import WeakKeyDictionary
 
 from graphql import (
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
     GraphQLSchema,
     is_leaf_type,
     specified_scalar_types,
@@ -170,16 +173,28 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         selection = self._plain_selection(parent_type, grouped_field_set)
         if selection is not None:
-            values: dict[str, Any] = {}
-            for response_name, leaf in selection:
-                value = parent_type.name if leaf is None else _read(leaf, source_value)
-                if value is _SLOW:
-                    break  # graphql-core does the whole object again, errors included
-                values[response_name] = value
-            else:
+            values = _build(selection, parent_type.name, source_value)
+            if values is not _SLOW:
                 return values
+            # Otherwise graphql-core does the whole object again, errors included.
         return super().execute_fields(
             parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        built = self._plain_objects(return_type.of_type, field_details_list, result)
+        if built is not None:
+            return built
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
         )
 
     def execute_field(
@@ -211,9 +226,52 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
             self._selections[key] = known
         return known[1]
 
+    def _plain_objects(
+        self, item_type: GraphQLOutputType, field_details_list: FieldDetailsList, items: Any
+    ) -> list[dict[str, Any]] | None:
+        """A list of objects with nothing but plain leaves selected, built in one loop.
+
+        None when it is anything else (other fields, directives on the list field such
+        as ``@stream``, a null or odd item), and graphql-core completes the list itself.
+        """
+        if not isinstance(items, list) or field_details_list[0].node.directives:
+            return None
+        if isinstance(item_type, GraphQLNonNull):
+            item_type = item_type.of_type
+        if not isinstance(item_type, GraphQLObjectType) or item_type.is_type_of is not None:
+            return None
+        grouped_field_set, new_defer_usages, forbidden = self.collect_subfields(
+            item_type, field_details_list
+        )
+        if new_defer_usages or forbidden:
+            return None
+        selection = self._plain_selection(item_type, grouped_field_set)
+        if selection is None:
+            return None
+        built = []
+        for item in items:
+            values = _build(selection, item_type.name, item)
+            if values is _SLOW:
+                return None
+            built.append(values)
+        return built
+
 
 # (response name, leaf); None stands for ``__typename``.
 _Selection = list[tuple[str, PlainLeaf | None]]
+
+
+def _build(selection: _Selection, type_name: str, source: Any) -> Any:
+    """The object's selected values, or _SLOW when any of them needs graphql-core."""
+    if source is None:
+        return _SLOW
+    values: dict[str, Any] = {}
+    for response_name, leaf in selection:
+        value = type_name if leaf is None else _read(leaf, source)
+        if value is _SLOW:
+            return _SLOW
+        values[response_name] = value
+    return values
 
 
 def _selection(

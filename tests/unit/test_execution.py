@@ -119,6 +119,18 @@ class Query:
         return [BAD_ITEMS["good"], BAD_ITEMS["null_in_non_null"], BAD_ITEMS["note_given"]]
 
     @strawberry.field
+    def good_items(self) -> list[Item]:
+        return [BAD_ITEMS["good"], BAD_ITEMS["note_given"], BAD_ITEMS["bool_as_int"]]
+
+    @strawberry.field
+    def sparse_items(self) -> list[Item | None]:
+        return [BAD_ITEMS["good"], None, BAD_ITEMS["note_given"]]
+
+    @strawberry.field
+    def no_items(self) -> list[Item] | None:
+        return []
+
+    @strawberry.field
     def maybe(self) -> Item | None:
         return BAD_ITEMS["not_an_int"]
 
@@ -139,6 +151,11 @@ DOCUMENTS = [
     '{ item(case: "good") { a: name b: name count __typename } }',
     '{ item(case: "null_in_non_null") { __typename t: __typename count name } }',
     "{ items { id name note } }",
+    "{ goodItems { __typename id name note colour at count on } }",
+    "{ goodItems { id shout } }",
+    "{ goodItems @include(if: true) { id note } }",
+    "{ sparseItems { id note } }",
+    "{ noItems { id } }",
     "{ items { id ...on Item { note count } } }",
     '{ item(case: "good") { secret name } }',
     '{ item(case: "good") { ... on Item { name } ...F } } fragment F on Item { count }',
@@ -205,11 +222,11 @@ async def test_plain_fields_skip_graphql_cores_field_execution(
 
     # And a list of objects with nothing but plain fields is built without it at all
     executed.clear()
-    result = await _schema(executor=True).execute("{ items { __typename id note } }")
-    assert executed == ["items"]
+    result = await _schema(executor=True).execute("{ goodItems { __typename id note } }")
+    assert executed == ["goodItems"]
     assert result.errors is None
     assert result.data is not None
-    assert result.data["items"][2] == {"__typename": "Item", "id": "item-1", "note": "a note"}
+    assert result.data["goodItems"][1] == {"__typename": "Item", "id": "item-1", "note": "a note"}
 
 
 def test_only_attribute_fields_of_leaf_types_are_plain() -> None:
