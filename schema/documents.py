@@ -40,6 +40,10 @@ class DocumentCache:
             self._documents.move_to_end(query)
         return document
 
+    def holds(self, query: str, document: DocumentNode | None) -> bool:
+        """Whether ``document`` is the one kept for ``query`` (it passed validation)."""
+        return document is not None and self._documents.get(query) is document
+
     def put(self, query: str, document: DocumentNode) -> None:
         self._documents[query] = document
         self._documents.move_to_end(query)

@@ -15,15 +15,32 @@ from typing import Any
 from graphql import BREAK, DocumentNode, GraphQLError, StringValueNode, Visitor, visit
 from strawberry.extensions import SchemaExtension
 
+from schema.documents import DocumentCache
+
 NUL = "\x00"
 MESSAGE = "Strings must not contain the NUL character (\\u0000)."
 
 
 class RefuseNulCharacters(SchemaExtension):
+    """Refuse NUL in variables, always, and in the document unless it is a kept one.
+
+    Documents in ``known`` (see ``schema.documents``) passed this check when they were
+    first seen: only documents that validated without any error are kept.
+    """
+
+    def __init__(self, known: DocumentCache | None = None) -> None:
+        self._known = known
+
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        document = context.graphql_document
+        known = (
+            self._known is not None
+            and context.query is not None
+            and self._known.holds(context.query, document)
+        )
         if context.pre_execution_errors is None and (
-            holds_nul(context.variables) or document_holds_nul(context.graphql_document)
+            holds_nul(context.variables) or (not known and document_holds_nul(document))
         ):
             # Set before validation runs: Strawberry then skips validation and execution.
             context.pre_execution_errors = [

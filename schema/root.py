@@ -55,7 +55,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         # Before the document cache: variables are checked on every request.
-        RefuseNulCharacters,
+        lambda: RefuseNulCharacters(known=documents),
         lambda: CachedDocuments(documents),
         MaskUnexpectedErrors,
     ]

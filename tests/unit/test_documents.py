@@ -9,6 +9,7 @@ import strawberry
 import strawberry.schema.schema as strawberry_schema
 from graphql import parse
 
+from schema import nul_characters
 from schema.documents import CachedDocuments, DocumentCache
 from schema.nul_characters import MESSAGE as NUL_MESSAGE
 from schema.root import build_schema
@@ -129,3 +130,28 @@ async def test_variables_with_nul_are_refused_even_for_a_kept_document() -> None
 def test_a_cache_needs_room_for_one_document() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         DocumentCache(size=0)
+
+
+async def test_a_kept_document_is_not_searched_for_nul_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a spy on the search of documents for NUL
+    searched: list[object] = []
+    search = nul_characters.document_holds_nul
+
+    def spy(document: Any) -> bool:
+        searched.append(document)
+        return search(document)
+
+    monkeypatch.setattr(nul_characters, "document_holds_nul", spy)
+    schema = build_schema()
+    # When a clean document comes twice, and one with NUL in a literal twice
+    for _ in range(2):
+        assert (await schema.execute(NUL_CHECKED)).errors is None
+    nul_literal = '{ deliveries(filter: {webhook: "\\u0000"}) { nodes { id } } }'
+    literal = [await schema.execute(nul_literal) for _ in range(2)]
+    # Then the clean one was searched once, and the one with NUL refused each time
+    assert len(searched) == 3  # the clean document once, the refused one each time
+    for result in literal:
+        assert result.errors is not None
+        assert [error.message for error in result.errors] == [NUL_MESSAGE]
