@@ -328,6 +328,9 @@ class Receiver:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = False  # joined by server_close(), so stop() leaves nothing behind
     block_on_close = True
+    # socketserver's default listen backlog is 5: a worker opening 50 connections at once
+    # had some SYNs dropped and retried a second later, and attempts timed out.
+    request_queue_size = 256
 
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
