@@ -29,7 +29,7 @@ from schema.types import (
 @strawberry.type
 class Query:
     @strawberry.field
-    async def viewer(self, info: Info) -> Viewer:
+    def viewer(self, info: Info) -> Viewer:  # no I/O: a coroutine would only cost
         viewer = info.context.require_viewer()
         company = None
         if viewer.company_id is not None:
