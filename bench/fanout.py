@@ -50,6 +50,11 @@ async def run(bench: Bench) -> dict[str, Any]:
         "subscriptions": sizes.fanout_subscriptions,
         "publishes": len(durations),
         "latency": summary_ms(durations),
+        # Which calls were slow tells a periodic stall (e.g. every n-th call) from noise.
+        "slowest": [
+            [index, round(durations[index] * 1000, 1)]
+            for index in sorted(sorted(range(len(durations)), key=durations.__getitem__)[-5:])
+        ],
     }
-    bench.log(f"[bench] G publish latency {result['latency']}")
+    bench.log(f"[bench] G publish latency {result['latency']}; slowest calls {result['slowest']}")
     return result
