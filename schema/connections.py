@@ -91,7 +91,7 @@ async def delivery_connection(info: Info, page: Page[deliveries.Delivery]) -> De
     an await of its own (graphql-core's per-object await was most of a page's cost).
     """
     attempts = None
-    if page.items and any(selects(info, path) for path in ATTEMPTS):
+    if page.items and selects(info, *ATTEMPTS):
         attempts = await deliveries.attempts_of_deliveries(
             info.context.services, [delivery.id for delivery in page.items]
         )

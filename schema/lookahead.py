@@ -13,18 +13,15 @@ from strawberry.types.nodes import SelectedField, Selection
 from schema.context import Info
 
 
-def selects(info: Info, path: Sequence[str]) -> bool:
-    """Whether the selection of the current field reaches ``path`` (GraphQL field names).
+def selects(info: Info, *paths: Sequence[str]) -> bool:
+    """Whether the selection of the current field reaches any of ``paths`` (GraphQL names).
 
     Fragments, named or inline, count as if written in place; aliases do not matter.
     ``@include``/``@skip`` are not evaluated: a field they leave out still counts, so a
     caller may load something unused, never miss something used.
     """
-    return any(
-        _reaches(field.selections, path)
-        for field in info.selected_fields
-        if isinstance(field, SelectedField)
-    )
+    fields = [field for field in info.selected_fields if isinstance(field, SelectedField)]
+    return any(_reaches(field.selections, path) for field in fields for path in paths)
 
 
 def _reaches(selections: Iterable[Selection], path: Sequence[str]) -> bool:
