@@ -7,8 +7,11 @@ rules), never on variables, so a document that passed once passes again; only th
 kept. Invalid documents are parsed and validated every time, so their errors are fresh
 objects for each request.
 
-The cache belongs to one schema (its rules: depth, aliases, introspection) and is bounded,
-least recently used first out, so unique query texts cannot grow it without limit.
+The cache belongs to one schema (its rules: depth, aliases, introspection) and is bounded
+in documents and in characters of query text, least recently used first out, so unique
+query texts cannot grow it without limit. A parsed document takes about 100 bytes per
+character of its text (a 7 KB document of 2,000 tokens, the most the API accepts, about
+750 KiB), so the default bound keeps the cache under about 30 MB whatever is sent.
 """
 
 from __future__ import annotations
@@ -20,15 +23,18 @@ from graphql import DocumentNode
 from strawberry.extensions import SchemaExtension
 
 DEFAULT_SIZE = 256
+DEFAULT_CHARACTERS = 256 * 1024
 
 
 class DocumentCache:
     """Documents that passed validation against one schema, by query text (LRU)."""
 
-    def __init__(self, size: int = DEFAULT_SIZE) -> None:
-        if size < 1:
-            raise ValueError("size must be at least 1")
+    def __init__(self, size: int = DEFAULT_SIZE, characters: int = DEFAULT_CHARACTERS) -> None:
+        if size < 1 or characters < 1:
+            raise ValueError("size and characters must be at least 1")
         self._size = size
+        self._characters = characters
+        self._held = 0  # characters of the query texts held
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
 
     def __len__(self) -> int:
@@ -45,10 +51,13 @@ class DocumentCache:
         return document is not None and self._documents.get(query) is document
 
     def put(self, query: str, document: DocumentNode) -> None:
+        if len(query) > self._characters or query in self._documents:
+            return
         self._documents[query] = document
-        self._documents.move_to_end(query)
-        while len(self._documents) > self._size:
-            self._documents.popitem(last=False)
+        self._held += len(query)
+        while len(self._documents) > self._size or self._held > self._characters:
+            oldest, _ = self._documents.popitem(last=False)
+            self._held -= len(oldest)
 
 
 class CachedDocuments(SchemaExtension):

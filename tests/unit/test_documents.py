@@ -127,9 +127,26 @@ async def test_variables_with_nul_are_refused_even_for_a_kept_document() -> None
     assert (await schema.execute(NUL_CHECKED, variable_values={"x": "ok"})).errors is None
 
 
-def test_a_cache_needs_room_for_one_document() -> None:
+def test_the_cache_is_bounded_in_characters_of_query_text_too() -> None:
+    cache = DocumentCache(size=10, characters=10)
+    document = parse("{ a }")
+    cache.put("a" * 11, document)  # larger than the whole cache: not kept
+    assert len(cache) == 0
+    cache.put("b" * 4, document)
+    cache.put("c" * 4, document)
+    cache.put("d" * 4, document)  # 12 characters: the oldest goes
+    assert cache.get("b" * 4) is None
+    assert cache.get("c" * 4) is document
+    assert cache.get("d" * 4) is document
+    cache.put("c" * 4, document)  # already held: nothing counted twice
+    cache.put("e" * 2, document)
+    assert len(cache) == 3
+
+
+@pytest.mark.parametrize("bounds", [{"size": 0}, {"characters": 0}])
+def test_a_cache_needs_room_for_one_document(bounds: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        DocumentCache(size=0)
+        DocumentCache(**bounds)
 
 
 async def test_a_kept_document_is_not_searched_for_nul_again(
