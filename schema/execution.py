@@ -11,6 +11,10 @@ executor does exactly that.
 Anything out of the ordinary (a null in a non-null field, a value the scalar refuses, a
 missing attribute, any resolve middleware) goes through graphql-core's own
 ``execute_field``, so errors and their paths are the ones it would give.
+
+It overrides methods graphql-core marks private, as of graphql-core 3.3: with another
+version ``executor_class()`` answers None and Strawberry's own executor runs (slower,
+and tests/unit/test_execution.py fails so that someone looks).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from graphql import (
     is_leaf_type,
     specified_scalar_types,
 )
+from graphql import version_info as graphql_version
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -292,3 +297,8 @@ def _selection(
             return None
         selection.append((response_name, leaf))
     return selection
+
+
+def executor_class() -> type[PlainLeafExecutor] | None:
+    """The executor for the API schema: ours with the graphql-core it was written for."""
+    return PlainLeafExecutor if (graphql_version.major, graphql_version.minor) == (3, 3) else None

@@ -17,7 +17,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from schema.documents import CachedDocuments, DocumentCache
-from schema.execution import PlainLeafExecutor
+from schema.execution import executor_class
 from schema.masking import MaskUnexpectedErrors
 from schema.mutation import Mutation
 from schema.nul_characters import RefuseNulCharacters
@@ -65,7 +65,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
-        execution_context_class=PlainLeafExecutor,
+        execution_context_class=executor_class(),
     )
 
 
