@@ -166,7 +166,7 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
         # Per selection: its plain leaves by response name, or None when it has others.
         # graphql-core reuses one grouped field set for every object of a list; the set
         # is kept alive with its entry so that its id cannot be reused meanwhile.
-        self._selections: dict[int, tuple[GroupedFieldSet, _Selection | None]] = {}
+        self._selections: dict[tuple[str, int], tuple[GroupedFieldSet, _Selection | None]] = {}
 
     def execute_fields(
         self,
@@ -224,7 +224,7 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
     def _plain_selection(
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
     ) -> _Selection | None:
-        key = id(grouped_field_set)
+        key = (parent_type.name, id(grouped_field_set))
         known = self._selections.get(key)
         if known is None:
             known = (grouped_field_set, _selection(self._leaves, parent_type, grouped_field_set))
