@@ -7,7 +7,6 @@ A bad setting stops the command with the message and exit code 2.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,7 +14,7 @@ from typing import Any, TypeVar
 
 from psycopg.errors import UndefinedTable
 
-from app import api_keys, companies
+from app import api_keys, companies, event_loop
 from app.logs import configure_logging
 from app.migrations import apply_migrations
 from app.services import Services, open_services
@@ -168,7 +167,7 @@ def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]])
         async with open_services(settings) as services:
             return await work(services)
 
-    return asyncio.run(run())
+    return event_loop.run(run())
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

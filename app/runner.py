@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from app import event_loop
 from app.server import build_app
 from app.services import Services, open_services
 from app.settings import Settings
@@ -141,4 +142,4 @@ def run_worker_process(settings: Settings) -> None:
                 await stop.wait()
             logger.info("worker stopped")
 
-    asyncio.run(main())
+    event_loop.run(main())

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app import event_loop
 from app.events import delivery_body
 from app.ids import new_id, new_webhook_id
 from app.signing import generate_secret, webhook_headers
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.url.startswith("http://127.0.0.1:"):
         sys.exit("the HTTP ceiling only ever sends to 127.0.0.1")
-    result = asyncio.run(send_many(args.url, args.requests, args.concurrency, args.start_at))
+    result = event_loop.run(send_many(args.url, args.requests, args.concurrency, args.start_at))
     args.result_file.write_text(json.dumps(result), encoding="utf-8")
 
 

@@ -5,16 +5,16 @@ A module of its own so that the Procrastinate app is not created in ``__main__``
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from app import event_loop
 from app.settings import Settings
 from bench.noop import run
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(run(Settings.from_env()))
+    event_loop.run(run(Settings.from_env()))
 
 
 if __name__ == "__main__":

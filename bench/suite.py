@@ -18,7 +18,6 @@ receiver, API server), plus PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
 import shutil
@@ -34,6 +33,7 @@ from typing import Any
 
 import psycopg
 
+from app import event_loop
 from app.secret_box import generate_key
 from app.settings import Settings
 from bench.config import Sizes
@@ -191,7 +191,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
 
 
 def run(sizes: Sizes, phases: list[str], output_dir: Path) -> Result:
-    return asyncio.run(run_suite(sizes, phases, output_dir))
+    return event_loop.run(run_suite(sizes, phases, output_dir))
 
 
 def start_api(bench: Bench, database_url: str, name: str) -> tuple[Child, str]:
