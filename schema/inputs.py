@@ -87,7 +87,8 @@ class PublishEventInput:
     idempotency_key: str | None = strawberry.field(
         default=None,
         description="Publishing twice with the same key for the same company returns the "
-        "first event and delivers nothing new.",
+        "first event and delivers nothing new. Reusing a key with a different webhook, "
+        "subject or payload is a DUPLICATE user error (payloads compare as JSON values).",
     )
 
     def to_domain(self) -> NewEvent:
