@@ -128,7 +128,7 @@ class Database:
         for scope, role_pool in (role_pools or {}).items():
             if scope.company_id is not None:
                 raise ValueError("a role pool serves a scope without a company")
-            if _session_roles.get(role_pool) != scope.role:
+            if role_pool.name != scope.role:
                 raise ValueError(f"the pool for {scope.role} must be made with role=")
         self.pool = pool
         self._role_pools = dict(role_pools or {})
@@ -148,10 +148,11 @@ class Database:
         No ``autocommit`` in the connection kwargs: Procrastinate's listener adds its own
         (see stack notes); ``configure`` switches each new pooled connection to it instead.
         With ``role``, each connection also takes on that role for its whole session (a
-        pool for ``role_pools``; never hand it to Procrastinate).
+        pool for ``role_pools``; never hand it to Procrastinate), and the pool is named
+        after the role.
         """
         liveness = _Liveness()
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        return AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
@@ -162,14 +163,6 @@ class Database:
             check=liveness.check,
             name="webhooks" if role is None else role,
         )
-        if role is not None:
-            _session_roles[pool] = role
-        return pool
-
-    @property
-    def role_pools(self) -> list[AsyncConnectionPool[Any]]:
-        """The role pools given at construction (whoever made them opens and closes them)."""
-        return list(self._role_pools.values())
 
     def _route(self) -> tuple[AsyncConnectionPool[Any], bool]:
         """The pool for the bound scope, and whether a transaction must enter the scope."""
@@ -253,12 +246,6 @@ class Database:
 
 async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
     await connection.set_autocommit(True)
-
-
-# The role each role pool's connections run as, for Database to check what it is given.
-_session_roles: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], RoleName] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 @dataclass(frozen=True)

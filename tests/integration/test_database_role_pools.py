@@ -58,7 +58,12 @@ async def test_a_lone_statement_on_a_role_pool_is_confined_to_the_role(
 
 
 async def test_a_role_pool_must_be_made_with_its_role(services: Services) -> None:
+    url = services.settings.database_url
+    assert url is not None
+    publisher_pool = Database.create_pool(url, role="webhooks_publisher")
     with pytest.raises(ValueError, match="must be made with role="):
         Database(services.db.pool, {WORKER_SCOPE: services.db.pool})
+    with pytest.raises(ValueError, match="must be made with role="):
+        Database(services.db.pool, {WORKER_SCOPE: publisher_pool})
     with pytest.raises(ValueError, match="without a company"):
-        Database(services.db.pool, {Scope("webhooks_api", "acme"): services.db.role_pools[0]})
+        Database(services.db.pool, {Scope("webhooks_api", "acme"): publisher_pool})
