@@ -133,14 +133,11 @@ async def make_attempt(
         return "postponed"
     try:
         target = build_target(services, row, datetime.now(UTC))
+        body = bytes(row["body"])
         headers = webhook_headers(
-            target.secrets,
-            row["webhook_id"],
-            int(time.time()),
-            bytes(row["body"]),
-            attempt=attempt,
+            target.secrets, row["webhook_id"], int(time.time()), body, attempt=attempt
         )
-        outcome = await transport.send(target.url, bytes(row["body"]), headers)
+        outcome = await transport.send(target.url, body, headers)
     finally:
         if in_flight is not None:
             in_flight.release(subscription_id)
