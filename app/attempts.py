@@ -33,7 +33,9 @@ from app.transport import AttemptOutcome, Transport
 
 logger = logging.getLogger(__name__)
 
-# The URLs sent to carry API key parameter values; httpx would log them at INFO.
+# The URLs sent carry API key parameter values. httpx's client logs every URL at INFO;
+# the transport no longer goes through that client, and the filter stays so that no httpx
+# log line ever can.
 hide_url_queries("httpx")
 
 Result = Literal[
