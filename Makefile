@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# `make dev PORT=8001` serves on another port (as does WEBHOOKS_PORT=8001 make dev).
 dev: $(STAMP)
-	$(BIN)/webhooks dev
+	$(BIN)/webhooks dev $(if $(PORT),--port $(PORT))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

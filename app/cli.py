@@ -10,8 +10,10 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from psycopg.errors import UndefinedTable
 
 from app import api_keys, companies, event_loop
@@ -37,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"webhooks: configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    if settings.database_url is None and handler is not _dev:
+        settings = _with_dev_database(settings)
     try:
         return handler(args, settings)
     except SettingsError as error:
@@ -51,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run `webhooks migrate`",
             file=sys.stderr,
         )
+        return 1
+    except psycopg.OperationalError as error:
+        print(f"webhooks: cannot reach the database: {error}".rstrip(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -67,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     dev = commands.add_parser("dev", help="zero-setup run: embedded database, API and worker")
-    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--port", type=int, default=None, help="default: WEBHOOKS_PORT, else 8000")
     dev.set_defaults(handler=_dev)
 
     serve = commands.add_parser("serve", help="serve the API (production)")
@@ -149,6 +156,22 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
         print(json.dumps(data))
     else:
         print(human)
+
+
+def _with_dev_database(settings: Settings) -> Settings:
+    """With no database configured, a running `webhooks dev` of the same data directory
+    lends its own: `webhooks company create` next to it just works."""
+    from app.development import dev_database_url
+
+    url = dev_database_url(Path(settings.data_dir))
+    if url is None:
+        return settings
+    print(
+        f"webhooks: no database configured; using the one of `webhooks dev` "
+        f"({Path(settings.data_dir).absolute()})",
+        file=sys.stderr,
+    )
+    return settings.with_overrides(database_url=url)
 
 
 def _require_database(settings: Settings) -> str:
@@ -337,9 +360,13 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    from app.development import run_development
+    from app.development import PortInUse, run_development
 
-    run_development(settings, port=args.port)
+    try:
+        run_development(settings, port=args.port)
+    except PortInUse as error:
+        print(f"webhooks: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -9,14 +9,15 @@ Ctrl-C stops everything, the embedded database too.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
+import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from app import api_keys, companies
+from app import api_keys, companies, event_loop
 from app.migrations import apply_migrations, ensure_development_database
 from app.postgres_cluster import LocalCluster
 from app.runner import serve, sigterm_interrupts
@@ -25,6 +26,38 @@ from app.settings import Settings
 
 DEMO_COMPANY_ID = "demo"
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+# Where the banner's receiver example listens: examples/receiver.py takes the port.
+EXAMPLE_RECEIVER_PORT = 9000
+# While `webhooks dev` runs, the database URL it serves from; the other commands started
+# with the same data directory and no database configured use it (app/cli.py).
+DEV_DATABASE_FILE = "dev-database-url"
+
+
+class PortInUse(Exception):
+    """The port `webhooks dev` was asked to serve on is taken."""
+
+
+def dev_database_url(data_dir: Path) -> str | None:
+    """The database URL of a `webhooks dev` running with this data directory, if any."""
+    try:
+        return (data_dir / DEV_DATABASE_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse before anything starts: otherwise the banner would print keys and then the
+    server die on its bind. (A race with another process remains; uvicorn reports it.)"""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUse(
+                f"cannot listen on {host}:{port} ({error.strerror}); another process uses "
+                f"it. Choose another port: `webhooks dev --port N`, `make dev PORT=N` or "
+                f"WEBHOOKS_PORT=N"
+            ) from error
 
 
 @dataclass(frozen=True)
@@ -34,8 +67,14 @@ class DemoKeys:
     publisher_key: str
 
 
-def run_development(settings: Settings, *, port: int) -> None:
-    """Until SIGINT or SIGTERM; either stops the embedded database too, even mid-start."""
+def run_development(settings: Settings, *, port: int | None = None) -> None:
+    """Until SIGINT or SIGTERM; either stops the embedded database too, even mid-start.
+
+    ``port`` (``--port``) wins over ``WEBHOOKS_PORT``. Raises :class:`PortInUse` before
+    starting anything when the port is taken.
+    """
+    port = port or settings.port
+    check_port_free(settings.host, port)
     data_dir = Path(settings.data_dir).absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
     with sigterm_interrupts():
@@ -51,17 +90,20 @@ def _run_development(settings: Settings, port: int, data_dir: Path) -> None:
             ensure_development_database(cluster.start())
             settings = settings.with_overrides(database_url=cluster.url("webhooks"))
         database_url = settings.database_url
-        assert database_url is not None
+        if database_url is None:  # pragma: no cover - set just above
+            raise RuntimeError("no database URL")
         settings = settings.with_overrides(
             allowed_networks=(*settings.allowed_networks, *LOOPBACK), data_dir=str(data_dir)
         )
         apply_migrations(database_url)
         keys_file = data_dir / "demo-keys.json"
         saved = DemoKeys(**json.loads(keys_file.read_text())) if keys_file.exists() else None
-        demo = asyncio.run(ensure_demo(settings, saved))
+        demo = event_loop.run(ensure_demo(settings, saved))
         _save_keys(keys_file, demo)
+        (data_dir / DEV_DATABASE_FILE).write_text(database_url + "\n")
         serve(settings, port=port, with_worker=True, banner=banner(settings, demo, port))
     finally:
+        (data_dir / DEV_DATABASE_FILE).unlink(missing_ok=True)
         if cluster is not None:
             cluster.stop()
             print("embedded PostgreSQL stopped", flush=True)
@@ -94,8 +136,24 @@ def _save_keys(keys_file: Path, demo: DemoKeys) -> None:
 
 
 def banner(settings: Settings, demo: DemoKeys, port: int) -> str:
+    """What `webhooks dev` prints once it serves: keys, and examples that work when
+    copied as they are (tests/acceptance/test_dev.py runs them)."""
     base = f"http://127.0.0.1:{port}"
-    query = '{"query": "{ webhookTypes { key name } }"}'
+    cli = Path(sys.executable).with_name("webhooks")
+    python = Path(sys.executable)
+    receiver_script = Path(__file__).resolve().parent.parent / "examples" / "receiver.py"
+    callback = f"http://127.0.0.1:{EXAMPLE_RECEIVER_PORT}/planomatic"
+    subscribe = (
+        'mutation { createWebhookSubscription(input: {webhook: \\"ORDER_STATUS\\", '
+        f'callbackUrl: \\"{callback}\\", notificationEmail: \\"ops@demo.example\\"}}) '
+        "{ subscription { id callbackUrl } signingSecret userErrors { field message } } }"
+    )
+    publish = (
+        'mutation { publishEvent(input: {companyId: \\"demo\\", webhook: \\"ORDER_STATUS\\", '
+        'subject: \\"1001\\", idempotencyKey: \\"1001:scheduled\\", '
+        'payload: {order_id: 1001, order_status: \\"scheduled\\"}}) '
+        "{ event { id deliveries { id status } } userErrors { field message } } }"
+    )
     return f"""
 PlanOmatic Webhooks (development) is running.
 
@@ -104,15 +162,35 @@ PlanOmatic Webhooks (development) is running.
   Company      {demo.company_id} (Demo Company)
   COMPANY key  {demo.company_key}
   PUBLISHER    {demo.publisher_key}
+  CLI          {cli}   (in this directory it finds this database by itself)
 
   Delivery targets on loopback (127.0.0.0/8, ::1) are ALLOWED in development so that a
   local receiver works; production allows no private address unless
   WEBHOOKS_ALLOWED_NETWORKS says so.
   Failure emails go to the log and to {settings.data_dir}/outbox (`webhooks emails list`).
+  With the defaults the email comes after 10 attempts six minutes apart (about an hour);
+  to see one within a minute, start with
+    WEBHOOKS_RETRY_INTERVAL_SECONDS=5 WEBHOOKS_MAX_ATTEMPTS=3 WEBHOOKS_EMAIL_WINDOW_SECONDS=0
 
-Try it:
-  curl -s {base}/graphql -H 'Authorization: Bearer {demo.company_key}' \\
-       -H 'content-type: application/json' -d '{query}'
+Try it, in another terminal:
+
+  1. Subscribe the demo company to a local receiver (COMPANY key):
+curl -s {base}/graphql -H 'Authorization: Bearer {demo.company_key}' \\
+  -H 'content-type: application/json' \\
+  -d '{{"query": "{subscribe}"}}'
+
+  2. Run the example receiver with the signingSecret that step 1 printed:
+SIGNING_SECRET=whsec_... {python} {receiver_script} {EXAMPLE_RECEIVER_PORT}
+
+  3. Publish an event, as the order system does (PUBLISHER key):
+curl -s {base}/graphql -H 'Authorization: Bearer {demo.publisher_key}' \\
+  -H 'content-type: application/json' \\
+  -d '{{"query": "{publish}"}}'
+
+  4. Watch deliveries live: in GraphiQL (header above) run
+       subscription {{ deliveryUpdates {{ id status attemptCount lastResponseStatus }} }}
+     a websocket client sends {{"authorization": "Bearer <key>"}} in connection_init
+     (graphql-transport-ws protocol, {base.replace("http", "ws")}/graphql).
 
 Press Ctrl-C to stop (the embedded database stops too; the data stays for next time).
 """

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -41,8 +42,6 @@ def serve(
     @asynccontextmanager
     async def background(services: Services) -> AsyncIterator[None]:
         freeze_startup_objects()
-        if banner:
-            print(banner, flush=True)
         if not with_worker:
             yield
             return
@@ -59,7 +58,7 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=int(settings.request_timeout_seconds) + 5,
     )
-    server = GracefulServer(config)
+    server = GracefulServer(config, banner=banner)
     server.run()
     if not server.started:
         # As uvicorn.run does: the lifespan failed to start (the port taken exits earlier).
@@ -87,7 +86,19 @@ class GracefulServer(uvicorn.Server):
     after a clean stop, and no code after ``run()`` ever runs (``webhooks dev`` would leave
     its embedded PostgreSQL behind). Here the signals are handled while serving and not
     raised again: ``run()`` returns, and the command exits 0.
+
+    ``banner`` is printed once the socket listens, not before: a port taken by another
+    process must not look like a running service.
     """
+
+    def __init__(self, config: uvicorn.Config, *, banner: str | None = None) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.banner:
+            print(self.banner, flush=True)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:

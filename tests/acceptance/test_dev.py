@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,15 +17,19 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from app.development import EXAMPLE_RECEIVER_PORT
 from app.postgres_cluster import LocalCluster
 from tests.acceptance.processes import (
     Api,
     Process,
     Processes,
     environment,
+    free_port,
     publish,
+    run_cli,
     subscribe,
     wait_for_status,
+    wait_until,
 )
 from tests.receivers import Receiver
 
@@ -146,3 +154,113 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
 
     # this time stopped as a service manager would
     stop_with(signal.SIGTERM, second, data_dir)
+
+
+def banner_commands(log: str) -> list[str]:
+    """The banner's copy-paste commands, each with its continuation lines, in order."""
+    commands: list[str] = []
+    lines = iter(log.splitlines())
+    for line in lines:
+        if line.startswith(("curl ", "SIGNING_SECRET=")):
+            command = [line]
+            while command[-1].endswith("\\"):
+                command.append(next(lines))
+            commands.append("\n".join(command))
+    return commands
+
+
+def test_dev_banner_examples_work_when_copied_and_the_cli_finds_its_database(
+    data_dir: Path, processes: Processes, tmp_path: Path
+) -> None:
+    # given `webhooks dev` on the port WEBHOOKS_PORT names (no --port)
+    port = free_port()
+    env = environment(WEBHOOKS_DATA_DIR=str(data_dir), WEBHOOKS_PORT=str(port))
+    dev = processes.start("dev", "dev", env=env, base_url=f"http://127.0.0.1:{port}")
+    keys = banner_keys(dev)
+    log = dev.log()
+    assert f"http://127.0.0.1:{port}/graphql" in log
+    subscribe_command, receiver_command, publish_command = banner_commands(log)
+
+    # when a user pastes step 1 (the receiver's port swapped for a free one)
+    receiver_port = free_port()
+
+    def pasted(command: str) -> str:
+        return command.replace(f":{EXAMPLE_RECEIVER_PORT}", f":{receiver_port}").replace(
+            f" {EXAMPLE_RECEIVER_PORT}", f" {receiver_port}"
+        )
+
+    created = json.loads(shell(pasted(subscribe_command)))
+    payload = created["data"]["createWebhookSubscription"]
+    assert payload["userErrors"] == [], created
+    secret = payload["signingSecret"]
+
+    # then step 2 runs the example receiver with that secret
+    receiver_log = tmp_path / "receiver.log"
+    with receiver_log.open("wb") as out:
+        receiver = subprocess.Popen(
+            ["bash", "-c", pasted(receiver_command).replace("whsec_...", secret)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(
+            lambda: _listening(receiver_port), timeout=20, message=lambda: receiver_log.read_text()
+        )
+        # and step 3 publishes for the demo company, and the receiver verifies it
+        published = json.loads(shell(publish_command))
+        assert published["data"]["publishEvent"]["userErrors"] == [], published
+        line = wait_until(
+            lambda: next(
+                (text for text in receiver_log.read_text().splitlines() if "webhookId" in text),
+                None,
+            ),
+            timeout=20,
+            message=lambda: receiver_log.read_text() + dev.describe(),
+        )
+    finally:
+        os.killpg(receiver.pid, signal.SIGKILL)
+        receiver.wait()
+    received = json.loads(line)
+    assert received["event"]["companyId"] == keys["company"] == "demo"
+    assert received["event"]["data"]["order_status"] == "scheduled"
+
+    # and the CLI next to it, with no database configured, finds dev's database
+    created_company = run_cli("company", "create", "Acme Realty", "--id", "acme", "--json", env=env)
+    assert created_company.json()["id"] == "acme", created_company.describe()
+    assert "using the one of `webhooks dev`" in created_company.stderr
+
+    stop_with(signal.SIGINT, dev, data_dir)
+    # once dev has stopped, the CLI no longer pretends to have a database
+    after = run_cli("company", "list", "--json", env=env)
+    assert after.returncode == 2, after.describe()
+    assert "WEBHOOKS_DATABASE_URL" in after.stderr
+
+
+def test_dev_refuses_a_port_in_use_before_printing_keys(
+    data_dir: Path, processes: Processes
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        dev = processes.dev(environment(WEBHOOKS_DATA_DIR=str(data_dir)), port=port)
+        exit_status = dev.wait(timeout=30)
+    assert exit_status == 2, dev.describe()
+    log = dev.log()
+    assert f"127.0.0.1:{port}" in log and "--port" in log and "make dev PORT=" in log, log
+    assert "COMPANY key" not in log and "is running" not in log
+    assert not (data_dir / "postgres").exists()
+
+
+def shell(command: str) -> str:
+    completed = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert completed.returncode == 0, f"{command}\n{completed.stdout}\n{completed.stderr}"
+    return completed.stdout
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
