@@ -154,6 +154,11 @@ class DeliveryUpdatesHub:
         finally:
             self._subscribers.pop(token, None)
 
+    @property
+    def subscriber_count(self) -> int:
+        """How many live subscriptions this process serves now."""
+        return len(self._subscribers)
+
     def _ensure_listening(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._listen(), name="delivery-updates")
