@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from graphql import (
@@ -127,14 +127,10 @@ def _plan(schema: GraphQLSchema) -> PlainLeaves:
     return plan
 
 
-@runtime_checkable
-class FreshContext(Protocol):
-    def fresh(self) -> Any:
-        """A copy that shares nothing cached with this one."""
-
-
 def _fresh(context: Any) -> Any:
-    return context.fresh() if isinstance(context, FreshContext) else context
+    """``context.fresh()`` (a copy sharing nothing cached) when the context has one."""
+    fresh = getattr(context, "fresh", None)
+    return context if fresh is None else fresh()
 
 
 _SLOW = object()
