@@ -156,8 +156,9 @@ class DeliveryUpdatesHub:
 
     @property
     def subscriber_count(self) -> int:
-        """How many live subscriptions this process serves now."""
-        return len(self._subscribers)
+        """How many live subscriptions this process serves now (none while its LISTEN
+        connection is not in place: they would hear nothing)."""
+        return len(self._subscribers) if self._listening.is_set() else 0
 
     def _ensure_listening(self) -> None:
         if self._task is None or self._task.done():
