@@ -145,9 +145,30 @@ async def deliveries_of_events(
 
 
 async def attempts_of_deliveries(
-    services: Services, delivery_ids: list[uuid.UUID]
+    services: Services, viewer: Viewer, delivery_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[Attempt]]:
+    """The attempts of deliveries the viewer found, oldest first.
+
+    For a viewer who does not read receivers' answers (``Viewer.reads_configuration``)
+    they come without response body, error and URL, which its database role could not
+    read anyway.
+    """
+    if viewer.reads_configuration:
+        rows = await services.db.fetch_all("attempts_of_deliveries", delivery_ids=delivery_ids)
+    else:
+        rows = await services.db.fetch_all(
+            "attempt_statuses_of_deliveries", delivery_ids=delivery_ids
+        )
     grouped: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
-    for row in await services.db.fetch_all("attempts_of_deliveries", delivery_ids=delivery_ids):
+    for row in rows:
         grouped[row["delivery_id"]].append(attempt_from_row(row))
     return grouped
+
+
+def attempts_as_of(delivery: Delivery, attempts: list[Attempt]) -> list[Attempt]:
+    """The attempts that ``delivery``'s state counts: every earlier cycle's, and the
+    first ``attempt_count`` of its own. Attempts are recorded in the same statement that
+    advances the delivery, so these are exactly the attempts made when it was in that
+    state, whatever was recorded since."""
+    made = (delivery.cycle, delivery.attempt_count)
+    return [attempt for attempt in attempts if (attempt.cycle, attempt.number) <= made]

@@ -25,6 +25,7 @@ from app.services import Services
 from app.signing import generate_secret
 from app.target_policy import TargetError, parse_callback_url, resolve_target
 from app.validation import MAX_DESCRIPTION, check_api_key_params, check_email, check_text
+from app.viewer import Viewer
 from app.webhook_types import webhook_types_by_key
 
 UNSET: Any = object()
@@ -46,6 +47,20 @@ class Subscription:
     api_key_params: tuple[ApiKeyParam, ...]
     is_active: bool
     description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SubscriptionSummary:
+    """What a viewer who does not read configuration (a PUBLISHER key) may know of a
+    subscription: which one it is and whether it is on, not where it sends or to whom
+    it reports."""
+
+    id: uuid.UUID
+    company_id: str
+    webhook_key: str
+    is_active: bool
     created_at: datetime
     updated_at: datetime
 
@@ -87,6 +102,30 @@ def subscription_from_row(row: Row) -> Subscription:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def subscription_summary_from_row(row: Row) -> SubscriptionSummary:
+    return SubscriptionSummary(
+        id=row["id"],
+        company_id=row["company_id"],
+        webhook_key=row["webhook_key"],
+        is_active=row["is_active"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def subscriptions_by_id(
+    services: Services, viewer: Viewer, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Subscription | SubscriptionSummary]:
+    """Subscriptions by id whatever their company or state, for deliveries the viewer
+    already found (deleted ones stay readable through their past deliveries); only
+    their summary for a viewer who does not read configuration."""
+    if viewer.reads_configuration:
+        rows = await services.db.fetch_all("get_subscriptions_any_company", ids=ids)
+        return {row["id"]: subscription_from_row(row) for row in rows}
+    rows = await services.db.fetch_all("get_subscription_summaries", ids=ids)
+    return {row["id"]: subscription_summary_from_row(row) for row in rows}
 
 
 def secret_context(subscription_id: uuid.UUID) -> str:

@@ -22,6 +22,16 @@ class Viewer:
         return self.role == "PUBLISHER"
 
     @property
+    def reads_configuration(self) -> bool:
+        """Whether this viewer may read subscriptions' configuration and what receivers
+        answered (callback URLs, notification emails, API key parameters, response
+        bodies, attempt errors and URLs): a company, of its own. The order system needs
+        to publish and to follow the status of what it published, nothing more, so a
+        PUBLISHER key reads events and delivery statuses only (migration 0009 holds its
+        database role to the same)."""
+        return not self.is_publisher
+
+    @property
     def read_scope(self) -> str | None:
         """The company whose events and deliveries this viewer may read (None: all)."""
         return None if self.is_publisher else self.company_id

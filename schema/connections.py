@@ -93,6 +93,8 @@ async def delivery_connection(info: Info, page: Page[deliveries.Delivery]) -> De
     attempts = None
     if page.items and selects(info, *ATTEMPTS):
         attempts = await deliveries.attempts_of_deliveries(
-            info.context.services, [delivery.id for delivery in page.items]
+            info.context.services,
+            info.context.require_viewer(),
+            [delivery.id for delivery in page.items],
         )
     return DeliveryConnection.from_page(page, lambda model: Delivery.from_model(model, attempts))

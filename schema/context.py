@@ -15,26 +15,43 @@ from schema.loaders import Loaders
 
 @dataclass
 class Context:
+    """What resolvers share. Over HTTP it lives for one request; over a websocket the
+    transport keeps one for the whole connection, so the executor hands every operation
+    and every subscription update a copy of its own (``fresh``), with new loaders."""
+
     services: Services
     viewer: Viewer | None
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self.services)
+    @property
+    def loaders(self) -> Loaders:
+        """DataLoaders for this context, made on first use (the viewer is known by then:
+        a websocket's arrives after its context was made)."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.services, self.viewer)
+        return self._loaders
+
+    def fresh(self) -> Context:
+        """The same caller with loaders of their own: nothing cached carries over."""
+        # Not dataclasses.replace, several times slower: this runs for every operation.
+        # (tests/unit/test_context.py checks that every field is copied.)
+        return Context(
+            self.services, self.viewer, self.request, self.response, self.connection_params
+        )
 
     def require_viewer(self) -> Viewer:
         if self.viewer is None:
             raise unauthenticated()
         return self.viewer
 
-    def require_company(self) -> str:
-        """The viewer's company; PUBLISHER keys cannot manage subscriptions."""
+    def require_company(self, refusal: str = "PUBLISHER keys cannot manage subscriptions.") -> str:
+        """The viewer's company; PUBLISHER keys are refused with ``refusal`` (why)."""
         viewer = self.require_viewer()
         if viewer.company_id is None:
-            raise forbidden("This needs a COMPANY key; PUBLISHER keys cannot manage subscriptions.")
+            raise forbidden(f"This needs a COMPANY key; {refusal}")
         return viewer.company_id
 
     def require_publisher(self) -> Viewer:

@@ -12,6 +12,10 @@ Anything out of the ordinary (a null in a non-null field, a value the scalar ref
 missing attribute, any resolve middleware) goes through graphql-core's own
 ``execute_field``, so errors and their paths are the ones it would give.
 
+It also gives every operation, and every update of a subscription, a fresh copy of the
+context (``fresh()``), so that DataLoader caches live no longer than what they serve: a
+websocket's transport keeps one context for the connection's whole life.
+
 It overrides methods graphql-core marks private, as of graphql-core 3.3: with another
 version ``executor_class()`` answers None and Strawberry's own executor runs (slower,
 and tests/unit/test_execution.py fails so that someone looks).
@@ -22,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from graphql import (
@@ -123,6 +127,12 @@ def _plan(schema: GraphQLSchema) -> PlainLeaves:
     return plan
 
 
+def _fresh(context: Any) -> Any:
+    """``context.fresh()`` (a copy sharing nothing cached) when the context has one."""
+    fresh = getattr(context, "fresh", None)
+    return context if fresh is None else fresh()
+
+
 _SLOW = object()
 
 
@@ -159,6 +169,8 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A websocket keeps one context for all its operations: each gets its own copy.
+        self.context_value = _fresh(self.context_value)
         # Resolve middleware (an extension with a ``resolve`` hook) must see every field.
         manager = self.middleware_manager
         wrapped = manager is not None and bool(manager.middlewares)
@@ -167,6 +179,13 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
         # graphql-core reuses one grouped field set for every object of a list; the set
         # is kept alive with its entry so that its id cannot be reused meanwhile.
         self._selections: dict[tuple[str, int], tuple[GroupedFieldSet, _Selection | None]] = {}
+
+    def build_per_event_executor(self, payload: Any) -> PlainLeafExecutor:
+        """The executor of one subscription update, with a context (and loaders) of its
+        own: what an update shows is loaded for it, never left over from an earlier one."""
+        executor = cast(PlainLeafExecutor, super().build_per_event_executor(payload))
+        executor.context_value = _fresh(self.context_value)
+        return executor
 
     def execute_fields(
         self,

@@ -13,7 +13,8 @@ from app.companies import Company, company_from_row
 from app.deliveries import Attempt, Delivery, attempts_of_deliveries, deliveries_of_events
 from app.events import Event, events_by_id
 from app.services import Services
-from app.subscriptions import Subscription, subscription_from_row
+from app.subscriptions import Subscription, SubscriptionSummary, subscriptions_by_id
+from app.viewer import Viewer
 from app.webhook_types import WebhookType, webhook_types_by_key
 
 K = TypeVar("K")
@@ -48,8 +49,12 @@ def _loader(
 
 
 class Loaders:
-    def __init__(self, services: Services) -> None:
+    """The loaders of one operation, or of one update of a subscription: a loader caches
+    what it loaded for as long as it lives, so it must not outlive what it serves."""
+
+    def __init__(self, services: Services, viewer: Viewer | None) -> None:
         self._services = services
+        self._viewer = viewer
         self._webhook_types: dict[str, WebhookType] | None = None
         self.event = _loader(self._events, lambda: None)
         self.subscription = _loader(self._subscriptions, lambda: None)
@@ -72,9 +77,11 @@ class Loaders:
     async def _events(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Event | None]:
         return dict(await events_by_id(self._services, ids))
 
-    async def _subscriptions(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Subscription | None]:
-        rows = await self._services.db.fetch_all("get_subscriptions_any_company", ids=ids)
-        return {row["id"]: subscription_from_row(row) for row in rows}
+    async def _subscriptions(
+        self, ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, Subscription | SubscriptionSummary | None]:
+        assert self._viewer is not None  # deliveries are found for a viewer only
+        return dict(await subscriptions_by_id(self._services, self._viewer, ids))
 
     async def _companies(self, ids: list[str]) -> dict[str, Company | None]:
         rows = await self._services.db.fetch_all("get_companies", ids=ids)
@@ -84,4 +91,5 @@ class Loaders:
         return await deliveries_of_events(self._services, ids)
 
     async def _attempts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
-        return await attempts_of_deliveries(self._services, ids)
+        assert self._viewer is not None  # deliveries are found for a viewer only
+        return await attempts_of_deliveries(self._services, self._viewer, ids)

@@ -7,8 +7,12 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from app import deliveries
+from app.delivery_updates import DeliveryChange
 from app.ids import try_uuid
+from app.services import Services
+from app.viewer import Viewer
 from schema.context import Info
+from schema.lookahead import selects
 from schema.types import Delivery
 
 
@@ -16,7 +20,9 @@ from schema.types import Delivery
 class Subscription:
     @strawberry.subscription(
         description="Pushed whenever a delivery of the viewer's company changes (attempt "
-        "made, succeeded, failed)."
+        "made, succeeded, failed): one update per change, in order, each showing the "
+        "delivery as that change left it, with the attempts made until then. COMPANY "
+        "keys only."
     )
     async def delivery_updates(
         self,
@@ -24,18 +30,47 @@ class Subscription:
         subscription_id: strawberry.ID | None = None,
         subject: str | None = None,
     ) -> AsyncGenerator[Delivery, None]:
+        # The order system follows what it published by id (delivery, event); a stream
+        # of every company's changes would show it far more than that.
+        company_id = info.context.require_company(
+            "PUBLISHER keys cannot follow companies' deliveries live; "
+            "read the status of a published event's deliveries with `event(id:)`."
+        )
         viewer = info.context.require_viewer()
         services = info.context.services
         assert services.updates is not None
         wanted = try_uuid(str(subscription_id)) if subscription_id is not None else None
-        async with services.updates.subscribe(viewer.read_scope) as changes:
+        with_attempts = selects(info, ("attempts",))
+        async with services.updates.subscribe(company_id) as changes:
             while True:
                 change = await changes.get()
                 if subscription_id is not None and change.subscription_id != wanted:
                     continue
                 if subject is not None and change.subject != subject:
                     continue
-                # Loaded through the viewer's scoped query: never another company's row.
-                found = await deliveries.get_delivery(services, viewer, str(change.delivery_id))
-                if found is not None:
-                    yield Delivery.from_model(found)
+                update = await _as_announced(services, viewer, change, with_attempts=with_attempts)
+                if update is not None:
+                    # Its nested fields resolve with loaders of this update's own
+                    # (schema/execution.py), so they are as fresh as the update.
+                    yield update
+
+
+async def _as_announced(
+    services: Services, viewer: Viewer, change: DeliveryChange, *, with_attempts: bool
+) -> Delivery | None:
+    """The delivery as ``change`` left it, with the attempts made until then.
+
+    Loaded through the viewer's scoped query (never another company's row); the state
+    is the one announced, not whatever the row holds by now, so a fast delivery still
+    shows PENDING first and SUCCEEDED once.
+    """
+    found = await deliveries.get_delivery(services, viewer, str(change.delivery_id))
+    if found is None:
+        return None
+    if change.state is not None:
+        found = change.state.applied_to(found)
+    if not with_attempts:
+        return Delivery.from_model(found)
+    attempts = await deliveries.attempts_of_deliveries(services, viewer, [found.id])
+    made = deliveries.attempts_as_of(found, attempts.get(found.id, []))
+    return Delivery.from_model(found, {found.id: made})

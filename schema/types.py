@@ -97,34 +97,56 @@ class PageInfo:
     end_cursor: str | None
 
 
-@strawberry.type
+@strawberry.type(
+    description="A company's callback for a webhook. Its configuration (callbackUrl, "
+    "notificationEmail, apiKeyParams, description) is for COMPANY keys: FORBIDDEN for "
+    "PUBLISHER keys, which reach a subscription only through a delivery."
+)
 class WebhookSubscription:
-    model: strawberry.Private[subscriptions.Subscription]
+    # A PUBLISHER key's loader brings the summary only (app/subscriptions.py).
+    model: strawberry.Private[subscriptions.Subscription | subscriptions.SubscriptionSummary]
     id: strawberry.ID
-    callback_url: str = strawberry.field(description="Without the API key parameters.")
-    notification_email: str
-    api_key_params: list[ApiKeyParam]
+
+    @strawberry.field(description="Without the API key parameters.")
+    def callback_url(self, info: Info) -> str:
+        return self._configuration(info).callback_url
+
+    @strawberry.field
+    def notification_email(self, info: Info) -> str:
+        return self._configuration(info).notification_email
+
+    @strawberry.field
+    def api_key_params(self, info: Info) -> list[ApiKeyParam]:
+        return [
+            ApiKeyParam(name=param.name, value_hint=param.value_hint)
+            for param in self._configuration(info).api_key_params
+        ]
+
     is_active: bool
-    description: str | None
+
+    @strawberry.field
+    def description(self, info: Info) -> str | None:
+        return self._configuration(info).description
+
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, model: subscriptions.Subscription) -> WebhookSubscription:
+    def from_model(
+        cls, model: subscriptions.Subscription | subscriptions.SubscriptionSummary
+    ) -> WebhookSubscription:
         return cls(
             model=model,
             id=strawberry.ID(str(model.id)),
-            callback_url=model.callback_url,
-            notification_email=model.notification_email,
-            api_key_params=[
-                ApiKeyParam(name=param.name, value_hint=param.value_hint)
-                for param in model.api_key_params
-            ],
             is_active=model.is_active,
-            description=model.description,
             created_at=model.created_at,
             updated_at=model.updated_at,
         )
+
+    def _configuration(self, info: Info) -> subscriptions.Subscription:
+        info.context.require_company("PUBLISHER keys cannot read a subscription's configuration.")
+        assert isinstance(self.model, subscriptions.Subscription)
+        return self.model
 
     @strawberry.field
     async def webhook(self, info: Info) -> WebhookType:
@@ -171,15 +193,18 @@ class DeliveryAttempt:
         description="Null when no response arrived (timeout, refused, TLS error...)."
     )
     response_body: str | None = strawberry.field(
-        description="At most the first 4 KiB of the response body."
+        description="At most the first 4 KiB of the response body. Null for PUBLISHER keys, "
+        "which do not read what receivers answer."
     )
     error: str | None = strawberry.field(
         description="Why it failed, in words: 'timed out after 15 s', 'connection refused', "
-        "'redirect (301) not followed', 'HTTP 500'."
+        "'redirect (301) not followed', 'HTTP 500'. Null for PUBLISHER keys (it can name "
+        "the callback's host and quote the receiver's answer)."
     )
     succeeded: bool
     url: str | None = strawberry.field(
-        description="Where this attempt was POSTed, API key parameter values masked."
+        description="Where this attempt was POSTed, API key parameter values masked. Null "
+        "for PUBLISHER keys."
     )
 
 

@@ -65,3 +65,12 @@ WHERE subscription_id = %(subscription_id)s AND company_id = %(company_id)s
   AND (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
 ORDER BY id
 LIMIT %(limit)s;
+
+-- attempt_statuses_of_deliveries --
+-- The attempts of several deliveries without what the receiver answered or where they
+-- went (PUBLISHER keys: see migration 0009), oldest first.
+SELECT delivery_id, cycle, number, started_at, duration_ms, response_status,
+       NULL::text AS response_body, NULL::text AS error, succeeded, NULL::text AS url
+FROM delivery_attempts
+WHERE delivery_id = ANY(%(delivery_ids)s)
+ORDER BY delivery_id, cycle, number;

@@ -34,6 +34,13 @@ SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_pa
 FROM subscriptions
 WHERE id = ANY(%(ids)s);
 
+-- get_subscription_summaries --
+-- Subscriptions by id without their configuration (PUBLISHER keys, through deliveries:
+-- see migration 0009), whatever their company or state.
+SELECT id, company_id, webhook_key, is_active, created_at, updated_at
+FROM subscriptions
+WHERE id = ANY(%(ids)s);
+
 -- list_subscriptions --
 -- One page of a company's live subscriptions, newest first (keyset).
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,

@@ -286,3 +286,31 @@ async def test_published_events_reach_only_their_own_company(
     # While the publisher sees both
     everything = await api.data(query, key=tenants.publisher)
     assert {node["id"] for node in everything["events"]["nodes"]} == {world_a.event, world_b.event}
+
+
+PUBLISHER_STATUSES = """
+query { deliveries { nodes { id status attemptCount subscription { id isActive } } } }"""
+PUBLISHER_CONFIGURATION = """
+query { deliveries { nodes { id subscription { id callbackUrl notificationEmail } } } }"""
+
+
+async def test_the_publisher_reads_every_companys_statuses_but_no_ones_configuration(
+    api: GraphQLClient, tenants: Tenants, worlds: tuple[World, World]
+) -> None:
+    # Given both companies' worlds (each with a callback URL and a notification email)
+    world_a, world_b = worlds
+
+    # When the publisher reads the deliveries' statuses, and then their configuration
+    statuses = await api.data(PUBLISHER_STATUSES, key=tenants.publisher)
+    configuration = await api.post(PUBLISHER_CONFIGURATION, key=tenants.publisher)
+
+    # Then it sees both companies' deliveries and the subscriptions they went to...
+    assert {
+        (node["id"], node["status"], node["subscription"]["id"])
+        for node in statuses["deliveries"]["nodes"]
+    } == {(w.delivery, "FAILED", w.subscription) for w in (world_a, world_b)}
+    # ...and the configuration of neither: FORBIDDEN, with nothing of it in the answer
+    assert {error["extensions"]["code"] for error in configuration["errors"]} == {"FORBIDDEN"}
+    assert configuration["data"] is None
+    assert "ops@example.com" not in str(configuration)
+    assert "127.0.0.1:9/hook" not in str(configuration)

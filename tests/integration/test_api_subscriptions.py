@@ -185,7 +185,7 @@ async def test_the_secret_and_param_values_are_never_returned_later(
     # When everything readable about it is read, as the company and as the publisher
     company_view = await api.data(EVERYTHING_READABLE, key=tenants.key_a)
     one = await api.data(GET, {"id": payload["subscription"]["id"]}, key=tenants.key_a)
-    publisher_view = await api.data(
+    publisher_view = await api.post(
         "query { deliveries { nodes { subscription { id callbackUrl apiKeyParams "
         "{ valueHint } } } } }",
         key=tenants.publisher,
@@ -194,6 +194,8 @@ async def test_the_secret_and_param_values_are_never_returned_later(
     # Then neither the secret (nor its base64 part) nor the parameter value appears
     text = json.dumps([company_view, one, publisher_view], ensure_ascii=False)
     assert company_view["deliveries"]["nodes"], "the delivery should be readable"
+    # (the publisher does not even read the configuration: test_api_publisher_rights.py)
+    assert {error["extensions"]["code"] for error in publisher_view["errors"]} == {"FORBIDDEN"}
     assert secret not in text
     assert secret.removeprefix("whsec_") not in text
     assert PARAM_VALUE not in text

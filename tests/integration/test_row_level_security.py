@@ -1,7 +1,10 @@
 """Row-level security: isolation holds even when a query forgets its company filter.
 
 The API's transactions run as ``webhooks_api`` with the viewer's company set; these tests
-run deliberately unfiltered SQL inside such a transaction and see only that company.
+run deliberately unfiltered SQL inside such a transaction and see only that company. The
+publisher's and the worker's roles are held to what they need, column by column: SQL
+run directly as the publisher's role cannot read a subscription's configuration or what
+a receiver answered, whatever the application forgets to check.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from app.database import PUBLISHER_SCOPE, Scope, scoped
+from app.database import PUBLISHER_SCOPE, WORKER_SCOPE, Scope, scoped
 from app.events import NewEvent, publish_event
 from app.services import Services
 from app.subscriptions import NewSubscription, create_subscription
@@ -95,3 +98,92 @@ async def test_the_api_role_cannot_disable_the_policies(
     with scoped(Scope("webhooks_api", tenants.a)), pytest.raises(psycopg.errors.Error):
         async with services.db.transaction() as tx:
             await tx.connection.execute("ALTER TABLE events DISABLE ROW LEVEL SECURITY")
+
+
+# Each role's reads of what is confidential to a company: its subscriptions'
+# configuration and its receivers' answers. The COMPANY role reads its own; the worker
+# needs all of it to send and to report; the publisher none of it.
+CONFIDENTIAL_COLUMNS = {
+    "subscriptions": [
+        "callback_url",
+        "notification_email",
+        "api_key_params",
+        "signing_secret",
+        "previous_signing_secret",
+        "previous_secret_expires_at",
+        "description",
+        "deactivated_reason",
+    ],
+    "delivery_attempts": ["response_body", "error", "url"],
+}
+# What the publisher does read: what fan-out matches, and delivery statuses.
+PUBLISHER_COLUMNS = {
+    "subscriptions": ["id", "company_id", "webhook_key", "is_active", "deleted_at", "created_at"],
+    "delivery_attempts": ["delivery_id", "cycle", "number", "started_at", "response_status"],
+    "deliveries": ["id", "status", "attempt_count", "last_response_status", "completed_at"],
+    "events": ["id", "company_id", "payload", "body"],
+}
+ROLES = {
+    "company": Scope("webhooks_api", "company-a"),
+    "worker": WORKER_SCOPE,
+    "publisher": PUBLISHER_SCOPE,
+}
+READS_CONFIDENTIAL = {"company": True, "worker": True, "publisher": False}
+
+
+async def read_column(services: Services, table: str, column: str) -> list[object]:
+    """Every value of one column, by SQL run as the bound scope's role (no filter)."""
+    async with services.db.transaction() as tx:
+        cursor = await tx.connection.execute(
+            psycopg.sql.SQL("SELECT {} FROM {}").format(
+                psycopg.sql.Identifier(column), psycopg.sql.Identifier(table)
+            )
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [(table, column) for table, columns in CONFIDENTIAL_COLUMNS.items() for column in columns],
+)
+@pytest.mark.parametrize("role", list(ROLES))
+async def test_only_the_company_and_the_worker_read_configuration_and_answers(
+    services: Services, tenants: Tenants, role: str, table: str, column: str
+) -> None:
+    # Given both companies' subscriptions, events, deliveries and attempts
+    await given_data_for_both(services, tenants)
+    assert tenants.a == ROLES["company"].company_id
+
+    # When SQL reads the column directly as the role
+    with scoped(ROLES[role]):
+        if READS_CONFIDENTIAL[role]:
+            # Then the company and the worker read it
+            assert await read_column(services, table, column)
+        else:
+            # Then the publisher's role is refused by PostgreSQL itself
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                await read_column(services, table, column)
+
+
+@pytest.mark.parametrize("table", list(CONFIDENTIAL_COLUMNS))
+async def test_the_publishers_role_cannot_read_whole_rows_of_configuration_or_answers(
+    services: Services, tenants: Tenants, table: str
+) -> None:
+    await given_data_for_both(services, tenants)
+    with scoped(PUBLISHER_SCOPE), pytest.raises(psycopg.errors.InsufficientPrivilege):
+        async with services.db.transaction() as tx:
+            await tx.connection.execute(
+                psycopg.sql.SQL("SELECT * FROM {}").format(psycopg.sql.Identifier(table))
+            )
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [(table, column) for table, columns in PUBLISHER_COLUMNS.items() for column in columns],
+)
+async def test_the_publishers_role_reads_what_publishing_and_statuses_need(
+    services: Services, tenants: Tenants, table: str, column: str
+) -> None:
+    await given_data_for_both(services, tenants)
+    with scoped(PUBLISHER_SCOPE):
+        assert len(await read_column(services, table, column)) >= 2  # both companies' rows

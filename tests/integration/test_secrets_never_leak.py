@@ -135,12 +135,17 @@ SUBSCRIPTION_BY_ID = f"""
 query One($id: ID!) {{ webhookSubscription(id: $id) {{ {SUBSCRIPTION_FIELDS} }} }}
 """
 
+# Everything the publisher may read (its rights: test_api_publisher_rights.py)...
 PUBLISHER_LISTINGS = f"""
 query {{
   viewer {{ role }}
   events {{ nodes {{ id payload company {{ id }} deliveries {{ {DELIVERY_FIELDS} }} }} }}
-  deliveries {{ nodes {{ {DELIVERY_FIELDS} subscription {{ {SUBSCRIPTION_FIELDS} }} }} }}
+  deliveries {{ nodes {{ {DELIVERY_FIELDS} subscription {{ id isActive createdAt updatedAt }} }} }}
 }}
+"""
+# ...and what it is refused (its errors must not quote anything either).
+PUBLISHER_REFUSED = f"""
+query {{ deliveries {{ nodes {{ subscription {{ {SUBSCRIPTION_FIELDS} }} }} }} }}
 """
 
 
@@ -353,6 +358,8 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
     await client.data(COMPANY_LISTINGS, key=tenants.key_a)
     await client.data(SUBSCRIPTION_BY_ID, {"id": subscription_id}, key=tenants.key_a)
     await client.data(PUBLISHER_LISTINGS, key=tenants.publisher)
+    refused = await client.post(PUBLISHER_REFUSED, key=tenants.publisher)
+    assert {error["extensions"]["code"] for error in refused["errors"]} == {"FORBIDDEN"}
     await asyncio.sleep(0.3)  # let the last email job finish its logging
     mails = smtp.messages
     dumps = await table_dumps(services)
