@@ -14,9 +14,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppres
 from typing import Any, cast
 
 import psycopg
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, ExceptionHandler, Receive, Send
 from starlette.types import Scope as Scope_
@@ -25,7 +26,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
-from app import graphiql, metrics
+from app import graphiql, metrics, request_json
 from app.api_keys import authenticate
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope
 from app.migrations import own_migrations
@@ -55,6 +56,21 @@ def bearer_key(header: str | None) -> str | None:
     return key.strip()
 
 
+def error_response(
+    message: str, code: str, *, status_code: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An HTTP answer in the shape of a GraphQL error, for requests refused before GraphQL."""
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+# Codes of the answers Strawberry gives before running anything (its HTTPExceptions).
+HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
 class WebhooksGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context: services, viewer, loaders."""
 
@@ -65,6 +81,35 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             allow_queries_via_get=False,
         )
         self._holder = holder
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:
+            # Strawberry answers these in plain text; clients get the same error shape as
+            # for every other refusal.
+            code = HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST")
+            response = error_response(error.reason, code, status_code=error.status_code)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Request bodies and websocket messages alike: bounded depth and numbers, UTF-8.
+        return request_json.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = self.decode_json(data)
+        except request_json.JsonRefused as error:
+            raise HTTPException(400, error.reason) from None
+        if not isinstance(value, dict | list):
+            # Strawberry would call .get() on it (HTTP 500).
+            raise HTTPException(
+                400, 'Expected a JSON object: {"query": "...", "variables": {...}}.'
+            )
+        return value
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services = self._holder.services
@@ -184,16 +229,8 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope_, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": f"Request body exceeds {self.max_bytes} bytes.",
-                        "extensions": {"code": "TOO_LARGE"},
-                    }
-                ]
-            },
-            status_code=413,
+        response = error_response(
+            f"Request body exceeds {self.max_bytes} bytes.", "TOO_LARGE", status_code=413
         )
         await response(scope, receive, send)
 
@@ -256,6 +293,10 @@ def build_app(
                 yield
             holder.set(None)
 
+    async def root(_: Request) -> Response:
+        # Someone opening the bare address finds GraphiQL (or, in production, the API).
+        return RedirectResponse("/graphql")
+
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -273,6 +314,7 @@ def build_app(
     )
     starlette = Starlette(
         routes=[
+            Route("/", root),
             Route("/metrics", metrics_endpoint),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
