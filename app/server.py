@@ -24,6 +24,7 @@ from starlette.types import Scope as Scope_
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from app import graphiql, metrics, request_json
@@ -79,6 +80,10 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             build_schema(production=settings.is_production),
             graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=False,
+            # Not the legacy graphql-ws (subscriptions-transport-ws, unmaintained): a
+            # second protocol would be a second way in to authenticate and bound. A client
+            # asking only for it is closed with 4406 "Subprotocol not acceptable".
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self._holder = holder
 
@@ -182,12 +187,19 @@ class ServicesHolder:
         self._services = services
 
 
-class BodySizeLimit:
-    """Refuse request bodies over a cap with 413 before anything reads them."""
+class BodyLimits:
+    """Refuse request bodies over a size cap (413) or slower than a deadline (408).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The size is checked before anything reads the body (Content-Length) and while it is
+    read (chunked bodies). The deadline covers the whole body, from the application's
+    first read: a client trickling a byte a second would otherwise hold a connection
+    and a request task for as long as it likes.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -195,48 +207,74 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._too_large()(scope, receive, send)
             return
         received = 0
-        too_large = started = False
+        deadline: float | None = None
+        body_read = started = False
+        refusal: Response | None = None
 
         async def limited_receive() -> Any:
-            nonlocal received, too_large
-            message = await receive()
+            nonlocal received, deadline, body_read, refusal
+            if body_read:  # later reads wait for the disconnect: no deadline
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.timeout_seconds
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                refusal = self._too_slow()
+                raise _Refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    too_large = True
-                    raise _TooLarge
+                    refusal = self._too_large()
+                    raise _Refused
+                body_read = not message.get("more_body", False)
             return message
 
         async def guarded_send(message: Any) -> None:
             nonlocal started
-            # Starlette's error middleware answers the _TooLarge raised in the middle of
-            # reading a chunked body with a 500 (then re-raises it): drop that answer so
-            # the client gets the 413.
-            if too_large:
+            # Starlette's error middleware answers the _Refused raised in the middle of
+            # reading a body with a 500 (then re-raises it): drop that answer so the
+            # client gets the refusal.
+            if refusal is not None:
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except _TooLarge:
+        except _Refused:
             if started:
                 raise
-        if too_large and not started:
-            await self._refuse(scope, receive, send)
+        if refusal is not None and not started:
+            await refusal(scope, receive, send)
 
-    async def _refuse(self, scope: Scope_, receive: Receive, send: Send) -> None:
-        response = error_response(
+    def _too_large(self) -> Response:
+        return error_response(
             f"Request body exceeds {self.max_bytes} bytes.", "TOO_LARGE", status_code=413
         )
-        await response(scope, receive, send)
+
+    def _too_slow(self) -> Response:
+        # The rest of the body may still be on its way: the connection cannot be reused.
+        return error_response(
+            f"The request body did not arrive within {self.timeout_seconds:g} seconds.",
+            "REQUEST_TIMEOUT",
+            status_code=408,
+            headers={"connection": "close"},
+        )
 
 
-class _TooLarge(Exception):
+class _Refused(Exception):
     pass
+
+
+def body_cap(settings: Settings) -> int:
+    """The largest request body (and websocket message): room for a maximal payload plus
+    the document around it."""
+    return max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)
 
 
 async def database_unavailable(
@@ -327,9 +365,9 @@ def build_app(
         # which Starlette's types keep apart.)
         exception_handlers={psycopg.OperationalError: cast(ExceptionHandler, database_unavailable)},
     )
-    # The body cap leaves room for a maximal payload plus the document around it.
-    max_body = max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)
-    limited = BodySizeLimit(starlette, max_bytes=max_body)
+    limited = BodyLimits(
+        starlette, max_bytes=body_cap(settings), timeout_seconds=settings.body_timeout_seconds
+    )
     buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
     return RequestIsolation(RateLimit(limited, buckets))
 
