@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 import websockets
 
+from app.request_json import MAX_DEPTH
 from app.runner import server_config
 from app.server import body_cap, build_app
 from app.services import Services
@@ -94,6 +95,21 @@ async def test_a_websocket_message_over_the_body_cap_closes_the_socket(
         await asyncio.wait_for(socket.recv(), 10)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 5000])
+async def test_a_websocket_message_nested_too_deeply_closes_the_socket_with_4400(
+    port: int, tenants: Tenants, levels: int
+) -> None:
+    socket = await connect(port, tenants.key_a)
+    message = '{"type": "ping", "payload": {"x": ' + "[" * levels + "]" * levels + "}}"
+
+    await socket.send(message)
+
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400
 
 
 async def test_the_legacy_graphql_ws_protocol_is_refused(port: int) -> None:
