@@ -85,7 +85,7 @@ def _float(literal: str) -> float:
     _check_length(literal)
     value = float(literal)
     if not math.isfinite(value):  # 1e400: JSON has no infinity
-        raise JsonRefused(f"The number {literal} is out of range.")
+        raise JsonRefused("A number is out of range (JSON has no infinity).")
     return value
 
 

@@ -68,6 +68,12 @@ def error_response(
     )
 
 
+def log_refusal(status_code: int, reason: str) -> None:
+    """One INFO line for a request refused before GraphQL (reasons are the service's own
+    words, never the client's text)."""
+    logger.info("HTTP request refused (%d): %s", status_code, reason)
+
+
 # Codes of the answers Strawberry gives before running anything (its HTTPExceptions).
 HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -98,6 +104,7 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             # for every other refusal.
             code = HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST")
             response = error_response(error.reason, code, status_code=error.status_code)
+            log_refusal(error.status_code, error.reason)
         await response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:
@@ -253,11 +260,13 @@ class BodyLimits:
             await refusal(scope, receive, send)
 
     def _too_large(self) -> Response:
+        log_refusal(413, f"body over {self.max_bytes} bytes")
         return error_response(
             f"Request body exceeds {self.max_bytes} bytes.", "TOO_LARGE", status_code=413
         )
 
     def _too_slow(self) -> Response:
+        log_refusal(408, f"body incomplete after {self.timeout_seconds:g} s")
         # The rest of the body may still be on its way: the connection cannot be reused.
         return error_response(
             f"The request body did not arrive within {self.timeout_seconds:g} seconds.",

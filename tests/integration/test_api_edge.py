@@ -82,10 +82,13 @@ def refusal(response: httpx.Response) -> str:
     return message
 
 
-def assert_quiet(caplog: pytest.LogCaptureFixture) -> None:
-    """Nothing the service logged carries a traceback or an ERROR."""
-    ours = [record for record in caplog.records if record.name != "httpx"]
-    assert not [record for record in ours if record.exc_info or record.levelno >= logging.ERROR]
+def assert_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """The service logged the refusal as one INFO line: no ERROR, no traceback."""
+    [record] = [record for record in caplog.records if record.name != "httpx"]
+    assert record.levelno == logging.INFO
+    assert record.exc_info is None
+    assert record.getMessage().startswith("HTTP request refused (400): ")
+    assert "\n" not in record.getMessage()
 
 
 # -- bounded JSON ---------------------------------------------------------------------
@@ -109,7 +112,7 @@ async def test_variables_nested_too_deeply_are_refused_with_one_clear_error(
     # Then it is refused before GraphQL, nothing is published, nothing logged as an error
     assert refusal(response) == f"JSON nests deeper than {MAX_DEPTH} levels."
     assert await events(services) == 0
-    assert_quiet(caplog)
+    assert_one_line(caplog)
 
 
 async def test_variables_nested_up_to_the_bound_are_fine(
@@ -139,7 +142,7 @@ async def test_a_huge_number_is_refused_and_nothing_is_published(
 
     assert refusal(response) == f"A number has more than {MAX_NUMBER_CHARACTERS} characters."
     assert await events(services) == 0
-    assert_quiet(caplog)
+    assert_one_line(caplog)
 
 
 @pytest.mark.parametrize("payload", ["1e400", "NaN", "-Infinity"])
@@ -163,7 +166,7 @@ async def test_a_body_that_is_a_bare_json_value_is_refused(
     response = await post_raw(client, body, tenants.key_a)
 
     assert refusal(response) == 'Expected a JSON object: {"query": "...", "variables": {...}}.'
-    assert_quiet(caplog)
+    assert_one_line(caplog)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +206,7 @@ async def test_a_subscription_over_http_is_refused_with_where_to_send_it(
     message = refusal(response)
     assert "websocket" in message
     assert "graphql-transport-ws" in message
-    assert_quiet(caplog)
+    assert_one_line(caplog)
 
 
 async def test_queries_over_http_still_run(client: httpx.AsyncClient, tenants: Tenants) -> None:
