@@ -20,7 +20,8 @@ from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 
 from app import event_loop
-from app.server import body_cap, build_app
+from app.refusals import body_cap
+from app.server import build_app
 from app.services import Services, open_services
 from app.settings import Settings
 from app.worker import WorkerHealth, supervise_worker

@@ -16,9 +16,10 @@ import pytest
 import uvicorn
 import websockets
 
+from app.refusals import body_cap
 from app.request_json import MAX_DEPTH
 from app.runner import server_config
-from app.server import body_cap, build_app
+from app.server import build_app
 from app.services import Services
 from app.settings import Settings
 from tests.service import Tenants, make_settings
