@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 
 from app import event_loop
+from app.refusals import body_cap
 from app.server import build_app
 from app.services import Services, open_services
 from app.settings import Settings
@@ -49,20 +51,27 @@ def serve(
             yield
 
     app = build_app(settings, background=background, worker_health=health if with_worker else None)
-    config = uvicorn.Config(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=int(settings.request_timeout_seconds) + 5,
-    )
+    config = server_config(app, settings, host=host or settings.host, port=port or settings.port)
     server = GracefulServer(config, banner=banner)
     server.run()
     if not server.started:
         # As uvicorn.run does: the lifespan failed to start (the port taken exits earlier).
         raise SystemExit(STARTUP_FAILURE)
+
+
+def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """How uvicorn serves the API (also used by the tests that need a real server)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.request_timeout_seconds) + 5,
+        # A websocket message is bounded like a request body (uvicorn's default: 16 MiB).
+        ws_max_size=body_cap(settings),
+    )
 
 
 def freeze_startup_objects() -> None:

@@ -14,22 +14,25 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppres
 from typing import Any, cast
 
 import psycopg
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, ExceptionHandler, Receive, Send
 from starlette.types import Scope as Scope_
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from app import graphiql, metrics
+from app import graphiql, metrics, request_json
 from app.api_keys import authenticate
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope
 from app.migrations import own_migrations
 from app.rate_limit import RateLimit, TokenBuckets
+from app.refusals import BodyLimits, body_cap, error_response, log_refusal
 from app.services import Services, open_services
 from app.settings import Settings
 from app.viewer import Viewer
@@ -55,6 +58,10 @@ def bearer_key(header: str | None) -> str | None:
     return key.strip()
 
 
+# Codes of the answers Strawberry gives before running anything (its HTTPExceptions).
+HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
 class WebhooksGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context: services, viewer, loaders."""
 
@@ -63,8 +70,42 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             build_schema(production=settings.is_production),
             graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=False,
+            # Not the legacy graphql-ws (subscriptions-transport-ws, unmaintained): a
+            # second protocol would be a second way in to authenticate and bound. A client
+            # asking only for it is closed with 4406 "Subprotocol not acceptable".
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self._holder = holder
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:
+            # Strawberry answers these in plain text; clients get the same error shape as
+            # for every other refusal.
+            code = HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST")
+            response = error_response(error.reason, code, status_code=error.status_code)
+            log_refusal(error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Request bodies and websocket messages alike: bounded depth and numbers, UTF-8.
+        return request_json.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = self.decode_json(data)
+        except request_json.JsonRefused as error:
+            raise HTTPException(400, error.reason) from None
+        if not isinstance(value, dict | list):
+            # Strawberry would call .get() on it (HTTP 500).
+            raise HTTPException(
+                400, 'Expected a JSON object: {"query": "...", "variables": {...}}.'
+            )
+        return value
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services = self._holder.services
@@ -137,71 +178,6 @@ class ServicesHolder:
         self._services = services
 
 
-class BodySizeLimit:
-    """Refuse request bodies over a cap with 413 before anything reads them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-        too_large = started = False
-
-        async def limited_receive() -> Any:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    raise _TooLarge
-            return message
-
-        async def guarded_send(message: Any) -> None:
-            nonlocal started
-            # Starlette's error middleware answers the _TooLarge raised in the middle of
-            # reading a chunked body with a 500 (then re-raises it): drop that answer so
-            # the client gets the 413.
-            if too_large:
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except _TooLarge:
-            if started:
-                raise
-        if too_large and not started:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope_, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": f"Request body exceeds {self.max_bytes} bytes.",
-                        "extensions": {"code": "TOO_LARGE"},
-                    }
-                ]
-            },
-            status_code=413,
-        )
-        await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
 async def database_unavailable(
     connection: Request | WebSocket, error: Exception
 ) -> Response | None:
@@ -256,6 +232,10 @@ def build_app(
                 yield
             holder.set(None)
 
+    async def root(_: Request) -> Response:
+        # Someone opening the bare address finds GraphiQL (or, in production, the API).
+        return RedirectResponse("/graphql")
+
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -273,6 +253,7 @@ def build_app(
     )
     starlette = Starlette(
         routes=[
+            Route("/", root),
             Route("/metrics", metrics_endpoint),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
@@ -285,9 +266,9 @@ def build_app(
         # which Starlette's types keep apart.)
         exception_handlers={psycopg.OperationalError: cast(ExceptionHandler, database_unavailable)},
     )
-    # The body cap leaves room for a maximal payload plus the document around it.
-    max_body = max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)
-    limited = BodySizeLimit(starlette, max_bytes=max_body)
+    limited = BodyLimits(
+        starlette, max_bytes=body_cap(settings), timeout_seconds=settings.body_timeout_seconds
+    )
     buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
     return RequestIsolation(RateLimit(limited, buckets))
 

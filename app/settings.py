@@ -52,6 +52,7 @@ class Settings:
     retention_days: int = 30
     disable_after_failing_seconds: float = 5 * 24 * 3600.0
     max_request_bytes: int = 1024 * 1024
+    body_timeout_seconds: float = 30.0
 
     @property
     def is_production(self) -> bool:
@@ -136,6 +137,13 @@ class Settings:
             ),
             max_request_bytes=reader.number(
                 "WEBHOOKS_MAX_REQUEST_BYTES", int, cls.max_request_bytes, minimum=4096
+            ),
+            body_timeout_seconds=reader.number(
+                "WEBHOOKS_BODY_TIMEOUT_SECONDS",
+                float,
+                cls.body_timeout_seconds,
+                minimum=0.1,
+                maximum=3600.0,
             ),
         )
         if settings.is_production and not settings.secret_key:

@@ -23,26 +23,35 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+def masked(error: GraphQLError) -> GraphQLError:
+    """The client's view of an unexpected error; the cause goes to the log with its id.
+
+    The log record carries the path and the traceback, not the error's text: that text
+    ends with graphql-core's excerpt of the document, literals and all.
+    """
+    correlation_id = secrets.token_hex(8)
+    original = error.original_error
+    logger.error(
+        "unexpected error in %s (correlation id %s)",
+        ".".join(str(part) for part in error.path or []) or "operation",
+        correlation_id,
+        exc_info=(type(original), original, original.__traceback__) if original else None,
+        extra={"correlation_id": correlation_id},
+    )
+    return GraphQLError(
+        message=f"{UNEXPECTED} (correlation id {correlation_id})",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions={"code": "INTERNAL_SERVER_ERROR", "correlationId": correlation_id},
+    )
+
+
 class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=UNEXPECTED)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        correlation_id = secrets.token_hex(8)
-        original = error.original_error
-        logger.error(
-            "unexpected error in %s (correlation id %s)",
-            ".".join(str(part) for part in error.path or []) or "operation",
-            correlation_id,
-            exc_info=(type(original), original, original.__traceback__) if original else None,
-            extra={"correlation_id": correlation_id},
-        )
-        return GraphQLError(
-            message=f"{UNEXPECTED} (correlation id {correlation_id})",
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            original_error=None,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "correlationId": correlation_id},
-        )
+        return masked(error)

@@ -50,13 +50,23 @@ class RefuseNulCharacters(SchemaExtension):
 
 
 def holds_nul(value: Any) -> bool:
-    """Whether a JSON value (variables) has U+0000 in any string or object key."""
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(holds_nul(item) for item in value)
+    """Whether a JSON value (variables) has U+0000 in any string or object key.
+
+    A walk with a stack of its own, not recursion: the depth of client JSON is bounded
+    where it is parsed (``app.request_json``), but not every caller's value comes from
+    there, and a few hundred levels of recursion used to end in a RecursionError.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 

@@ -16,6 +16,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from schema.api_schema import ApiSchema
 from schema.documents import CachedDocuments, DocumentCache
 from schema.execution import executor_class
 from schema.masking import MaskUnexpectedErrors
@@ -59,7 +60,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         lambda: CachedDocuments(documents),
         MaskUnexpectedErrors,
     ]
-    return strawberry.Schema(
+    return ApiSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -4,12 +4,13 @@ A subscription with API key parameters is created through GraphQL, events are
 published, the real worker fails to deliver them to a receiver that always answers 500,
 the failure email goes out through a real SMTP server, the signing secret is rotated,
 a failed delivery is redelivered (signed with both secrets), and a mutation carrying a
-new API key value crashes unexpectedly. Then every secret (the signing secrets shown
-once, each API key parameter value, the COMPANY and PUBLISHER keys, the master key) is
-searched for in everything a person or a log can read: every log record of every logger
-at DEBUG, every GraphQL response after the one-time display, every row of every table,
-and the raw email. Only the receiver sees API key values (in its query string), which
-is what they are for.
+new API key value crashes unexpectedly, once as a variable and once written inline;
+documents with an inline API key value fail (a typo, no key, the wrong role). Then every
+secret (the signing secrets shown once, each API key parameter value, inline ones too,
+the COMPANY and PUBLISHER keys, the master key) is searched for in everything a person
+or a log can read: every log record of every logger at DEBUG, every GraphQL response
+after the one-time display, every row of every table, and the raw email. Only the
+receiver sees API key values (in its query string), which is what they are for.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from tests.smtp import SmtpTestServer
 API_KEY_VALUE = "apikey-VALUE-0123456789"
 API_TOKEN_VALUE = "apikey-TOKEN-9876543210"
 NEW_API_KEY_VALUE = "apikey-NEWVALUE-5555555555"
+INLINE_API_KEY_VALUE = "apikey-INLINE-7777777777"
+INLINE_CRASH_VALUE = "apikey-INLINECRASH-3333333333"
 
 CREATE = """
 mutation Create($input: CreateWebhookSubscriptionInput!) {
@@ -82,6 +85,31 @@ mutation Update($input: UpdateWebhookSubscriptionInput!) {
   updateWebhookSubscription(input: $input) {
     subscription { id }
     userErrors { field code message }
+  }
+}
+"""
+
+# The README's own example: an API key parameter value written inline in the document.
+CREATE_INLINE = f"""
+mutation {{
+  createWebhookSubscription(input: {{
+    webhook: "ORDER_STATUS"
+    callbackUrl: "https://hooks.acme.example/planomatic"
+    notificationEmail: "ops@acme.example"
+    apiKeyParams: [{{name: "api_key", value: "{INLINE_API_KEY_VALUE}"}}]
+  }}) {{
+    subscription {{ id callbackUrl apiKeyParams {{ name valueHint }} isActive }}
+    signingSecret
+    userErrors {{ field message code }}
+  }}
+}}
+"""
+CREATE_INLINE_WITH_TYPO = CREATE_INLINE.replace("isActive", "isActiv")
+
+UPDATE_INLINE = """
+mutation {
+  updateWebhookSubscription(input: {id: "%s", apiKeyParams: [{name: "api_key", value: "%s"}]}) {
+    subscription { id }
   }
 }
 """
@@ -352,7 +380,22 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
         key=tenants.key_a,
     )
     assert crashed["errors"][0]["message"].startswith(UNEXPECTED)
+    # and one whose API key value is written inline in the document
+    crashed = await client.post(
+        UPDATE_INLINE % (subscription_id, INLINE_CRASH_VALUE), key=tenants.key_a
+    )
+    assert crashed["errors"][0]["message"].startswith(UNEXPECTED)
     monkeypatch.undo()
+
+    # and documents with an inline API key value fail for a client's reason: a typo, no
+    # key, the wrong role (their answers go back to their sender only: not searched)
+    for document, key in [
+        (CREATE_INLINE_WITH_TYPO, tenants.key_a),
+        (CREATE_INLINE, None),
+        (CREATE_INLINE, tenants.publisher),
+    ]:
+        failed = await api.post(document, key=key)
+        assert failed["errors"] and not failed.get("data"), failed
 
     # and everything readable is listed
     await client.data(COMPANY_LISTINGS, key=tenants.key_a)
@@ -384,6 +427,8 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
         "api_key parameter": API_KEY_VALUE,
         "token parameter": API_TOKEN_VALUE,
         "crashed update's api_key parameter": NEW_API_KEY_VALUE,
+        "inline api_key parameter of failed documents": INLINE_API_KEY_VALUE,
+        "inline api_key parameter of a crashed update": INLINE_CRASH_VALUE,
         "COMPANY key": tenants.key_a,
         "other COMPANY key": tenants.key_b,
         "PUBLISHER key": tenants.publisher,
