@@ -14,9 +14,9 @@ def importable_folders(package: str) -> set[str]:
     found = {package}
     for folder in (ROOT / package.replace(".", "/")).rglob("*"):
         relative = folder.relative_to(ROOT)
-        if folder.is_dir() and all(part.isidentifier() for part in relative.parts):
-            if folder.name != "__pycache__":
-                found.add(".".join(relative.parts))
+        importable = all(part.isidentifier() for part in relative.parts)
+        if folder.is_dir() and importable and folder.name != "__pycache__":
+            found.add(".".join(relative.parts))
     return found
 
 
