@@ -182,13 +182,16 @@ def test_mailer_from_settings_picks_smtp_only_when_configured(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("url", "host", "port", "implicit_tls", "starttls"),
     [
-        ("smtp://mail.example", "mail.example", 25, False, False),
+        # no starttls: upgrade when the server offers it
+        ("smtp://mail.example", "mail.example", 25, False, None),
         ("smtp://u:p@mail.example?starttls=1", "mail.example", 587, False, True),
         ("smtps://u:p@mail.example", "mail.example", 465, True, False),
         ("smtp://mail.example:2525?starttls=0", "mail.example", 2525, False, False),
     ],
 )
-def test_parse_smtp_url(url: str, host: str, port: int, implicit_tls: bool, starttls: bool) -> None:
+def test_parse_smtp_url(
+    url: str, host: str, port: int, implicit_tls: bool, starttls: bool | None
+) -> None:
     server = parse_smtp_url(url)
 
     assert (server.host, server.port, server.implicit_tls, server.starttls) == (
