@@ -234,6 +234,10 @@ class OutboxEntry:
     subject: str | None
     to: str | None
     saved_at: datetime
+    # The notice's stable id (``fn-...``), the part of the Message-ID before the ``@``.
+    notice_id: str | None = None
+    # When it was sent: the Date header, else the file's time.
+    sent_at: datetime | None = None
 
 
 class OutboxMailer:
@@ -276,6 +280,7 @@ def list_outbox(directory: Path) -> list[OutboxEntry]:
     entries = []
     for path in directory.glob("*.eml"):
         message = _parse(path.read_bytes())
+        saved_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
         entries.append(
             OutboxEntry(
                 name=path.name,
@@ -283,10 +288,28 @@ def list_outbox(directory: Path) -> list[OutboxEntry]:
                 message_id=_header(message, "Message-ID"),
                 subject=_header(message, "Subject"),
                 to=_header(message, "To"),
-                saved_at=datetime.fromtimestamp(path.stat().st_mtime, tz=UTC),
+                saved_at=saved_at,
+                notice_id=_header(message, "X-PlanOmatic-Notice-Id"),
+                sent_at=_date(message) or saved_at,
             )
         )
     return sorted(entries, key=lambda entry: (entry.saved_at, entry.name), reverse=True)
+
+
+def find_in_outbox(directory: Path, key: str) -> OutboxEntry | None:
+    """The outbox email that ``key`` names: its file name (with or without ``.eml``),
+    its Message-ID (with or without the angle brackets) or its notice id (``fn-...``)."""
+    wanted = key.strip()
+    bare = wanted.strip("<>")
+    for entry in list_outbox(directory):
+        names = {entry.name, entry.name.removesuffix(".eml")}
+        if entry.message_id:
+            names.add(entry.message_id.strip().strip("<>"))
+        if entry.notice_id:
+            names.add(entry.notice_id.strip())
+        if wanted in names or bare in names:
+            return entry
+    return None
 
 
 def read_outbox(directory: Path, name: str) -> str:
@@ -383,6 +406,17 @@ def _parse(data: bytes) -> EmailMessage:
     parsed = BytesParser(policy=policy.default).parsebytes(data)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+def _date(message: EmailMessage) -> datetime | None:
+    value = message["Date"]
+    if value is None:
+        return None
+    try:
+        moment = value.datetime
+    except AttributeError:
+        return None
+    return moment if isinstance(moment, datetime) else None
 
 
 def _header(message: EmailMessage, name: str) -> str | None:
