@@ -189,30 +189,26 @@ async def send_notices(
     key = uuid.UUID(subscription_id)
     settings = services.settings
     limit = AddressLimit(settings.email_address_per_hour, settings.email_address_per_day)
-    wait_until: datetime | None = None
+    held_for: timedelta | None = None
     async with services.db.transaction() as tx:
-        if reason is None and not await tx.fetch_one("pending_reports", subscription_id=key):
-            pass  # a retry of an unsent notice: nothing new to open
-        elif (wait_until := await _address_wait(tx, key, limit)) is None:
-            notice = await tx.fetch_one("insert_failure_notice", subscription_id=key, reason=reason)
-            if notice is not None:
-                claimed = await tx.fetch_all(
-                    "claim_pending_reports", notice_id=notice["id"], subscription_id=key
+        # A job with no reason and no unreported failure is a retry of an unsent notice:
+        # nothing new to open.
+        if reason is not None or await tx.fetch_one("pending_reports", subscription_id=key):
+            held_for = await _address_wait(tx, key, limit)
+            if held_for is None:
+                await _open_notice(tx, key, reason)
+            else:
+                # Committed with this transaction's view of the address: the failures
+                # stay unreported until then, and that email reports all of them.
+                await schedule_notice_job(
+                    services, tx, key, delay_seconds=held_for.total_seconds(), reason=reason
                 )
-                if not claimed and reason is None:
-                    await tx.execute("delete_empty_notice", id=notice["id"])
-        else:
-            # Committed with this transaction's view of the address: the failures stay
-            # unreported until then, and that email reports all of them.
-            delay = (wait_until - datetime.now(UTC)).total_seconds()
-            await schedule_notice_job(
-                services, tx, key, delay_seconds=max(1.0, delay), reason=reason
-            )
-    if wait_until is not None:
+    held_until = None if held_for is None else datetime.now(UTC) + held_for
+    if held_until is not None:
         metrics.EMAILS.labels("held").inc()
         logger.warning(
             "failure email held until %s: its address reached the per-address limit",
-            wait_until.isoformat(timespec="seconds"),
+            held_until.isoformat(timespec="seconds"),
             extra={"subscription_id": subscription_id},
         )
     sent = 0
@@ -249,24 +245,38 @@ async def send_notices(
                 delay,
                 extra={"subscription_id": subscription_id},
             )
-            return NoticeRun(sent=sent, postponed_until=wait_until)
+            return NoticeRun(sent=sent, postponed_until=held_until)
         # 3b. record the success
         await services.db.execute("mark_notice_sent", id=pending["id"])
         metrics.EMAILS.labels("sent").inc()
         sent += 1
         logger.info("failure email sent", extra={"subscription_id": subscription_id})
     # Notices another sender holds: if that sender died, come back when its lease ends.
-    held = await services.db.fetch_one("next_lease_end", subscription_id=key)
-    if held is not None and held["leased_until"] is not None:
-        delay = (held["leased_until"] - datetime.now(UTC)).total_seconds()
-        await schedule_notice_job(services, None, key, delay_seconds=max(1.0, delay + 1.0))
-    return NoticeRun(sent=sent, postponed_until=wait_until)
+    leased = await services.db.fetch_one("next_lease_end", subscription_id=key)
+    if leased is not None and leased["seconds_left"] is not None:
+        delay = float(leased["seconds_left"]) + 1.0
+        await schedule_notice_job(services, None, key, delay_seconds=delay)
+    return NoticeRun(sent=sent, postponed_until=held_until)
+
+
+async def _open_notice(tx: Session, subscription_id: uuid.UUID, reason: str | None) -> None:
+    notice = await tx.fetch_one(
+        "insert_failure_notice", subscription_id=subscription_id, reason=reason
+    )
+    if notice is None:
+        return
+    claimed = await tx.fetch_all(
+        "claim_pending_reports", notice_id=notice["id"], subscription_id=subscription_id
+    )
+    if not claimed and reason is None:
+        await tx.execute("delete_empty_notice", id=notice["id"])
 
 
 async def _address_wait(
     tx: Session, subscription_id: uuid.UUID, limit: AddressLimit
-) -> datetime | None:
-    """When the subscription's address has room for one more notice (None: now)."""
+) -> timedelta | None:
+    """How long until the subscription's address has room for one more notice (None:
+    it has room now). Holds the address's lock until ``tx`` ends."""
     if not limit.per_hour and not limit.per_day:
         return None
     row = await tx.fetch_one("notification_address", subscription_id=subscription_id)
@@ -276,7 +286,7 @@ async def _address_wait(
     await tx.fetch_one("lock_address", address=address)
     usage = await tx.fetch_one("address_usage", address=address)
     assert usage is not None
-    return next_opening(
+    opening = next_opening(
         limit,
         AddressUsage(
             last_hour=usage["last_hour"],
@@ -285,6 +295,11 @@ async def _address_wait(
             day_frees_at=usage["day_frees_at"],
         ),
     )
+    if opening is None:
+        return None
+    # Measured against the database's clock, which set the notices' times.
+    wait: timedelta = opening - usage["now"]
+    return max(wait, timedelta(seconds=1))
 
 
 async def _render(services: Services, tx: Session, notice: Row) -> EmailMessage | None:

@@ -66,8 +66,9 @@ WHERE id = (
 RETURNING id, subscription_id, reason, recipient, send_attempts;
 
 -- next_lease_end --
--- When the first lease another sender holds on a subscription's unsent notices runs out.
-SELECT min(leased_until) AS leased_until FROM failure_notices
+-- Seconds until the first lease another sender holds on a subscription's unsent notices
+-- runs out (NULL: none is held).
+SELECT extract(epoch FROM min(leased_until) - now()) AS seconds_left FROM failure_notices
 WHERE subscription_id = %(subscription_id)s AND sent_at IS NULL AND leased_until > now();
 
 -- notice_subscription --
