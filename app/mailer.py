@@ -175,8 +175,12 @@ class SmtpMailer:
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as error:
             raise MailDeliveryError(self._describe("could not be reached", error)) from None
         except ssl.SSLError as error:
+            hint = ""
+            if self._server.starttls is None:
+                # Upgrading was our idea, not the URL's: say how to opt out.
+                hint = " (it offered STARTTLS; fix its certificate or add ?starttls=0)"
             raise MailDeliveryError(
-                self._describe("failed the TLS handshake", error), temporary=False
+                self._describe(f"failed the TLS handshake{hint}", error), temporary=False
             ) from None
         except aiosmtplib.SMTPException as error:
             # What remains is a capability mismatch (no STARTTLS, no AUTH): retrying

@@ -100,6 +100,7 @@ async def test_an_untrusted_certificate_is_a_permanent_error() -> None:
             await mailer.send(make_message())
 
     assert caught.value.temporary is False
+    assert "?starttls=0" in str(caught.value)
     assert PASSWORD not in str(caught.value)
     assert server.logins == [] and server.messages == []
 
