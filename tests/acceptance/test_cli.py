@@ -168,6 +168,25 @@ def test_production_without_a_secret_key_exits_2_naming_it(
     assert "Traceback" not in result.stderr
 
 
+def test_production_with_an_smtp_password_that_could_go_in_clear_exits_2(
+    tmp_path: Path,
+) -> None:
+    env = environment(
+        WEBHOOKS_ENV="production",
+        WEBHOOKS_DATABASE_URL=UNUSED_DATABASE,
+        WEBHOOKS_DATA_DIR=str(tmp_path / "data"),
+        WEBHOOKS_SECRET_KEY=generate_key(),
+        WEBHOOKS_SMTP_URL="smtp://mailer:s3cret-Pw-77@smtp.example.com:587",
+    )
+
+    result = run_cli("worker", env=env, timeout=15)
+
+    assert result.returncode == 2, result.describe()
+    assert "WEBHOOKS_SMTP_URL" in result.stderr and "?starttls=1" in result.stderr
+    assert "s3cret-Pw-77" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_the_recommended_secret_key_command_works_where_the_key_is_missing(
     database_url: str, tmp_path: Path
 ) -> None:
