@@ -295,6 +295,7 @@ def _emails_list(args: argparse.Namespace, settings: Settings) -> int:
         "emails": [
             {
                 "id": entry.name.removesuffix(".eml"),
+                "name": entry.name,
                 "noticeId": entry.notice_id,
                 "date": _when(entry).isoformat(),
                 "to": entry.to,
