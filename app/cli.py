@@ -10,8 +10,9 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg.errors import UndefinedTable
@@ -21,6 +22,9 @@ from app.logs import configure_logging
 from app.migrations import apply_migrations
 from app.services import Services, open_services
 from app.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from app.mailer import OutboxEntry
 
 T = TypeVar("T")
 
@@ -125,13 +129,20 @@ def _parser() -> argparse.ArgumentParser:
     key_revoke.set_defaults(handler=_key_revoke)
 
     emails = commands.add_parser(
-        "emails", help="show failure emails kept in the development outbox"
+        "emails",
+        help="read the failure emails kept in the development outbox",
+        description="Read the failure emails kept in the development outbox "
+        "(WEBHOOKS_DATA_DIR/outbox; only when no WEBHOOKS_SMTP_URL is set).",
     ).add_subparsers(required=True, metavar="ACTION")
-    emails_list = emails.add_parser("list")
+    emails_list = emails.add_parser(
+        "list", help="list the emails, newest first: date, recipient, subject, id"
+    )
     emails_list.add_argument("--json", action="store_true")
     emails_list.set_defaults(handler=_emails_list)
-    emails_show = emails.add_parser("show")
-    emails_show.add_argument("name")
+    emails_show = emails.add_parser("show", help="print one email: headers and text")
+    emails_show.add_argument(
+        "name", metavar="ID", help="its id as `emails list` prints it, its notice id or Message-ID"
+    )
     emails_show.set_defaults(handler=_emails_show)
 
     secret_key = commands.add_parser(
@@ -283,21 +294,65 @@ def _key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _emails_list(args: argparse.Namespace, settings: Settings) -> int:
-    from app.mailer import list_outbox
+def _outbox(settings: Settings) -> Path:
     from app.worker import outbox_dir
 
-    entries = list_outbox(outbox_dir(settings))
-    data = {"emails": [{"name": entry.name, "subject": entry.subject} for entry in entries]}
-    _emit(args, data, "\n".join(f"{entry.name}\t{entry.subject}" for entry in entries))
+    directory = outbox_dir(settings).absolute()
+    if not directory.is_dir():
+        raise CommandError(
+            f"no outbox at {directory}: `webhooks dev` keeps failure emails there when "
+            "WEBHOOKS_SMTP_URL is unset, and none has been kept yet; run this command "
+            "where `webhooks dev` runs, or set WEBHOOKS_DATA_DIR to its data directory"
+        )
+    return directory
+
+
+def _emails_list(args: argparse.Namespace, settings: Settings) -> int:
+    from app.mailer import list_outbox
+
+    directory = _outbox(settings)
+    entries = list_outbox(directory)
+    data = {
+        "outbox": str(directory),
+        "emails": [
+            {
+                "id": entry.name.removesuffix(".eml"),
+                "name": entry.name,
+                "noticeId": entry.notice_id,
+                "date": _when(entry).isoformat(),
+                "to": entry.to,
+                "subject": entry.subject,
+            }
+            for entry in entries
+        ],
+    }
+    if not entries and not getattr(args, "json", False):
+        print(f"no emails in the outbox {directory}", file=sys.stderr)
+        return 0
+    lines = [
+        f"{_when(entry).strftime('%Y-%m-%d %H:%M:%S UTC')}\t"
+        f"{entry.to or '-'}\t{entry.subject or '-'}\t{entry.name.removesuffix('.eml')}"
+        for entry in entries
+    ]
+    _emit(args, data, "\n".join(lines))
     return 0
 
 
-def _emails_show(args: argparse.Namespace, settings: Settings) -> int:
-    from app.mailer import read_outbox
-    from app.worker import outbox_dir
+def _when(entry: OutboxEntry) -> datetime:
+    return (entry.sent_at or entry.saved_at).astimezone(UTC)
 
-    print(read_outbox(outbox_dir(settings), args.name))
+
+def _emails_show(args: argparse.Namespace, settings: Settings) -> int:
+    from app.mailer import find_in_outbox, read_outbox
+
+    directory = _outbox(settings)
+    entry = find_in_outbox(directory, args.name)
+    if entry is None:
+        raise CommandError(
+            f"no email {args.name!r} in the outbox {directory}; "
+            "`webhooks emails list` shows the ids"
+        )
+    print(read_outbox(directory, entry.name))
     return 0
 
 

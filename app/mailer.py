@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import ipaddress
 import logging
 import os
 import re
@@ -70,7 +71,9 @@ class SmtpServer:
     # Kept out of repr so that logging or printing the value cannot leak it.
     password: str | None = field(repr=False)
     implicit_tls: bool = False
-    starttls: bool = False
+    # True: required (``?starttls=1``); False: never (``?starttls=0``); None: upgrade
+    # whenever the server offers it.
+    starttls: bool | None = None
 
     @property
     def label(self) -> str:
@@ -79,7 +82,9 @@ class SmtpServer:
 
 
 def parse_smtp_url(smtp_url: str) -> SmtpServer:
-    """Parse ``smtp://[user:password@]host[:port][?starttls=1]`` or ``smtps://...``.
+    """Parse ``smtp://[user:password@]host[:port][?starttls=1|0]`` or ``smtps://...``.
+
+    Without ``starttls`` the connection upgrades when the server offers STARTTLS.
 
     Raises :class:`ValueError` (without the password in its message) for anything else.
     """
@@ -94,8 +99,12 @@ def parse_smtp_url(smtp_url: str) -> SmtpServer:
             "or smtps://[user:password@]host[:port]"
         )
     implicit_tls = parts.scheme == "smtps"
-    starttls_values = parse_qs(parts.query).get("starttls", ["0"])
-    starttls = not implicit_tls and starttls_values[-1].lower() in _TRUE
+    starttls_values = parse_qs(parts.query).get("starttls")
+    starttls: bool | None = None
+    if implicit_tls:
+        starttls = False
+    elif starttls_values is not None:
+        starttls = starttls_values[-1].lower() in _TRUE
     mode = "smtps" if implicit_tls else "starttls" if starttls else "smtp"
     return SmtpServer(
         host=parts.hostname,
@@ -108,18 +117,34 @@ def parse_smtp_url(smtp_url: str) -> SmtpServer:
 
 
 class SmtpMailer:
-    """Sends through an SMTP server: plain, STARTTLS (``?starttls=1``) or ``smtps://``.
+    """Sends through an SMTP server: plain, STARTTLS or ``smtps://``.
 
-    With ``?starttls=1`` the upgrade is required, not opportunistic: a server that
-    does not offer STARTTLS gets nothing, rather than the password in clear text.
-    ``timeout`` bounds each step (connecting, each command), in seconds. Each send
-    opens its own connection, so a server restarted between sends is simply reached
-    again.
+    ``smtp://`` upgrades with STARTTLS whenever the server offers it; ``?starttls=1``
+    requires the upgrade (a server that does not offer it gets nothing, rather than the
+    password in clear), ``?starttls=0`` never tries. A password about to go in clear to a
+    host other than this machine is logged as a warning, once per mailer (production
+    refuses such a URL at start-up, see app/settings.py). ``timeout`` bounds the whole
+    conversation, in seconds, so that a server answering each step slowly (a tarpit)
+    cannot hold the sender for longer; each step gets at most ``STEP_TIMEOUT_SECONDS``.
+    Each send opens its own connection, so a server restarted between sends is simply
+    reached again.
     """
 
-    def __init__(self, smtp_url: str, timeout: float = 10) -> None:
+    STEP_TIMEOUT_SECONDS = 10.0
+
+    def __init__(
+        self,
+        smtp_url: str,
+        timeout: float = 30,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
         self._server = parse_smtp_url(smtp_url)
         self._timeout = timeout
+        self._tls_context = tls_context
+        self._logger = logger if logger is not None else logging.getLogger(__name__)
+        self._warned_clear_password = False
 
     @property
     def server(self) -> str:
@@ -129,18 +154,9 @@ class SmtpMailer:
     async def send(self, message: EmailMessage) -> None:
         """Send ``message``; raises :class:`MailDeliveryError` when the server is
         unreachable, too slow, or refuses it."""
-        server = self._server
         try:
-            await aiosmtplib.send(
-                _with_date(message),
-                hostname=server.host,
-                port=server.port,
-                username=server.username,
-                password=server.password,
-                use_tls=server.implicit_tls,
-                start_tls=server.starttls,
-                timeout=self._timeout,
-            )
+            async with asyncio.timeout(self._timeout):
+                await self._converse(_with_date(message))
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [refusal.code for refusal in error.recipients]
             raise MailDeliveryError(
@@ -154,13 +170,17 @@ class SmtpMailer:
             ) from None
         except (aiosmtplib.SMTPTimeoutError, TimeoutError) as error:
             raise MailDeliveryError(
-                self._describe(f"did not answer within {self._timeout:g} s", error)
+                self._describe(f"did not finish within {self._timeout:g} s", error)
             ) from None
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as error:
             raise MailDeliveryError(self._describe("could not be reached", error)) from None
         except ssl.SSLError as error:
+            hint = ""
+            if self._server.starttls is None:
+                # Upgrading was our idea, not the URL's: say how to opt out.
+                hint = " (it offered STARTTLS; fix its certificate or add ?starttls=0)"
             raise MailDeliveryError(
-                self._describe("failed the TLS handshake", error), temporary=False
+                self._describe(f"failed the TLS handshake{hint}", error), temporary=False
             ) from None
         except aiosmtplib.SMTPException as error:
             # What remains is a capability mismatch (no STARTTLS, no AUTH): retrying
@@ -170,6 +190,36 @@ class SmtpMailer:
             ) from None
         except OSError as error:
             raise MailDeliveryError(self._describe("could not be reached", error)) from None
+
+    async def _converse(self, message: EmailMessage) -> None:
+        server = self._server
+        # Credentials are not handed to connect(): logging in is done here, after the
+        # STARTTLS decision, so that a password about to go in clear can be noticed.
+        client = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            use_tls=server.implicit_tls,
+            start_tls=server.starttls,
+            tls_context=self._tls_context,
+            timeout=min(self._timeout, self.STEP_TIMEOUT_SECONDS),
+        )
+        async with client:
+            if server.username is not None:
+                encrypted = client.get_transport_info("sslcontext") is not None
+                if not encrypted and not _is_loopback(server.host):
+                    self._warn_clear_password()
+                await client.login(server.username, server.password or "")
+            await client.send_message(message)
+
+    def _warn_clear_password(self) -> None:
+        if self._warned_clear_password:
+            return
+        self._warned_clear_password = True
+        self._logger.warning(
+            "SMTP server %s offers no STARTTLS: logging in with the password in clear "
+            "(add ?starttls=1 to WEBHOOKS_SMTP_URL to refuse that)",
+            self._server.label,
+        )
 
     def _describe(self, what: str, error: BaseException) -> str:
         # Chained exceptions are dropped (``from None``) and the detail scrubbed, so
@@ -188,6 +238,10 @@ class OutboxEntry:
     subject: str | None
     to: str | None
     saved_at: datetime
+    # The notice's stable id (``fn-...``), the part of the Message-ID before the ``@``.
+    notice_id: str | None = None
+    # When it was sent: the Date header, else the file's time.
+    sent_at: datetime | None = None
 
 
 class OutboxMailer:
@@ -230,6 +284,7 @@ def list_outbox(directory: Path) -> list[OutboxEntry]:
     entries = []
     for path in directory.glob("*.eml"):
         message = _parse(path.read_bytes())
+        saved_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
         entries.append(
             OutboxEntry(
                 name=path.name,
@@ -237,10 +292,28 @@ def list_outbox(directory: Path) -> list[OutboxEntry]:
                 message_id=_header(message, "Message-ID"),
                 subject=_header(message, "Subject"),
                 to=_header(message, "To"),
-                saved_at=datetime.fromtimestamp(path.stat().st_mtime, tz=UTC),
+                saved_at=saved_at,
+                notice_id=_header(message, "X-PlanOmatic-Notice-Id"),
+                sent_at=_date(message) or saved_at,
             )
         )
     return sorted(entries, key=lambda entry: (entry.saved_at, entry.name), reverse=True)
+
+
+def find_in_outbox(directory: Path, key: str) -> OutboxEntry | None:
+    """The outbox email that ``key`` names: its file name (with or without ``.eml``),
+    its Message-ID (with or without the angle brackets) or its notice id (``fn-...``)."""
+    wanted = key.strip()
+    bare = wanted.strip("<>")
+    for entry in list_outbox(directory):
+        names = {entry.name, entry.name.removesuffix(".eml")}
+        if entry.message_id:
+            names.add(entry.message_id.strip().strip("<>"))
+        if entry.notice_id:
+            names.add(entry.notice_id.strip())
+        if wanted in names or bare in names:
+            return entry
+    return None
 
 
 def read_outbox(directory: Path, name: str) -> str:
@@ -265,10 +338,10 @@ def readable_email(message: EmailMessage) -> str:
     return "\n".join(lines) + "\n\n" + str(text)
 
 
-def mailer_from_settings(smtp_url: str | None, outbox_dir: Path) -> Mailer:
+def mailer_from_settings(smtp_url: str | None, outbox_dir: Path, *, timeout: float = 30) -> Mailer:
     """An :class:`SmtpMailer` when an SMTP URL is configured, else an :class:`OutboxMailer`."""
     if smtp_url:
-        return SmtpMailer(smtp_url)
+        return SmtpMailer(smtp_url, timeout)
     return OutboxMailer(outbox_dir)
 
 
@@ -279,6 +352,15 @@ def _with_date(message: EmailMessage) -> EmailMessage:
     if stamped["Date"] is None:
         stamped["Date"] = format_datetime(datetime.now(UTC))
     return stamped
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _detail(error: BaseException) -> str:
@@ -328,6 +410,17 @@ def _parse(data: bytes) -> EmailMessage:
     parsed = BytesParser(policy=policy.default).parsebytes(data)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+def _date(message: EmailMessage) -> datetime | None:
+    value = message["Date"]
+    if value is None:
+        return None
+    try:
+        moment = value.datetime
+    except AttributeError:
+        return None
+    return moment if isinstance(moment, datetime) else None
 
 
 def _header(message: EmailMessage, name: str) -> str | None:

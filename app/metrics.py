@@ -40,7 +40,7 @@ ATTEMPT_DURATION = Histogram(
 )
 EMAILS = Counter(
     "webhooks_failure_emails_total",
-    "Failure emails, by result (sent, failed).",
+    "Failure emails, by result (sent, failed; postponed: no free email slot; held: address limit).",
     ["result"],
     registry=REGISTRY,
 )

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 Environment = Literal["development", "production"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -38,6 +38,10 @@ class Settings:
     smtp_url: str | None = None
     email_from: str = "PlanOmatic Webhooks <webhooks@planomatic.invalid>"
     email_window_seconds: float = 300.0
+    smtp_timeout_seconds: float = 30.0
+    email_concurrency: int = 2
+    email_address_per_hour: int = 10
+    email_address_per_day: int = 40
     secret_key: str | None = None
     previous_secret_keys: tuple[str, ...] = ()
     max_payload_bytes: int = 256 * 1024
@@ -146,6 +150,27 @@ class Settings:
                 maximum=3600.0,
             ),
         )
+        settings = replace(
+            settings,
+            smtp_timeout_seconds=reader.number(
+                "WEBHOOKS_SMTP_TIMEOUT_SECONDS",
+                float,
+                cls.smtp_timeout_seconds,
+                minimum=1.0,
+                maximum=600.0,
+            ),
+            email_concurrency=reader.number(
+                "WEBHOOKS_EMAIL_CONCURRENCY", int, cls.email_concurrency, minimum=1, maximum=100
+            ),
+            email_address_per_hour=reader.number(
+                "WEBHOOKS_EMAIL_ADDRESS_PER_HOUR", int, cls.email_address_per_hour, minimum=0
+            ),
+            email_address_per_day=reader.number(
+                "WEBHOOKS_EMAIL_ADDRESS_PER_DAY", int, cls.email_address_per_day, minimum=0
+            ),
+        )
+        if settings.is_production and settings.smtp_url:
+            _check_smtp_credentials_protected(settings.smtp_url)
         if settings.is_production and not settings.secret_key:
             raise SettingsError(
                 "WEBHOOKS_SECRET_KEY is required when WEBHOOKS_ENV=production: "
@@ -220,6 +245,41 @@ def _smtp_url(url: str | None) -> str | None:
             "got a value that does not"
         )
     return url
+
+
+def _check_smtp_credentials_protected(url: str) -> None:
+    """In production, an SMTP password may travel only under TLS (or to this machine).
+
+    Refused rather than warned about: a warning in a log nobody reads still sends the
+    password in clear on every email, and the fix is one edit of the URL. Plain
+    ``smtp://`` upgrades when the server offers STARTTLS, but an attacker on the path can
+    strip the offer, so only ``?starttls=1`` (required) or ``smtps://`` count. A relay on
+    loopback never puts the password on a network.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return
+    if parts.scheme == "smtps":
+        return
+    starttls = parse_qs(parts.query).get("starttls", [""])[-1].lower()
+    if starttls in ("1", "true", "yes", "on"):
+        return
+    if _is_loopback(parts.hostname or ""):
+        return
+    raise SettingsError(
+        f"WEBHOOKS_SMTP_URL has credentials for {parts.hostname} but does not require "
+        "TLS, so the password could travel in clear: add ?starttls=1 or use smtps:// "
+        "(required when WEBHOOKS_ENV=production)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _networks(raw: str | None) -> tuple[Network, ...]:

@@ -22,7 +22,7 @@ from app.endpoint_health import deactivate_failing_subscriptions
 from app.events import defer_attempts
 from app.fairness import InFlight, default_cap
 from app.mailer import Mailer, mailer_from_settings
-from app.notices import schedule_notice_job
+from app.notices import EmailSlots, schedule_notice_job
 from app.queue import DELIVERY_QUEUE, MAINTENANCE_QUEUE, NOTICE_QUEUE, NOTIFY_TASK
 from app.services import Services
 from app.settings import Settings
@@ -45,6 +45,7 @@ class WorkerRuntime:
     transport: Transport
     mailer: Mailer
     in_flight: InFlight
+    email_slots: EmailSlots
 
 
 @dataclass
@@ -82,12 +83,15 @@ async def run_worker(
     settings = services.settings
     concurrency = concurrency or settings.worker_concurrency
     transport = build_transport(settings, services, concurrency)
-    mailer = mailer or mailer_from_settings(settings.smtp_url, outbox_dir(settings))
+    mailer = mailer or mailer_from_settings(
+        settings.smtp_url, outbox_dir(settings), timeout=settings.smtp_timeout_seconds
+    )
     runtime = WorkerRuntime(
         services=services,
         transport=transport,
         mailer=mailer,
         in_flight=InFlight(default_cap(concurrency)),
+        email_slots=EmailSlots(settings.email_concurrency),
     )
     heartbeat = max(1.0, settings.stalled_after_seconds / 4)
     async with transport:

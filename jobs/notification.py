@@ -5,7 +5,7 @@ from __future__ import annotations
 from procrastinate import JobContext, RetryStrategy
 
 from app.database import WORKER_SCOPE, scoped
-from app.notices import send_notices
+from app.notices import run_notice_job
 from app.queue import NOTICE_QUEUE, NOTIFY_TASK, queue
 from app.worker import WorkerRuntime
 
@@ -17,8 +17,16 @@ from app.worker import WorkerRuntime
     retry=RetryStrategy(max_attempts=30, linear_wait=5),
 )
 async def send_failure_notice(
-    context: JobContext, subscription_id: str, reason: str | None = None
+    context: JobContext, subscription_id: str, reason: str | None = None, postponed: int = 0
 ) -> int:
     runtime: WorkerRuntime = context.additional_context["runtime"]
     with scoped(WORKER_SCOPE):
-        return await send_notices(runtime.services, runtime.mailer, subscription_id, reason)
+        run = await run_notice_job(
+            runtime.services,
+            runtime.mailer,
+            runtime.email_slots,
+            subscription_id,
+            reason,
+            postponed,
+        )
+    return run.sent

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ class ReceivedMail:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     raw: bytes
+    # Whether the session had upgraded with STARTTLS when the message came in.
+    tls: bool = False
 
 
 class SmtpTestServer:
@@ -44,14 +47,29 @@ class SmtpTestServer:
     ``credentials`` (user, password) makes it advertise AUTH (over plain text, as a
     test server may) and accept only that pair; the client need not log in unless
     it wants to. :meth:`refuse` makes it answer DATA with a temporary failure.
+    ``step_delay`` makes it answer EHLO, MAIL, RCPT and DATA each that many seconds late
+    (a slow or tarpitting server). ``tls_context`` makes it offer STARTTLS; with
+    ``credentials`` too, AUTH is then accepted only after the upgrade.
     """
 
     def __init__(
-        self, *, port: int | None = None, credentials: tuple[str, str] | None = None
+        self,
+        *,
+        port: int | None = None,
+        credentials: tuple[str, str] | None = None,
+        step_delay: float = 0.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port if port is not None else free_port()
         self._credentials = credentials
+        self.step_delay = step_delay
+        self._tls_context = tls_context
+        # Whether each successful AUTH came over TLS, in order.
+        self.logins: list[bool] = []
+        # Messages between MAIL and the end of DATA right now, and the most at once.
+        self._active = 0
+        self.most_at_once = 0
         self._lock = threading.Condition()
         self._received: list[ReceivedMail] = []
         self._refusal: str | None = None
@@ -78,7 +96,8 @@ class SmtpTestServer:
             port=self.port,
             ready_timeout=5.0,
             authenticator=self._authenticate if self._credentials else None,
-            auth_require_tls=False,
+            auth_require_tls=self._tls_context is not None,
+            tls_context=self._tls_context,
         )
         controller.start()
         self._controller = controller
@@ -144,7 +163,16 @@ class SmtpTestServer:
     ) -> None:
         self.stop()
 
-    def _record(self, envelope: Envelope) -> str:
+    def _begin(self) -> None:
+        with self._lock:
+            self._active += 1
+            self.most_at_once = max(self.most_at_once, self._active)
+
+    def _end(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    def _record(self, envelope: Envelope, session: Session) -> str:
         with self._lock:
             if self._refusal is not None:
                 return self._refusal
@@ -157,6 +185,7 @@ class SmtpTestServer:
                     rcpt_tos=tuple(envelope.rcpt_tos),
                     message=parsed,
                     raw=raw,
+                    tls=session.ssl is not None,
                 )
             )
             self._lock.notify_all()
@@ -176,6 +205,9 @@ class SmtpTestServer:
             auth_data.login.decode(),
             auth_data.password.decode(),
         ) == (user, password)
+        if ok:
+            with self._lock:
+                self.logins.append(session.ssl is not None)
         # handled=False: aiosmtpd then answers 535 itself (its default assumes the
         # authenticator already replied, and the client would wait forever).
         return AuthResult(success=ok, handled=False)
@@ -185,8 +217,55 @@ class _Handler:
     def __init__(self, server: SmtpTestServer) -> None:
         self._server = server
 
+    async def _slowly(self) -> None:
+        if self._server.step_delay:
+            await asyncio.sleep(self._server.step_delay)
+
+    async def handle_EHLO(
+        self,
+        server: SMTPProtocol,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        await self._slowly()
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(
+        self,
+        server: SMTPProtocol,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        self._server._begin()
+        await self._slowly()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTPProtocol,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        await self._slowly()
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTPProtocol, session: Session, envelope: Envelope) -> str:
-        return self._server._record(envelope)
+        await self._slowly()
+        try:
+            return self._server._record(envelope, session)
+        finally:
+            self._server._end()
 
 
 def free_port() -> int:

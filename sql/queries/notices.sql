@@ -5,10 +5,39 @@ VALUES (%(delivery_id)s, %(cycle)s, %(subscription_id)s, %(company_id)s)
 ON CONFLICT (delivery_id, cycle) DO NOTHING;
 
 -- insert_failure_notice --
--- Open a notice (one email) for a subscription.
-INSERT INTO failure_notices (company_id, subscription_id, reason)
-SELECT company_id, id, %(reason)s FROM subscriptions WHERE id = %(subscription_id)s
+-- Open a notice (one email) for a subscription, to its notification address of now.
+INSERT INTO failure_notices (company_id, subscription_id, reason, recipient)
+SELECT company_id, id, %(reason)s, notification_email FROM subscriptions
+WHERE id = %(subscription_id)s
 RETURNING id;
+
+-- pending_reports --
+-- Whether a subscription has failures that no notice reports yet (a row, or none).
+SELECT 1 AS pending FROM failed_delivery_reports
+WHERE subscription_id = %(subscription_id)s AND notice_id IS NULL
+LIMIT 1;
+
+-- notification_address --
+-- Where a subscription's failure emails go.
+SELECT notification_email FROM subscriptions WHERE id = %(subscription_id)s;
+
+-- lock_address --
+-- Serialise the opening of notices to one address (until commit), so that two jobs cannot
+-- both take its last place in the per-address limit.
+SELECT pg_advisory_xact_lock(hashtextextended('failure-notice-address:' || lower(%(address)s), 0));
+
+-- address_usage --
+-- Notices opened for an address in the last hour and day, and when the oldest of each
+-- leaves its window.
+SELECT count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS last_hour,
+       count(*) AS last_day,
+       min(created_at) FILTER (WHERE created_at > now() - interval '1 hour')
+           + interval '1 hour' AS hour_frees_at,
+       min(created_at) + interval '1 day' AS day_frees_at,
+       now() AS now
+FROM failure_notices
+WHERE recipient IS NOT NULL AND lower(recipient) = lower(%(address)s)
+  AND created_at > now() - interval '1 day';
 
 -- claim_pending_reports --
 -- Put every unreported failure of a subscription into a notice.
@@ -20,12 +49,27 @@ WHERE (delivery_id, cycle) IN (
 )
 RETURNING delivery_id;
 
--- unsent_notices --
--- Notices of a subscription not sent yet, oldest first, locked against a parallel sender.
-SELECT id, subscription_id, reason, send_attempts FROM failure_notices
-WHERE subscription_id = %(subscription_id)s AND sent_at IS NULL
-ORDER BY created_at
-FOR UPDATE SKIP LOCKED;
+-- lease_unsent_notice --
+-- Take the oldest unsent notice of a subscription that no other sender holds, for
+-- lease_seconds: the email is then sent with no transaction open, and a sender that dies
+-- mid-send leaves a lease that runs out, so the notice is taken again, not lost.
+UPDATE failure_notices
+SET leased_until = now() + make_interval(secs => %(lease_seconds)s)
+WHERE id = (
+    SELECT id FROM failure_notices
+    WHERE subscription_id = %(subscription_id)s AND sent_at IS NULL
+      AND (leased_until IS NULL OR leased_until <= now())
+    ORDER BY created_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, subscription_id, reason, recipient, send_attempts;
+
+-- next_lease_end --
+-- Seconds until the first lease another sender holds on a subscription's unsent notices
+-- runs out (NULL: none is held).
+SELECT extract(epoch FROM min(leased_until) - now()) AS seconds_left FROM failure_notices
+WHERE subscription_id = %(subscription_id)s AND sent_at IS NULL AND leased_until > now();
 
 -- notice_subscription --
 -- What a failure email says about the subscription.
@@ -43,12 +87,14 @@ ORDER BY d.created_at, d.id;
 
 -- mark_notice_sent --
 -- The email went out.
-UPDATE failure_notices SET sent_at = now(), send_attempts = send_attempts + 1, last_error = NULL
+UPDATE failure_notices
+SET sent_at = now(), send_attempts = send_attempts + 1, last_error = NULL, leased_until = NULL
 WHERE id = %(id)s AND sent_at IS NULL;
 
 -- mark_notice_failed --
 -- The email could not be sent this time.
-UPDATE failure_notices SET send_attempts = send_attempts + 1, last_error = %(error)s
+UPDATE failure_notices
+SET send_attempts = send_attempts + 1, last_error = %(error)s, leased_until = NULL
 WHERE id = %(id)s AND sent_at IS NULL
 RETURNING send_attempts;
 

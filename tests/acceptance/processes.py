@@ -170,11 +170,14 @@ class CliResult:
             raise AssertionError(f"stdout is not one JSON document\n{self.describe()}") from None
 
 
-def run_cli(*args: str, env: Mapping[str, str], timeout: float = 30.0) -> CliResult:
-    """Run ``webhooks ARGS...`` to completion."""
+def run_cli(
+    *args: str, env: Mapping[str, str], timeout: float = 30.0, cwd: Path | None = None
+) -> CliResult:
+    """Run ``webhooks ARGS...`` to completion (in ``cwd``, default this directory)."""
     completed = subprocess.run(
         [WEBHOOKS, *args],
         env=dict(env),
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.api_keys import prefix_of
+from app.failure_email import FailedDelivery, FailureNotice, notice_id, render_failure_email
+from app.mailer import OutboxMailer
 from app.secret_box import generate_key
 from tests.acceptance.processes import (
     Api,
@@ -165,6 +168,25 @@ def test_production_without_a_secret_key_exits_2_naming_it(
     assert "Traceback" not in result.stderr
 
 
+def test_production_with_an_smtp_password_that_could_go_in_clear_exits_2(
+    tmp_path: Path,
+) -> None:
+    env = environment(
+        WEBHOOKS_ENV="production",
+        WEBHOOKS_DATABASE_URL=UNUSED_DATABASE,
+        WEBHOOKS_DATA_DIR=str(tmp_path / "data"),
+        WEBHOOKS_SECRET_KEY=generate_key(),
+        WEBHOOKS_SMTP_URL="smtp://mailer:s3cret-Pw-77@smtp.example.com:587",
+    )
+
+    result = run_cli("worker", env=env, timeout=15)
+
+    assert result.returncode == 2, result.describe()
+    assert "WEBHOOKS_SMTP_URL" in result.stderr and "?starttls=1" in result.stderr
+    assert "s3cret-Pw-77" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_the_recommended_secret_key_command_works_where_the_key_is_missing(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -202,3 +224,108 @@ def test_a_command_on_an_unmigrated_database_says_to_migrate(
     assert result.returncode == 1
     assert "run `webhooks migrate`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- webhooks emails: the development outbox -------------------------------------------------
+
+
+def keep_failure_email(data_dir: Path, to: str, subject_of_order: str) -> str:
+    """Write one rendered failure email into the outbox as `webhooks dev` would; returns
+    its notice id."""
+    notice = FailureNotice(
+        to=to,
+        sender="PlanOmatic Webhooks <webhooks@planomatic.invalid>",
+        subscription_id="5b0f3d4e-0000-4000-8000-000000000001",
+        webhook_key="ORDER_STATUS",
+        webhook_name="Order Status",
+        callback_url_masked="https://hooks.acme.example/planomatic",
+        deliveries=[
+            FailedDelivery(
+                delivery_id=f"d-{subject_of_order}",
+                webhook_id=f"msg_{subject_of_order}",
+                event_id=f"e-{subject_of_order}",
+                subject=subject_of_order,
+                attempts=[],
+            )
+        ],
+    )
+    asyncio.run(OutboxMailer(data_dir / "outbox").send(render_failure_email(notice)))
+    return notice_id(notice)
+
+
+def test_emails_help_lists_the_actions(tmp_path: Path) -> None:
+    result = run_cli("emails", "--help", env=environment(), cwd=tmp_path)
+
+    assert result.returncode == 0, result.describe()
+    assert "list" in result.stdout and "show" in result.stdout
+    assert "outbox" in result.stdout
+
+
+def test_emails_list_from_a_directory_without_an_outbox_says_where_it_looked(
+    tmp_path: Path,
+) -> None:
+    # given no WEBHOOKS_DATA_DIR, run from a directory where `webhooks dev` never ran
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    listed = run_cli("emails", "list", env=environment(), cwd=elsewhere)
+    shown = run_cli("emails", "show", "fn-0123", env=environment(), cwd=elsewhere)
+
+    # then both fail, naming the directory they looked in and what to do about it
+    for result in (listed, shown):
+        assert result.returncode == 1, result.describe()
+        assert result.stdout == ""
+        assert f"no outbox at {elsewhere / '.webhooks' / 'outbox'}" in result.stderr
+        assert "WEBHOOKS_DATA_DIR" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_emails_list_shows_date_recipient_and_subject_and_show_takes_the_notice_id(
+    tmp_path: Path,
+) -> None:
+    # given two failure emails in the outbox of a data directory
+    data_dir = tmp_path / "data"
+    first = keep_failure_email(data_dir, "ops@acme.example", "ord_1")
+    second = keep_failure_email(data_dir, "alerts@zenith.example", "ord_2")
+    env = environment(WEBHOOKS_DATA_DIR=str(data_dir))
+
+    # when they are listed, and each shown by the notice id the list prints
+    listed = run_cli("emails", "list", env=env, cwd=tmp_path)
+    as_json = run_cli("emails", "list", "--json", env=env, cwd=tmp_path).json()
+    shown = {key: run_cli("emails", "show", key, env=env, cwd=tmp_path) for key in (first, second)}
+    unknown = run_cli("emails", "show", "fn-nothing-like-it", env=env, cwd=tmp_path)
+
+    # then the list has a line per email: date, recipient, subject, id
+    assert listed.returncode == 0, listed.describe()
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2
+    by_recipient = {line.split("\t")[1]: line.split("\t") for line in lines}
+    assert set(by_recipient) == {"ops@acme.example", "alerts@zenith.example"}
+    date, _, subject, _ = by_recipient["ops@acme.example"]
+    assert date.endswith(" UTC") and date[:4].isdigit()
+    assert "Order Status" in subject
+    assert {email["to"] for email in as_json["emails"]} == set(by_recipient)
+    assert all(email["date"] for email in as_json["emails"])
+    # and each shows by its notice id, headers then text
+    for key, result in shown.items():
+        assert result.returncode == 0, result.describe()
+        assert f"X-PlanOmatic-Notice-Id: {key}" in result.stdout
+    assert "To: ops@acme.example" in shown[first].stdout
+    assert "Subject:     ord_1" in shown[first].stdout
+    # and an unknown id is a clear error, not a traceback
+    assert unknown.returncode == 1, unknown.describe()
+    assert "no email 'fn-nothing-like-it' in the outbox" in unknown.stderr
+    assert "webhooks emails list" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_emails_list_of_an_empty_outbox_says_so(tmp_path: Path) -> None:
+    (tmp_path / "data" / "outbox").mkdir(parents=True)
+
+    result = run_cli(
+        "emails", "list", env=environment(WEBHOOKS_DATA_DIR=str(tmp_path / "data")), cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.describe()
+    assert result.stdout == ""
+    assert "no emails in the outbox" in result.stderr

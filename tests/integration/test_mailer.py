@@ -17,6 +17,7 @@ from app.mailer import (
     parse_smtp_url,
     read_outbox,
 )
+from tests.receivers import tls_contexts
 from tests.smtp import SmtpTestServer, free_port
 
 PASSWORD = "pa55-w0rd-Zq9"
@@ -56,6 +57,68 @@ async def test_smtp_mailer_logs_in_when_the_url_has_credentials() -> None:
         await SmtpMailer(f"smtp://robot:{PASSWORD}@127.0.0.1:{server.port}").send(make_message())
 
         assert len(await server.wait_for_async(1)) == 1
+
+
+async def test_plain_smtp_upgrades_to_tls_when_the_server_offers_starttls() -> None:
+    # Given a server offering STARTTLS (a certificate made for this test), which accepts
+    # AUTH only after the upgrade, and a URL that says nothing about TLS
+    tls = tls_contexts(["localhost"])
+    with SmtpTestServer(credentials=("robot", PASSWORD), tls_context=tls.server) as server:
+        mailer = SmtpMailer(
+            f"smtp://robot:{PASSWORD}@localhost:{server.port}", tls_context=tls.client
+        )
+
+        # When an email is sent
+        await mailer.send(make_message())
+
+        # Then the session upgraded before the password went out, and the message came
+        # in encrypted
+        [received] = await server.wait_for_async(1)
+    assert server.logins == [True]
+    assert received.tls is True
+
+
+async def test_starttls_0_never_upgrades() -> None:
+    tls = tls_contexts(["localhost"])
+    with SmtpTestServer(tls_context=tls.server) as server:
+        await SmtpMailer(f"smtp://localhost:{server.port}?starttls=0", tls_context=tls.client).send(
+            make_message()
+        )
+
+        [received] = await server.wait_for_async(1)
+    assert received.tls is False
+
+
+async def test_an_untrusted_certificate_is_a_permanent_error() -> None:
+    # Given a server whose certificate the client has no reason to trust
+    tls = tls_contexts(["localhost"])
+    with SmtpTestServer(credentials=("robot", PASSWORD), tls_context=tls.server) as server:
+        mailer = SmtpMailer(f"smtp://robot:{PASSWORD}@localhost:{server.port}")
+
+        # Then nothing is sent, the password least of all
+        with pytest.raises(MailDeliveryError) as caught:
+            await mailer.send(make_message())
+
+    assert caught.value.temporary is False
+    assert "?starttls=0" in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+    assert server.logins == [] and server.messages == []
+
+
+async def test_a_tarpit_is_cut_off_at_the_whole_conversation_deadline() -> None:
+    # Given a server answering each step 1 s late and a 2 s deadline for the whole send
+    with SmtpTestServer(step_delay=1.0) as server:
+        mailer = SmtpMailer(server.url, timeout=2)
+        started = time.monotonic()
+
+        # Then the send gives up at the deadline, as a temporary error
+        with pytest.raises(MailDeliveryError) as caught:
+            await mailer.send(make_message())
+        took = time.monotonic() - started
+
+    assert caught.value.temporary is True
+    assert "within 2 s" in str(caught.value)
+    assert took < 3.5
 
 
 async def test_wrong_password_is_a_permanent_error_that_does_not_repeat_it() -> None:
@@ -182,13 +245,16 @@ def test_mailer_from_settings_picks_smtp_only_when_configured(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("url", "host", "port", "implicit_tls", "starttls"),
     [
-        ("smtp://mail.example", "mail.example", 25, False, False),
+        # no starttls: upgrade when the server offers it
+        ("smtp://mail.example", "mail.example", 25, False, None),
         ("smtp://u:p@mail.example?starttls=1", "mail.example", 587, False, True),
         ("smtps://u:p@mail.example", "mail.example", 465, True, False),
         ("smtp://mail.example:2525?starttls=0", "mail.example", 2525, False, False),
     ],
 )
-def test_parse_smtp_url(url: str, host: str, port: int, implicit_tls: bool, starttls: bool) -> None:
+def test_parse_smtp_url(
+    url: str, host: str, port: int, implicit_tls: bool, starttls: bool | None
+) -> None:
     server = parse_smtp_url(url)
 
     assert (server.host, server.port, server.implicit_tls, server.starttls) == (

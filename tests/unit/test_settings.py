@@ -29,6 +29,10 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     ),
     "WEBHOOKS_EMAIL_FROM": ("Hooks <hooks@example.com>", "email_from", "Hooks <hooks@example.com>"),
     "WEBHOOKS_EMAIL_WINDOW_SECONDS": ("60", "email_window_seconds", 60.0),
+    "WEBHOOKS_SMTP_TIMEOUT_SECONDS": ("12", "smtp_timeout_seconds", 12.0),
+    "WEBHOOKS_EMAIL_CONCURRENCY": ("3", "email_concurrency", 3),
+    "WEBHOOKS_EMAIL_ADDRESS_PER_HOUR": ("4", "email_address_per_hour", 4),
+    "WEBHOOKS_EMAIL_ADDRESS_PER_DAY": ("0", "email_address_per_day", 0),
     "WEBHOOKS_SECRET_KEY": ("current-key", "secret_key", "current-key"),
     "WEBHOOKS_PREVIOUS_SECRET_KEYS": (
         " old-1 , old-2,,",
@@ -189,6 +193,50 @@ def test_production_with_a_secret_key_loads() -> None:
 
     assert settings.is_production is True
     assert settings.secret_key == "k"
+
+
+PRODUCTION = {"WEBHOOKS_ENV": "production", "WEBHOOKS_SECRET_KEY": "k"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://mailer:hunter2@smtp.example.com:587",
+        "smtp://mailer:hunter2@smtp.example.com:587?starttls=0",
+        "smtp://mailer@smtp.example.com",
+    ],
+)
+def test_production_refuses_smtp_credentials_that_could_travel_in_clear(url: str) -> None:
+    # Given production and an SMTP URL with credentials but no required TLS
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**PRODUCTION, "WEBHOOKS_SMTP_URL": url})
+
+    # Then start-up stops, says how to fix it, and does not repeat the password
+    message = str(raised.value)
+    assert "WEBHOOKS_SMTP_URL" in message and "?starttls=1" in message
+    assert "smtp.example.com" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://mailer:hunter2@smtp.example.com:587?starttls=1",
+        "smtps://mailer:hunter2@smtp.example.com",
+        "smtp://mailer:hunter2@127.0.0.1:25",
+        "smtp://mailer:hunter2@localhost:25",
+        "smtp://mailer:hunter2@[::1]:25",
+        "smtp://smtp.example.com:25",
+    ],
+)
+def test_production_accepts_smtp_credentials_under_tls_or_on_loopback(url: str) -> None:
+    assert Settings.from_env({**PRODUCTION, "WEBHOOKS_SMTP_URL": url}).smtp_url == url
+
+
+def test_development_accepts_smtp_credentials_without_tls() -> None:
+    url = "smtp://mailer:hunter2@smtp.example.com:587"
+
+    assert Settings.from_env({"WEBHOOKS_SMTP_URL": url}).smtp_url == url
 
 
 def test_development_needs_no_secret_key() -> None:
