@@ -52,6 +52,7 @@ class Settings:
     retention_days: int = 30
     disable_after_failing_seconds: float = 5 * 24 * 3600.0
     max_request_bytes: int = 1024 * 1024
+    max_query_cost: int = 100_000
 
     @property
     def is_production(self) -> bool:
@@ -136,6 +137,9 @@ class Settings:
             ),
             max_request_bytes=reader.number(
                 "WEBHOOKS_MAX_REQUEST_BYTES", int, cls.max_request_bytes, minimum=4096
+            ),
+            max_query_cost=reader.number(
+                "WEBHOOKS_MAX_QUERY_COST", int, cls.max_query_cost, minimum=100
             ),
         )
         if settings.is_production and not settings.secret_key:

@@ -11,6 +11,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
+from app.settings import Settings
 from schema.documents import CachedDocuments, DocumentCache
 from schema.execution import executor_class
 from schema.limits import operation_limits
@@ -26,7 +27,7 @@ SDL_PATH = Path(__file__).with_name("schema.graphql")
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 15
-MAX_COST = 100_000  # the default of WEBHOOKS_MAX_QUERY_COST
+MAX_COST = Settings.max_query_cost  # WEBHOOKS_MAX_QUERY_COST
 
 
 def validation_rules(
