@@ -52,7 +52,7 @@ class Settings:
     retention_days: int = 30
     disable_after_failing_seconds: float = 5 * 24 * 3600.0
     max_request_bytes: int = 1024 * 1024
-    max_query_cost: int = 100_000
+    max_query_cost: int = 50_000
 
     @property
     def is_production(self) -> bool:

@@ -8,20 +8,25 @@ fragment is measured once, from the measures of the fragments it spreads (a walk
 spread graph, dependencies first), and a spread adds its fragment's measure. The numbers
 still count every copy, so such a document is judged on what it expands to, and refused.
 
-The cost of an operation is an upper bound on the fields it resolves: each field counts
-once for every object it may be resolved on. A list multiplies what is below it by its
-length: its ``first`` (at most ``MAX_PAGE_SIZE``, the argument's default when absent, and
-``MAX_PAGE_SIZE`` when a variable gives it, since variables are not known when a
-document is validated and kept), and for a list without ``first`` (a connection's
-``nodes`` and ``edges``, a delivery's ``attempts``) the ``first`` of the connection it is
-in, or else ``MAX_PAGE_SIZE``. Every aliased field is a field of its own, so aliases
-multiply the cost too. ``@skip``/``@include`` are not evaluated: a field counts either way.
-Introspection fields (``__schema``, ``__type``) count for nothing, as for depth:
-introspection is off in production.
+The cost of an operation estimates the fields it resolves: each field counts once for
+every object it may be resolved on, and each item of a list once more (an object to
+build). A list multiplies what is below it by its length: its ``first`` (at most
+``MAX_PAGE_SIZE``; the argument's default when absent; ``MAX_PAGE_SIZE`` when a variable
+gives it, since variables are not known when a document is validated and kept). A list
+without ``first`` is as long as the ``first`` of the connection it belongs to (a
+connection's ``nodes`` and ``edges``), or else ``UNPAGED_LENGTH`` long (a delivery's
+attempts, an event's deliveries: a guess, since nothing caps them). Every aliased field
+is a field of its own, so aliases multiply the cost too, and so do copies of a fragment.
+``@skip``/``@include`` are not evaluated: a field counts either way. Introspection fields
+(``__schema``, ``__type``) count for nothing, as for depth: introspection is off in
+production.
 
 The checks are an ``ASTValidationRule``, so they run with graphql-core's own rules, on
 every document that is not already kept (``schema.documents``): a kept document passed
-them, and they do not depend on variables or on the caller.
+them, and they do not depend on variables or on the caller. They run after the API key
+was looked up (Strawberry builds the context first) and whether or not there is one:
+bounded by the token limit and linear, judging a document costs about what the key
+lookup costs, and a document's validity is the same for every caller.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ DEPTH_CODE = "QUERY_TOO_DEEP"
 ALIASES_CODE = "TOO_MANY_ALIASES"
 COST_CODE = "QUERY_TOO_COSTLY"
 
+# The length assumed of a list without ``first`` outside a connection: a delivery's
+# attempts (up to 10 a cycle by default), an event's deliveries (one per subscription).
+UNPAGED_LENGTH = 10
+
 # Counts stop growing here: a document of a few kilobytes can stand for more fields than
 # a number of thousands of digits, and such a number is only ever compared with a limit.
 CEILING = 10**18
@@ -81,8 +90,8 @@ class Measure:
             per_item=min(self.per_item + other.per_item, CEILING),
         )
 
-    def total(self, length: int = MAX_PAGE_SIZE) -> int:
-        """The cost, its unbounded lists ``length`` long."""
+    def total(self, length: int = UNPAGED_LENGTH) -> int:
+        """The cost, its lists without ``first`` ``length`` long."""
         return min(self.cost + self.per_item * length, CEILING)
 
 
@@ -227,7 +236,7 @@ class _Walker:
         return Measure(
             depth=depth,
             aliases=aliases,
-            cost=1 + below.total(MAX_PAGE_SIZE if first is None else first),
+            cost=1 + below.total(UNPAGED_LENGTH if first is None else first),
         )
 
 

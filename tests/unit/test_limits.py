@@ -10,7 +10,8 @@ import pytest
 from graphql import GraphQLSchema, parse
 
 from schema import limits
-from schema.limits import COST_CODE, OperationMeasure, measure_document
+from schema.documents import DocumentCache
+from schema.limits import COST_CODE, UNPAGED_LENGTH, OperationMeasure, measure_document
 from schema.root import MAX_ALIASES, MAX_COST, MAX_DEPTH, build_schema
 
 SCHEMA: GraphQLSchema = build_schema()._schema
@@ -21,7 +22,9 @@ TEN_EDGES = "{ deliveries(first: 10) { edges { cursor node { id } } pageInfo { h
 DEFAULT_PAGE = "{ deliveries { nodes { id } } }"  # `first` defaults to 50
 VARIABLE_PAGE = "query Page($first: Int) { deliveries(first: $first) { nodes { id } } }"
 OVER_THE_CAP = "{ deliveries(first: 1000) { nodes { id } } }"
-ATTEMPTS = "{ delivery(id: 1) { attempts { number } } }"  # a list without `first`: 100
+ATTEMPTS = "{ delivery(id: 1) { attempts { number } } }"  # a list without `first`: 10
+# An event's deliveries and each one's attempts: 10 of each.
+EVENT_DELIVERIES = "{ event(id: 1) { deliveries { id attempts { number } } } }"
 TWO_ALIASES = """
 { a: deliveries(first: 10) { nodes { id } } b: deliveries(first: 10) { nodes { id } } }
 """
@@ -72,7 +75,8 @@ def measure(document: str) -> OperationMeasure:
         (DEFAULT_PAGE, 1 + 1 + 50 * 2),
         (VARIABLE_PAGE, 1 + 1 + 100 * 2),  # a variable may be as large as the cap
         (OVER_THE_CAP, 1 + 1 + 100 * 2),  # the page is capped at 100 anyway
-        (ATTEMPTS, 1 + 1 + 100 * 2),
+        (ATTEMPTS, 1 + 1 + 10 * 2),
+        (EVENT_DELIVERIES, 1 + 1 + 10 * (1 + 1 + 1 + 10 * 2)),
         (TWO_ALIASES, 2 * (1 + 1 + 10 * 2)),
         (VIA_FRAGMENT, 1 + 1 + 10 * 2),  # fragments count as if written in place
         (INTROSPECTION, 0),  # development only, and not an abuse vector there
@@ -80,6 +84,10 @@ def measure(document: str) -> OperationMeasure:
 )
 def test_the_cost_multiplies_page_sizes_through_nested_lists(document: str, cost: int) -> None:
     assert measure(document).cost == cost
+
+
+def test_a_list_without_first_outside_a_connection_counts_ten_items() -> None:
+    assert UNPAGED_LENGTH == 10  # the figures above and the README say so
 
 
 def test_the_issues_nested_query_is_over_the_limit_and_a_full_page_is_not() -> None:
@@ -168,3 +176,28 @@ async def test_a_fragment_bomb_is_refused_for_its_cost() -> None:
     assert error.extensions is not None
     assert error.extensions["code"] == COST_CODE
     assert error.extensions["cost"] == 2**40
+
+
+async def test_a_document_over_a_limit_is_never_kept_and_refused_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a record of the documents the cache keeps
+    kept: list[str] = []
+    put = DocumentCache.put
+
+    def recording(self: DocumentCache, query: str, document: Any) -> None:
+        kept.append(query)
+        put(self, query, document)
+
+    monkeypatch.setattr(DocumentCache, "put", recording)
+    schema = build_schema()
+    # When the same bomb comes twice, and a valid document once
+    results = [await schema.execute(bomb(30)) for _ in range(2)]
+    assert (await schema.execute("{ __typename }")).errors is None
+    # Then the bomb was refused both times, and only the valid document was kept
+    for result in results:
+        assert result.errors is not None
+        assert [error.extensions for error in result.errors] == [
+            {"code": COST_CODE, "cost": 2**30, "limit": MAX_COST}
+        ]
+    assert kept == ["{ __typename }"]
