@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from graphql import GraphQLSchema, parse
+from graphql.validation.rules import overlapping_fields_can_be_merged
 
 from schema import limits
 from schema.documents import DocumentCache
 from schema.limits import COST_CODE, UNPAGED_LENGTH, OperationMeasure, measure_document
-from schema.root import MAX_ALIASES, MAX_COST, MAX_DEPTH, build_schema
+from schema.root import MAX_ALIASES, MAX_COST, MAX_DEPTH, OVERLAP_BUDGET, build_schema
 
 SCHEMA: GraphQLSchema = build_schema()._schema
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -201,3 +202,22 @@ async def test_a_document_over_a_limit_is_never_kept_and_refused_every_time(
             {"code": COST_CODE, "cost": 2**30, "limit": MAX_COST}
         ]
     assert kept == ["{ __typename }"]
+
+
+async def test_many_copies_of_one_field_are_refused_before_their_pairwise_comparison() -> None:
+    # graphql-core compares fields of the same response name pairwise, within a budget:
+    # ours stops 400 copies of `viewer { role }` (160,000 pairs) early.
+    copies = "{ " + "viewer { role } " * 400 + "}"
+    result = await build_schema().execute(copies)
+
+    assert result.errors is not None
+    assert [error.message for error in result.errors] == ["Validation aborted."]
+    assert overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET == OVERLAP_BUDGET
+
+
+async def test_a_hundred_copies_of_one_field_are_still_judged() -> None:
+    copies = "{ " + "viewer { role } " * 100 + "}"
+    result = await build_schema().execute(copies)
+
+    assert result.errors is not None
+    assert "Validation aborted." not in [error.message for error in result.errors]
