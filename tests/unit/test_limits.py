@@ -221,3 +221,17 @@ async def test_a_hundred_copies_of_one_field_are_still_judged() -> None:
 
     assert result.errors is not None
     assert "Validation aborted." not in [error.message for error in result.errors]
+
+
+def nested(depth: int) -> str:
+    """`delivery { event { deliveries { event ... { id } } } }`: ``depth`` levels of selection."""
+    fields = ["delivery(id: 1)"] + ["event" if n % 2 else "deliveries" for n in range(1, depth)]
+    return "{ " + " { ".join(fields) + " { id" + " }" * depth + " }"
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(MAX_DEPTH, False), (MAX_DEPTH + 1, True)])
+async def test_the_depth_limit_is_inclusive(depth: int, refused: bool) -> None:
+    assert measure(nested(depth)).depth == depth
+    errors = (await build_schema().execute(nested(depth))).errors or []
+    codes = [error.extensions.get("code") for error in errors if error.extensions]
+    assert ("QUERY_TOO_DEEP" in codes) is refused
