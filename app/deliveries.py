@@ -135,6 +135,30 @@ async def list_deliveries(
     return make_page(rows, request, delivery_from_row)
 
 
+async def deliveries_of_subscriptions(
+    services: Services,
+    viewer: Viewer,
+    subscription_ids: list[uuid.UUID],
+    request: PageRequest,
+    status: DeliveryStatus | None = None,
+) -> dict[uuid.UUID, Page[Delivery]]:
+    """The same page (size, cursor, status) of each subscription's deliveries, in one query."""
+    grouped: dict[uuid.UUID, list[Row]] = defaultdict(list)
+    rows = await services.db.fetch_all(
+        "deliveries_of_subscriptions",
+        subscription_ids=subscription_ids,
+        company_id=viewer.read_scope,
+        status=status,
+        **request.query_arguments(),
+    )
+    for row in rows:
+        grouped[row["subscription_id"]].append(row)
+    return {
+        subscription_id: make_page(grouped[subscription_id], request, delivery_from_row)
+        for subscription_id in subscription_ids
+    }
+
+
 async def deliveries_of_events(
     services: Services, event_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[Delivery]]:

@@ -57,6 +57,7 @@ class Settings:
     disable_after_failing_seconds: float = 5 * 24 * 3600.0
     max_request_bytes: int = 1024 * 1024
     body_timeout_seconds: float = 30.0
+    max_query_cost: int = 50_000
 
     @property
     def is_production(self) -> bool:
@@ -148,6 +149,9 @@ class Settings:
                 cls.body_timeout_seconds,
                 minimum=0.1,
                 maximum=3600.0,
+            ),
+            max_query_cost=reader.number(
+                "WEBHOOKS_MAX_QUERY_COST", int, cls.max_query_cost, minimum=100
             ),
         )
         settings = replace(

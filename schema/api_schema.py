@@ -43,7 +43,24 @@ class SubscriptionOverHttp(InvalidOperationTypeError):
 
 
 class ApiSchema(strawberry.Schema):
-    """``strawberry.Schema`` with the service's error handling."""
+    """``strawberry.Schema`` with the service's error handling, executing with
+    graphql-core's suggestions on or off.
+
+    Variables are checked at execution: an unknown input field or enum value of a
+    variable would otherwise still come back with a suggestion (``schema.validation``
+    hides them in validation).
+    """
+
+    def __init__(self, *args: Any, hide_suggestions: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hide_suggestions = hide_suggestions
+
+    def _get_custom_context_kwargs(
+        self, operation_extensions: dict[str, Any] | None = None, *, sync: bool = False
+    ) -> dict[str, Any]:
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        kwargs["hide_suggestions"] = self._hide_suggestions
+        return kwargs
 
     async def execute(
         self,

@@ -92,9 +92,9 @@ async def delivery_connection(info: Info, page: Page[deliveries.Delivery]) -> De
     """
     attempts = None
     if page.items and selects(info, *ATTEMPTS):
-        attempts = await deliveries.attempts_of_deliveries(
-            info.context.services,
-            info.context.require_viewer(),
-            [delivery.id for delivery in page.items],
+        # Through a loader: nested connections (each subscription's page of deliveries)
+        # share one query for all their attempts.
+        attempts = await info.context.loaders.attempts_of_page.load(
+            tuple(delivery.id for delivery in page.items)
         )
     return DeliveryConnection.from_page(page, lambda model: Delivery.from_model(model, attempts))

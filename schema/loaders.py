@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from app.companies import Company, company_from_row
-from app.deliveries import Attempt, Delivery, attempts_of_deliveries, deliveries_of_events
+from app.deliveries import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    attempts_of_deliveries,
+    deliveries_of_events,
+    deliveries_of_subscriptions,
+)
 from app.events import Event, events_by_id
+from app.pagination import Page, PageRequest
 from app.services import Services
 from app.subscriptions import Subscription, SubscriptionSummary, subscriptions_by_id
 from app.viewer import Viewer
@@ -48,6 +58,16 @@ def _loader(
     return SharedLoader(DataLoader(load_fn=load))
 
 
+@dataclass(frozen=True)
+class SubscriptionPage:
+    """A page of one subscription's deliveries, as a viewer asks for it."""
+
+    viewer: Viewer
+    subscription_id: uuid.UUID
+    request: PageRequest
+    status: DeliveryStatus | None = None
+
+
 class Loaders:
     """The loaders of one operation, or of one update of a subscription: a loader caches
     what it loaded for as long as it lives, so it must not outlive what it serves."""
@@ -65,6 +85,15 @@ class Loaders:
         self.attempts_of_delivery: SharedLoader[uuid.UUID, list[Attempt]] = _loader(
             self._attempts, list
         )
+        # Nested under a list (each delivery's subscription, say), every subscription's
+        # page would otherwise be a query of its own.
+        self.deliveries_of_subscription: SharedLoader[SubscriptionPage, Page[Delivery]] = _loader(
+            self._subscription_pages, lambda: Page([], [], False)
+        )
+        # The attempts of whole pages: the pages of nested connections share one query.
+        self.attempts_of_page: SharedLoader[
+            tuple[uuid.UUID, ...], dict[uuid.UUID, list[Attempt]]
+        ] = _loader(self._attempts_of_pages, dict)
 
     async def webhook_types(self) -> dict[str, WebhookType]:
         if self._webhook_types is None:
@@ -74,14 +103,20 @@ class Loaders:
     async def webhook_type(self, key: str) -> WebhookType:
         return (await self.webhook_types())[key]
 
+    def _found_for(self) -> Viewer:
+        # Deliveries, their attempts and subscriptions are found for a viewer only: what
+        # each may show depends on who asks.
+        if self._viewer is None:
+            raise RuntimeError("deliveries are loaded for a viewer only")
+        return self._viewer
+
     async def _events(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Event | None]:
         return dict(await events_by_id(self._services, ids))
 
     async def _subscriptions(
         self, ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, Subscription | SubscriptionSummary | None]:
-        assert self._viewer is not None  # deliveries are found for a viewer only
-        return dict(await subscriptions_by_id(self._services, self._viewer, ids))
+        return dict(await subscriptions_by_id(self._services, self._found_for(), ids))
 
     async def _companies(self, ids: list[str]) -> dict[str, Company | None]:
         rows = await self._services.db.fetch_all("get_companies", ids=ids)
@@ -91,5 +126,33 @@ class Loaders:
         return await deliveries_of_events(self._services, ids)
 
     async def _attempts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
-        assert self._viewer is not None  # deliveries are found for a viewer only
-        return await attempts_of_deliveries(self._services, self._viewer, ids)
+        return await attempts_of_deliveries(self._services, self._found_for(), ids)
+
+    async def _subscription_pages(
+        self, keys: list[SubscriptionPage]
+    ) -> dict[SubscriptionPage, Page[Delivery]]:
+        # One query for each kind of page asked for (usually one kind: the same field of
+        # the same document under every parent).
+        kinds: dict[tuple[Viewer, PageRequest, DeliveryStatus | None], list[uuid.UUID]] = (
+            defaultdict(list)
+        )
+        for key in keys:
+            kinds[(key.viewer, key.request, key.status)].append(key.subscription_id)
+        found: dict[SubscriptionPage, Page[Delivery]] = {}
+        for (viewer, request, status), ids in kinds.items():
+            pages = await deliveries_of_subscriptions(
+                self._services, viewer, list(dict.fromkeys(ids)), request, status
+            )
+            for subscription_id, page in pages.items():
+                found[SubscriptionPage(viewer, subscription_id, request, status)] = page
+        return found
+
+    async def _attempts_of_pages(
+        self, pages: list[tuple[uuid.UUID, ...]]
+    ) -> dict[tuple[uuid.UUID, ...], dict[uuid.UUID, list[Attempt]]]:
+        ids = list(dict.fromkeys(delivery_id for page in pages for delivery_id in page))
+        attempts = await attempts_of_deliveries(self._services, self._found_for(), ids)
+        return {
+            page: {delivery_id: attempts.get(delivery_id, []) for delivery_id in page}
+            for page in pages
+        }

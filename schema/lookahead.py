@@ -2,15 +2,27 @@
 
 A page of deliveries loads its deliveries' attempts with it when the document asks for
 them, so that they need no await per delivery (see ``Delivery.attempts``).
+
+The selection is read from graphql-core's nodes, each named fragment looked into once
+per path: Strawberry's ``info.selected_fields`` expands every spread again, which is
+exponential in a chain of fragments each spreading the previous one twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 
-from strawberry.types.nodes import SelectedField, Selection
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
 
 from schema.context import Info
+
+Path = tuple[str, ...]
 
 
 def selects(info: Info, *paths: Sequence[str]) -> bool:
@@ -20,17 +32,51 @@ def selects(info: Info, *paths: Sequence[str]) -> bool:
     ``@include``/``@skip`` are not evaluated: a field they leave out still counts, so a
     caller may load something unused, never miss something used.
     """
-    fields = [field for field in info.selected_fields if isinstance(field, SelectedField)]
-    return any(_reaches(field.selections, path) for field in fields for path in paths)
+    raw = info._raw_info
+    search = _Search(raw.fragments)
+    return any(
+        node.selection_set is not None and search.reaches(node.selection_set, tuple(path))
+        for node in raw.field_nodes
+        for path in paths
+    )
 
 
-def _reaches(selections: Iterable[Selection], path: Sequence[str]) -> bool:
-    if not path:
-        return True
-    for selection in selections:
-        if isinstance(selection, SelectedField):
-            if selection.name == path[0] and _reaches(selection.selections, path[1:]):
-                return True
-        elif _reaches(selection.selections, path):  # a fragment: its fields are ours
+class _Search:
+    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode]) -> None:
+        self._fragments = fragments
+        # (fragment, path) -> whether it reaches the path; False while being looked into,
+        # so that a cycle (refused by validation anyway) ends the search.
+        self._known: dict[tuple[str, Path], bool] = {}
+
+    def reaches(self, selection_set: SelectionSetNode, path: Path) -> bool:
+        if not path:
             return True
-    return False
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value != path[0]:
+                    continue
+                if len(path) == 1:
+                    return True
+                if selection.selection_set is not None and self.reaches(
+                    selection.selection_set, path[1:]
+                ):
+                    return True
+            elif isinstance(selection, InlineFragmentNode):
+                if self.reaches(selection.selection_set, path):
+                    return True
+            elif isinstance(selection, FragmentSpreadNode) and self._fragment(
+                selection.name.value, path
+            ):
+                return True
+        return False
+
+    def _fragment(self, name: str, path: Path) -> bool:
+        key = (name, path)
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        fragment = self._fragments.get(name)
+        self._known[key] = False
+        found = fragment is not None and self.reaches(fragment.selection_set, path)
+        self._known[key] = found
+        return found

@@ -12,10 +12,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import companies, deliveries, events, subscriptions, webhook_types
-from app.deliveries import DeliveryFilter
 from app.pagination import page_request
 from schema.context import Info
 from schema.errors import arguments_checked
+from schema.loaders import SubscriptionPage
 
 if TYPE_CHECKING:
     from schema.connections import DeliveryConnection
@@ -166,15 +166,17 @@ class WebhookSubscription:
 
         viewer = info.context.require_viewer()
         with arguments_checked():
-            page = await deliveries.list_deliveries(
-                info.context.services,
+            request = page_request(first, after)
+        # Batched: under a list of subscriptions (a page of deliveries, each with its
+        # subscription) all their pages come in one query.
+        page = await info.context.loaders.deliveries_of_subscription.load(
+            SubscriptionPage(
                 viewer,
-                page_request(first, after),
-                DeliveryFilter(
-                    subscription_id=str(self.model.id),
-                    status=status.value if status else None,  # type: ignore[arg-type]
-                ),
+                self.model.id,
+                request,
+                status.value if status else None,  # type: ignore[arg-type]
             )
+        )
         return await delivery_connection(info, page)
 
 

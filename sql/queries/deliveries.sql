@@ -25,6 +25,25 @@ WHERE (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
+-- deliveries_of_subscriptions --
+-- One page of deliveries of each of several subscriptions (DataLoader), newest first
+-- (keyset), confined to a company unless NULL: one index range scan per subscription.
+SELECT d.id, d.webhook_id, d.company_id, d.event_id, d.subscription_id, d.webhook_key,
+       d.subject, d.status, d.cycle, d.attempt_count, d.max_attempts, d.next_attempt_at,
+       d.last_attempt_at, d.last_response_status, d.created_at, d.completed_at
+FROM unnest(%(subscription_ids)s::uuid[]) AS s(id)
+CROSS JOIN LATERAL (
+    SELECT * FROM deliveries
+    WHERE subscription_id = s.id
+      AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
+      AND (%(status)s::text IS NULL OR status = %(status)s)
+      AND (%(after_created_at)s::timestamptz IS NULL
+           OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(limit)s
+) d
+ORDER BY d.subscription_id, d.created_at DESC, d.id DESC;
+
 -- deliveries_of_events --
 -- The deliveries of several events (DataLoader), oldest first.
 SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,

@@ -62,6 +62,11 @@ query($subscription: ID!) {{
 fragment Page on DeliveryConnection {{ nodes {{ ... on Delivery {{ id {ATTEMPTS} }} }} }}
 """
 ONE_WITH_ATTEMPTS = f"query($id: ID!) {{ delivery(id: $id) {{ id {ATTEMPTS} }} }}"
+# Each delivery's subscription with a page of that subscription's deliveries.
+NESTED_PAGES = f"""
+{{ deliveries {{ nodes {{ id subscription {{ id
+    deliveries(first: 5) {{ nodes {{ id {ATTEMPTS} }} pageInfo {{ hasNextPage }} }} }} }} }} }}
+"""
 EVENT_DELIVERIES = """
 query($id: ID!) { event(id: $id) { deliveries { id subscription { id } } } }"""
 
@@ -445,3 +450,64 @@ async def test_bad_paging_of_deliveries_is_bad_user_input(
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert message in body["errors"][0]["message"]
+
+
+async def test_nested_pages_of_subscriptions_deliveries_take_one_query_together(
+    api: GraphQLClient,
+    services: Services,
+    tenants: Tenants,
+    scenario: Scenario,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given each subscription's deliveries as it lists them on its own
+    alone = {
+        subscription: (
+            await api.data(SUBSCRIPTION_DELIVERIES, {"id": subscription}, key=tenants.key_a)
+        )["webhookSubscription"]["deliveries"]["nodes"]
+        for subscription in (scenario.orders, scenario.media_hook)
+    }
+    # ... and a record of the queries the API runs
+    names: list[str] = []
+    fetch_all = services.db.fetch_all
+
+    async def recording(query: str, **arguments: Any) -> Any:
+        names.append(query)
+        return await fetch_all(query, **arguments)
+
+    monkeypatch.setattr(services.db, "fetch_all", recording)
+
+    # When a page of deliveries asks for each one's subscription's page of deliveries
+    data = await api.data(NESTED_PAGES, key=tenants.key_a)
+
+    # Then every nested page is what the subscription lists on its own
+    nodes = data["deliveries"]["nodes"]
+    assert len(nodes) == 3
+    for node in nodes:
+        nested = node["subscription"]["deliveries"]["nodes"]
+        assert [n["id"] for n in nested] == [n["id"] for n in alone[node["subscription"]["id"]]]
+        assert all(n["attempts"] == [] for n in nested)
+    # ... and the three pages (two subscriptions) came in one query, their attempts in one
+    assert names.count("deliveries_of_subscriptions") == 1
+    assert names.count("list_deliveries") == 1  # the outer page
+    assert names.count("attempts_of_deliveries") == 1
+
+
+async def test_a_subscriptions_deliveries_page_on_with_the_end_cursor(
+    api: GraphQLClient, tenants: Tenants, scenario: Scenario
+) -> None:
+    first = await api.data(
+        SUBSCRIPTION_DELIVERIES, {"id": scenario.orders, "first": 1}, key=tenants.key_a
+    )
+    page = first["webhookSubscription"]["deliveries"]
+    assert page["pageInfo"]["hasNextPage"] is True
+
+    rest = await api.data(
+        SUBSCRIPTION_DELIVERIES,
+        {"id": scenario.orders, "after": page["pageInfo"]["endCursor"]},
+        key=tenants.key_a,
+    )
+
+    assert [node["id"] for node in page["nodes"]] == [scenario.second]
+    following = rest["webhookSubscription"]["deliveries"]
+    assert [node["id"] for node in following["nodes"]] == [scenario.first]
+    assert following["pageInfo"]["hasNextPage"] is False

@@ -18,8 +18,10 @@ from app import deliveries
 from app.server import build_app
 from app.services import Services
 from app.settings import Settings
+from schema.limits import ALIASES_CODE, COST_CODE, DEPTH_CODE
 from schema.masking import UNEXPECTED
 from schema.root import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from schema.validation import OPERATION_NAME_REQUIRED
 from tests.service import GraphQLClient, Tenants, make_settings
 
 PUBLISH = """
@@ -48,6 +50,16 @@ SUBSCRIPTIONS = "query { webhookSubscriptions { nodes { id } } }"
 INTROSPECTION = "query { __schema { queryType { name } types { name } } }"
 TYPE_INTROSPECTION = 'query { __type(name: "Query") { name fields { name } } }'
 
+# The issue's query: 100 x 100 x 100 deliveries under each of 15 aliases.
+NESTED_PAGE = """
+  deliveries(first: 100) { nodes { subscription {
+    deliveries(first: 100) { nodes { subscription {
+      deliveries(first: 100) { nodes { id } } } } } } } }
+"""
+NESTED_PAGES = "query Nested {" + " ".join(f"a{n}: {NESTED_PAGE}" for n in range(15)) + "}"
+TWO_OPERATIONS = "query A { viewer { role } } query B { b: viewer { role } }"
+MISSPELT = "query { viewer { rol } }"
+
 CREATE = """
 mutation Create($input: CreateWebhookSubscriptionInput!) {
   createWebhookSubscription(input: $input) {
@@ -72,6 +84,14 @@ def publish_with_many_tokens() -> str:
         "mutation Long($input: PublishEventInput!) {"
         f" publishEvent(input: $input) {{ event {{ id }} {padding} }} }}"
     )
+
+
+def fragment_bomb(fragments: int) -> str:
+    """F0 selects __typename; each Fn spreads F(n-1) twice: 2^n fields in a few bytes each."""
+    definitions = ["fragment F0 on Query { __typename }"] + [
+        f"fragment F{n} on Query {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, fragments + 1)
+    ]
+    return " ".join(definitions) + f" {{ ...F{fragments} }}"
 
 
 def publish_input(company_id: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +144,7 @@ async def test_a_query_deeper_than_the_limit_is_refused_unexecuted(
     assert body["data"] is None
     [error] = body["errors"]
     assert error["message"] == f"'Deep' exceeds maximum operation depth of {MAX_DEPTH}"
+    assert error["extensions"] == {"code": DEPTH_CODE, "depth": 12, "limit": MAX_DEPTH}
     assert await count_rows(services, "events") == before
 
 
@@ -145,6 +166,7 @@ async def test_too_many_aliases_are_refused_unexecuted(
     assert body["data"] is None
     [error] = body["errors"]
     assert error["message"] == f"{MAX_ALIASES + 1} aliases found. Allowed: {MAX_ALIASES}"
+    assert error["extensions"]["code"] == ALIASES_CODE
     assert await count_rows(services, "events") == before
 
 
@@ -200,6 +222,85 @@ async def test_a_batch_of_operations_is_refused_unexecuted(
     assert response.status_code == 400
     assert "Batching is not enabled" in response.text
     assert await count_rows(services, "events") == before
+
+
+async def test_a_query_over_the_cost_limit_is_refused_with_its_cost_and_the_limit(
+    api: GraphQLClient, settings: Settings, tenants: Tenants
+) -> None:
+    body = await api.post(NESTED_PAGES, key=tenants.key_a)
+
+    assert body["data"] is None
+    [error] = body["errors"]
+    cost = error["extensions"]["cost"]
+    assert cost > 15 * 100**3  # 15,000,000 deliveries, and more fields
+    assert error["extensions"] == {
+        "code": COST_CODE,
+        "cost": cost,
+        "limit": settings.max_query_cost,
+    }
+    assert error["message"].startswith(
+        f"'Nested' may resolve up to {cost} fields, over the limit of {settings.max_query_cost}"
+    )
+
+
+async def test_a_fragment_bomb_without_a_key_is_refused_for_its_cost(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    response = await http.post("/graphql", json={"query": fragment_bomb(40)})
+
+    assert response.status_code == 200
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {
+        "code": COST_CODE,
+        "cost": 2**40,
+        "limit": settings.max_query_cost,
+    }
+
+
+async def test_the_cost_limit_is_a_setting(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    strict = make_settings(database_url, tmp_path, max_query_cost=100)
+    async with client_for(strict, services) as client:
+        small = await client.post("/graphql", json={"query": VIEWER}, headers=bearer(tenants.key_a))
+        page = await client.post(
+            "/graphql", json={"query": DELIVERIES}, headers=bearer(tenants.key_a)
+        )
+
+    assert small.json() == {"data": {"viewer": {"role": "COMPANY"}}}
+    [error] = page.json()["errors"]
+    assert error["extensions"] == {"code": COST_CODE, "cost": 152, "limit": 100}
+
+
+async def test_several_operations_need_an_operation_name(
+    api: GraphQLClient, tenants: Tenants
+) -> None:
+    unnamed = await api.post(TWO_OPERATIONS, key=tenants.key_a)
+    response = await api.http.post(
+        "/graphql",
+        json={"query": TWO_OPERATIONS, "operationName": "B"},
+        headers=bearer(tenants.key_a),
+    )
+
+    assert unnamed["data"] is None
+    assert [error["message"] for error in unnamed["errors"]] == [OPERATION_NAME_REQUIRED]
+    assert response.json() == {"data": {"b": {"role": "COMPANY"}}}
+
+
+async def test_production_validation_errors_suggest_no_field_names(
+    production: Settings, http: httpx.AsyncClient, services: Services, tenants: Tenants
+) -> None:
+    development = await http.post(
+        "/graphql", json={"query": MISSPELT}, headers=bearer(tenants.key_a)
+    )
+    async with client_for(production, services) as client:
+        response = await client.post(
+            "/graphql", json={"query": MISSPELT}, headers=bearer(tenants.key_a)
+        )
+
+    assert "Did you mean 'role'?" in development.json()["errors"][0]["message"]
+    [error] = response.json()["errors"]
+    assert error["message"] == "Cannot query field 'rol' on type 'Viewer'."
 
 
 # -- sizes ---------------------------------------------------------------------------

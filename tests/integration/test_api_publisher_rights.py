@@ -55,10 +55,10 @@ STATUS_FIELDS = """
 PUBLISHER_VIEW = f"""
 query($delivery: ID!, $event: ID!) {{
   viewer {{ role company {{ id }} }}
-  events {{ nodes {{ id subject payload idempotencyKey company {{ id name }}
+  events(first: 10) {{ nodes {{ id subject payload idempotencyKey company {{ id name }}
                    deliveries {{ {STATUS_FIELDS} }} }} }}
   event(id: $event) {{ id deliveries {{ {STATUS_FIELDS} }} }}
-  deliveries {{ nodes {{ {STATUS_FIELDS} event {{ id }} }} }}
+  deliveries(first: 10) {{ nodes {{ {STATUS_FIELDS} event {{ id }} }} }}
   delivery(id: $delivery) {{ {STATUS_FIELDS} }}
 }}"""
 # What a receiver answered and where an attempt went, by each way of reaching attempts

@@ -132,24 +132,25 @@ DELIVERY_FIELDS = f"""
   attempts {{ {ATTEMPT_FIELDS} }}
 """
 
-# Every readable field of everything the company can list.
+# Every readable field of everything the company can list (pages of 10: the run makes
+# fewer rows, and larger pages of everything nested would be over the query cost limit).
 COMPANY_LISTINGS = f"""
 query {{
   viewer {{ role company {{ id name }} }}
-  webhookSubscriptions {{
+  webhookSubscriptions(first: 10) {{
     nodes {{
       {SUBSCRIPTION_FIELDS}
-      deliveries {{ nodes {{ {DELIVERY_FIELDS} }} }}
+      deliveries(first: 10) {{ nodes {{ {DELIVERY_FIELDS} }} }}
     }}
   }}
-  events {{
+  events(first: 10) {{
     nodes {{
       id subject payload idempotencyKey isTest createdAt
       company {{ id name }} webhook {{ key }}
       deliveries {{ {DELIVERY_FIELDS} subscription {{ {SUBSCRIPTION_FIELDS} }} }}
     }}
   }}
-  deliveries {{
+  deliveries(first: 10) {{
     nodes {{
       {DELIVERY_FIELDS}
       event {{ id payload }}
@@ -167,8 +168,10 @@ query One($id: ID!) {{ webhookSubscription(id: $id) {{ {SUBSCRIPTION_FIELDS} }} 
 PUBLISHER_LISTINGS = f"""
 query {{
   viewer {{ role }}
-  events {{ nodes {{ id payload company {{ id }} deliveries {{ {DELIVERY_FIELDS} }} }} }}
-  deliveries {{ nodes {{ {DELIVERY_FIELDS} subscription {{ id isActive createdAt updatedAt }} }} }}
+  events(first: 10) {{ nodes {{ id payload company {{ id }} deliveries {{ {DELIVERY_FIELDS} }} }} }}
+  deliveries(first: 10) {{
+    nodes {{ {DELIVERY_FIELDS} subscription {{ id isActive createdAt updatedAt }} }}
+  }}
 }}
 """
 # ...and what it is refused (its errors must not quote anything either).

@@ -56,6 +56,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS": ("3600", "disable_after_failing_seconds", 3600.0),
     "WEBHOOKS_MAX_REQUEST_BYTES": ("65536", "max_request_bytes", 65536),
     "WEBHOOKS_BODY_TIMEOUT_SECONDS": ("12.5", "body_timeout_seconds", 12.5),
+    "WEBHOOKS_MAX_QUERY_COST": ("5000", "max_query_cost", 5000),
 }
 
 
@@ -155,6 +156,7 @@ def test_webhooks_database_url_wins_over_database_url() -> None:
         ("WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS", "-1", "at least 0"),
         ("WEBHOOKS_MAX_REQUEST_BYTES", "1000", "at least 4096"),
         ("WEBHOOKS_BODY_TIMEOUT_SECONDS", "0", "at least 0.1"),
+        ("WEBHOOKS_MAX_QUERY_COST", "10", "at least 100"),
     ],
 )
 def test_a_bad_value_names_the_variable(variable: str, value: str, expected: str) -> None:
