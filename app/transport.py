@@ -32,7 +32,9 @@ The client is httpx over aiohttp's connection pool (the ``httpx-aiohttp`` transp
 httpcore's pool cost grows with the connections in flight (encode/httpx#3215) and made
 the HTTP client most of a delivery's cost; see README, "Performance". Cookies are never
 kept: one company's receiver must not plant a cookie that another company's delivery
-to the same host carries back.
+to the same host carries back. A response that may have no body (204, 304) but carries
+one anyway is taken as its status says, and its connection is dropped instead of pooled
+(``app/http_connection.py``): its stray bytes never reach the next response.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from httpx_aiohttp import AiohttpTransport
 
+from app.http_connection import StrictConnector
 from app.target_policy import (
     IPAddress,
     Network,
@@ -155,7 +158,7 @@ class Transport:
 
         def session() -> aiohttp.ClientSession:
             # Made on the first request, inside the event loop that will use it.
-            connector = aiohttp.TCPConnector(
+            connector = StrictConnector(
                 limit=max_connections,
                 ssl=context,
                 resolver=_PinnedResolver(),
