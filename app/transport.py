@@ -71,6 +71,7 @@ from app.target_policy import (
 logger = logging.getLogger(__name__)
 
 BODY_EXCERPT_BYTES = 4096
+REPLACEMENT = "\ufffd"  # what the excerpt shows for a byte it cannot show
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class AttemptOutcome:
     """What one attempt came to.
 
     ``status`` is None when no response arrived; ``body_excerpt`` holds at most the
-    first 4 KiB of the response body (decoded as UTF-8, invalid bytes replaced), or
+    first 4 KiB of the response body (decoded as UTF-8, invalid bytes and NULs shown as
+    U+FFFD; see :func:`storable_text`), or
     None when no response arrived. ``error`` is None exactly when ``succeeded``.
     """
 
@@ -275,7 +277,17 @@ class _Response:
         if self.status is None:
             return None
         raw = bytes(self.prefix[:BODY_EXCERPT_BYTES])
-        return _inflate(raw, self.content_encoding).decode("utf-8", errors="replace")
+        return storable_text(_inflate(raw, self.content_encoding))
+
+
+def storable_text(raw: bytes) -> str:
+    """Any bytes as text PostgreSQL can store and GraphQL can show: UTF-8 decoded, and
+    each invalid byte and each NUL (U+0000, which ``text`` cannot hold) shown as U+FFFD.
+
+    UTF-16 bodies (``o\\0k\\0``), binary bodies and inflated zeros are full of NULs; one
+    that reached the database made recording the attempt fail.
+    """
+    return raw.decode("utf-8", errors="replace").replace("\x00", REPLACEMENT)
 
 
 async def _read_prefix(response: httpx.Response, into: _Response) -> None:
