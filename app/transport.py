@@ -10,6 +10,9 @@ failure email show them as they are):
   took longer than the configured timeout
 - ``connection refused``, ``connection reset``,
   ``connection closed before a full response``
+- any of these followed by `` (status <status>)``, the timeout as ``timed out after <n> s
+  reading the response body (status <status>)``: the status line arrived but the body
+  did not; the outcome's ``status`` is then None (no complete response arrived)
 - ``TLS error: <reason>``
 - ``DNS lookup failed for <host>``
 - ``blocked: <host> resolves to <kind of address> (<address>)`` or
@@ -78,10 +81,10 @@ REPLACEMENT = "\ufffd"  # what the excerpt shows for a byte it cannot show
 class AttemptOutcome:
     """What one attempt came to.
 
-    ``status`` is None when no response arrived; ``body_excerpt`` holds at most the
-    first 4 KiB of the response body (decoded as UTF-8, invalid bytes and NULs shown as
-    U+FFFD; see :func:`storable_text`), or
-    None when no response arrived. ``error`` is None exactly when ``succeeded``.
+    ``status`` is None when no complete response arrived; ``body_excerpt`` holds at most
+    the first 4 KiB of the response body (decoded as UTF-8, invalid bytes and NULs shown
+    as U+FFFD; see :func:`storable_text`), or None when no complete response arrived.
+    ``error`` is None exactly when ``succeeded``.
     """
 
     succeeded: bool
@@ -217,10 +220,16 @@ class Transport:
             # The contract is an outcome, not an exception; the log keeps the details.
             logger.exception("unexpected error while sending a delivery attempt")
             error = f"unexpected error ({type(exc).__name__})"
+        status, excerpt = response.status, response.excerpt()
+        if error is not None and status is not None and not response.complete:
+            # The status line arrived, the response did not: no status is recorded, so
+            # that a FAILED delivery never shows "last status 200".
+            error = _mid_body(error, status)
+            status = excerpt = None
         return AttemptOutcome(
             succeeded=error is None,
-            status=response.status,
-            body_excerpt=response.excerpt(),
+            status=status,
+            body_excerpt=excerpt,
             error=error,
             duration_ms=round((time.monotonic() - started) * 1000),
             started_at=started_at,
@@ -252,6 +261,7 @@ class Transport:
                 response.status = streamed.status_code
                 response.content_encoding = streamed.headers.get("content-encoding", "")
                 await _read_prefix(streamed, response)
+                response.complete = True
             finally:
                 await streamed.aclose()
         finally:
@@ -272,6 +282,7 @@ class _Response:
         self.status: int | None = None
         self.content_encoding = ""
         self.prefix = bytearray()
+        self.complete = False  # the body (its first 4 KiB) arrived too
 
     def excerpt(self) -> str | None:
         if self.status is None:
@@ -319,6 +330,13 @@ def _inflate(raw: bytes, content_encoding: str) -> bytes:
         return zlib.decompressobj(wbits).decompress(raw, BODY_EXCERPT_BYTES)
     except zlib.error:
         return f"[undecodable {encoding} body]".encode()
+
+
+def _mid_body(error: str, status: int) -> str:
+    """The failure of a response that stopped after its status line."""
+    if error.startswith("timed out"):
+        return f"{error} reading the response body (status {status})"
+    return f"{error} (status {status})"
 
 
 def _describe_failure(exc: BaseException, timeout_seconds: float) -> str:

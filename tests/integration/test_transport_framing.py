@@ -1,9 +1,11 @@
-"""The transport against receivers that get HTTP framing wrong, byte for byte.
+"""The transport against receivers that get HTTP framing wrong, byte for byte, or stop
+in the middle of a response.
 
 A response that may not have a body (204, 304) but carries one anyway is a success if
 its status says so, and its stray bytes never reach the next response: the connection
 is dropped, as curl and requests do, so the next delivery to that host (possibly
-another company's) is answered on a clean connection.
+another company's) is answered on a clean connection. A response that stops after its
+status line records no status: a FAILED delivery never shows "last status 200".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from app.transport import Transport
 from tests.raw_receiver import OK_200, RawConnection, RawReceiver, RawRequest
 
+LOOPBACK = [ip_network("127.0.0.0/8")]
 BODY = b'{"id": "evt_1", "webhook": "ORDER_STATUS", "data": {}}'
 HEADERS = {"content-type": "application/json", "webhook-id": "msg_1"}
 
@@ -38,7 +41,7 @@ def head(status: int, framing: bytes) -> bytes:
 
 @pytest.fixture
 async def transport() -> AsyncIterator[Transport]:
-    async with Transport(timeout_seconds=5, allowed_networks=[ip_network("127.0.0.0/8")]) as sender:
+    async with Transport(timeout_seconds=5, allowed_networks=LOOPBACK) as sender:
         yield sender
 
 
@@ -107,3 +110,23 @@ async def test_a_bodyless_answer_without_framing_keeps_its_connection(
     # Then both succeed over one kept-alive connection (the common case stays cheap)
     assert [(outcome.succeeded, outcome.status) for outcome in outcomes] == [(True, 204)] * 2
     assert [request.connection for request in requests] == [0, 0]
+
+
+async def test_a_response_that_stalls_mid_body_records_no_status() -> None:
+    # Given a receiver that sends "200 OK" and part of the body, then nothing more
+    def stall(connection: RawConnection, request: RawRequest) -> None:
+        connection.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+        connection.next_request(timeout=3)  # says nothing until the client gives up
+
+    with RawReceiver({"/a": stall}) as receiver:
+        async with Transport(timeout_seconds=0.5, allowed_networks=LOOPBACK) as transport:
+            # When a delivery goes to it
+            outcome = await transport.send(receiver.url_for("/a"), BODY, HEADERS)
+
+    # Then the attempt failed with no status: the error says what did arrive
+    assert (outcome.succeeded, outcome.status, outcome.body_excerpt, outcome.error) == (
+        False,
+        None,
+        None,
+        "timed out after 0.5 s reading the response body (status 200)",
+    )

@@ -132,3 +132,32 @@ async def test_a_204_with_a_body_succeeds_and_the_next_company_s_delivery_too(
 async def _status_is(service: Service, delivery_id: str, *statuses: str) -> bool:
     rows = await service.sql("SELECT status FROM deliveries WHERE id = %(id)s", id=delivery_id)
     return bool(rows) and rows[0]["status"] in statuses
+
+
+async def test_an_attempt_that_stalls_mid_body_shows_no_status(
+    open_service: OpenService,
+) -> None:
+    # Given a receiver that answers "200 OK" and part of its body, then stalls
+    def stall(connection: RawConnection, request: RawRequest) -> None:
+        connection.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+        connection.next_request(timeout=3)
+
+    service = await open_service(request_timeout_seconds=0.5)
+    with RawReceiver({"/a": stall}) as receiver:
+        await service.subscribe(receiver.url_for("/a"))
+
+        # When an event is delivered to it
+        delivery_id = await service.publish()
+
+        # Then the attempt failed without a status, and the delivery's last status is none
+        delivery = await service.wait_for_status(delivery_id, "RETRYING")
+    [attempt] = delivery["attempts"]
+    assert (attempt["responseStatus"], attempt["responseBody"], attempt["error"]) == (
+        None,
+        None,
+        "timed out after 0.5 s reading the response body (status 200)",
+    )
+    rows = await service.sql(
+        "SELECT last_response_status FROM deliveries WHERE id = %(id)s", id=delivery_id
+    )
+    assert rows == [{"last_response_status": None}]
