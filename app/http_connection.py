@@ -31,7 +31,6 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.http import RawResponseMessage
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 
-_HEAD_ENDS = (b"\n\r\n", b"\n\n")  # the empty line after the headers (CRLF or bare LF)
 _LOOK_BACK = 2  # bytes of the previous read that may begin an empty line
 
 
@@ -83,9 +82,14 @@ class StrictResponseHandler(ResponseHandler):
 
     def _head_end(self, data: bytes) -> int | None:
         """Where, in ``data``, the first empty line after a header line ends."""
-        window = self._seen + data
-        ends = [index + len(marker) for marker in _HEAD_ENDS if (index := window.find(marker)) >= 0]
-        return min(ends) - len(self._seen) if ends else None
+        seen = self._seen
+        window = seen + data if seen else data
+        crlf, lf = window.find(b"\n\r\n"), window.find(b"\n\n")
+        if crlf < 0 and lf < 0:
+            return None
+        if lf < 0 or 0 <= crlf < lf:
+            return crlf + 3 - len(seen)
+        return lf + 2 - len(seen)
 
     def _drop_stray(self) -> None:
         self._should_close = True

@@ -10,6 +10,7 @@ status line records no status: a FAILED delivery never shows "last status 200".
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from ipaddress import ip_network
 
@@ -130,3 +131,24 @@ async def test_a_response_that_stalls_mid_body_records_no_status() -> None:
         None,
         "timed out after 0.5 s reading the response body (status 200)",
     )
+
+
+async def test_a_head_whose_empty_line_is_split_across_reads_is_still_found(
+    transport: Transport,
+) -> None:
+    # Given a receiver whose sloppy 204 arrives in two pieces, split inside the empty
+    # line that ends its head, the body glued to the second piece
+    def split_204(connection: RawConnection, request: RawRequest) -> None:
+        whole = head(204, b"Content-Length: 2\r\n")
+        connection.send(whole[:-1])
+        time.sleep(0.05)
+        connection.send(whole[-1:] + b"ok")
+
+    with RawReceiver({"/a": split_204}) as receiver:
+        # When a delivery goes to it, and another one after it
+        first = await transport.send(receiver.url_for("/a"), BODY, HEADERS)
+        second = await transport.send(receiver.url_for("/b"), BODY, HEADERS)
+
+    # Then both succeed
+    assert (first.succeeded, first.status) == (True, 204)
+    assert (second.succeeded, second.status) == (True, 200)
