@@ -200,6 +200,7 @@ async def _record_sent(
             "could not record attempt %s; recording it without the response", attempt, extra=log
         )
         failure = type(exc).__name__
+        metrics.RECORD_FAILURES.labels("without_response").inc()
     bare = replace(
         outcome,
         body_excerpt=UNRECORDED_BODY.format(error=failure),
@@ -216,6 +217,7 @@ async def _record_sent(
             attempt,
             extra=log,
         )
+        metrics.RECORD_FAILURES.labels("nothing").inc()
         return "unrecorded"
 
 
@@ -236,6 +238,7 @@ async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Re
     result = await record_outcome(
         services, row, row["cycle"], row["attempt_count"] + 1, outcome, final=True
     )
+    metrics.RECORD_FAILURES.labels("gave_up").inc()
     logger.error(
         "gave up on delivery %s: %s",
         delivery_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from app.metrics import REGISTRY
 from app.worker import GIVE_UP_REASON, MAX_REQUEUES
 from tests.delivery import (
     OpenService,
@@ -32,6 +33,11 @@ CREATE TRIGGER refuse_attempt BEFORE INSERT ON delivery_attempts
 OVERDUE = "UPDATE deliveries SET next_attempt_at = now() - interval '1 hour' WHERE id = %(id)s"
 
 
+def record_failures(fallback: str) -> float:
+    name = "webhooks_attempt_record_failures_total"
+    return REGISTRY.get_sample_value(name, {"fallback": fallback}) or 0.0
+
+
 async def refuse_attempts(service: Service, condition: str) -> None:
     await service.sql(REFUSE)
     await service.sql(REFUSE_WHEN.format(condition=condition))
@@ -43,6 +49,7 @@ async def test_a_response_that_cannot_be_recorded_is_recorded_without_it(
     # Given a database that cannot store this receiver's response excerpt
     service = await open_service()
     await refuse_attempts(service, "strpos(NEW.response_body, 'unstorable') > 0")
+    counted = record_failures("without_response")
     with Receiver(default=respond(200, "unstorable")) as receiver:
         await service.subscribe(receiver.url_for("/hook"))
 
@@ -57,8 +64,9 @@ async def test_a_response_that_cannot_be_recorded_is_recorded_without_it(
     [attempt] = delivery["attempts"]
     assert (attempt["responseStatus"], attempt["succeeded"], attempt["error"]) == (200, True, None)
     assert attempt["responseBody"] == "[the response could not be recorded (InvalidParameterValue)]"
-    # and it was sent once
+    # and it was sent once, and counted
     assert len(requests) == 1
+    assert record_failures("without_response") == counted + 1
 
 
 async def test_an_attempt_that_cannot_be_recorded_at_all_is_sent_a_bounded_number_of_times(
@@ -68,6 +76,7 @@ async def test_an_attempt_that_cannot_be_recorded_at_all_is_sent_a_bounded_numbe
     with SmtpTestServer() as smtp, Receiver(default=respond(200)) as receiver:
         service = await open_service(smtp_url=smtp.url)
         await refuse_attempts(service, "NEW.response_status IS NOT NULL")
+        gave_up = record_failures("gave_up")
         await service.subscribe(receiver.url_for("/hook"))
 
         # When an event is published, and its attempt stays unrecorded each time the
@@ -98,3 +107,4 @@ async def test_an_attempt_that_cannot_be_recorded_at_all_is_sent_a_bounded_numbe
     assert "ord_stuck" in body.get_content()
     # and the receiver got the attempt once, plus once per re-queue, never more
     assert len(requests) == 1 + MAX_REQUEUES
+    assert record_failures("gave_up") == gave_up + 1
