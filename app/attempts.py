@@ -227,6 +227,9 @@ async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Re
     row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
     if row is None or row["status"] not in ("PENDING", "RETRYING"):
         return "skipped"
+    if not row["is_active"] or row["deleted_at"] is not None:
+        await services.db.execute("cancel_delivery", id=delivery_id)
+        return "cancelled"
     outcome = AttemptOutcome(
         succeeded=False,
         status=None,
@@ -238,13 +241,14 @@ async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Re
     result = await record_outcome(
         services, row, row["cycle"], row["attempt_count"] + 1, outcome, final=True
     )
-    metrics.RECORD_FAILURES.labels("gave_up").inc()
-    logger.error(
-        "gave up on delivery %s: %s",
-        delivery_id,
-        reason,
-        extra={"delivery_id": str(delivery_id), "company_id": row["company_id"]},
-    )
+    if result == "failed":
+        metrics.RECORD_FAILURES.labels("gave_up").inc()
+        logger.error(
+            "gave up on delivery %s: %s",
+            delivery_id,
+            reason,
+            extra={"delivery_id": str(delivery_id), "company_id": row["company_id"]},
+        )
     return result
 
 

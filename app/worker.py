@@ -161,11 +161,10 @@ async def recover(services: Services) -> dict[str, int]:
     grace = max(ORPHAN_GRACE_SECONDS, services.settings.stalled_after_seconds * 2)
     async with services.db.transaction() as tx:
         orphans = await tx.fetch_all("orphaned_deliveries", grace_seconds=grace, limit=500)
+        requeue = [row for row in orphans if row["requeues"] <= MAX_REQUEUES]
         hopeless = [row for row in orphans if row["requeues"] > MAX_REQUEUES]
         await defer_attempts(
-            services,
-            tx,
-            [(row["id"], row["cycle"], row["attempt"]) for row in orphans if row not in hopeless],
+            services, tx, [(row["id"], row["cycle"], row["attempt"]) for row in requeue]
         )
     for row in hopeless:
         # Each in its own transaction: one that cannot be ended must not hold up the rest.
@@ -182,9 +181,17 @@ async def recover(services: Services) -> dict[str, int]:
         await schedule_notice_job(services, None, row["subscription_id"], delay_seconds=0)
     if orphans or unsent:
         logger.warning(
-            "re-queued %d lost deliveries, %d lost email jobs", len(orphans), len(unsent)
+            "re-queued %d lost deliveries (gave up on %d), %d lost email jobs",
+            len(requeue),
+            len(hopeless),
+            len(unsent),
         )
-    return {"stalled": len(stalled), "orphans": len(orphans), "notices": len(unsent)}
+    return {
+        "stalled": len(stalled),
+        "orphans": len(orphans),
+        "given_up": len(hopeless),
+        "notices": len(unsent),
+    }
 
 
 @asynccontextmanager
