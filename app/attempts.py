@@ -5,6 +5,12 @@ finished, cancelled, in another cycle or already past this attempt is left alone
 the attempt row's primary key makes a replayed job unable to record anything twice.
 The outcome is recorded in ONE transaction together with the delivery's new state and
 the next job (the next attempt, or the failure email), so queue and rows never disagree.
+
+An attempt that was sent but cannot be recorded must not be sent again and again: when
+recording fails for any reason but an unavailable database, the attempt is recorded
+without the response; when even that fails, the job ends without retrying and the
+maintenance loop's bounded re-queueing (``app/worker.py``) takes over, ending in
+:func:`give_up` (the delivery FAILED, its notification email sent).
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import psycopg
 from procrastinate.jobs import DEFAULT_PRIORITY
 
 from app import metrics
@@ -29,7 +36,7 @@ from app.notices import queue_failure_report
 from app.services import Services
 from app.signing import webhook_headers
 from app.subscriptions import param_context, secret_context
-from app.transport import AttemptOutcome, Transport
+from app.transport import AttemptOutcome, Transport, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +54,19 @@ Result = Literal[
     "already-recorded",
     "missing",
     "postponed",
+    "unrecorded",
 ]
+
+# The database is away (connection lost, pool exhausted, server shutting down, too many
+# connections...): a job retried later may record the attempt, at the cost of sending it
+# again (at-least-once). Anything else that makes recording fail would fail again.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    OSError,
+)
+
+UNRECORDED_BODY = "[the response could not be recorded ({error})]"
 
 # Postponed attempts yield to every other due attempt: they are over their subscription's
 # share already, and fresh work for other subscriptions must not queue behind them.
@@ -143,7 +162,9 @@ async def make_attempt(
     finally:
         if in_flight is not None:
             in_flight.release(subscription_id)
-    result = await record_outcome(services, row, cycle, attempt, outcome, target.masked_url)
+    result = await _record_sent(services, row, cycle, attempt, outcome, target.masked_url)
+    if result == "unrecorded":
+        return result
     if result != "already-recorded":
         final = {"succeeded": "succeeded", "failed": "failed"}.get(result)
         metrics.record_attempt(outcome.status, outcome.duration_ms, final)
@@ -155,6 +176,79 @@ async def make_attempt(
         outcome.error or outcome.status,
         extra=log,
     )
+    return result
+
+
+async def _record_sent(
+    services: Services,
+    row: Row,
+    cycle: int,
+    attempt: int,
+    outcome: AttemptOutcome,
+    masked_target: str,
+) -> Result:
+    """Record an attempt that was sent; if its outcome cannot be recorded, record it
+    without the response; if that fails too, say so instead of raising (a retried job
+    would send it again)."""
+    log = {"delivery_id": str(row["id"]), "attempt": attempt, "company_id": row["company_id"]}
+    try:
+        return await record_outcome(services, row, cycle, attempt, outcome, masked_target)
+    except DATABASE_UNAVAILABLE:
+        raise
+    except Exception as exc:
+        logger.exception(
+            "could not record attempt %s; recording it without the response", attempt, extra=log
+        )
+        failure = type(exc).__name__
+        metrics.RECORD_FAILURES.labels("without_response").inc()
+    bare = replace(
+        outcome,
+        body_excerpt=UNRECORDED_BODY.format(error=failure),
+        error=None if outcome.error is None else storable_text(outcome.error.encode()),
+    )
+    try:
+        return await record_outcome(services, row, cycle, attempt, bare, masked_target)
+    except DATABASE_UNAVAILABLE:
+        raise
+    except Exception:
+        logger.exception(
+            "could not record attempt %s at all; the maintenance loop will re-queue it a "
+            "bounded number of times, then give up on it",
+            attempt,
+            extra=log,
+        )
+        metrics.RECORD_FAILURES.labels("nothing").inc()
+        return "unrecorded"
+
+
+async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Result:
+    """End an open delivery as FAILED with one last attempt that says why (no response,
+    ``reason`` as its error), and queue its failure email."""
+    row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
+    if row is None or row["status"] not in ("PENDING", "RETRYING"):
+        return "skipped"
+    if not row["is_active"] or row["deleted_at"] is not None:
+        await services.db.execute("cancel_delivery", id=delivery_id)
+        return "cancelled"
+    outcome = AttemptOutcome(
+        succeeded=False,
+        status=None,
+        body_excerpt=None,
+        error=reason,
+        duration_ms=0,
+        started_at=datetime.now(UTC),
+    )
+    result = await record_outcome(
+        services, row, row["cycle"], row["attempt_count"] + 1, outcome, final=True
+    )
+    if result == "failed":
+        metrics.RECORD_FAILURES.labels("gave_up").inc()
+        logger.error(
+            "gave up on delivery %s: %s",
+            delivery_id,
+            reason,
+            extra={"delivery_id": str(delivery_id), "company_id": row["company_id"]},
+        )
     return result
 
 
@@ -194,15 +288,18 @@ async def record_outcome(
     attempt: int,
     outcome: AttemptOutcome,
     masked_target: str | None = None,
+    *,
+    final: bool = False,
 ) -> Result:
     """Record the attempt, advance the delivery and queue what follows, atomically.
 
     ``masked_target`` is the URL the attempt went to, API key parameter values masked.
+    ``final`` makes a failed attempt the last one, whatever its number.
     """
     settings = services.settings
     finished_at = datetime.now(UTC)
     gone = outcome.status == 410
-    last = attempt >= row["max_attempts"] or gone
+    last = attempt >= row["max_attempts"] or gone or final
     status: str
     next_attempt_at: datetime | None = None
     if outcome.succeeded:

@@ -26,6 +26,10 @@ from app.validation import MAX_IDEMPOTENCY_KEY, MAX_SUBJECT, check_payload, chec
 from app.viewer import Viewer
 from app.webhook_types import webhook_types_by_key
 
+# The subject and order id of every test event: obviously not an order (the samples'
+# "ord_12345" is also the README's example of a real one).
+TEST_ORDER_ID = "ord_test_event"
+
 
 @dataclass(frozen=True)
 class Event:
@@ -76,18 +80,26 @@ def delivery_body(
     subject: str | None,
     created_at: datetime,
     payload_json: bytes,
+    *,
+    is_test: bool = False,
 ) -> bytes:
-    """The bytes every attempt of every delivery of this event POSTs."""
+    """The bytes every attempt of every delivery of this event POSTs.
+
+    A test event's body also says ``"test": true`` (signed with the rest, unlike a
+    header would be); other events' bodies have no ``test`` field.
+    """
+    fields: dict[str, Any] = {
+        "id": str(event_id),
+        "webhook": webhook_key,
+        "companyId": company_id,
+        "subject": subject,
+        "createdAt": created_at.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{created_at.microsecond // 1000:03d}Z",
+    }
+    if is_test:
+        fields["test"] = True
     envelope = json.dumps(
-        {
-            "id": str(event_id),
-            "webhook": webhook_key,
-            "companyId": company_id,
-            "subject": subject,
-            "createdAt": created_at.strftime("%Y-%m-%dT%H:%M:%S.")
-            + f"{created_at.microsecond // 1000:03d}Z",
-            "data": None,
-        },
+        {**fields, "data": None},
         separators=(",", ":"),
         ensure_ascii=False,
     ).encode()
@@ -148,7 +160,13 @@ async def publish_event(
             raise InvalidInput(errors)
         assert payload_json is not None
         body = delivery_body(
-            event_id, new.webhook_key, new.company_id, new.subject, created_at, payload_json
+            event_id,
+            new.webhook_key,
+            new.company_id,
+            new.subject,
+            created_at,
+            payload_json,
+            is_test=is_test,
         )
         row = await tx.fetch_one(
             "insert_event",
@@ -308,7 +326,9 @@ async def events_by_id(services: Services, ids: list[uuid.UUID]) -> dict[uuid.UU
 async def send_test_event(services: Services, company_id: str, subscription_id: str) -> Event:
     """Deliver the webhook's sample payload to one subscription, through the normal path.
 
-    The event is marked ``isTest`` so receivers and front-ends can tell it apart.
+    The event is marked ``isTest``, its body says ``"test": true``, and its subject and
+    the payload's ``orderId`` are :data:`TEST_ORDER_ID`, never a real-looking order, so
+    receivers and front-ends can tell it apart.
     """
     subscription = await require_active_subscription(
         services, company_id, subscription_id, to="send a test event"
@@ -319,9 +339,14 @@ async def send_test_event(services: Services, company_id: str, subscription_id: 
         NewEvent(
             company_id=company_id,
             webhook_key=webhook.key,
-            payload=webhook.sample_payload,
-            subject="test",
+            payload=sample_for_test_event(webhook.sample_payload),
+            subject=TEST_ORDER_ID,
         ),
         is_test=True,
         only_subscription=subscription["id"],
     )
+
+
+def sample_for_test_event(sample: dict[str, Any]) -> dict[str, Any]:
+    """A webhook's sample payload as a test event carries it: no real-looking order id."""
+    return {**sample, "orderId": TEST_ORDER_ID} if "orderId" in sample else dict(sample)

@@ -38,6 +38,13 @@ ATTEMPT_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
     registry=REGISTRY,
 )
+RECORD_FAILURES = Counter(
+    "webhooks_attempt_record_failures_total",
+    "Sent attempts whose outcome could not be recorded, by what was recorded instead "
+    "(without_response, nothing) or given up (gave_up); each one is logged at ERROR.",
+    ["fallback"],
+    registry=REGISTRY,
+)
 EMAILS = Counter(
     "webhooks_failure_emails_total",
     "Failure emails, by result (sent, failed; postponed: no free email slot; held: address limit).",

@@ -24,7 +24,13 @@ from app.pagination import Page, PageRequest, make_page
 from app.services import Services
 from app.signing import generate_secret
 from app.target_policy import TargetError, parse_callback_url, resolve_target
-from app.validation import MAX_DESCRIPTION, check_api_key_params, check_email, check_text
+from app.validation import (
+    MAX_DESCRIPTION,
+    check_api_key_params,
+    check_email,
+    check_text,
+    check_visible,
+)
 from app.viewer import Viewer
 from app.webhook_types import webhook_types_by_key
 
@@ -148,6 +154,8 @@ async def check_callback_url(
     """
     if not url.strip():
         return [UserError(field, "A callback URL is required.", "REQUIRED")]
+    if hidden := check_visible(field, url, "callback URL"):
+        return hidden
     try:
         target = parse_callback_url(url, require_https=services.settings.is_production)
     except TargetError as error:

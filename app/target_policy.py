@@ -198,7 +198,9 @@ def forbidden_reason(ip: IPAddress, allowed_networks: Sequence[Network]) -> str 
 
     The reason is a noun phrase such as ``"a loopback address"`` or ``"a private
     address (10.0.0.5) embedded in a NAT64 address"``, made to follow "is" or
-    "resolves to". Addresses inside ``allowed_networks`` are always allowed.
+    "resolves to". Addresses inside ``allowed_networks`` are always allowed, and so is
+    the IPv4-mapped form of an allowed IPv4 address; its NAT64, 6to4 and Teredo forms
+    are not (they are judged by the embedded address alone).
     """
     if any(ip in network for network in allowed_networks):
         return None
@@ -398,9 +400,14 @@ def _ipv4_reason(ip: IPv4Address) -> str | None:
 def _ipv6_reason(ip: IPv6Address, allowed_networks: Sequence[Network]) -> str | None:
     embedded = _embedded_ipv4(ip)
     if embedded:
-        # These forms reach the IPv4 host they carry: judge them by it.
+        # These forms reach the IPv4 host they carry: judge them by it. An IPv4-mapped
+        # address is that host's own socket address, so an allowed network opens it too;
+        # NAT64, 6to4 and Teredo go through a translator or relay to reach it, and an
+        # IPv4 allow-list opens none of them (an allowed IPv6 network holding the
+        # address itself does, above).
+        mapped = ip in _IPV4_MAPPED
         for address, form in embedded:
-            reason = forbidden_reason(address, allowed_networks)
+            reason = forbidden_reason(address, allowed_networks if mapped else ())
             if reason is not None:
                 return f"{reason} ({address}) embedded in {form}"
         if ip in _IPV4_COMPATIBLE:

@@ -10,6 +10,9 @@ failure email show them as they are):
   took longer than the configured timeout
 - ``connection refused``, ``connection reset``,
   ``connection closed before a full response``
+- any of these followed by `` (status <status>)``, the timeout as ``timed out after <n> s
+  reading the response body (status <status>)``: the status line arrived but the body
+  did not; the outcome's ``status`` is then None (no complete response arrived)
 - ``TLS error: <reason>``
 - ``DNS lookup failed for <host>``
 - ``blocked: <host> resolves to <kind of address> (<address>)`` or
@@ -32,7 +35,9 @@ The client is httpx over aiohttp's connection pool (the ``httpx-aiohttp`` transp
 httpcore's pool cost grows with the connections in flight (encode/httpx#3215) and made
 the HTTP client most of a delivery's cost; see README, "Performance". Cookies are never
 kept: one company's receiver must not plant a cookie that another company's delivery
-to the same host carries back.
+to the same host carries back. A response that may have no body (204, 304) but carries
+one anyway is taken as its status says, and its connection is dropped instead of pooled
+(``app/http_connection.py``): its stray bytes never reach the next response.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from httpx_aiohttp import AiohttpTransport
 
+from app.http_connection import StrictConnector
 from app.target_policy import (
     IPAddress,
     Network,
@@ -68,15 +74,17 @@ from app.target_policy import (
 logger = logging.getLogger(__name__)
 
 BODY_EXCERPT_BYTES = 4096
+REPLACEMENT = "\ufffd"  # what the excerpt shows for a byte it cannot show
 
 
 @dataclass(frozen=True)
 class AttemptOutcome:
     """What one attempt came to.
 
-    ``status`` is None when no response arrived; ``body_excerpt`` holds at most the
-    first 4 KiB of the response body (decoded as UTF-8, invalid bytes replaced), or
-    None when no response arrived. ``error`` is None exactly when ``succeeded``.
+    ``status`` is None when no complete response arrived; ``body_excerpt`` holds at most
+    the first 4 KiB of the response body (decoded as UTF-8, invalid bytes and NULs shown
+    as U+FFFD; see :func:`storable_text`), or None when no complete response arrived.
+    ``error`` is None exactly when ``succeeded``.
     """
 
     succeeded: bool
@@ -155,7 +163,7 @@ class Transport:
 
         def session() -> aiohttp.ClientSession:
             # Made on the first request, inside the event loop that will use it.
-            connector = aiohttp.TCPConnector(
+            connector = StrictConnector(
                 limit=max_connections,
                 ssl=context,
                 resolver=_PinnedResolver(),
@@ -212,10 +220,16 @@ class Transport:
             # The contract is an outcome, not an exception; the log keeps the details.
             logger.exception("unexpected error while sending a delivery attempt")
             error = f"unexpected error ({type(exc).__name__})"
+        status, excerpt = response.status, response.excerpt()
+        if error is not None and status is not None and not response.complete:
+            # The status line arrived, the response did not: no status is recorded, so
+            # that a FAILED delivery never shows "last status 200".
+            error = _mid_body(error, status)
+            status = excerpt = None
         return AttemptOutcome(
             succeeded=error is None,
-            status=response.status,
-            body_excerpt=response.excerpt(),
+            status=status,
+            body_excerpt=excerpt,
             error=error,
             duration_ms=round((time.monotonic() - started) * 1000),
             started_at=started_at,
@@ -247,6 +261,7 @@ class Transport:
                 response.status = streamed.status_code
                 response.content_encoding = streamed.headers.get("content-encoding", "")
                 await _read_prefix(streamed, response)
+                response.complete = True
             finally:
                 await streamed.aclose()
         finally:
@@ -267,12 +282,23 @@ class _Response:
         self.status: int | None = None
         self.content_encoding = ""
         self.prefix = bytearray()
+        self.complete = False  # the body (its first 4 KiB) arrived too
 
     def excerpt(self) -> str | None:
         if self.status is None:
             return None
         raw = bytes(self.prefix[:BODY_EXCERPT_BYTES])
-        return _inflate(raw, self.content_encoding).decode("utf-8", errors="replace")
+        return storable_text(_inflate(raw, self.content_encoding))
+
+
+def storable_text(raw: bytes) -> str:
+    """Any bytes as text PostgreSQL can store and GraphQL can show: UTF-8 decoded, and
+    each invalid byte and each NUL (U+0000, which ``text`` cannot hold) shown as U+FFFD.
+
+    UTF-16 bodies (``o\\0k\\0``), binary bodies and inflated zeros are full of NULs; one
+    that reached the database made recording the attempt fail.
+    """
+    return raw.decode("utf-8", errors="replace").replace("\x00", REPLACEMENT)
 
 
 async def _read_prefix(response: httpx.Response, into: _Response) -> None:
@@ -304,6 +330,13 @@ def _inflate(raw: bytes, content_encoding: str) -> bytes:
         return zlib.decompressobj(wbits).decompress(raw, BODY_EXCERPT_BYTES)
     except zlib.error:
         return f"[undecodable {encoding} body]".encode()
+
+
+def _mid_body(error: str, status: int) -> str:
+    """The failure of a response that stopped after its status line."""
+    if error.startswith("timed out"):
+        return f"{error} reading the response body (status {status})"
+    return f"{error} (status {status})"
 
 
 def _describe_failure(exc: BaseException, timeout_seconds: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -23,6 +24,12 @@ MAX_PARAM_VALUE = 1024
 MAX_DESCRIPTION = 500
 MAX_SUBJECT = 200
 MAX_IDEMPOTENCY_KEY = 200
+
+# Joiners that scripts (Persian, Indic) and emoji sequences need; every other format
+# character is invisible or steers the text direction.
+_JOINERS = frozenset("\u200c\u200d")
+# Letters by category, shown as nothing at all.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 
 def check_email(field: Field, value: str) -> list[UserError]:
@@ -81,9 +88,36 @@ def check_api_key_params(
 def check_text(field: Field, value: str | None, limit: int, noun: str) -> list[UserError]:
     if value is not None and len(value) > limit:
         return [UserError(field, f"The {noun} has at most {limit} characters.", "TOO_LARGE")]
-    if value is not None and any(ord(char) < 32 for char in value):
+    if value is not None and any(unicodedata.category(char) == "Cc" for char in value):
         return [UserError(field, f"The {noun} must not contain control characters.", "INVALID")]
-    return []
+    return check_visible(field, value, noun)
+
+
+def check_visible(field: Field, value: str | None, noun: str) -> list[UserError]:
+    """Refuse invisible and bidirectional-control characters (zero-width spaces, U+202E
+    RIGHT-TO-LEFT OVERRIDE...): in a portal or an email they make text look like other
+    text ("Trojan Source"). Linear in the length of ``value``."""
+    hidden = next((char for char in value or "" if _is_hidden(char)), None)
+    if hidden is None:
+        return []
+    return [
+        UserError(
+            field,
+            f"The {noun} must not contain invisible or bidirectional-control characters "
+            f"(found U+{ord(hidden):04X}).",
+            "INVALID",
+        )
+    ]
+
+
+def _is_hidden(char: str) -> bool:
+    if char.isascii():
+        return False
+    category = unicodedata.category(char)
+    if category == "Cf":  # format: bidi controls, zero-width characters, tags, BOM
+        return char not in _JOINERS
+    # C1 controls, line and paragraph separators, blank letters
+    return category in ("Cc", "Zl", "Zp") or char in _BLANK_LETTERS
 
 
 def check_payload(

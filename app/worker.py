@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.attempts import give_up
 from app.database import WORKER_SCOPE, bind_scope
 from app.endpoint_health import deactivate_failing_subscriptions
 from app.events import defer_attempts
@@ -31,6 +32,14 @@ from app.transport import Transport
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE_SECONDS = 30.0
+# An attempt whose job was lost or failed this many times is not sent again: something
+# keeps it from being recorded (see app/attempts.py), and every re-queue may send it once
+# more. The delivery ends FAILED instead, and its notification email says so.
+MAX_REQUEUES = 3
+GIVE_UP_REASON = (
+    "not recorded: this attempt's job was lost or failed again after {requeues} re-queues "
+    "(see the worker log); the receiver may have got it"
+)
 MAINTENANCE_STOP_SECONDS = 5.0
 # A worker that ran this long before stopping is restarted after the shortest delay again.
 HEALTHY_RUN_SECONDS = 60.0
@@ -156,9 +165,17 @@ async def recover(services: Services) -> dict[str, int]:
     grace = max(ORPHAN_GRACE_SECONDS, services.settings.stalled_after_seconds * 2)
     async with services.db.transaction() as tx:
         orphans = await tx.fetch_all("orphaned_deliveries", grace_seconds=grace, limit=500)
+        requeue = [row for row in orphans if row["requeues"] <= MAX_REQUEUES]
+        hopeless = [row for row in orphans if row["requeues"] > MAX_REQUEUES]
         await defer_attempts(
-            services, tx, [(row["id"], row["cycle"], row["attempt"]) for row in orphans]
+            services, tx, [(row["id"], row["cycle"], row["attempt"]) for row in requeue]
         )
+    for row in hopeless:
+        # Each in its own transaction: one that cannot be ended must not hold up the rest.
+        try:
+            await give_up(services, row["id"], GIVE_UP_REASON.format(requeues=MAX_REQUEUES))
+        except Exception:
+            logger.exception("could not give up on delivery %s", row["id"])
     unsent = await services.db.fetch_all(
         "subscriptions_with_unsent_notices",
         older_than_seconds=services.settings.email_window_seconds + grace,
@@ -168,9 +185,17 @@ async def recover(services: Services) -> dict[str, int]:
         await schedule_notice_job(services, None, row["subscription_id"], delay_seconds=0)
     if orphans or unsent:
         logger.warning(
-            "re-queued %d lost deliveries, %d lost email jobs", len(orphans), len(unsent)
+            "re-queued %d lost deliveries (gave up on %d), %d lost email jobs",
+            len(requeue),
+            len(hopeless),
+            len(unsent),
         )
-    return {"stalled": len(stalled), "orphans": len(orphans), "notices": len(unsent)}
+    return {
+        "stalled": len(stalled),
+        "orphans": len(orphans),
+        "given_up": len(hopeless),
+        "notices": len(unsent),
+    }
 
 
 @asynccontextmanager

@@ -30,6 +30,7 @@ WITH attempt AS (
         last_attempt_at = %(started_at)s,
         last_response_status = %(response_status)s,
         next_attempt_at = %(next_attempt_at)s,
+        requeues = 0,
         completed_at = CASE WHEN %(status)s IN ('SUCCEEDED', 'FAILED') THEN now() END
     WHERE id = %(delivery_id)s AND cycle = %(cycle)s AND attempt_count = %(number)s - 1
       AND status IN ('PENDING', 'RETRYING')

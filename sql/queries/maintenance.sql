@@ -1,15 +1,21 @@
 -- orphaned_deliveries --
 -- Open deliveries overdue by a margin with no queued or running job: a lost job
--- (e.g. one that crashed while the database was down) is re-queued from these.
-SELECT d.id, d.cycle, d.attempt_count + 1 AS attempt FROM deliveries d
-WHERE d.status IN ('PENDING', 'RETRYING')
-  AND d.next_attempt_at < now() - make_interval(secs => %(grace_seconds)s)
-  AND NOT EXISTS (
-      SELECT 1 FROM procrastinate_jobs j
-      WHERE j.lock = d.id::text AND j.status IN ('todo', 'doing')
-  )
-ORDER BY d.next_attempt_at
-LIMIT %(limit)s;
+-- (e.g. one that crashed while the database was down) is re-queued from these. Each one
+-- counts the re-queue; "requeues" says how often its current attempt was re-queued.
+UPDATE deliveries SET requeues = requeues + 1
+WHERE id IN (
+    SELECT d.id FROM deliveries d
+    WHERE d.status IN ('PENDING', 'RETRYING')
+      AND d.next_attempt_at < now() - make_interval(secs => %(grace_seconds)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.lock = d.id::text AND j.status IN ('todo', 'doing')
+      )
+    ORDER BY d.next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, cycle, attempt_count + 1 AS attempt, requeues;
 
 -- failing_subscriptions --
 -- Active subscriptions whose deliveries have all failed for at least the period: the

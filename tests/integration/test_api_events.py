@@ -234,6 +234,8 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], list[str], str]] = {
     ),
     "subject-too-long": ({"subject": "s" * 201}, ["input", "subject"], "TOO_LARGE"),
     "subject-control-chars": ({"subject": "ord\n1"}, ["input", "subject"], "INVALID"),
+    "subject-bidi-override": ({"subject": "ord_\u202e1"}, ["input", "subject"], "INVALID"),
+    "subject-invisible": ({"subject": "ord_\u20601"}, ["input", "subject"], "INVALID"),
     "idempotency-key-empty": ({"idempotencyKey": ""}, ["input", "idempotencyKey"], "INVALID"),
     "idempotency-key-too-long": (
         {"idempotencyKey": "k" * 201},

@@ -252,6 +252,27 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], list[str], str]] = {
         ["input", "description"],
         "INVALID",
     ),
+    # Invisible and bidirectional-control characters would let text pose as other text.
+    "description-bidi-override": (
+        {"description": "Invoices \u202egnp.exe"},
+        ["input", "description"],
+        "INVALID",
+    ),
+    "description-zero-width-space": (
+        {"description": "pay\u200bpal"},
+        ["input", "description"],
+        "INVALID",
+    ),
+    "callback-url-bidi-override": (
+        {"callbackUrl": "http://127.0.0.1:9/\u202ekoob"},
+        ["input", "callbackUrl"],
+        "INVALID",
+    ),
+    "callback-url-bidi-isolate": (
+        {"callbackUrl": "http://127.0.0.1:9/hook?\u2066a=b\u2069"},
+        ["input", "callbackUrl"],
+        "INVALID",
+    ),
 }
 
 

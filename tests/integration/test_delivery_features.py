@@ -126,7 +126,26 @@ async def test_a_test_event_brings_the_sample_payload_to_the_receiver(
         [request] = receiver.requests
     assert event["isTest"] is True
     body = verify(request, subscription.secret)
-    assert (body["id"], body["webhook"], body["data"]) == (event["id"], "ORDER_STATUS", sample)
+    assert (body["id"], body["webhook"]) == (event["id"], "ORDER_STATUS")
+    # marked as a test in the body it verifies, with an order id that is obviously none
+    assert body["test"] is True
+    assert body["data"] == {**sample, "orderId": "ord_test_event"}
+    assert body["subject"] == event["subject"] == "ord_test_event"
+
+
+async def test_a_real_event_s_body_has_no_test_field(open_service: OpenService) -> None:
+    # Given a subscription
+    service = await open_service()
+    with Receiver() as receiver:
+        subscription = await service.subscribe(receiver.url_for("/hook"))
+
+        # When a real event is published
+        await service.wait_for_status(await service.publish(), "SUCCEEDED")
+        [request] = receiver.requests
+
+    # Then its body is the documented one, without a "test" field
+    body = verify(request, subscription.secret)
+    assert list(body) == ["id", "webhook", "companyId", "subject", "createdAt", "data"]
 
 
 async def test_after_a_rotation_both_secrets_verify_until_the_overlap_ends(

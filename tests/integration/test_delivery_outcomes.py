@@ -77,10 +77,11 @@ FAILURES: dict[str, tuple[Reply | None, int | None, str]] = {
     "503": (respond(503, "unavailable"), 503, "HTTP 503"),
     "timeout": (hang(3.0), None, "timed out after 0.5 s"),
     "refused": (None, None, "connection refused"),
+    # The status line arrived, the rest did not: no status is recorded.
     "closed-mid-response": (
         close_mid_response(promised=5000),
-        200,
-        "connection closed before a full response",
+        None,
+        "connection closed before a full response (status 200)",
     ),
 }
 

@@ -370,3 +370,48 @@ def test_allowed_networks_open_only_what_they_contain() -> None:
     assert forbidden_reason(ip_address("::1"), allowed) is None
     assert forbidden_reason(ip_address("::ffff:127.0.0.1"), allowed) is None
     assert forbidden_reason(ip_address("10.0.0.1"), allowed) == "a private address"
+
+
+# An IPv4 allow-list opens those IPv4 hosts, and the IPv4-mapped spelling of them (the
+# same socket address). NAT64, 6to4 and Teredo forms reach an IPv4 host through a
+# translator or relay, somewhere else: they are judged by the embedded address against
+# the rules, and opened only by an allowed network that holds the IPv6 address itself.
+TRANSLATED = {
+    "nat64": ("64:ff9b::7f00:1", "a loopback address (127.0.0.1) embedded in a NAT64 address"),
+    "6to4": ("2002:7f00:1::1", "a loopback address (127.0.0.1) embedded in a 6to4 address"),
+    "teredo-server": (
+        "2001:0:7f00:1::1",
+        "a loopback address (127.0.0.1) embedded in a Teredo address",
+    ),
+    "nat64-private": (
+        "64:ff9b::a00:1",
+        "a private address (10.0.0.1) embedded in a NAT64 address",
+    ),
+}
+
+
+@pytest.mark.parametrize(("address", "reason"), TRANSLATED.values(), ids=TRANSLATED.keys())
+def test_an_ipv4_allow_list_does_not_open_translated_forms(address: str, reason: str) -> None:
+    allowed: list[IPv4Network | IPv6Network] = [ip_network("127.0.0.0/8"), ip_network("10.0.0.0/8")]
+
+    assert forbidden_reason(ip_address(address), allowed) == reason
+
+
+@pytest.mark.parametrize(
+    "address", [address for address, _ in TRANSLATED.values()], ids=TRANSLATED.keys()
+)
+def test_an_allowed_ipv6_network_opens_translated_forms_it_holds(address: str) -> None:
+    allowed: list[IPv4Network | IPv6Network] = [ip_network(address)]
+
+    assert forbidden_reason(ip_address(address), allowed) is None
+
+
+async def test_a_name_resolving_to_a_translated_form_of_an_allowed_address_is_refused() -> None:
+    resolver = FakeResolver({"nat64.test": [["64:ff9b::7f00:1"]]})
+    url = parse_callback_url("http://nat64.test/hook", require_https=False)
+
+    with pytest.raises(TargetError) as caught:
+        await resolve_target(url, resolver, [ip_network("127.0.0.0/8")])
+
+    assert caught.value.code == "FORBIDDEN_TARGET"
+    assert "embedded in a NAT64 address" in caught.value.message

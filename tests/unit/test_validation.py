@@ -15,6 +15,7 @@ from app.validation import (
     check_email,
     check_payload,
     check_text,
+    check_visible,
 )
 
 EMAIL = ("input", "notificationEmail")
@@ -226,3 +227,50 @@ def test_text_with_control_characters_is_invalid(text: str) -> None:
 
 def test_unicode_text_is_fine() -> None:
     assert check_text(SUBJECT, "Bestellung Nr. 42 — Müller 🏠", 200, "subject") == []
+
+
+HIDDEN = {
+    "right-to-left-override": "\u202e",
+    "left-to-right-embedding": "\u202a",
+    "first-strong-isolate": "\u2068",
+    "right-to-left-mark": "\u200f",
+    "arabic-letter-mark": "\u061c",
+    "zero-width-space": "\u200b",
+    "word-joiner": "\u2060",
+    "byte-order-mark": "\ufeff",
+    "soft-hyphen": "\u00ad",
+    "tag-letter": "\U000e0041",
+    "line-separator": "\u2028",
+    "hangul-filler": "\u3164",
+    "c1-control": "\u0085",
+}
+
+
+@pytest.mark.parametrize("char", HIDDEN.values(), ids=HIDDEN.keys())
+def test_text_with_invisible_or_bidi_control_characters_is_invalid(char: str) -> None:
+    errors = check_text(SUBJECT, f"ord{char}42", 200, "subject")
+
+    assert _codes(errors) == [(SUBJECT, "INVALID")]
+    assert f"U+{ord(char):04X}" in errors[0].message or "control characters" in errors[0].message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bestellung Nr. 42 \u2014 M\u00fcller \U0001f3e0",
+        "\U0001f469\u200d\U0001f4bb ZWJ emoji",  # joiners build emoji sequences
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian needs ZWNJ
+        "\u05e9\u05dc\u05d5\u05dd order 7",  # right-to-left letters are fine
+        "\u2714\ufe0f done",  # variation selectors choose emoji presentation
+    ],
+)
+def test_visible_unicode_passes(text: str) -> None:
+    assert check_text(SUBJECT, text, 200, "subject") == []
+
+
+def test_the_message_names_the_character() -> None:
+    [error] = check_visible(SUBJECT, "ord\u202e1", "subject")
+
+    assert error.message == (
+        "The subject must not contain invisible or bidirectional-control characters (found U+202E)."
+    )
