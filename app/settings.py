@@ -52,6 +52,11 @@ class Settings:
     retention_days: int = 30
     disable_after_failing_seconds: float = 5 * 24 * 3600.0
     max_request_bytes: int = 1024 * 1024
+    rate_limit_unauthenticated_per_second: float = 1.0
+    rate_limit_unauthenticated_burst: int = 20
+    trusted_proxies: tuple[str, ...] = ()
+    ws_key_check_seconds: float = 5.0
+    ws_max_lifetime_seconds: float = 3600.0
 
     @property
     def is_production(self) -> bool:
@@ -136,6 +141,35 @@ class Settings:
             ),
             max_request_bytes=reader.number(
                 "WEBHOOKS_MAX_REQUEST_BYTES", int, cls.max_request_bytes, minimum=4096
+            ),
+        )
+        settings = replace(
+            settings,
+            rate_limit_unauthenticated_per_second=reader.number(
+                "WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_PER_SECOND",
+                float,
+                cls.rate_limit_unauthenticated_per_second,
+                minimum=0.0,
+            ),
+            rate_limit_unauthenticated_burst=reader.number(
+                "WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_BURST",
+                int,
+                cls.rate_limit_unauthenticated_burst,
+                minimum=1,
+            ),
+            trusted_proxies=_proxies(reader.get("WEBHOOKS_TRUSTED_PROXIES")),
+            ws_key_check_seconds=reader.number(
+                "WEBHOOKS_WS_KEY_CHECK_SECONDS",
+                float,
+                cls.ws_key_check_seconds,
+                minimum=0.1,
+                maximum=60.0,
+            ),
+            ws_max_lifetime_seconds=reader.number(
+                "WEBHOOKS_WS_MAX_LIFETIME_SECONDS",
+                float,
+                cls.ws_max_lifetime_seconds,
+                minimum=1.0,
             ),
         )
         if settings.is_production and not settings.secret_key:
@@ -230,3 +264,22 @@ def _networks(raw: str | None) -> tuple[Network, ...]:
                 f"{text!r} is not one"
             ) from None
     return tuple(networks)
+
+
+def _proxies(raw: str | None) -> tuple[str, ...]:
+    """Addresses or CIDRs of the proxies whose X-Forwarded-For / X-Forwarded-Proto count."""
+    if raw is None:
+        return ()
+    proxies: list[str] = []
+    for item in raw.split(","):
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            proxies.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                "WEBHOOKS_TRUSTED_PROXIES must be a comma-separated list of addresses or "
+                f"CIDRs; {text!r} is not one"
+            ) from None
+    return tuple(proxies)
