@@ -58,6 +58,10 @@ def serve(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.request_timeout_seconds) + 5,
+        # The client address (rate limits) comes from X-Forwarded-For only when a configured
+        # proxy sent it; uvicorn's default trusts whatever reaches it from 127.0.0.1.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
     server = GracefulServer(config)
     server.run()
