@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import psycopg
+from starlette.websockets import WebSocketDisconnect
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -99,7 +100,7 @@ class _Guard:
 
     async def close(self, code_and_reason: tuple[int, str]) -> None:
         code, reason = code_and_reason
-        with suppress(RuntimeError):  # already closed
+        with suppress(RuntimeError, WebSocketDisconnect):  # already closed, or the peer gone
             await self._close(code=code, reason=reason)
 
     async def watch(self, authenticated: Any) -> None:

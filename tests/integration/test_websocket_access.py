@@ -222,3 +222,27 @@ async def test_forged_keys_over_websockets_spend_the_address_bucket(
 async def server_base(settings: Settings, services: Services) -> AsyncIterator[str]:
     async with served(settings, services) as base:
         yield base
+
+
+async def test_the_legacy_protocol_is_guarded_too(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    settings = settings_with(database_url, tmp_path, ws_key_check_seconds=60.0)
+    async with served(settings, services) as base:
+        url = base.replace("http://", "ws://") + "/graphql"
+        socket = await websockets.connect(url, subprotocols=["graphql-ws"])
+        try:
+            if socket.subprotocol != "graphql-ws":
+                pytest.skip("the server no longer speaks the legacy graphql-ws protocol")
+            init = {"authorization": f"Bearer {tenants.key_a}"}
+            await socket.send(json.dumps({"type": "connection_init", "payload": init}))
+            ack = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            await api_keys.revoke_key(services.db, str(prefix_of(tenants.key_a)))
+            start = {"id": "1", "type": "start", "payload": {"query": VIEWER}}
+            await socket.send(json.dumps(start))
+            closed = await close_of(socket)
+        finally:
+            await socket.close()
+
+    assert ack["type"] == "connection_ack"
+    assert closed == (4403, "API key revoked.")
