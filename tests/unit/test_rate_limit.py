@@ -267,6 +267,7 @@ async def test_the_refusal_says_when_to_retry(clock: FakeClock) -> None:
         await gate.admit(None, "10.0.0.1", FakeKeys())
 
     assert refused.value.retry_after == 4
+    assert RateLimited(0.01).retry_after == 1  # short waits round up to a whole second
     assert refused.value.error == {
         "message": "Rate limit exceeded; retry after 4 s.",
         "extensions": {"code": "RATE_LIMITED", "retryAfter": 4},
