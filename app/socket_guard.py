@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -34,17 +35,18 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
     ErrorMessage,
     SubscribeMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
-    ConnectionInitMessage,
-    StartMessage,
+    ConnectionInitMessage as LegacyConnectionInitMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ErrorMessage as LegacyErrorMessage,
 )
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from app.rate_limit import RateLimited
 from app.viewer import Viewer
@@ -57,6 +59,11 @@ logger = logging.getLogger(__name__)
 REVOKED = (4403, "API key revoked.")
 LIFETIME_OVER = (1001, "Maximum connection lifetime reached; reconnect.")
 UNAVAILABLE = (1013, "The service is temporarily unavailable; try again shortly.")
+CHECK_FAILED = (1011, "Unexpected error.")
+
+
+class Close(Protocol):
+    async def __call__(self, code: int, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class GuardedView(Protocol):
 class _Guard:
     """The watch and the admission of one socket, for either protocol's handler."""
 
-    def __init__(self, view: Any, context: Context, close: Any) -> None:
+    def __init__(self, view: object, context: Context, close: Close) -> None:
         self.view = cast(GuardedView, view)
         self.context = context
         self._close = close
@@ -103,7 +110,7 @@ class _Guard:
         with suppress(RuntimeError, WebSocketDisconnect):  # already closed, or the peer gone
             await self._close(code=code, reason=reason)
 
-    async def watch(self, authenticated: Any) -> None:
+    async def watch(self, authenticated: Callable[[], bool]) -> None:
         """Close the socket at the end of its lifetime, or once its key is no longer valid.
 
         ``authenticated()`` says whether connection_init has been accepted yet.
@@ -125,6 +132,10 @@ class _Guard:
                 )
                 await self.close(UNAVAILABLE)
                 return
+            except Exception:  # fail closed: a socket whose key cannot be checked ends
+                logger.exception("websocket key check failed")
+                await self.close(CHECK_FAILED)
+                return
             if not valid:
                 await self.close(REVOKED)
                 return
@@ -136,7 +147,9 @@ class _Guard:
         except RateLimited as limited:
             return None, limited
 
-    async def run(self, handle: Any, authenticated: Any) -> None:
+    async def run(
+        self, handle: Callable[[], Awaitable[None]], authenticated: Callable[[], bool]
+    ) -> None:
         watcher = asyncio.create_task(self.watch(authenticated), name="websocket-guard")
         try:
             await handle()
@@ -156,7 +169,7 @@ class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle(self) -> None:
         await self.guard.run(super().handle, lambda: self.connection_acknowledged)
 
-    async def handle_connection_init(self, message: Any) -> None:
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
         except SocketRefused as refused:
@@ -186,7 +199,7 @@ class GuardedGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle(self) -> None:
         await self.guard.run(super().handle, lambda: self.connection_acknowledged)
 
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
         except SocketRefused as refused:
