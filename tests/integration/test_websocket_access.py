@@ -246,3 +246,21 @@ async def test_the_legacy_protocol_is_guarded_too(
 
     assert ack["type"] == "connection_ack"
     assert closed == (4403, "API key revoked.")
+
+
+async def test_a_socket_whose_key_cannot_be_checked_is_closed_try_again_later(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    # Given an open socket whose key is checked twice a second
+    settings = settings_with(database_url, tmp_path, ws_key_check_seconds=0.5)
+    async with served(settings, services) as base:
+        socket = await acknowledged(base, tenants.key_a)
+        try:
+            # When the database can no longer be reached (the pool is gone)
+            await services.db.pool.close()
+            closed = await close_of(socket)
+        finally:
+            await socket.close()
+
+    # Then the socket is closed rather than left unchecked
+    assert closed == (1013, "The service is temporarily unavailable; try again shortly.")
