@@ -3,7 +3,8 @@
 The React and GraphiQL bundles come from the ``graphene-django-graphiql-static`` wheel
 (its static files only; Django is not involved) and are mounted under
 ``/graphiql/static``. The page sends the key from the header editor as
-``Authorization`` and opens websockets with it in the ``connection_init`` payload.
+``Authorization`` and opens websockets with it in the ``connection_init`` payload: the
+key as the editor holds it when a subscription runs, with a new websocket for a new key.
 """
 
 from __future__ import annotations

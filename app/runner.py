@@ -71,6 +71,10 @@ def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int) -> 
         timeout_graceful_shutdown=int(settings.request_timeout_seconds) + 5,
         # A websocket message is bounded like a request body (uvicorn's default: 16 MiB).
         ws_max_size=body_cap(settings),
+        # The client address (rate limits) comes from X-Forwarded-For only when a configured
+        # proxy sent it; uvicorn's default trusts whatever reaches it from 127.0.0.1.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
 
 

@@ -23,18 +23,27 @@ from starlette.types import ASGIApp, ExceptionHandler, Receive, Send
 from starlette.types import Scope as Scope_
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from app import graphiql, metrics, request_json
-from app.api_keys import authenticate
-from app.database import PUBLISHER_SCOPE, Scope, bind_scope
+from app.api_keys import (
+    AmbiguousCredentials,
+    authenticate,
+    connection_authorization,
+    presented_key,
+)
+from app.database import PUBLISHER_SCOPE, Scope, bind_scope, scoped
 from app.migrations import own_migrations
-from app.rate_limit import RateLimit, TokenBuckets
+from app.rate_limit import Admission, RateLimited, TokenBuckets, rate_limited_response
 from app.refusals import BodyLimits, body_cap, error_response, log_refusal
 from app.services import Services, open_services
 from app.settings import Settings
+from app.socket_guard import (
+    GuardedTransportWSHandler,
+    SocketRefused,
+    SocketRules,
+)
 from app.viewer import Viewer
 from app.worker import WorkerHealth
 from schema.context import Context
@@ -49,21 +58,16 @@ READINESS_TIMEOUT_SECONDS = 2.0
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
 
-def bearer_key(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return None
-    return key.strip()
-
-
 # Codes of the answers Strawberry gives before running anything (its HTTPExceptions).
 HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class WebhooksGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI app with our context: services, viewer, loaders."""
+    """Strawberry's ASGI app with our context: services, viewer, loaders; every call is
+    admitted by the rate limits (``app.rate_limit``), websockets stay guarded
+    (``app.socket_guard``)."""
+
+    graphql_transport_ws_handler_class = GuardedTransportWSHandler
 
     def __init__(self, holder: ServicesHolder, settings: Settings) -> None:
         super().__init__(
@@ -76,6 +80,17 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self._holder = holder
+        self.admission = Admission(
+            TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
+            TokenBuckets(
+                settings.rate_limit_unauthenticated_per_second,
+                settings.rate_limit_unauthenticated_burst,
+            ),
+        )
+        self.socket_rules = SocketRules(
+            key_check_seconds=settings.ws_key_check_seconds,
+            max_lifetime_seconds=settings.ws_max_lifetime_seconds,
+        )
 
     async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,14 +124,13 @@ class WebhooksGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services = self._holder.services
-        viewer: Viewer | None = None
         if isinstance(request, WebSocket):
             # Browsers cannot send headers on websockets: the key arrives later, in the
             # connection_init payload (on_ws_connect).
             return Context(services=services, viewer=None, request=request, response=response)
-        key = bearer_key(request.headers.get("authorization"))
-        if key is not None:
-            viewer = await authenticate(services.db, key)
+        # AmbiguousCredentials and RateLimited become 400 and 429 (exception handlers).
+        key = presented_key(request.headers.getlist("authorization"))
+        viewer = await self._admit(key, request.client.host if request.client else None)
         # Every query of this request now runs in the viewer's database scope (row-level
         # security); the request runs in its own task (see RequestIsolation), so the
         # binding ends with it.
@@ -127,15 +141,42 @@ class WebhooksGraphQL(GraphQL[Context, None]):
         return graphiql.page()
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """Authenticate a websocket from its connection_init payload, or reject it."""
-        params = context.connection_params or {}
-        key = bearer_key(str(params.get("authorization", "")))
-        viewer = await authenticate(context.services.db, key) if key else None
+        """Authenticate a websocket from its connection_init payload, or refuse it
+        (SocketRefused: the guarded handlers close the socket with its code and reason)."""
+        try:
+            viewer = await self.admit_operation(context)
+        except AmbiguousCredentials:
+            raise SocketRefused(4400, "Send one authorization value, not several.") from None
+        except RateLimited as limited:
+            raise SocketRefused(1013, str(limited)) from None
         if viewer is None:
-            raise ConnectionRejectionError({"message": "Missing or invalid API key."})
+            raise SocketRefused(4403, "Missing or invalid API key.")
         context.viewer = viewer
         bind_scope(scope_for(viewer))  # inherited by the operations this connection starts
         return cast(UnsetType, UNSET)
+
+    async def admit_operation(self, context: Context) -> Viewer | None:
+        """Admit a websocket's connection or operation with its connection_init key."""
+        key = presented_key(connection_authorization(context.connection_params or {}))
+        client = context.request.client if context.request is not None else None
+        return await self._admit(key, client.host if client else None)
+
+    async def key_still_valid(self, context: Context) -> bool:
+        """Whether the key a websocket authenticated with still stands for a viewer."""
+        key = presented_key(connection_authorization(context.connection_params or {}))
+        if key is None:
+            return False
+        with scoped(None):  # api_keys is read outside any tenant's scope
+            return await authenticate(self._holder.services.db, key) is not None
+
+    async def _admit(self, key: str | None, client: str | None) -> Viewer | None:
+        db = self._holder.services.db
+
+        async def verify(presented: str) -> Viewer | None:
+            with scoped(None):  # api_keys is read outside any tenant's scope
+                return await authenticate(db, presented)
+
+        return await self.admission.admit(key, client, verify)
 
 
 def scope_for(viewer: Viewer | None) -> Scope:
@@ -176,6 +217,13 @@ class ServicesHolder:
 
     def set(self, services: Services | None) -> None:
         self._services = services
+
+
+async def ambiguous_credentials(_: Request, error: Exception) -> Response:
+    """400 for a request with two Authorization headers (an exception handler)."""
+    return error_response(
+        "Send one Authorization header, not several.", "BAD_REQUEST", status_code=400
+    )
 
 
 async def database_unavailable(
@@ -264,13 +312,17 @@ def build_app(
         lifespan=lifespan,
         # PoolTimeout is an OperationalError too. (One handler for both connection kinds,
         # which Starlette's types keep apart.)
-        exception_handlers={psycopg.OperationalError: cast(ExceptionHandler, database_unavailable)},
+        exception_handlers={
+            psycopg.OperationalError: cast(ExceptionHandler, database_unavailable),
+            RateLimited: rate_limited_response,
+            AmbiguousCredentials: ambiguous_credentials,
+        },
     )
-    limited = BodyLimits(
-        starlette, max_bytes=body_cap(settings), timeout_seconds=settings.body_timeout_seconds
+    return RequestIsolation(
+        BodyLimits(
+            starlette, max_bytes=body_cap(settings), timeout_seconds=settings.body_timeout_seconds
+        )
     )
-    buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
-    return RequestIsolation(RateLimit(limited, buckets))
 
 
 @asynccontextmanager

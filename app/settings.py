@@ -58,6 +58,11 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     body_timeout_seconds: float = 30.0
     max_query_cost: int = 50_000
+    rate_limit_unauthenticated_per_second: float = 1.0
+    rate_limit_unauthenticated_burst: int = 20
+    trusted_proxies: tuple[str, ...] = ()
+    ws_key_check_seconds: float = 5.0
+    ws_max_lifetime_seconds: float = 3600.0
 
     @property
     def is_production(self) -> bool:
@@ -156,6 +161,32 @@ class Settings:
         )
         settings = replace(
             settings,
+            rate_limit_unauthenticated_per_second=reader.number(
+                "WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_PER_SECOND",
+                float,
+                cls.rate_limit_unauthenticated_per_second,
+                minimum=0.0,
+            ),
+            rate_limit_unauthenticated_burst=reader.number(
+                "WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_BURST",
+                int,
+                cls.rate_limit_unauthenticated_burst,
+                minimum=1,
+            ),
+            trusted_proxies=_proxies(reader.get("WEBHOOKS_TRUSTED_PROXIES")),
+            ws_key_check_seconds=reader.number(
+                "WEBHOOKS_WS_KEY_CHECK_SECONDS",
+                float,
+                cls.ws_key_check_seconds,
+                minimum=0.1,
+                maximum=60.0,
+            ),
+            ws_max_lifetime_seconds=reader.number(
+                "WEBHOOKS_WS_MAX_LIFETIME_SECONDS",
+                float,
+                cls.ws_max_lifetime_seconds,
+                minimum=1.0,
+            ),
             smtp_timeout_seconds=reader.number(
                 "WEBHOOKS_SMTP_TIMEOUT_SECONDS",
                 float,
@@ -302,3 +333,22 @@ def _networks(raw: str | None) -> tuple[Network, ...]:
                 f"{text!r} is not one"
             ) from None
     return tuple(networks)
+
+
+def _proxies(raw: str | None) -> tuple[str, ...]:
+    """Addresses or CIDRs of the proxies whose X-Forwarded-For / X-Forwarded-Proto count."""
+    if raw is None:
+        return ()
+    proxies: list[str] = []
+    for item in raw.split(","):
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            proxies.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                "WEBHOOKS_TRUSTED_PROXIES must be a comma-separated list of addresses or "
+                f"CIDRs; {text!r} is not one"
+            ) from None
+    return tuple(proxies)

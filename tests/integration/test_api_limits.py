@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from app import deliveries
+from app.api_keys import generate_key
 from app.server import build_app
 from app.services import Services
 from app.settings import Settings
@@ -113,10 +114,12 @@ async def count_rows(services: Services, table: str) -> int:
 
 
 @asynccontextmanager
-async def client_for(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+async def client_for(
+    settings: Settings, services: Services, *, address: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on an app built with other settings, over the test's services."""
     app = build_app(settings, services=services)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=(address, 123))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
@@ -537,3 +540,88 @@ async def test_the_fourth_quick_request_is_rate_limited_and_another_key_is_not(
     assert int(refused.headers["retry-after"]) >= 1
     assert other.status_code == 200
     assert other.json() == {"data": {"viewer": {"role": "COMPANY"}}}
+
+
+@pytest.fixture
+def app_with_limits(database_url: str, tmp_path: Path, services: Services) -> Any:
+    """One app (one set of buckets) and clients on it from any address."""
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        rate_limit_per_second=0.01,
+        rate_limit_burst=3,
+        rate_limit_unauthenticated_per_second=0.01,
+        rate_limit_unauthenticated_burst=2,
+    )
+    app = build_app(settings, services=services)
+
+    def client(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 123))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    return client
+
+
+def forged_with_prefix_of(key: str) -> str:
+    forged, forged_prefix = generate_key()
+    return key[: len(forged_prefix)] + forged[len(forged_prefix) :]
+
+
+async def statuses(client: httpx.AsyncClient, key: str, count: int) -> list[int]:
+    return [
+        (await client.post("/graphql", json={"query": VIEWER}, headers=bearer(key))).status_code
+        for _ in range(count)
+    ]
+
+
+async def test_forged_keys_are_limited_per_address_and_a_real_key_elsewhere_is_not(
+    app_with_limits: Any, tenants: Tenants
+) -> None:
+    # Given an attacker forging well-formed keys, among them one with key A's public prefix
+    forged = [generate_key()[0] for _ in range(4)] + [forged_with_prefix_of(tenants.key_a)] * 4
+    async with app_with_limits("198.51.100.66") as attacker:
+        attacked = [
+            (await attacker.post("/graphql", json={"query": VIEWER}, headers=bearer(key)))
+            for key in forged
+        ]
+        # (key A from the attacker's address is refused too: the address is what is limited)
+        from_attacker = await statuses(attacker, tenants.key_a, 1)
+    # When key A is used from its owner's address
+    async with app_with_limits("192.0.2.10") as owner:
+        genuine = await statuses(owner, tenants.key_a, 4)
+
+    # Then the forgeries got two unauthenticated answers, then 429s
+    assert [response.status_code for response in attacked] == [200, 200] + [429] * 6
+    assert attacked[0].json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert attacked[-1].json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert from_attacker == [429]
+    # and key A's own bucket is whole: its burst of 3, then 429
+    assert genuine == [200, 200, 200, 429]
+
+
+async def test_two_authorization_headers_are_refused_and_nothing_runs(
+    services: Services, settings: Settings, tenants: Tenants
+) -> None:
+    before = await count_rows(services, "events")
+    document = {"query": PUBLISH, "variables": publish_input(tenants.a, {"n": 1})}
+    async with client_for(settings, services) as client:
+        responses = [
+            await client.post(
+                "/graphql",
+                json=document,
+                headers=[("authorization", first), ("authorization", second)],
+            )
+            for first, second in (
+                (f"Bearer {tenants.publisher}", "Bearer pwk_forged"),
+                ("Bearer pwk_forged", f"Bearer {tenants.publisher}"),
+                (f"Bearer {tenants.publisher}", f"Bearer {tenants.publisher}"),
+            )
+        ]
+
+    assert [response.status_code for response in responses] == [400, 400, 400]
+    [error] = responses[0].json()["errors"]
+    assert error == {
+        "message": "Send one Authorization header, not several.",
+        "extensions": {"code": "BAD_REQUEST"},
+    }
+    assert await count_rows(services, "events") == before

@@ -1,19 +1,14 @@
-"""TokenBuckets with a fake clock, and the RateLimit middleware around a tiny app."""
+"""TokenBuckets with a fake clock, and Admission with a fake key lookup: which bucket a
+call spends, and what is refused before the lookup."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
 from app import rate_limit
-from app.api_keys import generate_key
-from app.rate_limit import RateLimit, TokenBuckets
+from app.api_keys import generate_key, prefix_of
+from app.rate_limit import Admission, RateLimited, TokenBuckets, address_bucket
+from app.viewer import Viewer
 
 
 class FakeClock:
@@ -126,74 +121,169 @@ def test_the_bucket_count_never_exceeds_the_cap(
     assert list(buckets._buckets) == [f"key-{index}" for index in range(90, 100)]
 
 
-# -- the middleware --------------------------------------------------------------------
-
-
-async def _ok(_: Request) -> PlainTextResponse:
-    return PlainTextResponse("ok")
-
-
-def _client(buckets: TokenBuckets, client: tuple[str, int] = ("10.0.0.1", 1234)) -> Any:
-    app = Starlette(routes=[Route("/graphql", _ok, methods=["POST"]), Route("/healthz", _ok)])
-    transport = httpx.ASGITransport(app=RateLimit(app, buckets), client=client)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
-async def test_the_middleware_answers_429_with_a_graphql_error_and_retry_after(
-    clock: FakeClock,
-) -> None:
-    buckets = TokenBuckets(rate=0.25, burst=1, clock=clock)
-    key, _ = generate_key()
-    headers = {"authorization": f"Bearer {key}"}
-    async with _client(buckets) as client:
-        first = await client.post("/graphql", headers=headers)
-        second = await client.post("/graphql", headers=headers)
-
-    assert first.status_code == 200
-    assert second.status_code == 429
-    assert second.headers["retry-after"] == "4"
-    [error] = second.json()["errors"]
-    assert error["extensions"] == {"code": "RATE_LIMITED", "retryAfter": 4}
-    assert "retry after 4 s" in error["message"]
-
-
-async def test_the_middleware_rounds_short_waits_up_to_one_second(clock: FakeClock) -> None:
-    buckets = TokenBuckets(rate=100.0, burst=1, clock=clock)
-    async with _client(buckets) as client:
-        await client.post("/graphql")
-        refused = await client.post("/graphql")
-
-    assert refused.status_code == 429
-    assert refused.headers["retry-after"] == "1"
-    assert refused.json()["errors"][0]["extensions"]["retryAfter"] == 1
-
-
-async def test_the_middleware_counts_per_key_prefix_and_else_per_address(
-    clock: FakeClock,
-) -> None:
+def test_looking_at_a_bucket_takes_nothing_and_creates_nothing(clock: FakeClock) -> None:
     buckets = TokenBuckets(rate=1.0, burst=1, clock=clock)
-    key_a, prefix_a = generate_key()
-    key_b, _ = generate_key()
-    async with _client(buckets) as client:
-        statuses = [
-            (await client.post("/graphql", headers={"authorization": f"Bearer {key}"})).status_code
-            for key in (key_a, key_b, key_a, "not-a-key", "also-not-a-key")
-        ]
 
-    # key_a twice: refused the second time; key_b its own bucket; the two malformed keys
-    # share the client address's bucket.
-    assert statuses == [200, 200, 429, 200, 429]
-    assert prefix_a in buckets._buckets
-    assert "address:10.0.0.1" in buckets._buckets
+    assert buckets.wait("never-used") == 0.0
+    assert "never-used" not in buckets._buckets
+    assert buckets.take("key") == 0.0
+    assert buckets.wait("key") == pytest.approx(1.0)
+    assert buckets.wait("key") == pytest.approx(1.0)
+
+    clock.advance(1.0)
+
+    assert buckets.wait("key") == 0.0
+    assert buckets.take("key") == 0.0
 
 
-async def test_other_paths_and_a_zero_rate_are_not_limited(clock: FakeClock) -> None:
-    limited = TokenBuckets(rate=1.0, burst=1, clock=clock)
-    async with _client(limited) as client:
-        health = [(await client.get("/healthz")).status_code for _ in range(5)]
-    unlimited = TokenBuckets(rate=0.0, burst=1, clock=clock)
-    async with _client(unlimited) as client:
-        graphql = [(await client.post("/graphql")).status_code for _ in range(5)]
+def test_a_zero_rate_grants_everything(clock: FakeClock) -> None:
+    buckets = TokenBuckets(rate=0.0, burst=1, clock=clock)
 
-    assert health == [200] * 5
-    assert graphql == [200] * 5
+    assert [buckets.take("key") for _ in range(5)] == [0.0] * 5
+    assert buckets.wait("key") == 0.0
+
+
+# -- admission ---------------------------------------------------------------------------
+
+
+class FakeKeys:
+    """The key lookup: knows some keys, counts every lookup."""
+
+    def __init__(self, *keys: str) -> None:
+        self.viewers = {key: Viewer("COMPANY", str(prefix_of(key)), "acme") for key in keys}
+        self.lookups = 0
+
+    async def __call__(self, key: str) -> Viewer | None:
+        self.lookups += 1
+        return self.viewers.get(key)
+
+
+def forged_key_with_prefix(prefix: str) -> str:
+    forged, _ = generate_key()
+    return prefix + forged[len(prefix) :]
+
+
+def admission(clock: FakeClock, *, key_burst: int = 3, unauthenticated_burst: int = 2) -> Admission:
+    return Admission(
+        TokenBuckets(rate=1.0, burst=key_burst, clock=clock),
+        TokenBuckets(rate=1.0, burst=unauthenticated_burst, clock=clock),
+    )
+
+
+async def outcomes(
+    gate: Admission, key: str | None, client: str, lookup: FakeKeys, n: int
+) -> list[str]:
+    """``n`` calls in a row: "viewer", "anonymous" or "limited" each."""
+    results = []
+    for _ in range(n):
+        try:
+            viewer = await gate.admit(key, client, lookup)
+        except RateLimited:
+            results.append("limited")
+        else:
+            results.append("viewer" if viewer else "anonymous")
+    return results
+
+
+async def test_forged_keys_get_no_bucket_and_past_the_address_burst_no_lookup(
+    clock: FakeClock,
+) -> None:
+    gate = admission(clock, unauthenticated_burst=2)
+    lookup = FakeKeys()
+
+    results = [
+        (await outcomes(gate, generate_key()[0], "10.0.0.1", lookup, 1))[0] for _ in range(5)
+    ]
+
+    assert results == ["anonymous", "anonymous", "limited", "limited", "limited"]
+    assert lookup.lookups == 2
+    assert list(gate.keys._buckets) == []
+    assert list(gate.unauthenticated._buckets) == ["address:10.0.0.1"]
+
+
+async def test_a_forged_key_with_a_real_prefix_does_not_drain_the_real_keys_bucket(
+    clock: FakeClock,
+) -> None:
+    real, prefix = generate_key()
+    gate = admission(clock, key_burst=3, unauthenticated_burst=2)
+    lookup = FakeKeys(real)
+
+    forged = await outcomes(gate, forged_key_with_prefix(prefix), "10.6.6.6", lookup, 10)
+    genuine = await outcomes(gate, real, "10.0.0.1", lookup, 4)
+
+    assert forged == ["anonymous", "anonymous"] + ["limited"] * 8
+    assert genuine == ["viewer", "viewer", "viewer", "limited"]
+
+
+async def test_one_addresses_failures_do_not_slow_a_valid_key_from_elsewhere(
+    clock: FakeClock,
+) -> None:
+    real, _ = generate_key()
+    gate = admission(clock, key_burst=3, unauthenticated_burst=1)
+    lookup = FakeKeys(real)
+
+    await outcomes(gate, "not-a-key", "10.6.6.6", lookup, 5)
+    same_address = await outcomes(gate, real, "10.6.6.6", lookup, 1)
+    elsewhere = await outcomes(gate, real, "10.0.0.1", lookup, 3)
+
+    assert same_address == ["limited"]
+    assert elsewhere == ["viewer"] * 3
+
+
+async def test_a_key_with_an_empty_bucket_is_refused_before_the_lookup(clock: FakeClock) -> None:
+    real, _ = generate_key()
+    gate = admission(clock, key_burst=2)
+    lookup = FakeKeys(real)
+
+    results = await outcomes(gate, real, "10.0.0.1", lookup, 5)
+
+    assert results == ["viewer", "viewer", "limited", "limited", "limited"]
+    assert lookup.lookups == 2
+    clock.advance(1.0)
+    assert await outcomes(gate, real, "10.0.0.1", lookup, 1) == ["viewer"]
+
+
+async def test_calls_without_a_key_spend_the_address_bucket_without_a_lookup(
+    clock: FakeClock,
+) -> None:
+    gate = admission(clock, unauthenticated_burst=2)
+    lookup = FakeKeys()
+
+    results = await outcomes(gate, None, "10.0.0.1", lookup, 3)
+    malformed = await outcomes(gate, "pwk_short", "10.0.0.2", lookup, 3)
+
+    assert results == ["anonymous", "anonymous", "limited"]
+    assert malformed == ["anonymous", "anonymous", "limited"]
+    assert lookup.lookups == 0
+
+
+async def test_the_refusal_says_when_to_retry(clock: FakeClock) -> None:
+    gate = Admission(
+        TokenBuckets(rate=1.0, burst=1, clock=clock), TokenBuckets(0.25, 1, clock=clock)
+    )
+    await gate.admit(None, "10.0.0.1", FakeKeys())
+
+    with pytest.raises(RateLimited) as refused:
+        await gate.admit(None, "10.0.0.1", FakeKeys())
+
+    assert refused.value.retry_after == 4
+    assert RateLimited(0.01).retry_after == 1  # short waits round up to a whole second
+    assert refused.value.error == {
+        "message": "Rate limit exceeded; retry after 4 s.",
+        "extensions": {"code": "RATE_LIMITED", "retryAfter": 4},
+    }
+
+
+@pytest.mark.parametrize(
+    ("client", "bucket"),
+    [
+        ("192.0.2.7", "address:192.0.2.7"),
+        ("2001:db8:1:2:aaaa::1", "address:2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::2", "address:2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "address:192.0.2.7"),
+        (None, "address:unknown"),
+        ("testclient", "address:testclient"),
+    ],
+)
+def test_ipv6_clients_share_a_bucket_per_64(client: str | None, bucket: str) -> None:
+    assert address_bucket(client) == bucket

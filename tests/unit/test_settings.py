@@ -57,6 +57,19 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "WEBHOOKS_MAX_REQUEST_BYTES": ("65536", "max_request_bytes", 65536),
     "WEBHOOKS_BODY_TIMEOUT_SECONDS": ("12.5", "body_timeout_seconds", 12.5),
     "WEBHOOKS_MAX_QUERY_COST": ("5000", "max_query_cost", 5000),
+    "WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_PER_SECOND": (
+        "0.5",
+        "rate_limit_unauthenticated_per_second",
+        0.5,
+    ),
+    "WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_BURST": ("5", "rate_limit_unauthenticated_burst", 5),
+    "WEBHOOKS_TRUSTED_PROXIES": (
+        "10.0.0.7, 192.168.0.0/24,::1",
+        "trusted_proxies",
+        ("10.0.0.7/32", "192.168.0.0/24", "::1/128"),
+    ),
+    "WEBHOOKS_WS_KEY_CHECK_SECONDS": ("2", "ws_key_check_seconds", 2.0),
+    "WEBHOOKS_WS_MAX_LIFETIME_SECONDS": ("600", "ws_max_lifetime_seconds", 600.0),
 }
 
 
@@ -157,6 +170,11 @@ def test_webhooks_database_url_wins_over_database_url() -> None:
         ("WEBHOOKS_MAX_REQUEST_BYTES", "1000", "at least 4096"),
         ("WEBHOOKS_BODY_TIMEOUT_SECONDS", "0", "at least 0.1"),
         ("WEBHOOKS_MAX_QUERY_COST", "10", "at least 100"),
+        ("WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_BURST", "0", "at least 1"),
+        ("WEBHOOKS_TRUSTED_PROXIES", "10.0.0.1, proxy.internal", "'proxy.internal'"),
+        ("WEBHOOKS_WS_KEY_CHECK_SECONDS", "0", "at least 0.1"),
+        ("WEBHOOKS_WS_KEY_CHECK_SECONDS", "61", "at most 60"),
+        ("WEBHOOKS_WS_MAX_LIFETIME_SECONDS", "0", "at least 1"),
     ],
 )
 def test_a_bad_value_names_the_variable(variable: str, value: str, expected: str) -> None:
