@@ -52,6 +52,10 @@ class Settings:
     retention_days: int = 30
     disable_after_failing_seconds: float = 5 * 24 * 3600.0
     max_request_bytes: int = 1024 * 1024
+    db_connect_timeout_seconds: int = 5
+    db_dead_after_seconds: int = 10
+    db_statement_timeout_seconds: float = 30.0
+    db_pool_timeout_seconds: float = 10.0
 
     @property
     def is_production(self) -> bool:
@@ -136,6 +140,37 @@ class Settings:
             ),
             max_request_bytes=reader.number(
                 "WEBHOOKS_MAX_REQUEST_BYTES", int, cls.max_request_bytes, minimum=4096
+            ),
+        )
+        settings = replace(
+            settings,
+            # libpq's connect_timeout is whole seconds, and treats 1 as 2.
+            db_connect_timeout_seconds=reader.number(
+                "WEBHOOKS_DB_CONNECT_TIMEOUT_SECONDS",
+                int,
+                cls.db_connect_timeout_seconds,
+                minimum=2,
+                maximum=300,
+            ),
+            db_dead_after_seconds=reader.number(
+                "WEBHOOKS_DB_DEAD_AFTER_SECONDS",
+                int,
+                cls.db_dead_after_seconds,
+                minimum=2,
+                maximum=3600,
+            ),
+            db_statement_timeout_seconds=reader.number(
+                "WEBHOOKS_DB_STATEMENT_TIMEOUT_SECONDS",
+                float,
+                cls.db_statement_timeout_seconds,
+                minimum=0.0,
+            ),
+            db_pool_timeout_seconds=reader.number(
+                "WEBHOOKS_DB_POOL_TIMEOUT_SECONDS",
+                float,
+                cls.db_pool_timeout_seconds,
+                minimum=0.5,
+                maximum=300.0,
             ),
         )
         if settings.is_production and not settings.secret_key:

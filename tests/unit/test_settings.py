@@ -51,6 +51,10 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "WEBHOOKS_RETENTION_DAYS": ("90", "retention_days", 90),
     "WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS": ("3600", "disable_after_failing_seconds", 3600.0),
     "WEBHOOKS_MAX_REQUEST_BYTES": ("65536", "max_request_bytes", 65536),
+    "WEBHOOKS_DB_CONNECT_TIMEOUT_SECONDS": ("3", "db_connect_timeout_seconds", 3),
+    "WEBHOOKS_DB_DEAD_AFTER_SECONDS": ("20", "db_dead_after_seconds", 20),
+    "WEBHOOKS_DB_STATEMENT_TIMEOUT_SECONDS": ("0", "db_statement_timeout_seconds", 0.0),
+    "WEBHOOKS_DB_POOL_TIMEOUT_SECONDS": ("2.5", "db_pool_timeout_seconds", 2.5),
 }
 
 
