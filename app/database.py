@@ -222,6 +222,20 @@ class Database:
             self.resource_alarm.note(error)
             raise
 
+    async def answers(self, within_seconds: float) -> bool:
+        """Whether the main pool hands out a connection that answers within ``within_seconds``.
+
+        The pool's own bound (not a cancellation) ends the wait: cancelling psycopg in the
+        middle of a statement sends a cancel request and waits for it, on a connection
+        that may be the black-holed one.
+        """
+        try:
+            async with self.pool.connection(timeout=within_seconds) as connection:
+                await connection.execute(QUERIES["ping"])
+        except psycopg.Error:
+            return False
+        return True
+
     async def applied_migrations(self) -> set[str]:
         """Names of the applied migrations (readiness)."""
         return {row["name"] for row in await self.fetch_all("applied_migrations")}

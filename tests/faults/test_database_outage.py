@@ -189,3 +189,37 @@ def test_a_database_restart_under_load_loses_no_event_and_needs_no_manual_restar
     assert fresh_latency < 2.0
     assert worker.returncode is None, worker.describe()
     assert api_process.returncode is None
+
+
+LONG_OUTAGE_SECONDS = 18.0  # the old restart backoff (1, 2, 4, 8, 16 s) overshot it by ~13 s
+WORKER_BACK_WITHIN_SECONDS = 6.0
+
+
+def test_after_a_long_outage_the_worker_delivers_within_seconds_of_the_databases_return(
+    stack: Stack,
+) -> None:
+    # given a worker with one subscription to deliver to
+    stack.company("acme")
+    with Receiver() as receiver:
+        sub = stack.subscribe("acme", receiver.url_for("/hook"))
+        worker = stack.worker()
+
+        # when PostgreSQL stays away long enough for the restart backoff to grow, and
+        # comes back
+        stack.owner.stop()
+        time.sleep(LONG_OUTAGE_SECONDS)
+        stack.owner.start()
+        up_at = time.monotonic()
+
+        # then the worker is listening, and delivering, within seconds
+        stack.wait_for_listeners(1, worker, timeout=40)
+        listening_after = time.monotonic() - up_at
+        stack.publish([(sub, {"after": "outage"})])
+        [arrived] = receiver.wait_for(1, timeout=40)
+    delivered_after = arrived.received_at - up_at
+    print(
+        f"\noutage {LONG_OUTAGE_SECONDS:.0f} s: worker listening {listening_after:.1f} s and a"
+        f" new event delivered {delivered_after:.1f} s after the database's return"
+    )
+    assert delivered_after < WORKER_BACK_WITHIN_SECONDS, worker.log()[-3000:]
+    assert worker.returncode is None, worker.describe()
