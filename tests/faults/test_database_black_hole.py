@@ -85,8 +85,10 @@ def test_a_black_holed_database_ends_requests_within_the_bounds_and_recovers_in_
             # when every packet between the service and PostgreSQL is dropped for a while
             network.black_hole()
             dropped_at = time.monotonic()
-            time.sleep(OUTAGE_SECONDS)
-            network.restore()
+            try:
+                time.sleep(OUTAGE_SECONDS)
+            finally:
+                network.restore()
             restored_at = time.monotonic()
 
             # (the load goes on until publishes and deliveries are back)
