@@ -225,9 +225,10 @@ class Database:
     async def answers(self, within_seconds: float) -> bool:
         """Whether the main pool hands out a connection that answers within ``within_seconds``.
 
-        The pool's own bound (not a cancellation) ends the wait: cancelling psycopg in the
-        middle of a statement sends a cancel request and waits for it, on a connection
-        that may be the black-holed one.
+        The pool's own bound ends the wait, not a cancellation: cancelling psycopg in the
+        middle of a statement sends a cancel request and waits for it, on a network that
+        may be the black-holed one. (A pooled connection found dead on the way costs at
+        most the dead-connection limit more; see app/connection_limits.py.)
         """
         try:
             async with self.pool.connection(timeout=within_seconds) as connection:
