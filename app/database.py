@@ -42,6 +42,8 @@ from psycopg import AsyncPipeline
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from app.connection_limits import RECONNECT_GIVE_UP_SECONDS, ConnectionLimits, limited_conninfo
+from app.outages import ResourceAlarm
 from app.queries import QUERIES
 
 Row = dict[str, Any]
@@ -132,6 +134,8 @@ class Database:
                 raise ValueError(f"the pool for {scope.role} must be made with role=")
         self.pool = pool
         self._role_pools = dict(role_pools or {})
+        # Statements that failed for lack of server resources (readiness reads it).
+        self.resource_alarm = ResourceAlarm()
 
     @classmethod
     def create_pool(
@@ -140,10 +144,13 @@ class Database:
         *,
         min_size: int = 1,
         max_size: int = 10,
-        timeout: float = 10.0,
         role: RoleName | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> AsyncConnectionPool[Any]:
         """A closed pool; open it with ``await pool.open()`` or ``async with``.
+
+        Its connections carry ``limits`` (see app/connection_limits.py); waiting for a
+        connection ends after ``limits.pool_wait_seconds`` with ``PoolTimeout``.
 
         No ``autocommit`` in the connection kwargs: Procrastinate's listener adds its own
         (see stack notes); ``configure`` switches each new pooled connection to it instead.
@@ -151,14 +158,15 @@ class Database:
         pool for ``role_pools``; never hand it to Procrastinate), and the pool is named
         after the role.
         """
+        limits = limits or ConnectionLimits()
         liveness = _Liveness()
         return AsyncConnectionPool(
-            url,
+            limited_conninfo(url, limits),
             min_size=min_size,
             max_size=max_size,
-            timeout=timeout,
+            timeout=limits.pool_wait_seconds,
+            reconnect_timeout=RECONNECT_GIVE_UP_SECONDS,
             open=False,
-            kwargs={"connect_timeout": 5},
             configure=_autocommit if role is None else _SessionRole(role).configure,
             check=liveness.check,
             name="webhooks" if role is None else role,
@@ -183,25 +191,51 @@ class Database:
             async with self.transaction() as session:
                 yield session
             return
-        async with pool.connection() as connection:
-            yield Session(connection)
+        with self._watched():
+            async with pool.connection() as connection:
+                yield Session(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         """One connection inside one transaction: all or nothing."""
         pool, enter_scope = self._route()
-        if not enter_scope:
-            async with pool.connection() as connection, connection.transaction():
-                yield Session(connection)
-            return
-        async with (
-            pool.connection() as connection,
-            connection.pipeline() as pipeline,
-            connection.transaction(),
-        ):
-            session = Session(connection, pipeline)
-            await _enter_scope(session)
-            yield session
+        with self._watched():
+            if not enter_scope:
+                async with pool.connection() as connection, connection.transaction():
+                    yield Session(connection)
+                return
+            async with (
+                pool.connection() as connection,
+                connection.pipeline() as pipeline,
+                connection.transaction(),
+            ):
+                session = Session(connection, pipeline)
+                await _enter_scope(session)
+                yield session
+
+    @contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Note a statement failing for lack of server resources (class 53)."""
+        try:
+            yield
+        except psycopg.Error as error:
+            self.resource_alarm.note(error)
+            raise
+
+    async def answers(self, within_seconds: float) -> bool:
+        """Whether the main pool hands out a connection that answers within ``within_seconds``.
+
+        The pool's own bound ends the wait, not a cancellation: cancelling psycopg in the
+        middle of a statement sends a cancel request and waits for it, on a network that
+        may be the black-holed one. (A pooled connection found dead on the way costs at
+        most the dead-connection limit more; see app/connection_limits.py.)
+        """
+        try:
+            async with self.pool.connection(timeout=within_seconds) as connection:
+                await connection.execute(QUERIES["ping"])
+        except psycopg.Error:
+            return False
+        return True
 
     async def applied_migrations(self) -> set[str]:
         """Names of the applied migrations (readiness)."""
@@ -231,17 +265,18 @@ class Database:
         scope's role pool, the statement commits on its own.
         """
         pool, enter_scope = self._route()
-        async with (
-            pool.connection() as connection,
-            connection.cursor(row_factory=dict_row) as cursor,
-        ):
-            if not enter_scope:
-                await cursor.execute(QUERIES[query], arguments)
-            else:
-                async with connection.pipeline(), connection.transaction():
-                    await _enter_scope(Session(connection))
+        with self._watched():
+            async with (
+                pool.connection() as connection,
+                connection.cursor(row_factory=dict_row) as cursor,
+            ):
+                if not enter_scope:
                     await cursor.execute(QUERIES[query], arguments)
-            yield cursor
+                else:
+                    async with connection.pipeline(), connection.transaction():
+                        await _enter_scope(Session(connection))
+                        await cursor.execute(QUERIES[query], arguments)
+                yield cursor
 
 
 async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:

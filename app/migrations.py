@@ -85,8 +85,11 @@ def _deduplicate(migrations: list[Migration]) -> list[Migration]:
 def apply_migrations(conninfo: str) -> list[str]:
     """Apply every pending migration; returns the names applied (empty when up to date)."""
     with psycopg.connect(conninfo) as connection, connection.transaction():
-        _run(connection, QUERIES["create_migrations_table"])
+        # The lock first: CREATE TABLE IF NOT EXISTS is not safe against a concurrent
+        # create of the same table (two runs on a fresh database both pass the check,
+        # and the second dies on the catalog's unique index).
         _run(connection, QUERIES["lock_migrations"])
+        _run(connection, QUERIES["create_migrations_table"])
         with connection.cursor() as cursor:
             cursor.execute(QUERIES["applied_migrations"])
             applied = {row[0] for row in cursor.fetchall()}

@@ -153,7 +153,8 @@ class LocalCluster:
 
     ``port=None`` reuses the port of the previous run when it is free, else picks a free
     one. ``durable=False`` turns fsync and friends off: a crash of the machine may then
-    corrupt the data, which suits throwaway test clusters only.
+    corrupt the data, which suits throwaway test clusters only. ``host`` is the address it
+    listens on (tests put a server behind a network namespace's address).
     """
 
     def __init__(
@@ -163,9 +164,11 @@ class LocalCluster:
         port: int | None = None,
         bin_dir: Path | None = None,
         durable: bool = True,
+        host: str = HOST,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().absolute()
         self.durable = durable
+        self.host = host
         self._requested_port = port
         self._bin_dir = Path(bin_dir).resolve() if bin_dir is not None else None
         self._port: int | None = None
@@ -191,7 +194,7 @@ class LocalCluster:
 
     def url(self, database: str = "postgres") -> str:
         """A ``postgresql://`` URL for ``database`` on this cluster."""
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{quote(database, safe='')}"
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{quote(database, safe='')}"
 
     def start(self) -> str:
         """Start the server (initialising the data directory if empty); returns its URL.
@@ -270,7 +273,7 @@ class LocalCluster:
     def _pg_ctl_start(self, port: int, account: _Account | None) -> ClusterError | None:
         settings = {
             "port": str(port),
-            "listen_addresses": HOST,
+            "listen_addresses": self.host,
             "unix_socket_directories": "",
             "max_connections": "200",
         }
@@ -295,8 +298,8 @@ class LocalCluster:
         if result.returncode == 0:
             return None
         return ClusterError(
-            f"PostgreSQL did not start on {HOST}:{port} from {self.data_dir}: {_output(result)}"
-            f"{self._log_tail(log_start)}"
+            f"PostgreSQL did not start on {self.host}:{port} from {self.data_dir}: "
+            f"{_output(result)}{self._log_tail(log_start)}"
         )
 
     def _running_port(self) -> int | None:

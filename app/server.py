@@ -35,6 +35,7 @@ from app.api_keys import (
 )
 from app.database import PUBLISHER_SCOPE, Scope, bind_scope, scoped
 from app.migrations import own_migrations
+from app.outages import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 from app.rate_limit import Admission, RateLimited, TokenBuckets, rate_limited_response
 from app.refusals import BodyLimits, body_cap, error_response, log_refusal
 from app.services import Services, open_services
@@ -50,8 +51,6 @@ from schema.context import Context
 from schema.root import build_schema
 
 logger = logging.getLogger(__name__)
-
-RETRY_AFTER_UNAVAILABLE_SECONDS = 5
 
 READINESS_TIMEOUT_SECONDS = 2.0
 
@@ -241,17 +240,11 @@ async def database_unavailable(
         with suppress(RuntimeError):  # already closed
             await connection.close(code=1013)
         return None
-    return JSONResponse(
-        {
-            "errors": [
-                {
-                    "message": "The service is temporarily unavailable; try again shortly.",
-                    "extensions": {"code": "UNAVAILABLE"},
-                }
-            ]
-        },
+    return error_response(
+        UNAVAILABLE_MESSAGE,
+        "UNAVAILABLE",
         status_code=503,
-        headers={"retry-after": str(RETRY_AFTER_UNAVAILABLE_SECONDS)},
+        headers={"retry-after": str(RETRY_AFTER_SECONDS)},
     )
 
 
@@ -340,17 +333,21 @@ async def _maybe(
 async def readiness(
     holder: ServicesHolder, worker_health: WorkerHealth | None = None
 ) -> dict[str, bool]:
-    """Whether the database answers in time and is migrated, and the worker (if any) runs."""
+    """Whether the database answers in time and is migrated, has had the resources for
+    recent statements (no class-53 error lately, see app/outages.py), and the worker (if
+    any) runs."""
     checks: dict[str, bool] = {}
+    db = holder.services.db
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
-            applied = await holder.services.db.applied_migrations()
+            applied = await db.applied_migrations()
         checks["database"] = True
         checks["migrations"] = {m.name for m in own_migrations()} <= applied
     except Exception:  # any failure means "not ready"; the reason goes to the log
         logger.warning("readiness: database check failed", exc_info=True)
         checks["database"] = False
         checks["migrations"] = False
+    checks["resources"] = not db.resource_alarm.raised
     if worker_health is not None:
         checks["worker"] = worker_health.running
     return checks

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import procrastinate
 
+from app.connection_limits import ConnectionLimits, limited_conninfo
 from app.database import PUBLISHER_SCOPE, WORKER_SCOPE, Database
 from app.delivery_updates import DeliveryUpdatesHub
 from app.queue import queue as default_queue
@@ -53,6 +54,16 @@ def development_secret_key(data_dir: Path) -> str:
     return key
 
 
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The database waits' bounds the settings ask for."""
+    return ConnectionLimits(
+        connect_seconds=settings.db_connect_timeout_seconds,
+        dead_after_seconds=settings.db_dead_after_seconds,
+        statement_seconds=settings.db_statement_timeout_seconds,
+        pool_wait_seconds=settings.db_pool_timeout_seconds,
+    )
+
+
 @asynccontextmanager
 async def open_services(
     settings: Settings,
@@ -68,10 +79,11 @@ async def open_services(
     url = settings.database_url
     if url is None:
         raise SettingsError("WEBHOOKS_DATABASE_URL (or DATABASE_URL) is not set")
-    pool = Database.create_pool(url, max_size=settings.db_pool_max_size)
+    limits = connection_limits(settings)
+    pool = Database.create_pool(url, max_size=settings.db_pool_max_size, limits=limits)
     role_pools = {
         scope: Database.create_pool(
-            url, min_size=0, max_size=settings.db_pool_max_size, role=scope.role
+            url, min_size=0, max_size=settings.db_pool_max_size, role=scope.role, limits=limits
         )
         for scope in (WORKER_SCOPE, PUBLISHER_SCOPE)
     }
@@ -82,7 +94,7 @@ async def open_services(
             for each_pool in (pool, *role_pools.values()):
                 await opened.enter_async_context(each_pool)
             await opened.enter_async_context(queue.open_async(pool))
-            updates = DeliveryUpdatesHub(url)
+            updates = DeliveryUpdatesHub(limited_conninfo(url, limits))
             try:
                 yield Services(
                     settings=settings,

@@ -63,6 +63,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     ws_key_check_seconds: float = 5.0
     ws_max_lifetime_seconds: float = 3600.0
+    db_connect_timeout_seconds: int = 5
+    db_dead_after_seconds: int = 10
+    db_statement_timeout_seconds: float = 30.0
+    db_pool_timeout_seconds: float = 10.0
 
     @property
     def is_production(self) -> bool:
@@ -161,6 +165,34 @@ class Settings:
         )
         settings = replace(
             settings,
+            # libpq's connect_timeout is whole seconds, and treats 1 as 2.
+            db_connect_timeout_seconds=reader.number(
+                "WEBHOOKS_DB_CONNECT_TIMEOUT_SECONDS",
+                int,
+                cls.db_connect_timeout_seconds,
+                minimum=2,
+                maximum=300,
+            ),
+            db_dead_after_seconds=reader.number(
+                "WEBHOOKS_DB_DEAD_AFTER_SECONDS",
+                int,
+                cls.db_dead_after_seconds,
+                minimum=2,
+                maximum=3600,
+            ),
+            db_statement_timeout_seconds=reader.number(
+                "WEBHOOKS_DB_STATEMENT_TIMEOUT_SECONDS",
+                float,
+                cls.db_statement_timeout_seconds,
+                minimum=0.0,
+            ),
+            db_pool_timeout_seconds=reader.number(
+                "WEBHOOKS_DB_POOL_TIMEOUT_SECONDS",
+                float,
+                cls.db_pool_timeout_seconds,
+                minimum=0.5,
+                maximum=300.0,
+            ),
             rate_limit_unauthenticated_per_second=reader.number(
                 "WEBHOOKS_RATE_LIMIT_UNAUTHENTICATED_PER_SECOND",
                 float,

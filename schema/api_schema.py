@@ -17,6 +17,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
+from starlette.responses import Response
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -100,9 +101,11 @@ class ApiSchema(strawberry.Schema):
         """Mask unexpected errors in place (the list is the one the client gets) and log
         the client's errors as one line."""
         refused: list[GraphQLError] = []
+        context = execution_context.context if execution_context is not None else None
+        response = getattr(context, "response", None)
         for index, error in enumerate(errors):
             if is_unexpected(error):
-                errors[index] = masked(error)
+                errors[index] = masked(error, response if isinstance(response, Response) else None)
             else:
                 refused.append(error)
         if refused:

@@ -38,3 +38,7 @@ WHERE s.is_active AND s.deleted_at IS NULL
       WHERE status = 'FAILED' AND completed_at > now() - make_interval(secs => %(period_seconds)s)
   )
   AND first_failure.at <= now() - make_interval(secs => %(period_seconds)s);
+
+-- ping --
+-- Whether the database answers at all (the worker supervisor's probe during an outage).
+SELECT 1 AS ok;

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from app.failure_email import FailedDelivery, FailureNotice, notice_id, render_f
 from app.mailer import OutboxMailer
 from app.secret_box import generate_key
 from tests.acceptance.processes import (
+    WEBHOOKS,
     Api,
     Processes,
     empty_database,
@@ -50,6 +53,40 @@ def test_migrate_applies_everything_once(postgres_server: PostgresServer, tmp_pa
     assert "0001_procrastinate.sql" in first["applied"]
     assert "0002_core.sql" in first["applied"]
     assert second == {"applied": []}
+
+
+CONCURRENT_MIGRATES = 3
+MIGRATE_TRIALS = 3
+
+
+def test_concurrent_migrates_on_a_fresh_database_all_succeed_and_apply_each_migration_once(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    for trial in range(MIGRATE_TRIALS):
+        with empty_database(postgres_server) as url:
+            # given a database nothing was ever applied to
+            env = service_environment(url, tmp_path / f"data-{trial}", generate_key())
+
+            # when three deploys run `webhooks migrate` at the same moment
+            runs = [
+                subprocess.Popen(
+                    [WEBHOOKS, "migrate", "--json"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(CONCURRENT_MIGRATES)
+            ]
+            outputs = [run.communicate(timeout=60) for run in runs]
+
+        # then every one exits 0, and between them each migration was applied exactly once
+        for run, (_, stderr) in zip(runs, outputs, strict=True):
+            assert run.returncode == 0, f"trial {trial}: exited {run.returncode}\n{stderr}"
+        applied = [name for stdout, _ in outputs for name in json.loads(stdout)["applied"]]
+        assert "0002_core.sql" in applied
+        assert sorted(applied) == sorted(set(applied)), f"trial {trial}: {applied}"
 
 
 def test_company_create_prints_exactly_id_and_name_and_refuses_a_taken_id(

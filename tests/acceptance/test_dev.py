@@ -120,7 +120,7 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
     ready = first.wait_http("/readyz")
     assert ready.json() == {
         "ready": True,
-        "checks": {"database": True, "migrations": True, "worker": True},
+        "checks": {"database": True, "migrations": True, "resources": True, "worker": True},
     }
     graphiql = httpx.get(first.url("/graphql"), headers={"accept": "text/html"}, timeout=5)
     assert graphiql.status_code == 200

@@ -193,7 +193,7 @@ def test_serve_with_worker_delivers_on_its_own(
 
     assert ready.json() == {
         "ready": True,
-        "checks": {"database": True, "migrations": True, "worker": True},
+        "checks": {"database": True, "migrations": True, "resources": True, "worker": True},
     }
     assert verified_body(request, secret)["data"] == {"orderId": "o-7"}
     assert request.header("webhook-id") == done["webhookId"]

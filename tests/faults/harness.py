@@ -25,13 +25,15 @@ import re
 import secrets
 import shutil
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -45,6 +47,7 @@ from app.services import Services, open_services
 from app.settings import Settings
 from app.subscriptions import NewSubscription, create_subscription
 from tests.acceptance.processes import (
+    PUBLISH_EVENT,
     Process,
     Processes,
     free_port,
@@ -362,6 +365,102 @@ def stack_fixture(owned_postgres: OwnedPostgres, tmp_path: Path) -> Iterator[Sta
             deployment.cleanup()
         finally:
             owned_postgres.drop_database(database)
+
+
+# -- load over HTTP ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishCall:
+    """One ``publishEvent`` over HTTP: when it started and ended, and how it was answered."""
+
+    started: float  # time.monotonic()
+    ended: float
+    status: int | None  # None: no HTTP answer at all
+    codes: tuple[str, ...]  # extensions.code of each GraphQL error
+    retry_after: str | None
+    event_id: str | None  # set when the event was published
+
+    @property
+    def took(self) -> float:
+        return self.ended - self.started
+
+
+@dataclass
+class Publisher:
+    """Publishes one event every ``pause`` seconds over HTTP, noting what succeeded."""
+
+    base_url: str
+    key: str
+    company_id: str
+    pause: float = 0.05
+    timeout: float = 30.0
+    succeeded: list[tuple[float, str]] = field(default_factory=list)  # (when, event id)
+    failed: list[tuple[float, str]] = field(default_factory=list)  # (when, why)
+    calls: list[PublishCall] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="publisher")
+        self.thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=self.timeout) as http:
+            number = 0
+            while not self.stop.is_set():
+                number += 1
+                variables = {
+                    "input": {
+                        "companyId": self.company_id,
+                        "webhook": "ORDER_STATUS",
+                        "payload": {"n": number},
+                        "subject": f"o-{number}",
+                    }
+                }
+                started = time.monotonic()
+                try:
+                    response = http.post(
+                        "/graphql",
+                        json={"query": PUBLISH_EVENT, "variables": variables},
+                        headers={"authorization": f"Bearer {self.key}"},
+                    )
+                except httpx.HTTPError as error:
+                    self.failed.append((time.monotonic(), repr(error)))
+                    self.calls.append(PublishCall(started, time.monotonic(), None, (), None, None))
+                else:
+                    self._note(started, response)
+                time.sleep(self.pause)
+
+    def _note(self, started: float, response: httpx.Response) -> None:
+        ended = time.monotonic()
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        errors = body.get("errors") or []
+        event = ((body.get("data") or {}).get("publishEvent") or {}).get("event")
+        event_id = event["id"] if event and response.status_code == 200 else None
+        if errors or event_id is None:
+            self.failed.append((ended, response.text[:200]))
+        else:
+            self.succeeded.append((ended, event_id))
+        codes = tuple(str((error.get("extensions") or {}).get("code")) for error in errors)
+        self.calls.append(
+            PublishCall(
+                started,
+                ended,
+                response.status_code,
+                codes,
+                response.headers.get("retry-after"),
+                None if errors else event_id,
+            )
+        )
 
 
 # -- what receivers saw ---------------------------------------------------------------------

@@ -7,14 +7,13 @@ started again; neither process is restarted by hand.
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
 
 import httpx
 
 from tests.acceptance.processes import PUBLISH_EVENT, Api, seed_tenants, subscribe, wait_until
 from tests.faults.harness import (  # noqa: F401 -- the fixtures
+    Publisher,
     Stack,
     owned_postgres_fixture,
     stack_fixture,
@@ -26,58 +25,6 @@ OUTAGE_SECONDS = 5.0
 POOL_TIMEOUT = 10.0  # app.database.Database.create_pool
 READINESS_TIMEOUT = 2.0  # app.server.readiness
 POLL_INTERVAL = 5.0  # slow on purpose: a delivery within ~1 s proves LISTEN works
-
-
-@dataclass
-class Publisher:
-    """Publishes one event every ``pause`` seconds over HTTP, noting what succeeded."""
-
-    base_url: str
-    key: str
-    company_id: str
-    pause: float = 0.05
-    succeeded: list[tuple[float, str]] = field(default_factory=list)  # (when, event id)
-    failed: list[tuple[float, str]] = field(default_factory=list)  # (when, why)
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="publisher")
-        self.thread.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=30) as http:
-            number = 0
-            while not self.stop.is_set():
-                number += 1
-                variables = {
-                    "input": {
-                        "companyId": self.company_id,
-                        "webhook": "ORDER_STATUS",
-                        "payload": {"n": number},
-                        "subject": f"o-{number}",
-                    }
-                }
-                try:
-                    response = http.post(
-                        "/graphql",
-                        json={"query": PUBLISH_EVENT, "variables": variables},
-                        headers={"authorization": f"Bearer {self.key}"},
-                    )
-                    body = response.json() if response.status_code == 200 else {}
-                    event = (body.get("data") or {}).get("publishEvent") or {}
-                    if body.get("errors") or not event.get("event"):
-                        self.failed.append((time.monotonic(), response.text[:200]))
-                    else:
-                        self.succeeded.append((time.monotonic(), event["event"]["id"]))
-                except httpx.HTTPError as error:
-                    self.failed.append((time.monotonic(), repr(error)))
-                time.sleep(self.pause)
 
 
 def test_while_the_database_is_down_the_api_answers_with_an_error_not_a_hang(
@@ -189,3 +136,37 @@ def test_a_database_restart_under_load_loses_no_event_and_needs_no_manual_restar
     assert fresh_latency < 2.0
     assert worker.returncode is None, worker.describe()
     assert api_process.returncode is None
+
+
+LONG_OUTAGE_SECONDS = 18.0  # the old restart backoff (1, 2, 4, 8, 16 s) overshot it by ~13 s
+WORKER_BACK_WITHIN_SECONDS = 6.0
+
+
+def test_after_a_long_outage_the_worker_delivers_within_seconds_of_the_databases_return(
+    stack: Stack,
+) -> None:
+    # given a worker with one subscription to deliver to
+    stack.company("acme")
+    with Receiver() as receiver:
+        sub = stack.subscribe("acme", receiver.url_for("/hook"))
+        worker = stack.worker()
+
+        # when PostgreSQL stays away long enough for the restart backoff to grow, and
+        # comes back
+        stack.owner.stop()
+        time.sleep(LONG_OUTAGE_SECONDS)
+        stack.owner.start()
+        up_at = time.monotonic()
+
+        # then the worker is listening, and delivering, within seconds
+        stack.wait_for_listeners(1, worker, timeout=40)
+        listening_after = time.monotonic() - up_at
+        stack.publish([(sub, {"after": "outage"})])
+        [arrived] = receiver.wait_for(1, timeout=40)
+    delivered_after = arrived.received_at - up_at
+    print(
+        f"\noutage {LONG_OUTAGE_SECONDS:.0f} s: worker listening {listening_after:.1f} s and a"
+        f" new event delivered {delivered_after:.1f} s after the database's return"
+    )
+    assert delivered_after < WORKER_BACK_WITHIN_SECONDS, worker.log()[-3000:]
+    assert worker.returncode is None, worker.describe()

@@ -11,7 +11,10 @@ from app.services import Services
 async def test_a_migrated_database_is_ready(http: httpx.AsyncClient) -> None:
     response = await http.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"ready": True, "checks": {"database": True, "migrations": True}}
+    assert response.json() == {
+        "ready": True,
+        "checks": {"database": True, "migrations": True, "resources": True},
+    }
 
 
 async def test_a_missing_migration_makes_the_service_not_ready(
@@ -23,7 +26,7 @@ async def test_a_missing_migration_makes_the_service_not_ready(
         )
     response = await http.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": True, "migrations": False}
+    assert response.json()["checks"] == {"database": True, "migrations": False, "resources": True}
 
 
 async def test_liveness_needs_no_database(http: httpx.AsyncClient, services: Services) -> None:

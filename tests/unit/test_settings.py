@@ -70,6 +70,10 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     ),
     "WEBHOOKS_WS_KEY_CHECK_SECONDS": ("2", "ws_key_check_seconds", 2.0),
     "WEBHOOKS_WS_MAX_LIFETIME_SECONDS": ("600", "ws_max_lifetime_seconds", 600.0),
+    "WEBHOOKS_DB_CONNECT_TIMEOUT_SECONDS": ("3", "db_connect_timeout_seconds", 3),
+    "WEBHOOKS_DB_DEAD_AFTER_SECONDS": ("20", "db_dead_after_seconds", 20),
+    "WEBHOOKS_DB_STATEMENT_TIMEOUT_SECONDS": ("0", "db_statement_timeout_seconds", 0.0),
+    "WEBHOOKS_DB_POOL_TIMEOUT_SECONDS": ("2.5", "db_pool_timeout_seconds", 2.5),
 }
 
 
