@@ -128,9 +128,9 @@ async def make_attempt(
 ) -> Result:
     """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
 
-    With ``in_flight``, an attempt whose subscription already has its share of this
-    worker's slots is postponed (re-queued later, nothing recorded) instead; ``postponed``
-    says how often that already happened to it.
+    With ``in_flight``, an attempt that this worker's fairness rules refuse a slot (its
+    subscription has its share, or slow endpoints have theirs) is postponed (re-queued
+    later, nothing recorded) instead; ``postponed`` says how often that already happened.
     """
     key = uuid.UUID(delivery_id)
     row = await services.db.fetch_one("load_attempt_context", id=key)
@@ -148,8 +148,8 @@ async def make_attempt(
         logger.info("subscription inactive; delivery cancelled", extra=log)
         return "cancelled"
 
-    subscription_id: uuid.UUID = row["subscription_id"]
-    if in_flight is not None and not in_flight.try_acquire(subscription_id):
+    slot = in_flight.try_acquire(row["subscription_id"]) if in_flight is not None else None
+    if in_flight is not None and slot is None:
         await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
     try:
@@ -160,8 +160,8 @@ async def make_attempt(
         )
         outcome = await transport.send(target.url, body, headers)
     finally:
-        if in_flight is not None:
-            in_flight.release(subscription_id)
+        if in_flight is not None and slot is not None:
+            in_flight.release(slot)
     result = await _record_sent(services, row, cycle, attempt, outcome, target.masked_url)
     if result == "unrecorded":
         return result

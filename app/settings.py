@@ -47,6 +47,7 @@ class Settings:
     max_payload_bytes: int = 256 * 1024
     worker_concurrency: int = 50
     poll_interval_seconds: float = 0.5
+    slow_attempt_seconds: float = 2.0
     stalled_after_seconds: float = 60.0
     allowed_networks: tuple[Network, ...] = field(default_factory=tuple)
     data_dir: str = ".webhooks"
@@ -122,6 +123,13 @@ class Settings:
                 cls.poll_interval_seconds,
                 minimum=0.05,
                 maximum=60.0,
+            ),
+            slow_attempt_seconds=reader.number(
+                "WEBHOOKS_SLOW_ATTEMPT_SECONDS",
+                float,
+                cls.slow_attempt_seconds,
+                minimum=0.01,
+                maximum=300.0,
             ),
             stalled_after_seconds=reader.number(
                 "WEBHOOKS_STALLED_AFTER_SECONDS", float, cls.stalled_after_seconds, minimum=5.0

@@ -23,7 +23,7 @@ from app.attempts import give_up
 from app.database import WORKER_SCOPE, bind_scope
 from app.endpoint_health import deactivate_failing_subscriptions
 from app.events import defer_attempts
-from app.fairness import InFlight, default_cap
+from app.fairness import InFlight, slow_after_seconds
 from app.mailer import Mailer, mailer_from_settings
 from app.notices import EmailSlots, schedule_notice_job
 from app.queue import DELIVERY_QUEUE, MAINTENANCE_QUEUE, NOTICE_QUEUE, NOTIFY_TASK
@@ -106,7 +106,10 @@ async def run_worker(
         services=services,
         transport=transport,
         mailer=mailer,
-        in_flight=InFlight(default_cap(concurrency)),
+        in_flight=InFlight.for_worker(
+            concurrency,
+            slow_after_seconds(settings.slow_attempt_seconds, settings.request_timeout_seconds),
+        ),
         email_slots=EmailSlots(settings.email_concurrency),
     )
     heartbeat = max(1.0, settings.stalled_after_seconds / 4)

@@ -26,6 +26,10 @@ class Sizes:
     fanout_subscriptions: int = 100  # G
     memory_deliveries: int = 1000  # H: in flight at once
     memory_delay_ms: int = 10_000  # H: how long the slow receiver takes to answer
+    backlog_retries: int = 20_000  # I: retries waiting for later
+    backlog_events: int = 1000  # I: events of the burst
+    backlog_seconds: float = 10.0  # I: how long the steady stream lasts
+    backlog_rate: float = 50.0  # I: events per second of the steady stream
     smoke: bool = False
 
     def with_rows(self, rows: int | None) -> Sizes:
@@ -52,5 +56,9 @@ SMOKE = Sizes(
     fanout_subscriptions=100,
     memory_deliveries=100,
     memory_delay_ms=500,
+    backlog_retries=500,
+    backlog_events=20,
+    backlog_seconds=1.0,
+    backlog_rate=20.0,
     smoke=True,
 )

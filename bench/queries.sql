@@ -117,3 +117,21 @@ ORDER BY relname;
 -- How PostgreSQL planned this connection's prepared statements so far.
 SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
 WHERE NOT from_sql;
+
+-- backlog_retries --
+-- Delivery retries waiting an hour, one lock each, as failed attempts leave them (phase I).
+INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, scheduled_at)
+SELECT 'deliveries', 'deliver_webhook', d.id::text,
+       jsonb_build_object('delivery_id', d.id::text, 'cycle', 1, 'attempt', 2),
+       now() + interval '1 hour'
+FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, %(count)s)) d;
+
+-- bench_worker --
+-- A worker row for a fetch made by the benchmark itself (rolled back with it).
+INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id;
+
+-- explain_fetch --
+-- One fetch of the worker's queues, as Procrastinate's worker makes it, with its buffers.
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+SELECT * FROM procrastinate_fetch_job_v2(
+    ARRAY['deliveries', 'notices', 'maintenance']::character varying[], %(worker)s);

@@ -18,6 +18,7 @@ RETRY_P99_MS = 1000.0
 API_P99_MS = 30.0
 FANOUT_P99_MS = 50.0
 PEAK_RSS_MB = 250.0
+FETCH_SLACK_BUFFERS = 20  # I: a fetch may read this much more with a backlog than without
 
 
 def _by_processes(section: Result | None) -> dict[int, float]:
@@ -77,6 +78,16 @@ def targets(sections: dict[str, Result]) -> list[Result]:
     if "H" in sections:
         peak = sections["H"]["peak_rss_mb"]
         add("H worker peak RSS (MB)", peak, f"<= {PEAK_RSS_MB:g}", peak <= PEAK_RSS_MB)
+    backlog = sections.get("I", {}).get("runs", [])
+    if len(backlog) == 2:
+        # A fetch is constant-cost in the number of jobs scheduled for later.
+        empty, waiting = (run["idle_fetch_buffers"] for run in backlog)
+        add(
+            f"I idle fetch buffers, {backlog[1]['retries_waiting']:,} retries waiting",
+            waiting,
+            f"<= {empty} + {FETCH_SLACK_BUFFERS}",
+            waiting <= empty + FETCH_SLACK_BUFFERS,
+        )
     return found
 
 
@@ -197,6 +208,18 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                 f"worker peak RSS, {memory['max_in_flight_at_receiver']} in flight",
                 f"{_fmt(memory['peak_rss_mb'])} MB (idle {_fmt(memory['idle_rss_mb'])} MB)",
                 f"<= {PEAK_RSS_MB:g} MB",
+            )
+        )
+    for run in sections.get("I", {}).get("runs", []):
+        latency = run["latency"]
+        table.append(
+            (
+                "I",
+                f"{run['events']:,}-event burst, then {run['rate']:g} events/s, "
+                f"{run['retries_waiting']:,} retries waiting",
+                f"{_fmt(run['per_second'])} deliveries/s; p50 {_fmt(latency['p50_ms'])} / "
+                f"p99 {_fmt(latency['p99_ms'])} ms; idle fetch {run['idle_fetch_buffers']} buffers",
+                "",
             )
         )
     return table

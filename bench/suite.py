@@ -11,6 +11,7 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - F  API latency over 1,000,000 deliveries (``webhooks serve`` over HTTP), with EXPLAIN
 - G  publishEvent latency with 100 matching subscriptions (``webhooks serve``)
 - H  peak RSS of a worker with 1,000 deliveries in flight to a slow receiver
+- I  burst throughput and latency with 20,000 retries waiting, against none
 
 At most four busy processes at a time (driver, receiver, two workers; or driver,
 receiver, API server), plus PostgreSQL.
@@ -119,6 +120,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         queue_ceiling,
         report,
         retries,
+        retry_backlog,
         throughput,
     )
 
@@ -131,6 +133,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "H": memory.run,
         "G": fanout.run,
         "F": api_scale.run,
+        "I": retry_backlog.run,
     }
     started = datetime.now(UTC)
     clock = time.monotonic()

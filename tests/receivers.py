@@ -30,7 +30,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -323,6 +323,27 @@ class Receiver:
             else:
                 return True, None
         return False, error
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[str]:
+    """A base URL on 127.0.0.1 that drops every SYN, as a dead host behind a firewall does:
+    connecting neither succeeds nor is refused, it times out.
+
+    A listening socket with a backlog of 0 that never accepts holds one connection in its
+    accept queue; this one's own holds it, and Linux drops the SYNs of every later one.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    plug = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        host, port = listener.getsockname()
+        plug.connect((host, port))
+        yield f"http://{host}:{port}"
+    finally:
+        plug.close()
+        listener.close()
 
 
 class _Server(http.server.ThreadingHTTPServer):

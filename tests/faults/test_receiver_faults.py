@@ -15,8 +15,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from itertools import pairwise
 
+import pytest
+
 from tests.acceptance.processes import wait_until
 from tests.faults.harness import (  # noqa: F401 -- the fixtures
+    Published,
     Stack,
     delivery_ids_in,
     duplicates,
@@ -29,6 +32,7 @@ from tests.receivers import (
     Receiver,
     RecordedRequest,
     Reply,
+    black_hole,
     hang,
     redirect,
     reset_connection,
@@ -83,6 +87,83 @@ def test_a_hung_endpoint_does_not_starve_a_healthy_one(stack: Stack) -> None:
     assert len(latencies) == count
     assert slow_open > 0
     assert percentile(latencies, 0.99) < 2.0
+
+
+def latencies_of(published: list[Published], requests: list[RecordedRequest]) -> list[float]:
+    """Publish -> arrival, per delivery, for the requests received."""
+    published_at = {p.webhook_id: p.published_at for p in published}
+    return [
+        request.received_at - published_at[request.header("webhook-id") or ""]
+        for request in requests
+        if (request.header("webhook-id") or "") in published_at
+    ]
+
+
+# delivery jobs never taken yet (a postponed or retried attempt is scheduled)
+FRESH_JOBS = (
+    "SELECT count(*) AS n FROM procrastinate_jobs"
+    " WHERE status = 'todo' AND scheduled_at IS NULL AND queue_name = 'deliveries'"
+)
+
+
+@pytest.mark.parametrize("hung", [5, 20])
+def test_hung_endpoints_leave_healthy_deliveries_their_latency_however_many_there_are(
+    stack: Stack, hung: int
+) -> None:
+    # given one worker (50 slots, a fifth of them per subscription), a 3 s request timeout,
+    # three healthy subscriptions, and `hung` subscriptions whose address drops every SYN
+    timeout, healthy_count, per_hung, rounds = 3.0, 3, 20, 30
+    stack.configure(WEBHOOKS_REQUEST_TIMEOUT_SECONDS=timeout, WEBHOOKS_WORKER_CONCURRENCY=50)
+    with Receiver() as receiver, black_hole() as dead:
+        healthy = []
+        for number in range(healthy_count):
+            stack.company(f"healthy-{number}")
+            healthy.append(stack.subscribe(f"healthy-{number}", receiver.url_for(f"/h{number}")))
+        dead_subs = []
+        for number in range(hung):
+            stack.company(f"dead-{number}")
+            dead_subs.append(stack.subscribe(f"dead-{number}", f"{dead}/d{number}"))
+        stack.worker()
+
+        # and the healthy latency with nothing hanging, measured first
+        def healthy_round(tag: str) -> list[float]:
+            plan = [(sub, {"tag": tag, "n": n}) for n in range(rounds) for sub in healthy]
+            expected = len(receiver.requests) + len(plan)
+            published = stack.run(stack.publish_async(plan, pace=0.05))
+            receiver.wait_for(expected, timeout=60)
+            return latencies_of(published, receiver.requests)
+
+        baseline = healthy_round("baseline")
+
+        # when each hung subscription gets a backlog of deliveries, the worker has taken
+        # each of them once (the healthy ones would otherwise wait behind older jobs in
+        # the queue, not for a slot), and the healthy ones keep publishing for a while
+        # longer than a request timeout
+        stack.publish([(sub, {"n": n}) for n in range(per_hung) for sub in dead_subs])
+        wait_until(
+            lambda: stack.sql(FRESH_JOBS)[0]["n"] == 0, timeout=120, message="fresh jobs left"
+        )
+        loaded = healthy_round("loaded")
+        dead_attempts = stack.sql(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE a.error LIKE '%%timed out%%') AS timeouts"
+            " FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id"
+            " WHERE d.subscription_id = ANY(%(ids)s::uuid[])",
+            ids=[sub.id for sub in dead_subs],
+        )[0]
+
+    # then the healthy deliveries arrived as promptly as before: no waiting for a slot
+    # that a hung attempt holds until its timeout
+    print(
+        f"\n{hung} subscriptions dropping SYNs ({hung * per_hung} deliveries, timeout"
+        f" {timeout:g} s): healthy latency alone {summary(baseline)}; beside them"
+        f" {summary(loaded)}; {dead_attempts['n']} attempts to them, {dead_attempts['timeouts']}"
+        " timed out"
+    )
+    assert len(baseline) == len(loaded) == healthy_count * rounds
+    assert dead_attempts["n"] > 0 and dead_attempts["timeouts"] == dead_attempts["n"]
+    assert percentile(loaded, 0.99) < timeout / 4
+    assert percentile(loaded, 0.5) < 3 * percentile(baseline, 0.5) + 0.05
+    assert stack.attempt_gaps() == []
 
 
 # app.worker.recover's log line when it re-queues deliveries whose job was lost

@@ -1,5 +1,5 @@
-"""The queue's fetch checks a job's lock with one index lookup (migration 0008), and still
-takes exactly the job Procrastinate's rules say it should."""
+"""The queue's fetch checks a job's lock with one index lookup (migrations 0008 and 0011),
+and still takes exactly the job Procrastinate's rules say it should."""
 
 from __future__ import annotations
 
@@ -14,15 +14,24 @@ from psycopg import sql
 
 from tests.integration.test_queue_fetch_plan import _fetch_function
 
-LOCK_INDEX = "procrastinate_jobs_open_lock_idx"
-# The statement of the fetch function that picks and takes the job (plpgsql's INTO dropped).
-CANDIDATE = re.compile(r"(WITH\s+candidate\s+AS\s*\(.*?RETURNING\s+[\w.*]+)\s+INTO\b", re.DOTALL)
+LOCK_INDEX = "procrastinate_jobs_open_lock_c_idx"
+# The statements of the fetch function that pick a candidate job (migration 0011: one for
+# jobs queued for now, one for scheduled jobs; plpgsql's INTO dropped).
+CANDIDATE = re.compile(
+    r"SELECT\s+jobs\.id\s+INTO\s+\w+\s+(FROM\s+procrastinate_jobs\s+AS\s+jobs\b.*?SKIP\s+LOCKED)",
+    re.DOTALL,
+)
+# The function's local variable holding the priority level being searched.
+LEVEL = "level"
 BACKLOG = 2000
 
 
-def _fetch_statement(connection: psycopg.Connection[Any]) -> tuple[str, list[str], list[str]]:
-    """The fetch function's job-taking statement with its arguments as $1, $2..., the
-    arguments' types, and the settings the function runs with (``name=value``)."""
+def _fetch_statements(
+    connection: psycopg.Connection[Any],
+) -> tuple[list[str], list[str], list[str]]:
+    """The fetch function's candidate statements with its arguments as $1, $2... and the
+    priority level as the last parameter, the parameters' types, and the settings the
+    function runs with (``name=value``)."""
     row = connection.execute(
         "SELECT prosrc, proargnames, oidvectortypes(proargtypes), proconfig"
         " FROM pg_proc WHERE proname = %s",
@@ -30,12 +39,12 @@ def _fetch_statement(connection: psycopg.Connection[Any]) -> tuple[str, list[str
     ).fetchone()
     assert row is not None
     source, names, types, config = row
-    match = CANDIDATE.search(source)
-    assert match is not None, f"the fetch function changed shape, re-check 0008:\n{source}"
-    statement = match.group(1)
-    for number, name in enumerate(names, start=1):
-        statement = re.sub(rf"\b{re.escape(name)}\b", f"${number}", statement)
-    return statement, [part.strip() for part in types.split(",")], list(config or [])
+    statements = [f"SELECT jobs.id {body}" for body in CANDIDATE.findall(source)]
+    assert len(statements) == 2, f"the fetch function changed shape, re-check 0011:\n{source}"
+    kinds = [part.strip() for part in types.split(",")]
+    for number, name in enumerate([*names, LEVEL], start=1):
+        statements = [re.sub(rf"\b{re.escape(name)}\b", f"${number}", text) for text in statements]
+    return statements, [*kinds, "integer"], list(config or [])
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -47,29 +56,33 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def _lock_check_indexes(connection: psycopg.Connection[Any], mode: str) -> list[str | None]:
     """The index each scan of ``other_jobs`` (the lock check) uses, planned in ``mode``
     (a plpgsql function keeps generic or custom plans) with the function's own settings."""
-    statement, types, config = _fetch_statement(connection)
-    connection.execute(
-        sql.SQL("PREPARE fetch_candidate ({}) AS {}").format(
-            sql.SQL(", ").join(sql.SQL(kind) for kind in types), sql.SQL(statement)
+    statements, types, config = _fetch_statements(connection)
+    indexes: list[str | None] = []
+    for statement in statements:
+        connection.execute(
+            sql.SQL("PREPARE fetch_candidate ({}) AS {}").format(
+                sql.SQL(", ").join(sql.SQL(kind) for kind in types), sql.SQL(statement)
+            )
         )
-    )
-    try:
-        with connection.transaction(force_rollback=True):
-            for setting in [*config, f"plan_cache_mode={mode}"]:
-                name, _, value = setting.partition("=")
-                connection.execute("SELECT set_config(%s, %s, true)", [name, value])
-            row = connection.execute(
-                "EXPLAIN (FORMAT JSON) EXECUTE fetch_candidate(ARRAY['deliveries'], NULL)"
-            ).fetchone()
-    finally:
-        connection.execute("DEALLOCATE fetch_candidate")
-    assert row is not None
-    plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
-    return [
-        node.get("Index Name")
-        for node in _nodes(plan[0]["Plan"])
-        if node.get("Relation Name") == "procrastinate_jobs" and node.get("Alias") == "other_jobs"
-    ]
+        try:
+            with connection.transaction(force_rollback=True):
+                for setting in [*config, f"plan_cache_mode={mode}"]:
+                    name, _, value = setting.partition("=")
+                    connection.execute("SELECT set_config(%s, %s, true)", [name, value])
+                row = connection.execute(
+                    "EXPLAIN (FORMAT JSON) EXECUTE fetch_candidate(ARRAY['deliveries'], NULL, 0)"
+                ).fetchone()
+        finally:
+            connection.execute("DEALLOCATE fetch_candidate")
+        assert row is not None
+        plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
+        indexes += [
+            node.get("Index Name")
+            for node in _nodes(plan[0]["Plan"])
+            if node.get("Relation Name") == "procrastinate_jobs"
+            and node.get("Alias") == "other_jobs"
+        ]
+    return indexes
 
 
 def _add_backlog(connection: psycopg.Connection[Any], jobs: int) -> None:
@@ -96,15 +109,20 @@ def test_the_fetch_looks_a_lock_up_instead_of_reading_every_open_job(
     with psycopg.connect(database_url, autocommit=True) as connection:
         # given an empty queue (how a worker that starts idle plans its fetch)
         # then the lock check is a lookup in the lock index
-        assert _lock_check_indexes(connection, mode) == [LOCK_INDEX]
+        assert _lock_check_indexes(connection, mode) == [LOCK_INDEX, LOCK_INDEX]
 
         # and so it is with a backlog the statistics don't know about yet
         _add_backlog(connection, BACKLOG)
-        assert _lock_check_indexes(connection, mode) == [LOCK_INDEX]
+        assert _lock_check_indexes(connection, mode) == [LOCK_INDEX, LOCK_INDEX]
+
+        # and once (auto)vacuum has counted it, before any ANALYZE: then every index on
+        # lock looked as cheap as another (migration 0011)
+        connection.execute("VACUUM procrastinate_jobs")
+        assert _lock_check_indexes(connection, mode) == [LOCK_INDEX, LOCK_INDEX]
 
         # and once they do
         connection.execute("ANALYZE procrastinate_jobs")
-        assert _lock_check_indexes(connection, mode) == [LOCK_INDEX]
+        assert _lock_check_indexes(connection, mode) == [LOCK_INDEX, LOCK_INDEX]
 
 
 def _defer(

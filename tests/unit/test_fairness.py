@@ -7,7 +7,15 @@ import uuid
 
 import pytest
 
-from app.fairness import InFlight, default_cap, postponement_seconds
+from app.fairness import (
+    InFlight,
+    Slot,
+    default_cap,
+    default_suspect_budget,
+    default_unproven_budget,
+    postponement_seconds,
+    slow_after_seconds,
+)
 
 
 def test_a_subscription_gets_at_most_cap_slots_and_gets_them_back() -> None:
@@ -15,10 +23,11 @@ def test_a_subscription_gets_at_most_cap_slots_and_gets_them_back() -> None:
     busy, other = uuid.uuid4(), uuid.uuid4()
 
     taken = [in_flight.try_acquire(busy) for _ in range(3)]
-    assert taken == [True, True, False]
+    assert [slot is not None for slot in taken] == [True, True, False]
     assert in_flight.try_acquire(other)
 
-    in_flight.release(busy)
+    assert taken[0] is not None
+    in_flight.release(taken[0])
     assert in_flight.try_acquire(busy)
     assert (in_flight.count(busy), in_flight.count(other)) == (2, 1)
 
@@ -52,3 +61,129 @@ def test_the_jitter_stays_within_ten_percent_and_spreads_the_jobs() -> None:
     assert 3.6 <= min(delays) < 3.7
     assert 4.3 < max(delays) <= 4.4
     assert len({round(delay, 3) for delay in delays}) > 100
+
+
+# -- slow and hung endpoints share a bounded number of slots ---------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SLOW_AFTER = 2.0
+
+
+def worker_of(clock: Clock, concurrency: int = 50) -> InFlight:
+    return InFlight.for_worker(concurrency, SLOW_AFTER, clock)
+
+
+def fill(in_flight: InFlight, subscription: uuid.UUID, wanted: int) -> list[Slot]:
+    """Ask for ``wanted`` slots for one subscription; returns those granted."""
+    slots = [in_flight.try_acquire(subscription) for _ in range(wanted)]
+    return [slot for slot in slots if slot is not None]
+
+
+def prove(in_flight: InFlight, clock: Clock, subscription: uuid.UUID) -> None:
+    """One fast attempt, as a healthy endpoint answers."""
+    slot = in_flight.try_acquire(subscription)
+    assert slot is not None
+    clock.now += 0.01
+    in_flight.release(slot)
+
+
+def test_the_worker_defaults_are_fifths_of_the_slots() -> None:
+    assert [default_suspect_budget(n) for n in (1, 10, 50, 200)] == [1, 2, 10, 40]
+    assert [default_unproven_budget(n) for n in (1, 10, 50, 200)] == [2, 4, 20, 80]
+    assert all(default_unproven_budget(n) >= default_cap(n) for n in range(1, 1001))
+
+
+def test_a_slow_attempt_is_one_that_takes_the_setting_or_half_the_timeout() -> None:
+    assert slow_after_seconds(2.0, 15.0) == 2.0
+    assert slow_after_seconds(2.0, 3.0) == 1.5
+
+
+@pytest.mark.parametrize("hung", [5, 20, 200])
+def test_hung_endpoints_together_hold_a_bounded_share_whatever_their_number(hung: int) -> None:
+    # given a worker with 50 slots and healthy subscriptions it has seen answer fast
+    clock = Clock()
+    in_flight = worker_of(clock)
+    healthy = [uuid.uuid4() for _ in range(3)]
+    for subscription in healthy:
+        prove(in_flight, clock, subscription)
+
+    # when `hung` new endpoints each get a backlog of attempts that never answer
+    endpoints = [uuid.uuid4() for _ in range(hung)]
+    held = [slot for endpoint in endpoints for slot in fill(in_flight, endpoint, 11)]
+    # then together they hold at most the unproven budget, even before they look slow
+    assert len(held) <= default_unproven_budget(50) == 20
+
+    # and once their attempts are old they are suspect, and get no more slots
+    clock.now += SLOW_AFTER
+    assert {in_flight.kind(endpoint) for endpoint in endpoints if in_flight.count(endpoint)} == {
+        "suspect"
+    }
+    assert [slot for endpoint in endpoints for slot in fill(in_flight, endpoint, 5)] == []
+
+    # and, round after round of timeouts, they never hold more than that; once each of
+    # them has been seen hanging, they hold at most the suspect budget
+    for _ in range(hung):
+        if all(in_flight.kind(endpoint) == "suspect" for endpoint in endpoints):
+            break
+        for slot in held:
+            in_flight.release(slot)
+        held = [slot for endpoint in endpoints for slot in fill(in_flight, endpoint, 11)]
+        assert len(held) <= 20
+        clock.now += SLOW_AFTER
+    for slot in held:
+        in_flight.release(slot)
+    held = [slot for endpoint in endpoints for slot in fill(in_flight, endpoint, 11)]
+    assert {in_flight.kind(endpoint) for endpoint in endpoints} == {"suspect"}
+    assert len(held) == default_suspect_budget(50) == 10
+
+    # while the healthy ones keep every other slot, their cap each
+    granted = [fill(in_flight, subscription, 20) for subscription in healthy]
+    assert [len(slots) for slots in granted] == [10, 10, 10]
+    # and a new subscription still gets the rest of the unproven budget
+    assert len(fill(in_flight, uuid.uuid4(), 20)) == 10
+
+
+def test_a_new_endpoint_gets_a_burst_of_its_cap_at_once() -> None:
+    clock = Clock()
+    in_flight = worker_of(clock)
+    assert len(fill(in_flight, uuid.uuid4(), 20)) == default_cap(50)
+
+
+def test_an_endpoint_that_answers_slowly_is_suspect_until_an_attempt_is_fast_again() -> None:
+    clock = Clock()
+    in_flight = worker_of(clock)
+    endpoint = uuid.uuid4()
+    prove(in_flight, clock, endpoint)
+    assert in_flight.kind(endpoint) == "proven"
+
+    slot = in_flight.try_acquire(endpoint)
+    assert slot is not None
+    clock.now += SLOW_AFTER - 0.01
+    assert in_flight.kind(endpoint) == "proven"
+    clock.now += 0.01
+    assert in_flight.kind(endpoint) == "suspect"  # still in flight, but too long already
+    assert in_flight.held() == (1, 1)
+    in_flight.release(slot)
+    assert in_flight.kind(endpoint) == "suspect"  # the last attempt was slow
+
+    prove(in_flight, clock, endpoint)
+    assert in_flight.kind(endpoint) == "proven"
+    assert in_flight.held() == (0, 0)
+
+
+def test_without_budgets_only_the_cap_applies() -> None:
+    clock = Clock()
+    in_flight = InFlight(cap=3, slow_after=1.0, clock=clock)
+    endpoints = [uuid.uuid4() for _ in range(30)]
+    held = [slot for endpoint in endpoints for slot in fill(in_flight, endpoint, 5)]
+    assert len(held) == 90

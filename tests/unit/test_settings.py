@@ -42,6 +42,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "WEBHOOKS_MAX_PAYLOAD_BYTES": ("2048", "max_payload_bytes", 2048),
     "WEBHOOKS_WORKER_CONCURRENCY": ("8", "worker_concurrency", 8),
     "WEBHOOKS_POLL_INTERVAL_SECONDS": ("0.25", "poll_interval_seconds", 0.25),
+    "WEBHOOKS_SLOW_ATTEMPT_SECONDS": ("1.5", "slow_attempt_seconds", 1.5),
     "WEBHOOKS_STALLED_AFTER_SECONDS": ("120", "stalled_after_seconds", 120.0),
     "WEBHOOKS_ALLOWED_NETWORKS": (
         "10.1.0.0/16, fd00::/8",
@@ -164,6 +165,7 @@ def test_webhooks_database_url_wins_over_database_url() -> None:
         ("WEBHOOKS_MAX_PAYLOAD_BYTES", "100", "at least 1024"),
         ("WEBHOOKS_WORKER_CONCURRENCY", "0", "at least 1"),
         ("WEBHOOKS_POLL_INTERVAL_SECONDS", "0.01", "at least 0.05"),
+        ("WEBHOOKS_SLOW_ATTEMPT_SECONDS", "0", "at least 0.01"),
         ("WEBHOOKS_STALLED_AFTER_SECONDS", "1", "at least 5"),
         ("WEBHOOKS_ALLOWED_NETWORKS", "10.0.0.0/8, intranet", "'intranet'"),
         ("WEBHOOKS_DB_POOL_MAX_SIZE", "1", "at least 2"),
