@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import ipaddress
 import logging
 import os
 import re
@@ -33,6 +32,8 @@ from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+
+from app.settings import is_loopback_host
 
 _DEFAULT_PORTS = {"smtps": 465, "starttls": 587, "smtp": 25}
 _TRUE = {"1", "true", "yes", "on"}
@@ -206,7 +207,7 @@ class SmtpMailer:
         async with client:
             if server.username is not None:
                 encrypted = client.get_transport_info("sslcontext") is not None
-                if not encrypted and not _is_loopback(server.host):
+                if not encrypted and not is_loopback_host(server.host):
                     self._warn_clear_password()
                 await client.login(server.username, server.password or "")
             await client.send_message(message)
@@ -352,15 +353,6 @@ def _with_date(message: EmailMessage) -> EmailMessage:
     if stamped["Date"] is None:
         stamped["Date"] = format_datetime(datetime.now(UTC))
     return stamped
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _detail(error: BaseException) -> str:

@@ -339,7 +339,7 @@ def _check_smtp_credentials_protected(url: str) -> None:
     starttls = parse_qs(parts.query).get("starttls", [""])[-1].lower()
     if starttls in ("1", "true", "yes", "on"):
         return
-    if _is_loopback(parts.hostname or ""):
+    if is_loopback_host(parts.hostname or ""):
         return
     raise SettingsError(
         f"WEBHOOKS_SMTP_URL has credentials for {parts.hostname} but does not require "
@@ -348,7 +348,8 @@ def _check_smtp_credentials_protected(url: str) -> None:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (a relay on this machine)."""
     if host == "localhost":
         return True
     try:
@@ -358,6 +359,16 @@ def _is_loopback(host: str) -> bool:
 
 
 def _networks(raw: str | None) -> tuple[Network, ...]:
+    return _cidrs(raw, "WEBHOOKS_ALLOWED_NETWORKS", "CIDRs")
+
+
+def _proxies(raw: str | None) -> tuple[str, ...]:
+    """Addresses or CIDRs of the proxies whose X-Forwarded-For / X-Forwarded-Proto count."""
+    networks = _cidrs(raw, "WEBHOOKS_TRUSTED_PROXIES", "addresses or CIDRs")
+    return tuple(str(network) for network in networks)
+
+
+def _cidrs(raw: str | None, variable: str, what: str) -> tuple[Network, ...]:
     if raw is None:
         return ()
     networks: list[Network] = []
@@ -369,26 +380,6 @@ def _networks(raw: str | None) -> tuple[Network, ...]:
             networks.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
             raise SettingsError(
-                "WEBHOOKS_ALLOWED_NETWORKS must be a comma-separated list of CIDRs; "
-                f"{text!r} is not one"
+                f"{variable} must be a comma-separated list of {what}; {text!r} is not one"
             ) from None
     return tuple(networks)
-
-
-def _proxies(raw: str | None) -> tuple[str, ...]:
-    """Addresses or CIDRs of the proxies whose X-Forwarded-For / X-Forwarded-Proto count."""
-    if raw is None:
-        return ()
-    proxies: list[str] = []
-    for item in raw.split(","):
-        text = item.strip()
-        if not text:
-            continue
-        try:
-            proxies.append(str(ipaddress.ip_network(text, strict=False)))
-        except ValueError:
-            raise SettingsError(
-                "WEBHOOKS_TRUSTED_PROXIES must be a comma-separated list of addresses or "
-                f"CIDRs; {text!r} is not one"
-            ) from None
-    return tuple(proxies)

@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from app import api_keys, companies
+from app.runner import server_config
 from app.secret_box import generate_key
 from app.server import build_app
 from app.services import Services, open_services
 from app.settings import Settings
 from app.worker import run_worker
+from tests.smtp import free_port
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
@@ -130,3 +134,22 @@ async def worker(services: Services) -> AsyncIterator[asyncio.Task[None]]:
     yield task
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def served(settings: Settings, services: Services) -> AsyncIterator[int]:
+    """The real app on a real socket (websockets need one), served by uvicorn with the
+    configuration of ``webhooks serve``, on a free port of 127.0.0.1; yields the port."""
+    port = free_port()
+    app = build_app(settings, services=services)
+    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # it failed to start: say why
+        await asyncio.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

@@ -12,19 +12,16 @@ from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 import websockets
 
 from app.events import NewEvent, publish_event
-from app.server import build_app
 from app.services import Services
 from app.settings import Settings
 from app.subscriptions import NewSubscription, create_subscription
 from tests.delivery import OpenService
 from tests.delivery import open_service_fixture as open_service_fixture
 from tests.receivers import Receiver, respond
-from tests.service import Tenants
-from tests.smtp import free_port
+from tests.service import Tenants, served
 
 SUBSCRIBE = "subscription { deliveryUpdates { id status event { id subject } } }"
 # Everything nested that changes while a delivery is retried.
@@ -41,24 +38,9 @@ subscription {
 
 @asynccontextmanager
 async def serving(settings: Settings, services: Services) -> AsyncIterator[str]:
-    """The real app on a real socket (websockets need one), served by uvicorn."""
-    port = free_port()
-    config = uvicorn.Config(
-        build_app(settings, services=services),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    """The real app on a real socket (websockets need one); yields its websocket URL."""
+    async with served(settings, services) as port:
         yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

@@ -13,17 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 import websockets
 
 from app.refusals import body_cap
 from app.request_json import MAX_DEPTH
-from app.runner import server_config
-from app.server import build_app
 from app.services import Services
 from app.settings import Settings
-from tests.service import Tenants, make_settings
-from tests.smtp import free_port
+from tests.service import Tenants, make_settings, served
 
 BODY_TIMEOUT_SECONDS = 1.0
 VIEWER = json.dumps({"query": "query { viewer { role } }"}).encode()
@@ -37,17 +33,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def port(settings: Settings, services: Services) -> AsyncIterator[int]:
     """The port of the app served by uvicorn with the configuration of ``webhooks serve``."""
-    chosen = free_port()
-    app = build_app(settings, services=services)
-    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=chosen))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield chosen
-    server.should_exit = True
-    await task
+    async with served(settings, services) as chosen:
+        yield chosen
 
 
 async def connect(port: int, key: str) -> websockets.ClientConnection:

@@ -13,16 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 
 from app import api_keys
 from app.api_keys import generate_key, prefix_of
-from app.server import build_app
 from app.services import Services
 from app.settings import Settings
 from tests.service import Tenants, make_settings
-from tests.smtp import free_port
+from tests.service import served as served_on_port
 
 VIEWER = "query { viewer { role } }"
 SUBSCRIBE = "subscription { deliveryUpdates { id status } }"
@@ -31,24 +29,8 @@ SUBSCRIBE = "subscription { deliveryUpdates { id status } }"
 @asynccontextmanager
 async def served(settings: Settings, services: Services) -> AsyncIterator[str]:
     """The real app on a real socket, served by uvicorn; yields its base URL (http://)."""
-    port = free_port()
-    config = uvicorn.Config(
-        build_app(settings, services=services),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with served_on_port(settings, services) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def open_socket(base: str, payload: dict[str, Any]) -> Any:
