@@ -43,9 +43,14 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 600.0
 # A lease outlives the longest conversation the mailer allows by this much.
 LEASE_MARGIN_SECONDS = 60.0
+# How soon a job that found another sender's lease looks again.
+LEASE_RECHECK_SECONDS = 2.0
 # An email job over its worker's email concurrency comes back after 1 s, then twice as
-# long each time, up to this (with jitter).
-MAX_POSTPONE_SECONDS = 30.0
+# long each time, up to this (with jitter). Short: a slot is usually free again within
+# milliseconds, and a burst of failure emails must drain in seconds, not in the minutes
+# that doubling to half a minute took; a slow SMTP server costs one re-queue per waiting
+# email every few seconds.
+MAX_POSTPONE_SECONDS = 4.0
 
 
 class EmailSlots:
@@ -251,10 +256,14 @@ async def send_notices(
         metrics.EMAILS.labels("sent").inc()
         sent += 1
         logger.info("failure email sent", extra={"subscription_id": subscription_id})
-    # Notices another sender holds: if that sender died, come back when its lease ends.
+    # Notices another sender holds: if that sender died, they must still go out, so come
+    # back to look, every few seconds until its lease ends, not only at the lease's end
+    # (a minute and more away): a live sender is usually done within milliseconds, and
+    # a job waiting for nothing would hold up everything that waits for the queue to
+    # drain.
     leased = await services.db.fetch_one("next_lease_end", subscription_id=key)
     if leased is not None and leased["seconds_left"] is not None:
-        delay = float(leased["seconds_left"]) + 1.0
+        delay = min(float(leased["seconds_left"]) + 1.0, LEASE_RECHECK_SECONDS)
         await schedule_notice_job(services, None, key, delay_seconds=delay)
     return NoticeRun(sent=sent, postponed_until=held_until)
 
