@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from procrastinate.jobs import DEFAULT_PRIORITY
+from psycopg_pool import PoolTimeout
 
 from app import metrics
 from app.database import Row, Session
@@ -57,14 +58,24 @@ Result = Literal[
     "unrecorded",
 ]
 
-# The database is away (connection lost, pool exhausted, server shutting down, too many
-# connections...): a job retried later may record the attempt, at the cost of sending it
-# again (at-least-once). Anything else that makes recording fail would fail again.
-DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    OSError,
-)
+# The connection to the database is gone (lost, refused, the server shutting down, no
+# pooled connection to be had): only then does the job raise, to be retried, at the cost
+# of sending the attempt again (at-least-once); a retry finds the database before it
+# sends, so it cannot re-send while the database stays away. Every other error, even an
+# OperationalError such as a statement timeout or a full disk, is met by recording the
+# attempt without its response: a retry that loaded fine and failed to record again
+# would re-send the attempt up to the job's 30 retries.
+CONNECTION_GONE_STATES = ("57P01", "57P02", "57P03")
+
+
+def connection_gone(error: BaseException) -> bool:
+    if isinstance(error, psycopg.InterfaceError | OSError | PoolTimeout):
+        return True
+    if isinstance(error, psycopg.OperationalError):
+        state = error.sqlstate
+        return state is None or state.startswith("08") or state in CONNECTION_GONE_STATES
+    return False
+
 
 UNRECORDED_BODY = "[the response could not be recorded ({error})]"
 
@@ -193,9 +204,9 @@ async def _record_sent(
     log = {"delivery_id": str(row["id"]), "attempt": attempt, "company_id": row["company_id"]}
     try:
         return await record_outcome(services, row, cycle, attempt, outcome, masked_target)
-    except DATABASE_UNAVAILABLE:
-        raise
     except Exception as exc:
+        if connection_gone(exc):
+            raise
         logger.exception(
             "could not record attempt %s; recording it without the response", attempt, extra=log
         )
@@ -208,9 +219,9 @@ async def _record_sent(
     )
     try:
         return await record_outcome(services, row, cycle, attempt, bare, masked_target)
-    except DATABASE_UNAVAILABLE:
-        raise
-    except Exception:
+    except Exception as exc:
+        if connection_gone(exc):
+            raise
         logger.exception(
             "could not record attempt %s at all; the maintenance loop will re-queue it a "
             "bounded number of times, then give up on it",

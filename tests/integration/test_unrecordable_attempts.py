@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from app.metrics import REGISTRY
 from app.worker import GIVE_UP_REASON, MAX_REQUEUES
 from tests.delivery import (
@@ -20,11 +22,11 @@ from tests.receivers import Receiver, respond
 from tests.smtp import SmtpTestServer
 
 # Refuses every attempt row that matches a condition, with a data exception (SQLSTATE
-# 22023): what psycopg raised for a NUL.
+# 22023: what psycopg raised for a NUL) unless told another code.
 REFUSE = """
 CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22023';
+    RAISE EXCEPTION 'refused by the test' USING ERRCODE = '{errcode}';
 END $$"""
 REFUSE_WHEN = """
 CREATE TRIGGER refuse_attempt BEFORE INSERT ON delivery_attempts
@@ -38,17 +40,26 @@ def record_failures(fallback: str) -> float:
     return REGISTRY.get_sample_value(name, {"fallback": fallback}) or 0.0
 
 
-async def refuse_attempts(service: Service, condition: str) -> None:
-    await service.sql(REFUSE)
+async def refuse_attempts(service: Service, condition: str, errcode: str = "22023") -> None:
+    await service.sql(REFUSE.format(errcode=errcode))
     await service.sql(REFUSE_WHEN.format(condition=condition))
 
 
+@pytest.mark.parametrize(
+    ("errcode", "error"),
+    [
+        ("22023", "InvalidParameterValue"),
+        # An OperationalError that says nothing of the connection (a statement timeout)
+        # must not send the attempt again through the job's retries either.
+        ("57014", "QueryCanceled"),
+    ],
+)
 async def test_a_response_that_cannot_be_recorded_is_recorded_without_it(
-    open_service: OpenService,
+    open_service: OpenService, errcode: str, error: str
 ) -> None:
     # Given a database that cannot store this receiver's response excerpt
     service = await open_service()
-    await refuse_attempts(service, "strpos(NEW.response_body, 'unstorable') > 0")
+    await refuse_attempts(service, "strpos(NEW.response_body, 'unstorable') > 0", errcode)
     counted = record_failures("without_response")
     with Receiver(default=respond(200, "unstorable")) as receiver:
         await service.subscribe(receiver.url_for("/hook"))
@@ -63,7 +74,7 @@ async def test_a_response_that_cannot_be_recorded_is_recorded_without_it(
         requests = receiver.requests
     [attempt] = delivery["attempts"]
     assert (attempt["responseStatus"], attempt["succeeded"], attempt["error"]) == (200, True, None)
-    assert attempt["responseBody"] == "[the response could not be recorded (InvalidParameterValue)]"
+    assert attempt["responseBody"] == f"[the response could not be recorded ({error})]"
     # and it was sent once, and counted
     assert len(requests) == 1
     assert record_failures("without_response") == counted + 1
