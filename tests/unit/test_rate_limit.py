@@ -3,6 +3,8 @@ call spends, and what is refused before the lookup."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app import rate_limit
@@ -287,3 +289,65 @@ async def test_the_refusal_says_when_to_retry(clock: FakeClock) -> None:
 )
 def test_ipv6_clients_share_a_bucket_per_64(client: str | None, bucket: str) -> None:
     assert address_bucket(client) == bucket
+
+
+async def test_junk_from_a_shared_address_does_not_lock_out_a_key_verified_there_before(
+    clock: FakeClock,
+) -> None:
+    # Given a valid key already used from a shared address (a NAT, a proxy)
+    real, _ = generate_key()
+    gate = admission(clock, key_burst=5, unauthenticated_burst=2)
+    lookup = FakeKeys(real)
+    assert await outcomes(gate, real, "10.6.6.6", lookup, 1) == ["viewer"]
+
+    # When someone else at that address sends junk until its bucket is empty
+    junk = await outcomes(gate, "not-a-key", "10.6.6.6", lookup, 5)
+
+    # Then the valid key still gets through, and is still looked up every time
+    assert junk == ["anonymous", "anonymous", "limited", "limited", "limited"]
+    before = lookup.lookups
+    assert await outcomes(gate, real, "10.6.6.6", lookup, 2) == ["viewer", "viewer"]
+    assert lookup.lookups == before + 2
+
+
+async def test_a_verified_key_revoked_since_is_refused_and_proves_nothing(
+    clock: FakeClock,
+) -> None:
+    real, _ = generate_key()
+    gate = admission(clock, key_burst=5, unauthenticated_burst=1)
+    lookup = FakeKeys(real)
+    assert await outcomes(gate, real, "10.6.6.6", lookup, 1) == ["viewer"]
+
+    del lookup.viewers[real]  # revoked
+
+    assert await outcomes(gate, real, "10.6.6.6", lookup, 3) == [
+        "anonymous",
+        "limited",
+        "limited",
+    ]
+
+
+async def test_concurrent_forged_keys_cost_no_more_lookups_than_the_address_burst(
+    clock: FakeClock,
+) -> None:
+    # Given a lookup that takes a while (calls arrive while earlier ones are looked up)
+    gate = admission(clock, unauthenticated_burst=2)
+    lookup = FakeKeys()
+
+    async def slow_lookup(key: str) -> Viewer | None:
+        await asyncio.sleep(0.01)
+        return await lookup(key)
+
+    async def one() -> str:
+        try:
+            await gate.admit(generate_key()[0], "10.0.0.1", slow_lookup)
+        except RateLimited:
+            return "limited"
+        return "anonymous"
+
+    # When 50 forged keys arrive at once
+    results = await asyncio.gather(*(one() for _ in range(50)))
+
+    # Then only the burst reached the database
+    assert sorted(results).count("anonymous") == 2
+    assert lookup.lookups == 2
