@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from datetime import timedelta
 from typing import Any, cast
 
 import psycopg
@@ -52,6 +53,8 @@ from schema.root import build_schema
 
 logger = logging.getLogger(__name__)
 
+CONNECTION_INIT_TIMEOUT_SECONDS = 5.0
+
 READINESS_TIMEOUT_SECONDS = 2.0
 
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
@@ -77,6 +80,10 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             # second protocol would be a second way in to authenticate and bound. A client
             # asking only for it is closed with 4406 "Subprotocol not acceptable".
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            # A socket that has not sent connection_init has proven nothing and spent no
+            # token: it may hold a socket and a task for this long only (Strawberry's
+            # default is a minute).
+            connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_TIMEOUT_SECONDS),
         )
         self._holder = holder
         self.admission = Admission(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import websockets
 
 from app import api_keys
 from app.api_keys import generate_key, prefix_of
+from app.server import CONNECTION_INIT_TIMEOUT_SECONDS
 from app.services import Services
 from app.settings import Settings
 from tests.service import Tenants, make_settings
@@ -222,3 +224,24 @@ async def test_a_socket_whose_key_cannot_be_checked_is_closed_try_again_later(
 
     # Then the socket is closed rather than left unchecked
     assert closed == (1013, "The service is temporarily unavailable; try again shortly.")
+
+
+async def test_a_socket_that_never_sends_connection_init_is_closed_within_seconds(
+    database_url: str, tmp_path: Path, services: Services
+) -> None:
+    # Given a socket opened with no connection_init (it has proven nothing, spent nothing)
+    settings = settings_with(database_url, tmp_path)
+    async with served(settings, services) as base:
+        socket = await websockets.connect(
+            base.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
+        )
+        opened = time.monotonic()
+        try:
+            # When it stays silent, then the server closes it after the init timeout
+            code, _ = await close_of(socket)
+        finally:
+            await socket.close()
+        held = time.monotonic() - opened
+
+    assert code == 4408  # graphql-transport-ws: connection initialisation timeout
+    assert held < CONNECTION_INIT_TIMEOUT_SECONDS + 3
