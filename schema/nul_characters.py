@@ -1,10 +1,11 @@
-"""Operations carrying the NUL character (U+0000) are refused before they run.
+"""Operations carrying strings that PostgreSQL cannot store are refused before they run.
 
-PostgreSQL's text and jsonb cannot hold U+0000, so such a string (in a filter, an id, an
-event payload...) used to fail deep inside a query and reach the client as an
-"Unexpected error". No field has a use for it: the whole operation is refused with a
-``BAD_USER_INPUT`` error, whether the string is written in the document or passed as a
-variable.
+PostgreSQL's text and jsonb cannot hold U+0000, and no UTF-8 can encode an unpaired
+surrogate (JSON's ``"\ud800"`` decodes to one), so such a string (in a filter, an id, a
+description, an event payload...) used to fail deep inside a query and reach the client
+as an "Unexpected error", with a traceback in the log. No field has a use for either:
+the whole operation is refused with a ``BAD_USER_INPUT`` error, whether the string is
+written in the document or passed as a variable.
 """
 
 from __future__ import annotations
@@ -18,7 +19,23 @@ from strawberry.extensions import SchemaExtension
 from schema.documents import DocumentCache
 
 NUL = "\x00"
-MESSAGE = "Strings must not contain the NUL character (\\u0000)."
+MESSAGE = (
+    "Strings must not contain the NUL character (\\u0000) or an unpaired surrogate"
+    " (\\ud800-\\udfff alone)."
+)
+
+
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds U+0000 or a code point that UTF-8 cannot encode."""
+    if NUL in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class RefuseNulCharacters(SchemaExtension):
@@ -50,7 +67,8 @@ class RefuseNulCharacters(SchemaExtension):
 
 
 def holds_nul(value: Any) -> bool:
-    """Whether a JSON value (variables) has U+0000 in any string or object key.
+    """Whether a JSON value (variables) has U+0000 or an unpaired surrogate in any string
+    or object key.
 
     A walk with a stack of its own, not recursion: the depth of client JSON is bounded
     where it is parsed (``app.request_json``), but not every caller's value comes from
@@ -60,7 +78,7 @@ def holds_nul(value: Any) -> bool:
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if NUL in item:
+            if unstorable(item):
                 return True
         elif isinstance(item, dict):
             pending.extend(item.keys())
@@ -85,7 +103,7 @@ class _NulFinder(Visitor):
         self.found = False
 
     def enter_string_value(self, node: StringValueNode, *_: Any) -> Any:
-        if NUL in node.value:
+        if unstorable(node.value):
             self.found = True
             return BREAK
         return None

@@ -225,3 +225,26 @@ async def test_the_root_redirects_to_graphql(client: httpx.AsyncClient) -> None:
 
     assert response.status_code in (302, 307)
     assert response.headers["location"] == "/graphql"
+
+
+@pytest.mark.parametrize("payload", ['{"note": "\\ud800"}', '{"\\udfff": 1}'])
+async def test_an_unpaired_surrogate_is_refused_as_bad_input_and_nothing_is_published(
+    client: httpx.AsyncClient,
+    tenants: Tenants,
+    services: Services,
+    caplog: pytest.LogCaptureFixture,
+    payload: str,
+) -> None:
+    # Given a payload whose JSON escapes decode to a lone surrogate (no UTF-8 encodes it)
+    caplog.set_level(logging.DEBUG)
+    body = publish_body(tenants.a, payload)
+
+    # When it is published
+    response = await post_raw(client, body, tenants.publisher)
+
+    # Then the operation is refused as bad input, not an unexpected error
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert "unpaired surrogate" in error["message"]
+    assert await events(services) == 0
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
