@@ -415,11 +415,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    from app.development import PortInUse, run_development
+    from app.development import AlreadyRunning, PortInUse, run_development
 
     try:
         run_development(settings, port=args.port)
-    except PortInUse as error:
+    except (PortInUse, AlreadyRunning) as error:
         print(f"webhooks: {error}", file=sys.stderr)
         return 2
     return 0

@@ -9,11 +9,14 @@ Ctrl-C stops everything, the embedded database too.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +34,31 @@ EXAMPLE_RECEIVER_PORT = 9000
 # While `webhooks dev` runs, the database URL it serves from; the other commands started
 # with the same data directory and no database configured use it (app/cli.py).
 DEV_DATABASE_FILE = "dev-database-url"
+DEV_LOCK_FILE = "dev.lock"
 
 
 class PortInUse(Exception):
     """The port `webhooks dev` was asked to serve on is taken."""
+
+
+class AlreadyRunning(Exception):
+    """Another `webhooks dev` runs with the same data directory."""
+
+
+@contextmanager
+def only_dev_of(data_dir: Path) -> Iterator[None]:
+    """Hold the data directory for this `webhooks dev`, or refuse: a second one would
+    take over the first one's embedded PostgreSQL and stop it when it exits. The lock
+    goes with the process, however it ends (a crashed dev leaves no stale lock)."""
+    with (data_dir / DEV_LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"`webhooks dev` already runs with the data directory {data_dir}; stop it "
+                "first, or give this one another directory (WEBHOOKS_DATA_DIR)"
+            ) from None
+        yield
 
 
 def dev_database_url(data_dir: Path) -> str | None:
@@ -70,14 +94,15 @@ class DemoKeys:
 def run_development(settings: Settings, *, port: int | None = None) -> None:
     """Until SIGINT or SIGTERM; either stops the embedded database too, even mid-start.
 
-    ``port`` (``--port``) wins over ``WEBHOOKS_PORT``. Raises :class:`PortInUse` before
-    starting anything when the port is taken.
+    ``port`` (``--port``) wins over ``WEBHOOKS_PORT``. Raises :class:`PortInUse` when the
+    port is taken, :class:`AlreadyRunning` when another dev holds the data directory,
+    before starting anything.
     """
     port = port or settings.port
     check_port_free(settings.host, port)
     data_dir = Path(settings.data_dir).absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
-    with sigterm_interrupts():
+    with only_dev_of(data_dir), sigterm_interrupts():
         _run_development(settings, port, data_dir)
 
 

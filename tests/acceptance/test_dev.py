@@ -264,3 +264,24 @@ def shell(command: str) -> str:
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_second_dev_with_the_same_data_directory_is_refused_and_the_first_keeps_running(
+    data_dir: Path, processes: Processes
+) -> None:
+    # Given a running `webhooks dev`
+    env = environment(WEBHOOKS_DATA_DIR=str(data_dir))
+    first = processes.dev(env, name="dev-1")
+    banner_keys(first)
+
+    # When another one starts with the same data directory (on another port)
+    second = processes.dev(env, name="dev-2")
+    exit_status = second.wait(timeout=30)
+
+    # Then it is refused before touching anything, and the first one's database lives on
+    assert exit_status == 2, second.describe()
+    assert "already runs with the data directory" in second.log()
+    assert "embedded PostgreSQL" not in second.log()
+    ready = first.wait_http("/readyz")
+    assert ready.json()["ready"] is True
+    stop_with(signal.SIGINT, first, data_dir)
