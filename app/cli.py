@@ -43,8 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"webhooks: configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings)
-    if settings.database_url is None and handler is not _dev:
+    if settings.database_url is None and handler not in (_dev, _emails_list, _emails_show):
         settings = _with_dev_database(settings)
+        if settings.database_url is not None:
+            print(
+                "webhooks: no database configured; using the one of `webhooks dev` "
+                f"({Path(settings.data_dir).absolute()})",
+                file=sys.stderr,
+            )
     try:
         return handler(args, settings)
     except SettingsError as error:
@@ -177,19 +183,15 @@ def _with_dev_database(settings: Settings) -> Settings:
     url = dev_database_url(Path(settings.data_dir))
     if url is None:
         return settings
-    print(
-        f"webhooks: no database configured; using the one of `webhooks dev` "
-        f"({Path(settings.data_dir).absolute()})",
-        file=sys.stderr,
-    )
     return settings.with_overrides(database_url=url)
 
 
 def _require_database(settings: Settings) -> str:
     if settings.database_url is None:
         raise SettingsError(
-            "WEBHOOKS_DATABASE_URL (or DATABASE_URL) is not set; `webhooks dev` runs an "
-            "embedded database instead"
+            "WEBHOOKS_DATABASE_URL (or DATABASE_URL) is not set, and no `webhooks dev` runs "
+            f"with the data directory {Path(settings.data_dir).absolute()} (WEBHOOKS_DATA_DIR) "
+            "to lend its database"
         )
     return settings.database_url
 
@@ -298,7 +300,9 @@ def _outbox(settings: Settings) -> Path:
     from app.worker import outbox_dir
 
     directory = outbox_dir(settings).absolute()
-    if not directory.is_dir():
+    # A data directory without an outbox is a dev that has mailed nothing yet: an empty
+    # outbox. No data directory at all is the wrong place to look.
+    if not directory.parent.is_dir():
         raise CommandError(
             f"no outbox at {directory}: `webhooks dev` keeps failure emails there when "
             "WEBHOOKS_SMTP_URL is unset, and none has been kept yet; run this command "

@@ -160,6 +160,24 @@ def _save_keys(keys_file: Path, demo: DemoKeys) -> None:
         json.dump(demo.__dict__, handle)
 
 
+def _email_timing(settings: Settings) -> str:
+    """When the first failure email comes with these settings, and how to see one sooner."""
+    attempts, interval = settings.max_attempts, settings.retry_interval_seconds
+    wait = (attempts - 1) * interval + settings.email_window_seconds
+    timing = (
+        f"  A dead receiver's email comes after {attempts} attempts {interval:g} s apart"
+        f" and a {settings.email_window_seconds:g} s grouping window: about"
+        f" {f'{wait:.0f} s' if wait < 120 else f'{wait / 60:.0f} min'} after the publish."
+    )
+    if wait <= 60:
+        return timing + "\n"
+    return (
+        timing + "\n  To see one within a minute, start with\n"
+        "    WEBHOOKS_RETRY_INTERVAL_SECONDS=5 WEBHOOKS_MAX_ATTEMPTS=3"
+        " WEBHOOKS_EMAIL_WINDOW_SECONDS=0 make dev\n"
+    )
+
+
 def banner(settings: Settings, demo: DemoKeys, port: int) -> str:
     """What `webhooks dev` prints once it serves: keys, and examples that work when
     copied as they are (tests/acceptance/test_dev.py runs them)."""
@@ -193,16 +211,16 @@ PlanOmatic Webhooks (development) is running.
   local receiver works; production allows no private address unless
   WEBHOOKS_ALLOWED_NETWORKS says so.
   Failure emails go to the log and to {settings.data_dir}/outbox (`webhooks emails list`).
-  With the defaults the email comes after 10 attempts six minutes apart (about an hour);
-  to see one within a minute, start with
-    WEBHOOKS_RETRY_INTERVAL_SECONDS=5 WEBHOOKS_MAX_ATTEMPTS=3 WEBHOOKS_EMAIL_WINDOW_SECONDS=0
-
+{_email_timing(settings)}
 Try it, in another terminal:
 
   1. Subscribe the demo company to a local receiver (COMPANY key):
 curl -s {base}/graphql -H 'Authorization: Bearer {demo.company_key}' \\
   -H 'content-type: application/json' \\
   -d '{{"query": "{subscribe}"}}'
+
+     (already done on an earlier run? the secret is shown once: get a new one with
+      rotateWebhookSubscriptionSecret, or use another callback URL)
 
   2. Run the example receiver with the signingSecret that step 1 printed:
 SIGNING_SECRET=whsec_... {python} {receiver_script} {EXAMPLE_RECEIVER_PORT}

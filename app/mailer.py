@@ -333,7 +333,9 @@ def read_outbox(directory: Path, name: str) -> str:
 
 def readable_email(message: EmailMessage) -> str:
     """Headers a person cares about, a blank line, and the plain-text body, decoded."""
-    lines = [f"{header}: {message[header]}" for header in _READABLE_HEADERS if header in message]
+    lines = [
+        f"{header}: {_header(message, header)}" for header in _READABLE_HEADERS if header in message
+    ]
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if isinstance(body, MIMEPart) else "(no plain-text body)"
     return "\n".join(lines) + "\n\n" + str(text)
@@ -416,5 +418,8 @@ def _date(message: EmailMessage) -> datetime | None:
 
 
 def _header(message: EmailMessage, name: str) -> str | None:
+    """A header's value on one line: a long header is folded where it was written (the
+    first fold may come right after the name), and the fold's white space is no part of
+    its value."""
     value = message[name]
-    return None if value is None else str(value)
+    return None if value is None else " ".join(str(value).split())

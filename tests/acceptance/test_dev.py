@@ -229,6 +229,11 @@ def test_dev_banner_examples_work_when_copied_and_the_cli_finds_its_database(
     created_company = run_cli("company", "create", "Acme Realty", "--id", "acme", "--json", env=env)
     assert created_company.json()["id"] == "acme", created_company.describe()
     assert "using the one of `webhooks dev`" in created_company.stderr
+    # and its outbox, empty so far, lists nothing (not an error), without the database note
+    emails = run_cli("emails", "list", env=env)
+    assert emails.returncode == 0, emails.describe()
+    assert "no emails in the outbox" in emails.stderr
+    assert "using the one of" not in emails.stderr
 
     stop_with(signal.SIGINT, dev, data_dir)
     # once dev has stopped, the CLI no longer pretends to have a database
