@@ -42,6 +42,11 @@ def test_zero_turns_a_bound_off() -> None:
 def test_a_job_without_an_email_slot_comes_back_later_each_time_up_to_a_bound() -> None:
     delays = [postpone_delay(n) for n in range(12)]
 
+    # 1 s, then twice as long each time (with 10 % jitter) until the bound is reached
+    doubling = [delay for delay in delays if delay < MAX_POSTPONE_SECONDS * 0.9]
     assert 0.9 <= delays[0] <= 1.1
-    assert all(later > earlier for earlier, later in pairwise(delays[:5]))
+    assert len(doubling) >= 2
+    assert all(later > earlier for earlier, later in pairwise(doubling))
+    assert delays[: len(doubling)] == doubling
     assert max(delays) <= MAX_POSTPONE_SECONDS * 1.1
+    assert min(delays[len(doubling) + 1 :]) >= MAX_POSTPONE_SECONDS * 0.9
