@@ -350,7 +350,13 @@ async def readiness(
             applied = await db.applied_migrations()
         checks["database"] = True
         checks["migrations"] = {m.name for m in own_migrations()} <= applied
-    except Exception:  # any failure means "not ready"; the reason goes to the log
+    except (TimeoutError, psycopg.Error, OSError) as error:
+        # One line per probe, no traceback: a load balancer probes every few seconds for
+        # as long as the database is away.
+        logger.warning("readiness: database check failed (%s)", type(error).__name__)
+        checks["database"] = False
+        checks["migrations"] = False
+    except Exception:  # anything else is a bug: its traceback goes to the log
         logger.warning("readiness: database check failed", exc_info=True)
         checks["database"] = False
         checks["migrations"] = False
