@@ -54,6 +54,7 @@ from schema.root import build_schema
 logger = logging.getLogger(__name__)
 
 CONNECTION_INIT_TIMEOUT_SECONDS = 5.0
+MAX_OPERATIONS_PER_SOCKET = 10
 
 READINESS_TIMEOUT_SECONDS = 2.0
 
@@ -84,6 +85,9 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             # token: it may hold a socket and a task for this long only (Strawberry's
             # default is a minute).
             connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_TIMEOUT_SECONDS),
+            # Each live deliveryUpdates runs a query per change of its company: a socket
+            # gets a few, not Strawberry's 100 (an operation over it gets an error).
+            max_subscriptions_per_connection=MAX_OPERATIONS_PER_SOCKET,
         )
         self._holder = holder
         self.admission = Admission(

@@ -18,7 +18,7 @@ import websockets
 
 from app import api_keys
 from app.api_keys import generate_key, prefix_of
-from app.server import CONNECTION_INIT_TIMEOUT_SECONDS
+from app.server import CONNECTION_INIT_TIMEOUT_SECONDS, MAX_OPERATIONS_PER_SOCKET
 from app.services import Services
 from app.settings import Settings
 from tests.service import Tenants, make_settings
@@ -245,3 +245,30 @@ async def test_a_socket_that_never_sends_connection_init_is_closed_within_second
 
     assert code == 4408  # graphql-transport-ws: connection initialisation timeout
     assert held < CONNECTION_INIT_TIMEOUT_SECONDS + 3
+
+
+async def test_a_socket_holds_a_bounded_number_of_live_subscriptions(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    # Given a socket with as many live deliveryUpdates as a socket may hold
+    settings = settings_with(database_url, tmp_path, rate_limit_per_second=0.0)
+    async with served(settings, services) as base:
+        socket = await acknowledged(base, tenants.key_a)
+        try:
+            for number in range(MAX_OPERATIONS_PER_SOCKET):
+                await socket.send(
+                    json.dumps(
+                        {
+                            "id": f"live-{number}",
+                            "type": "subscribe",
+                            "payload": {"query": SUBSCRIBE},
+                        }
+                    )
+                )
+            # When it asks for one more, then that one is refused with an error
+            refused = await run(socket, "one-too-many", SUBSCRIBE)
+        finally:
+            await socket.close()
+
+    assert refused["type"] == "error"
+    assert refused["payload"][0]["message"] == "Subscription limit reached"
