@@ -23,9 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import psycopg
 from procrastinate.jobs import DEFAULT_PRIORITY
-from psycopg_pool import PoolTimeout
 
 from app import metrics
 from app.database import Row, Session
@@ -34,6 +32,7 @@ from app.fairness import InFlight, postponement_seconds
 from app.logs import hide_url_queries
 from app.masking import masked_url
 from app.notices import queue_failure_report
+from app.outages import is_connection_lost
 from app.services import Services
 from app.signing import webhook_headers
 from app.subscriptions import param_context, secret_context
@@ -57,25 +56,6 @@ Result = Literal[
     "postponed",
     "unrecorded",
 ]
-
-# The connection to the database is gone (lost, refused, the server shutting down, no
-# pooled connection to be had): only then does the job raise, to be retried, at the cost
-# of sending the attempt again (at-least-once); a retry finds the database before it
-# sends, so it cannot re-send while the database stays away. Every other error, even an
-# OperationalError such as a statement timeout or a full disk, is met by recording the
-# attempt without its response: a retry that loaded fine and failed to record again
-# would re-send the attempt up to the job's 30 retries.
-CONNECTION_GONE_STATES = ("57P01", "57P02", "57P03")
-
-
-def connection_gone(error: BaseException) -> bool:
-    if isinstance(error, psycopg.InterfaceError | OSError | PoolTimeout):
-        return True
-    if isinstance(error, psycopg.OperationalError):
-        state = error.sqlstate
-        return state is None or state.startswith("08") or state in CONNECTION_GONE_STATES
-    return False
-
 
 UNRECORDED_BODY = "[the response could not be recorded ({error})]"
 
@@ -200,12 +180,18 @@ async def _record_sent(
 ) -> Result:
     """Record an attempt that was sent; if its outcome cannot be recorded, record it
     without the response; if that fails too, say so instead of raising (a retried job
-    would send it again)."""
+    would send it again).
+
+    Only a lost connection (``app.outages.is_connection_lost``) is raised, for the job to
+    be retried at the cost of sending the attempt again (at-least-once): a retry finds
+    the database away before it sends. Any other error, even an OperationalError such as
+    a statement timeout or a full disk, would fail again after a retry had re-sent it.
+    """
     log = {"delivery_id": str(row["id"]), "attempt": attempt, "company_id": row["company_id"]}
     try:
         return await record_outcome(services, row, cycle, attempt, outcome, masked_target)
     except Exception as exc:
-        if connection_gone(exc):
+        if is_connection_lost(exc):
             raise
         logger.exception(
             "could not record attempt %s; recording it without the response", attempt, extra=log
@@ -220,7 +206,7 @@ async def _record_sent(
     try:
         return await record_outcome(services, row, cycle, attempt, bare, masked_target)
     except Exception as exc:
-        if connection_gone(exc):
+        if is_connection_lost(exc):
             raise
         logger.exception(
             "could not record attempt %s at all; the maintenance loop will re-queue it a "

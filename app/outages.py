@@ -27,13 +27,30 @@ RESOURCE_ALARM_SECONDS = 15.0
 
 RESOURCES_CLASS = "53"
 CONNECTION_CLASS = "08"
-# admin_shutdown, crash_shutdown, cannot_connect_now, query_canceled (statement_timeout),
-# idle_in_transaction_session_timeout, idle_session_timeout.
-UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57014", "25P03", "57P05"})
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server is going or not there yet.
+CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+# query_canceled (statement_timeout), idle_in_transaction_session_timeout,
+# idle_session_timeout.
+TIMED_OUT_STATES = frozenset({"57014", "25P03", "57P05"})
+
+
+def is_connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` itself says there is no connection to the database: none could be
+    had (``PoolTimeout``), it broke (class 08, or a client-side error with no SQLSTATE) or
+    the server is shutting down or starting. A statement that did run and failed (even for
+    lack of resources or time) is not one: the connection was there."""
+    if isinstance(error, PoolTimeout | psycopg.InterfaceError | OSError):
+        return True
+    if isinstance(error, psycopg.OperationalError):
+        state = error.sqlstate
+        return state is None or state[:2] == CONNECTION_CLASS or state in CONNECTION_LOST_STATES
+    return False
 
 
 def is_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` (or what it was raised from) says the database is unavailable."""
+    """Whether ``error`` (or what it was raised from) says the database is unavailable:
+    the connection is lost, or the server is out of resources, or our own timeouts cut
+    the statement."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -41,11 +58,10 @@ def is_unavailable(error: BaseException) -> bool:
         if isinstance(current, PoolTimeout):
             return True
         if isinstance(current, psycopg.Error):
-            state = current.sqlstate
-            if state is None:
-                # No SQLSTATE: raised by the client itself, e.g. a lost connection.
-                return isinstance(current, psycopg.OperationalError)
-            return state[:2] in (RESOURCES_CLASS, CONNECTION_CLASS) or state in UNAVAILABLE_STATES
+            if isinstance(current, psycopg.OperationalError) and is_connection_lost(current):
+                return True
+            state = current.sqlstate or ""
+            return state[:2] == RESOURCES_CLASS or state in TIMED_OUT_STATES
         current = current.__cause__ or current.__context__
     return False
 

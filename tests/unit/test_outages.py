@@ -7,7 +7,7 @@ import pytest
 from psycopg import errors
 from psycopg_pool import PoolTimeout
 
-from app.outages import ResourceAlarm, is_resource_shortage, is_unavailable
+from app.outages import ResourceAlarm, is_connection_lost, is_resource_shortage, is_unavailable
 
 
 @pytest.mark.parametrize(
@@ -78,3 +78,34 @@ def test_the_alarm_holds_for_its_time_after_the_last_shortage() -> None:
     assert alarm.raised
     now[0] += 0.2
     assert not alarm.raised
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.AdminShutdown(),  # 57P01
+        errors.CannotConnectNow(),  # 57P03
+        errors.ConnectionFailure(),  # 08006
+        psycopg.OperationalError("consuming input failed: server closed the connection"),
+        psycopg.InterfaceError("the connection is closed"),
+        PoolTimeout("couldn't get a connection after 10.00 sec"),
+        ConnectionResetError(),
+    ],
+)
+def test_a_lost_connection_is_one(error: Exception) -> None:
+    assert is_connection_lost(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.QueryCanceled(),  # 57014: the statement ran, and our timeout cut it
+        errors.DiskFull(),  # 53100: the server answered
+        errors.LockNotAvailable(),  # 55P03
+        errors.UniqueViolation(),
+    ],
+)
+def test_a_statement_that_failed_on_a_live_connection_is_not_a_lost_connection(
+    error: Exception,
+) -> None:
+    assert not is_connection_lost(error)
