@@ -199,9 +199,9 @@ def address_bucket(client: str | None) -> str:
     return f"address:{address}"
 
 
-async def rate_limited_response(_: Request, error: Exception) -> Response:
-    """429 with the GraphQL error and ``Retry-After`` (a Starlette exception handler)."""
-    assert isinstance(error, RateLimited)
+async def rate_limited_response(_: Request, error: RateLimited) -> Response:
+    """429 with the GraphQL error and ``Retry-After`` (a Starlette exception handler,
+    registered for RateLimited only)."""
     return JSONResponse(
         {"errors": [error.error]},
         status_code=429,

@@ -174,19 +174,14 @@ class WebhooksGraphQL(GraphQL[Context, None]):
     async def key_still_valid(self, context: Context) -> bool:
         """Whether the key a websocket authenticated with still stands for a viewer."""
         key = presented_key(connection_authorization(context.connection_params or {}))
-        if key is None:
-            return False
-        with scoped(None):  # api_keys is read outside any tenant's scope
-            return await authenticate(self._holder.services.db, key) is not None
+        return key is not None and await self._verify(key) is not None
 
     async def _admit(self, key: str | None, client: str | None) -> Viewer | None:
-        db = self._holder.services.db
+        return await self.admission.admit(key, client, self._verify)
 
-        async def verify(presented: str) -> Viewer | None:
-            with scoped(None):  # api_keys is read outside any tenant's scope
-                return await authenticate(db, presented)
-
-        return await self.admission.admit(key, client, verify)
+    async def _verify(self, key: str) -> Viewer | None:
+        with scoped(None):  # api_keys is read outside any tenant's scope
+            return await authenticate(self._holder.services.db, key)
 
 
 def scope_for(viewer: Viewer | None) -> Scope:
@@ -318,7 +313,7 @@ def build_app(
         # which Starlette's types keep apart.)
         exception_handlers={
             psycopg.OperationalError: cast(ExceptionHandler, database_unavailable),
-            RateLimited: rate_limited_response,
+            RateLimited: cast(ExceptionHandler, rate_limited_response),
             AmbiguousCredentials: ambiguous_credentials,
         },
     )
@@ -354,14 +349,13 @@ async def readiness(
             applied = await db.applied_migrations()
         checks["database"] = True
         checks["migrations"] = {m.name for m in own_migrations()} <= applied
-    except (TimeoutError, psycopg.Error, OSError) as error:
-        # One line per probe, no traceback: a load balancer probes every few seconds for
-        # as long as the database is away.
-        logger.warning("readiness: database check failed (%s)", type(error).__name__)
-        checks["database"] = False
-        checks["migrations"] = False
-    except Exception:  # anything else is a bug: its traceback goes to the log
-        logger.warning("readiness: database check failed", exc_info=True)
+    except Exception as error:  # any failure means "not ready"
+        # An unreachable database is one line per probe (a load balancer probes every few
+        # seconds for as long as it is away); anything else is a bug, with its traceback.
+        expected = isinstance(error, TimeoutError | psycopg.Error | OSError)
+        logger.warning(
+            "readiness: database check failed (%s)", type(error).__name__, exc_info=not expected
+        )
         checks["database"] = False
         checks["migrations"] = False
     checks["resources"] = not db.resource_alarm.raised
