@@ -20,7 +20,6 @@ taking a slot that a delivery needs. Each address gets a bounded number of notic
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from app import metrics
 from app.address_limit import AddressLimit, AddressUsage, next_opening
 from app.database import Row, Session
 from app.failure_email import AttemptLine, FailedDelivery, FailureNotice, render_failure_email
+from app.fairness import postponement_seconds
 from app.mailer import MailDeliveryError, Mailer
 from app.masking import with_masked_params
 from app.queue import NOTICE_QUEUE, NOTIFY_TASK
@@ -87,10 +87,9 @@ class NoticeRun:
 
 
 def postpone_delay(postponed: int) -> float:
-    """Seconds before a job that found no free email slot tries again (the n-th time)."""
-    base = min(MAX_POSTPONE_SECONDS, 2.0 ** min(postponed, 10))
-    jitter: float = random.uniform(0.9, 1.1)
-    return base * jitter
+    """Seconds before a job that found no free email slot tries again (the n-th time):
+    the back-off of postponed delivery attempts, with its own bound."""
+    return postponement_seconds(postponed, MAX_POSTPONE_SECONDS)
 
 
 def notice_lock(subscription_id: uuid.UUID | str, *, with_reason: bool = False) -> str:
