@@ -92,7 +92,7 @@ class GuardedView(Protocol):
 
 
 class _Guard:
-    """The watch and the admission of one socket, for either protocol's handler."""
+    """The watch and the admission of one socket."""
 
     def __init__(self, view: object, context: Context, close: Close) -> None:
         self.view = cast(GuardedView, view)
