@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from app.events import delivery_body
-from app.ids import new_id
+from app.core.ids import new_id
+from app.domain.events import delivery_body
 from bench.cpu import process_seconds
 from bench.explain import explain
 from bench.queries import BENCH_QUERIES
@@ -115,7 +115,7 @@ async def _timed(
 
 
 async def run(bench: Bench) -> dict[str, Any]:
-    from app.services import open_services
+    from app.store.services import open_services
 
     sizes = bench.sizes
     database_url = bench.databases.create("scale")

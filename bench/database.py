@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 import psycopg
 from psycopg import sql
 
-from app.migrations import apply_migrations
-from app.postgres_cluster import LocalCluster
+from app.run.postgres_cluster import LocalCluster
+from app.store.migrations import apply_migrations
 
 
 class BenchDatabases:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from app.queries import QUERIES
+from app.store.queries import QUERIES
 from bench.queries import BENCH_QUERIES
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")

@@ -19,7 +19,7 @@ WARM_UP = 5
 
 
 async def run(bench: Bench) -> dict[str, Any]:
-    from app.services import open_services
+    from app.store.services import open_services
 
     sizes = bench.sizes
     database_url = bench.databases.create("fanout")

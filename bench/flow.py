@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from app.settings import Settings
+from app.core.settings import Settings
 from bench.processes import Child
 from bench.queries import BENCH_QUERIES
 from bench.suite import Bench

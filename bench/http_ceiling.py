@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app import event_loop
-from app.events import delivery_body
-from app.ids import new_id, new_webhook_id
-from app.signing import generate_secret, webhook_headers
-from app.transport import Transport
+from app.core import event_loop
+from app.core.ids import new_id, new_webhook_id
+from app.core.signing import generate_secret, webhook_headers
+from app.delivery.transport import Transport
+from app.domain.events import delivery_body
 from bench.processes import PYTHON, Child, child_environment
 from bench.stats import rate
 from bench.suite import Bench
@@ -43,7 +43,7 @@ async def send_many(url: str, requests: int, concurrency: int, start_at: float) 
     async with Transport(
         timeout_seconds=15.0,
         allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-        max_connections=concurrency + 10,  # as app.worker.build_transport
+        max_connections=concurrency + 10,  # as app.delivery.worker.build_transport
     ) as transport:
         for _ in range(WARM_UP_REQUESTS):
             await transport.send(url, body, headers)

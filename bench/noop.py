@@ -13,8 +13,8 @@ import procrastinate
 from procrastinate import JobContext
 from procrastinate.jobs import DEFAULT_PRIORITY, Job
 
-from app.database import Database
-from app.settings import Settings
+from app.core.settings import Settings
+from app.store.database import Database
 
 NOOP_TASK = "bench_noop"
 NOOP_QUEUE = "bench_noop"
@@ -44,7 +44,7 @@ def noop_jobs(count: int) -> list[Job]:
 
 
 async def run(settings: Settings) -> None:
-    """Mirror ``app.worker.run_worker``'s call, with the no-op task."""
+    """Mirror ``app.delivery.worker.run_worker``'s call, with the no-op task."""
     assert settings.database_url is not None
     pool = Database.create_pool(settings.database_url, max_size=settings.db_pool_max_size)
     with noop_queue.replace_connector(procrastinate.PsycopgConnector()):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from app import event_loop
-from app.settings import Settings
+from app.core import event_loop
+from app.core.settings import Settings
 from bench.noop import run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.queries import parse_queries
+from app.store.queries import parse_queries
 
 BENCH_QUERIES: dict[str, str] = parse_queries(
     (Path(__file__).with_name("queries.sql")).read_text(encoding="utf-8")

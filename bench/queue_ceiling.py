@@ -14,7 +14,7 @@ from typing import Any
 import procrastinate
 import psycopg
 
-from app.database import Database
+from app.store.database import Database
 from bench.cpu import CpuMeter
 from bench.noop import NOOP_QUEUE, noop_jobs, noop_queue
 from bench.processes import PYTHON, Child

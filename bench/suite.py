@@ -34,9 +34,9 @@ from typing import Any
 
 import psycopg
 
-from app import event_loop
-from app.secret_box import generate_key
-from app.settings import Settings
+from app.core import event_loop
+from app.core.secret_box import generate_key
+from app.core.settings import Settings
 from bench.config import Sizes
 from bench.database import BenchDatabases
 from bench.processes import WEBHOOKS, Child, Receiver, child_environment, wait_for_http

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from app import api_keys, companies
-from app.server import build_app
-from app.services import Services, open_services
-from app.settings import Settings
-from app.subscriptions import NewSubscription, create_subscription
+from app.core.settings import Settings
+from app.domain import api_keys, companies
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services, open_services
+from app.web.server import build_app
 
 WEBHOOK = "ORDER_STATUS"
 PAYLOAD = {

@@ -1,13 +1,13 @@
-"""The delivery job: one attempt of one delivery (a thin layer over app.attempts)."""
+"""The delivery job: one attempt of one delivery (a thin layer over app.delivery.attempts)."""
 
 from __future__ import annotations
 
 from procrastinate import JobContext, RetryStrategy
 
-from app.attempts import make_attempt
-from app.database import WORKER_SCOPE, scoped
-from app.queue import DELIVER_TASK, DELIVERY_QUEUE, queue
-from app.worker import WorkerRuntime
+from app.delivery.attempts import make_attempt
+from app.delivery.worker import WorkerRuntime
+from app.store.database import WORKER_SCOPE, scoped
+from app.store.queue import DELIVER_TASK, DELIVERY_QUEUE, queue
 
 
 @queue.task(

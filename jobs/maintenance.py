@@ -6,9 +6,9 @@ import logging
 
 from procrastinate import JobContext
 
-from app.queue import MAINTENANCE_QUEUE, RETENTION_TASK, queue
-from app.retention import purge_old_data
-from app.worker import WorkerRuntime
+from app.delivery.worker import WorkerRuntime
+from app.domain.retention import purge_old_data
+from app.store.queue import MAINTENANCE_QUEUE, RETENTION_TASK, queue
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
-"""The failure email job (a thin layer over app.notices)."""
+"""The failure email job (a thin layer over app.delivery.notices)."""
 
 from __future__ import annotations
 
 from procrastinate import JobContext, RetryStrategy
 
-from app.database import WORKER_SCOPE, scoped
-from app.notices import run_notice_job
-from app.queue import NOTICE_QUEUE, NOTIFY_TASK, queue
-from app.worker import WorkerRuntime
+from app.delivery.notices import run_notice_job
+from app.delivery.worker import WorkerRuntime
+from app.store.database import WORKER_SCOPE, scoped
+from app.store.queue import NOTICE_QUEUE, NOTIFY_TASK, queue
 
 
 @queue.task(

@@ -7,8 +7,8 @@ from typing import Any
 
 import strawberry
 
-from app import deliveries
-from app.pagination import Page
+from app.core.pagination import Page
+from app.domain import deliveries
 from schema.context import Info
 from schema.lookahead import selects
 from schema.types import Delivery, Event, PageInfo, WebhookSubscription

@@ -7,8 +7,8 @@ from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
 
-from app.services import Services
-from app.viewer import Viewer
+from app.core.viewer import Viewer
+from app.store.services import Services
 from schema.errors import forbidden, unauthenticated
 from schema.loaders import Loaders
 

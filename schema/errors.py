@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from graphql import GraphQLError
 
-from app.errors import InvalidArgument
+from app.core.errors import InvalidArgument
 
 
 def unauthenticated() -> GraphQLError:

@@ -7,10 +7,10 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from app.deliveries import DeliveryFilter as DomainDeliveryFilter
-from app.events import EventFilter as DomainEventFilter
-from app.events import NewEvent
-from app.subscriptions import UNSET, NewSubscription, SubscriptionChanges
+from app.domain.deliveries import DeliveryFilter as DomainDeliveryFilter
+from app.domain.events import EventFilter as DomainEventFilter
+from app.domain.events import NewEvent
+from app.domain.subscriptions import UNSET, NewSubscription, SubscriptionChanges
 from schema.types import DeliveryStatus
 
 

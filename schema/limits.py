@@ -54,7 +54,7 @@ from graphql import (
 )
 from graphql.validation import ASTValidationRule, ValidationContext
 
-from app.pagination import MAX_PAGE_SIZE
+from app.core.pagination import MAX_PAGE_SIZE
 
 DEPTH_CODE = "QUERY_TOO_DEEP"
 ALIASES_CODE = "TOO_MANY_ALIASES"

@@ -11,21 +11,21 @@ from typing import Any, Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from app.companies import Company, company_from_row
-from app.deliveries import (
+from app.core.delivery_status import DeliveryStatus
+from app.core.pagination import Page, PageRequest
+from app.core.viewer import Viewer
+from app.domain.companies import Company, company_from_row
+from app.domain.deliveries import (
     Attempt,
     Delivery,
-    DeliveryStatus,
     attempts_of_deliveries,
     deliveries_of_events,
     deliveries_of_subscriptions,
 )
-from app.events import Event, events_by_id
-from app.pagination import Page, PageRequest
-from app.services import Services
-from app.subscriptions import Subscription, SubscriptionSummary, subscriptions_by_id
-from app.viewer import Viewer
-from app.webhook_types import WebhookType, webhook_types_by_key
+from app.domain.events import Event, events_by_id
+from app.domain.subscriptions import Subscription, SubscriptionSummary, subscriptions_by_id
+from app.domain.webhook_types import WebhookType, webhook_types_by_key
+from app.store.services import Services
 
 K = TypeVar("K")
 V = TypeVar("V")

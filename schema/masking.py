@@ -5,9 +5,9 @@ client reports. Validation, permission and user errors (GraphQLErrors we raise, 
 GraphQL's own validation errors) pass through unmasked.
 
 A database that is unavailable (unreachable, out of disk, memory or connections; see
-app/outages.py) is no unexpected error: the answer is the same retryable HTTP 503
+app/core/outages.py) is no unexpected error: the answer is the same retryable HTTP 503
 ``UNAVAILABLE`` with ``Retry-After`` as when no connection could be had before the first
-resolver ran (app/server.py, ``database_unavailable``).
+resolver ran (app/web/server.py, ``database_unavailable``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from graphql.error import GraphQLError
 from starlette.responses import Response
 from strawberry.extensions import MaskErrors
 
-from app.outages import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, is_unavailable
+from app.core.outages import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE, is_unavailable
 
 logger = logging.getLogger("app.graphql")
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from app import events, redelivery, subscriptions
-from app.errors import InvalidInput
+from app.core.errors import InvalidInput
+from app.domain import events, redelivery, subscriptions
 from schema.context import Info
 from schema.inputs import (
     CreateWebhookSubscriptionInput,

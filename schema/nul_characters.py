@@ -71,7 +71,7 @@ def holds_nul(value: Any) -> bool:
     or object key.
 
     A walk with a stack of its own, not recursion: the depth of client JSON is bounded
-    where it is parsed (``app.request_json``), but not every caller's value comes from
+    where it is parsed (``app.web.request_json``), but not every caller's value comes from
     there, and a few hundred levels of recursion used to end in a RecursionError.
     """
     pending = [value]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app.errors import UserError as DomainUserError
+from app.core.errors import UserError as DomainUserError
 from schema.types import Delivery, Event, UserError, UserErrorCode, WebhookSubscription
 
 

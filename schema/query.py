@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from app import deliveries, events, subscriptions
-from app.pagination import page_request
+from app.core.pagination import page_request
+from app.domain import deliveries, events, subscriptions
 from schema.connections import (
     DeliveryConnection,
     EventConnection,

@@ -12,7 +12,7 @@ from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
-from app.settings import Settings
+from app.core.settings import Settings
 from schema.api_schema import ApiSchema
 from schema.documents import CachedDocuments, DocumentCache
 from schema.execution import executor_class

@@ -6,11 +6,11 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from app import deliveries
-from app.delivery_updates import DeliveryChange
-from app.ids import try_uuid
-from app.services import Services
-from app.viewer import Viewer
+from app.core.ids import try_uuid
+from app.core.viewer import Viewer
+from app.domain import deliveries
+from app.store.delivery_updates import DeliveryChange
+from app.store.services import Services
 from schema.context import Info
 from schema.lookahead import selects
 from schema.types import Delivery
@@ -68,7 +68,7 @@ async def _as_announced(
     if found is None:
         return None
     if change.state is not None:
-        found = change.state.applied_to(found)
+        found = deliveries.as_changed(found, change.state)
     if not with_attempts:
         return Delivery.from_model(found)
     attempts = await deliveries.attempts_of_deliveries(services, viewer, [found.id])

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app import companies, deliveries, events, subscriptions, webhook_types
-from app.pagination import page_request
+from app.core.pagination import page_request
+from app.domain import companies, deliveries, events, subscriptions, webhook_types
 from schema.context import Info
 from schema.errors import arguments_checked
 from schema.loaders import SubscriptionPage
@@ -103,7 +103,7 @@ class PageInfo:
     "PUBLISHER keys, which reach a subscription only through a delivery."
 )
 class WebhookSubscription:
-    # A PUBLISHER key's loader brings the summary only (app/subscriptions.py).
+    # A PUBLISHER key's loader brings the summary only (app/domain/subscriptions.py).
     model: strawberry.Private[subscriptions.Subscription | subscriptions.SubscriptionSummary]
     id: strawberry.ID
 
@@ -180,7 +180,7 @@ class WebhookSubscription:
         return await delivery_connection(info, page)
 
 
-# Never built: Delivery.attempts hands over the domain's app.deliveries.Attempt values
+# Never built: Delivery.attempts hands over the domain's app.domain.deliveries.Attempt values
 # themselves (500 conversions per page of FAILED deliveries saved), so every field here
 # must be an attribute of the same name there (tests/unit/test_schema_types.py).
 @strawberry.type

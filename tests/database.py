@@ -2,9 +2,9 @@
 fresh database per test.
 
 The server is ``WEBHOOKS_DATABASE_URL`` (or ``DATABASE_URL``) when set; otherwise a
-throwaway :class:`~app.postgres_cluster.LocalCluster` (non-durable, so fast) in a temporary
+throwaway :class:`~app.run.postgres_cluster.LocalCluster` (non-durable, so fast) in a temporary
 directory, stopped and deleted at the end of the session. The template database is
-built once with ``app.migrations.apply_migrations``; each test gets its own copy made
+built once with ``app.store.migrations.apply_migrations``; each test gets its own copy made
 with ``CREATE DATABASE ... TEMPLATE`` by pytest-postgresql's ``DatabaseJanitor`` and
 dropped afterwards. Names are random, so concurrent sessions on one server never
 collide.
@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from app.postgres_cluster import LocalCluster
+from app.run.postgres_cluster import LocalCluster
 
 # How long the janitor keeps retrying to connect before giving up (its default is 60 s).
 CONNECT_TIMEOUT_SECONDS = 10
@@ -116,7 +116,7 @@ def postgres_server(postgres_url: str) -> PostgresServer:
 @pytest.fixture(scope="session")
 def database_template(postgres_server: PostgresServer) -> Iterator[str]:
     """Name of a template database with every migration applied, built once a session."""
-    from app.migrations import apply_migrations
+    from app.store.migrations import apply_migrations
 
     name = f"webhooks_template_{secrets.token_hex(6)}"
     janitor = postgres_server.janitor(name, as_template=True)

@@ -28,11 +28,11 @@ import pytest
 from psycopg.rows import dict_row
 from standardwebhooks.webhooks import Webhook
 
-from app import api_keys, companies
-from app.server import build_app
-from app.services import Services, open_services
-from app.settings import Settings
-from app.worker import run_worker
+from app.core.settings import Settings
+from app.delivery.worker import run_worker
+from app.domain import api_keys, companies
+from app.store.services import Services, open_services
+from app.web.server import build_app
 from tests.receivers import RecordedRequest
 from tests.service import GraphQLClient, Tenants, make_settings
 

@@ -18,13 +18,13 @@ import httpx
 import pytest
 import uvicorn
 
-from app import api_keys, companies
-from app.runner import server_config
-from app.secret_box import generate_key
-from app.server import build_app
-from app.services import Services, open_services
-from app.settings import Settings
-from app.worker import run_worker
+from app.core.secret_box import generate_key
+from app.core.settings import Settings
+from app.delivery.worker import run_worker
+from app.domain import api_keys, companies
+from app.run.runner import server_config
+from app.store.services import Services, open_services
+from app.web.server import build_app
 from tests.smtp import free_port
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)

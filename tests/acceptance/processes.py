@@ -35,10 +35,10 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 
-from app import api_keys, companies
-from app.secret_box import generate_key
-from app.services import open_services
-from app.settings import Settings
+from app.core.secret_box import generate_key
+from app.core.settings import Settings
+from app.domain import api_keys, companies
+from app.store.services import open_services
 from tests.database import PostgresServer
 from tests.service import Tenants
 

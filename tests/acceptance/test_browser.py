@@ -55,7 +55,7 @@ def dev_server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
         "WEBHOOKS_DATA_DIR": str(tmp_path / "data"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "dev", "--port", str(port)],
+        [sys.executable, "-m", "app.run.cli", "dev", "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from app.api_keys import prefix_of
-from app.failure_email import FailedDelivery, FailureNotice, notice_id, render_failure_email
-from app.mailer import OutboxMailer
-from app.secret_box import generate_key
+from app.core.secret_box import generate_key
+from app.delivery.failure_email import (
+    FailedDelivery,
+    FailureNotice,
+    notice_id,
+    render_failure_email,
+)
+from app.delivery.mailer import OutboxMailer
+from app.domain.api_keys import prefix_of
 from tests.acceptance.processes import (
     WEBHOOKS,
     Api,

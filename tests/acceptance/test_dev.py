@@ -17,8 +17,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app.development import EXAMPLE_RECEIVER_PORT
-from app.postgres_cluster import LocalCluster
+from app.run.development import EXAMPLE_RECEIVER_PORT
+from app.run.postgres_cluster import LocalCluster
 from tests.acceptance.processes import (
     Api,
     Process,

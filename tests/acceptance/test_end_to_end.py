@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app.secret_box import generate_key
+from app.core.secret_box import generate_key
 from tests.acceptance.processes import (
     Api,
     Processes,

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.secret_box import generate_key
+from app.core.secret_box import generate_key
 from schema.limits import COST_CODE
 from tests.acceptance.processes import Processes, service_environment
 

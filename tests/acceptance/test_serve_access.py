@@ -13,8 +13,8 @@ import httpx
 import pytest
 import websockets
 
-from app.api_keys import prefix_of
-from app.secret_box import generate_key
+from app.core.secret_box import generate_key
+from app.domain.api_keys import prefix_of
 from tests.acceptance.processes import Processes, run_cli, seed_tenants, service_environment
 
 VIEWER = "query { viewer { role } }"

@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from app.secret_box import generate_key
+from app.core.secret_box import generate_key
 from tests.acceptance.processes import Process, Processes, seed_tenants, service_environment
 
 INLINE_SECRET = "inline-SECRET-1212121212"

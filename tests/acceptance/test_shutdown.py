@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from app.secret_box import generate_key
+from app.core.secret_box import generate_key
 from tests.acceptance.processes import (
     PUBLISH_EVENT,
     Api,

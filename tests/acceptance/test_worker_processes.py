@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app import companies
-from app.events import NewEvent, publish_event
-from app.secret_box import generate_key
-from app.services import open_services
-from app.subscriptions import NewSubscription, create_subscription
+from app.core.secret_box import generate_key
+from app.domain import companies
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import open_services
 from tests.acceptance.processes import (
     Api,
     Processes,

@@ -2,7 +2,7 @@
 
 Fault tests stop and start the database, SIGKILL workers and take the mail server away,
 so they never share the session's cluster: each test module starts its own durable
-:class:`~app.postgres_cluster.LocalCluster` (on a fixed port, so a restart comes back
+:class:`~app.run.postgres_cluster.LocalCluster` (on a fixed port, so a restart comes back
 on the same address), migrates a template database once, and gives every test a fresh
 copy of it. The service runs as real ``webhooks worker`` / ``webhooks serve``
 subprocesses (:mod:`tests.acceptance.processes`); tenants, subscriptions and load are
@@ -38,14 +38,14 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from app import companies
-from app.events import NewEvent, publish_event
-from app.migrations import apply_migrations
-from app.postgres_cluster import LocalCluster, StopMode
-from app.secret_box import generate_key
-from app.services import Services, open_services
-from app.settings import Settings
-from app.subscriptions import NewSubscription, create_subscription
+from app.core.secret_box import generate_key
+from app.core.settings import Settings
+from app.domain import companies
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.run.postgres_cluster import LocalCluster, StopMode
+from app.store.migrations import apply_migrations
+from app.store.services import Services, open_services
 from tests.acceptance.processes import (
     PUBLISH_EVENT,
     Process,

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from app.postgres_cluster import LocalCluster
+from app.run.postgres_cluster import LocalCluster
 from tests.acceptance.processes import free_port
 from tests.faults.harness import OwnedPostgres
 

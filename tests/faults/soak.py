@@ -33,8 +33,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.events import NewEvent, publish_event
-from app.services import open_services
+from app.domain.events import NewEvent, publish_event
+from app.store.services import open_services
 from tests.acceptance.processes import Process
 from tests.database import make_scratch_dir
 from tests.faults.harness import OwnedPostgres, Stack, Sub, delivery_ids_in, duplicates

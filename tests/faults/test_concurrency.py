@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from app.retention import purge_old_data
-from app.services import open_services
+from app.domain.retention import purge_old_data
+from app.store.services import open_services
 from tests.acceptance.processes import PUBLISH_EVENT, seed_tenants, wait_until
 from tests.faults.harness import (  # noqa: F401 -- the fixtures
     Stack,

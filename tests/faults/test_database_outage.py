@@ -22,8 +22,8 @@ from tests.receivers import Receiver
 
 DELIVERIES = "{ deliveries(first: 1) { nodes { id status } } }"
 OUTAGE_SECONDS = 5.0
-POOL_TIMEOUT = 10.0  # app.database.Database.create_pool
-READINESS_TIMEOUT = 2.0  # app.server.readiness
+POOL_TIMEOUT = 10.0  # app.store.database.Database.create_pool
+READINESS_TIMEOUT = 2.0  # app.web.server.readiness
 POLL_INTERVAL = 5.0  # slow on purpose: a delivery within ~1 s proves LISTEN works
 
 

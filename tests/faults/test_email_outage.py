@@ -22,7 +22,7 @@ from tests.receivers import Receiver, respond
 from tests.smtp import ReceivedMail, SmtpTestServer
 
 WINDOW = 2.0  # WEBHOOKS_EMAIL_WINDOW_SECONDS
-FIRST_EMAIL_RETRY = 5.0  # app.notices: a failed send is retried after 5 s, then doubling
+FIRST_EMAIL_RETRY = 5.0  # app.delivery.notices: a failed send is retried after 5 s, then doubling
 
 
 def windows(failures: list[datetime], window: float) -> int:

@@ -166,7 +166,7 @@ def test_hung_endpoints_leave_healthy_deliveries_their_latency_however_many_ther
     assert stack.attempt_gaps() == []
 
 
-# app.worker.recover's log line when it re-queues deliveries whose job was lost
+# app.delivery.worker.recover's log line when it re-queues deliveries whose job was lost
 REQUEUED_LOST = re.compile(r"re-queued [1-9][0-9]* lost deliveries")
 CHAOS = (("200", 0.40), ("500", 0.20), ("timeout", 0.15), ("reset", 0.15), ("301", 0.10))
 

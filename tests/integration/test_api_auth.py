@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app import api_keys
-from app.api_keys import generate_key
-from app.services import Services
+from app.domain import api_keys
+from app.domain.api_keys import generate_key
+from app.store.services import Services
 from tests.service import GraphQLClient, Tenants
 
 VIEWER = "query { viewer { role company { id name } } }"

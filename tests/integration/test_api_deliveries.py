@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.services import Services
+from app.store.services import Services
 from tests.service import GraphQLClient, Tenants
 
 CREATE = """

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.request_json import MAX_DEPTH, MAX_NUMBER_CHARACTERS
-from app.server import build_app
-from app.services import Services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.store.services import Services
+from app.web.request_json import MAX_DEPTH, MAX_NUMBER_CHARACTERS
+from app.web.server import build_app
 from tests.service import Tenants
 
 VIEWER = "query { viewer { role } }"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app import subscriptions
+from app.domain import subscriptions
 from schema import nul_characters
 from schema.masking import UNEXPECTED
 from tests.service import GraphQLClient, Tenants

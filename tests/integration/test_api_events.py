@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.services import Services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.store.services import Services
 from tests.service import GraphQLClient, Tenants
 
 EVENT_FIELDS = """

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.services import Services
-from app.subscriptions import NewSubscription, create_subscription
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services
 from tests.service import GraphQLClient, Tenants
 
 PUBLISH = """

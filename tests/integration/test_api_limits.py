@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app import deliveries
-from app.api_keys import generate_key
-from app.server import build_app
-from app.services import Services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.domain import deliveries
+from app.domain.api_keys import generate_key
+from app.store.services import Services
+from app.web.server import build_app
 from schema.limits import ALIASES_CODE, COST_CODE, DEPTH_CODE
 from schema.masking import UNEXPECTED
 from schema.root import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS

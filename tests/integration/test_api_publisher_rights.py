@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from app.services import Services
+from app.store.services import Services
 from tests.service import GraphQLClient, Tenants
 
 TENANT_SECRET = "tenant-own-query-secret-7f3a"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.events import TEST_ORDER_ID
-from app.services import Services
+from app.domain.events import TEST_ORDER_ID
+from app.store.services import Services
 from tests.service import GraphQLClient, Tenants
 
 CREATE = """

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app import api_keys, companies
-from app.server import build_app
-from app.services import Services, open_services
+from app.domain import api_keys, companies
+from app.store.services import Services, open_services
+from app.web.server import build_app
 from tests.service import GraphQLClient, Tenants, make_settings
 
 SUBSCRIPTION_FIELDS = """

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from app.attempts import make_attempt
-from app.database import WORKER_SCOPE, scoped
-from app.events import NewEvent, publish_event
-from app.fairness import InFlight
-from app.services import Services
-from app.settings import Settings
-from app.subscriptions import NewSubscription, create_subscription
-from app.transport import Transport
+from app.core.settings import Settings
+from app.delivery.attempts import make_attempt
+from app.delivery.fairness import InFlight
+from app.delivery.transport import Transport
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.database import WORKER_SCOPE, scoped
+from app.store.services import Services
 from tests.service import Tenants, make_settings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from app.events import NewEvent, publish_event
-from app.services import Services
-from app.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services
 from tests.receivers import Receiver, respond
 from tests.service import GraphQLClient, Tenants
 

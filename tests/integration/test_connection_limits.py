@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from psycopg import errors
 
-from app.database import PUBLISHER_SCOPE, WORKER_SCOPE, scoped
-from app.outages import is_unavailable
-from app.services import open_services
+from app.core.outages import is_unavailable
+from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, scoped
+from app.store.services import open_services
 from tests.service import make_settings
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.services import Services
+from app.store.services import Services
 from tests.service import Tenants
 
 PUBLISH = """

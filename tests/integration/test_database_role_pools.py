@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from app.database import PUBLISHER_SCOPE, WORKER_SCOPE, Database, Scope, scoped
-from app.services import Services
+from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, Database, Scope, scoped
+from app.store.services import Services
 
 SERVICE_ROLES = {"webhooks_api", "webhooks_publisher", "webhooks_worker"}
 

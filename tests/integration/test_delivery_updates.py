@@ -14,10 +14,10 @@ import psycopg
 import pytest
 import websockets
 
-from app.events import NewEvent, publish_event
-from app.services import Services
-from app.settings import Settings
-from app.subscriptions import NewSubscription, create_subscription
+from app.core.settings import Settings
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services
 from tests.delivery import OpenService
 from tests.delivery import open_service_fixture as open_service_fixture
 from tests.receivers import Receiver, respond

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from app.database import WORKER_SCOPE, scoped
-from app.endpoint_health import deactivate_failing_subscriptions
-from app.events import NewEvent, publish_event
-from app.services import Services, open_services
-from app.subscriptions import NewSubscription, create_subscription, get_subscription
-from app.worker import run_worker
+from app.delivery.endpoint_health import deactivate_failing_subscriptions
+from app.delivery.worker import run_worker
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription, get_subscription
+from app.store.database import WORKER_SCOPE, scoped
+from app.store.services import Services, open_services
 from tests.service import Tenants, make_settings
 from tests.smtp import SmtpTestServer
 

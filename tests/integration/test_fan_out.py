@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from app.events import NewEvent, defer_attempts, publish_event
-from app.services import Services
-from app.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.queue import defer_attempts
+from app.store.services import Services
 from tests.service import Tenants
 
 JOB_COLUMNS = (
@@ -51,7 +52,7 @@ async def test_publishing_queues_the_jobs_procrastinates_own_defer_makes(
         services, "SELECT id, cycle FROM deliveries WHERE event_id = %s", event.id
     )
     async with services.db.transaction() as tx:
-        await defer_attempts(services, tx, [(id_, cycle, 1) for id_, cycle in deliveries])
+        await defer_attempts(services.queue, tx, [(id_, cycle, 1) for id_, cycle in deliveries])
     deferred = await rows(
         services,
         f"SELECT j.id, {JOB_COLUMNS} FROM procrastinate_jobs j WHERE j.id > %s ORDER BY j.id",

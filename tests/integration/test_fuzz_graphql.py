@@ -38,12 +38,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
-from app.events import NewEvent, publish_event
-from app.server import build_app
-from app.services import Services, open_services
-from app.settings import Settings
-from app.subscriptions import NewSubscription, create_subscription
-from app.target_policy import IPAddress, ResolutionError
+from app.core.settings import Settings
+from app.core.target_policy import IPAddress, ResolutionError
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services, open_services
+from app.web.server import build_app
 from schema.masking import UNEXPECTED
 from schema.nul_characters import MESSAGE as NUL_MESSAGE
 from schema.root import build_schema

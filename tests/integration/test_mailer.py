@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.mailer import (
+from app.delivery.mailer import (
     MailDeliveryError,
     OutboxMailer,
     SmtpMailer,

@@ -7,9 +7,9 @@ import asyncio
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.events import NewEvent, publish_event
-from app.services import Services
-from app.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services
 from tests.service import Tenants
 
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from app import migrations
-from app.migrations import (
+from app.store import migrations
+from app.store.migrations import (
     PROCRASTINATE_PREFIX,
     Migration,
     apply_migrations,

@@ -4,7 +4,7 @@ And the limits around it: a sender that dies mid-send leaves a lease that runs o
 notice is sent then, once, with the same Message-ID), and each address gets a bounded
 number of notices; over it the failures wait and fold into the next email.
 
-The email job's work (``app.notices.send_notices``) is run here directly, in the worker's
+The email job's work (``app.delivery.notices.send_notices``) is run here directly, in the worker's
 scope, against a real SMTP server (aiosmtpd); the worker itself runs the deliveries,
 with a grouping window long enough that its own email jobs stay queued.
 """
@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.database import WORKER_SCOPE, scoped
-from app.mailer import SmtpMailer
-from app.notices import NoticeRun, send_notices
+from app.delivery.mailer import SmtpMailer
+from app.delivery.notices import NoticeRun, send_notices
+from app.store.database import WORKER_SCOPE, scoped
 from tests.delivery import (
     OpenService,
     Service,

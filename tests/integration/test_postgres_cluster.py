@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.postgres_cluster import (
+from app.run.postgres_cluster import (
     BINDIR_ENV,
     ClusterError,
     LocalCluster,
@@ -219,7 +219,7 @@ def test_the_embedded_wheel_binaries_run_a_server(new_cluster, monkeypatch) -> N
 def test_the_embedded_wheel_is_the_last_resort(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(BINDIR_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("app.postgres_cluster.DEBIAN_ROOT", tmp_path / "none")
+    monkeypatch.setattr("app.run.postgres_cluster.DEBIAN_ROOT", tmp_path / "none")
 
     assert find_server_binaries() == embedded_bin_dir()
 
@@ -234,8 +234,8 @@ def test_a_forced_bin_dir_without_server_programs_is_a_clear_error(tmp_path, mon
 def test_no_binaries_anywhere_is_a_clear_error(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(BINDIR_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("app.postgres_cluster.DEBIAN_ROOT", tmp_path / "none")
-    monkeypatch.setattr("app.postgres_cluster.EMBEDDED_PACKAGE", "not_installed_anywhere")
+    monkeypatch.setattr("app.run.postgres_cluster.DEBIAN_ROOT", tmp_path / "none")
+    monkeypatch.setattr("app.run.postgres_cluster.EMBEDDED_PACKAGE", "not_installed_anywhere")
     cluster = LocalCluster(tmp_path / "data")
 
     with pytest.raises(ClusterError, match="no PostgreSQL server binaries found"):

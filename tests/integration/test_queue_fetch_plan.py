@@ -7,7 +7,7 @@ from importlib import resources
 
 import psycopg
 
-from app.queries import parse_queries
+from app.store.queries import parse_queries
 
 FETCH_CALL = re.compile(r"FROM\s+(procrastinate_fetch_job\w*)\(")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.services import Services
+from app.store.services import Services
 
 
 async def test_a_migrated_database_is_ready(http: httpx.AsyncClient) -> None:
@@ -39,4 +39,4 @@ async def test_liveness_needs_no_database(http: httpx.AsyncClient, services: Ser
 
 @pytest.fixture(autouse=True)
 def _quiet_readiness_warnings(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("ERROR", logger="app.server")
+    caplog.set_level("ERROR", logger="app.web.server")

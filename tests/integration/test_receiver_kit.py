@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app.events import NewEvent, publish_event
-from app.redelivery import redeliver
-from app.services import Services
-from app.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent, publish_event
+from app.domain.redelivery import redeliver
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services
 from tests.service import Tenants
 from tests.smtp import free_port
 

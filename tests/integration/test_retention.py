@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from app.events import NewEvent, publish_event
-from app.retention import purge_old_data
-from app.services import Services
-from app.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent, publish_event
+from app.domain.retention import purge_old_data
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services
 from tests.service import Tenants
 
 OLD = datetime.now(UTC) - timedelta(days=45)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from app.database import PUBLISHER_SCOPE, WORKER_SCOPE, Scope, scoped
-from app.events import NewEvent, publish_event
-from app.services import Services
-from app.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent, publish_event
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, Scope, scoped
+from app.store.services import Services
 from tests.service import Tenants
 
 TENANT_TABLES = ["subscriptions", "events", "deliveries", "delivery_attempts", "api_keys"]

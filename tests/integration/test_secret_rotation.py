@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from app.attempts import build_target
-from app.secret_box import SecretBoxError, generate_key
-from app.secret_rotation import reencrypt_secrets
-from app.services import Services, open_services
-from app.subscriptions import NewSubscription, create_subscription
+from app.core.secret_box import SecretBoxError, generate_key
+from app.delivery.attempts import build_target
+from app.domain.secret_rotation import reencrypt_secrets
+from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.services import Services, open_services
 from tests.service import Tenants, make_settings
 
 URL = "http://127.0.0.1:9/hook"

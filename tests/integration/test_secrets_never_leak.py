@@ -27,9 +27,9 @@ from urllib.parse import quote, quote_plus
 import graphql
 import pytest
 
-from app import subscriptions
-from app.services import Services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.domain import subscriptions
+from app.store.services import Services
 from schema.masking import UNEXPECTED
 from schema.root import build_schema
 from tests.receivers import Receiver, respond
@@ -419,7 +419,7 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
     # The logs searched include the worker's, the mailer's, the masked crash and the
     # HTTP client's request lines.
     logged_by = {record.name for record in all_logs.records}
-    assert {"app.attempts", "app.notices", "app.graphql", "httpx"} <= logged_by
+    assert {"app.delivery.attempts", "app.delivery.notices", "app.graphql", "httpx"} <= logged_by
     assert "internal trouble" in dumps["delivery_attempts"]
     assert dumps["failure_notices"]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import websockets
 
-from app.refusals import body_cap
-from app.request_json import MAX_DEPTH
-from app.services import Services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.store.services import Services
+from app.web.refusals import body_cap
+from app.web.request_json import MAX_DEPTH
 from tests.service import Tenants, make_settings, served
 
 BODY_TIMEOUT_SECONDS = 1.0

@@ -10,9 +10,9 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from app.signing import generate_secret, webhook_headers
-from app.target_policy import IPAddress, Network, ResolutionError
-from app.transport import AttemptOutcome, Transport
+from app.core.signing import generate_secret, webhook_headers
+from app.core.target_policy import IPAddress, Network, ResolutionError
+from app.delivery.transport import AttemptOutcome, Transport
 from tests.receivers import (
     Receiver,
     Reply,

@@ -16,7 +16,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from app.transport import Transport
+from app.delivery.transport import Transport
 from tests.raw_receiver import OK_200, RawConnection, RawReceiver, RawRequest
 
 LOOPBACK = [ip_network("127.0.0.0/8")]

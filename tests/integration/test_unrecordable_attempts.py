@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
-from app.metrics import REGISTRY
-from app.worker import GIVE_UP_REASON, MAX_REQUEUES
+from app.delivery.metrics import REGISTRY
+from app.delivery.worker import GIVE_UP_REASON, MAX_REQUEUES
 from tests.delivery import (
     OpenService,
     Service,

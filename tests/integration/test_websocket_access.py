@@ -16,11 +16,11 @@ import httpx
 import pytest
 import websockets
 
-from app import api_keys
-from app.api_keys import generate_key, prefix_of
-from app.server import CONNECTION_INIT_TIMEOUT_SECONDS, MAX_OPERATIONS_PER_SOCKET
-from app.services import Services
-from app.settings import Settings
+from app.core.settings import Settings
+from app.domain import api_keys
+from app.domain.api_keys import generate_key, prefix_of
+from app.store.services import Services
+from app.web.server import CONNECTION_INIT_TIMEOUT_SECONDS, MAX_OPERATIONS_PER_SOCKET
 from tests.service import Tenants, make_settings
 from tests.service import served as served_on_port
 

@@ -2,7 +2,7 @@
 
 Jobs are idempotent: replaying an attempt records it once and never sends after the
 attempt was recorded; a job of an earlier cycle does nothing. The worker's recovery
-round (``app.worker.recover``, run by its maintenance loop) re-queues jobs left in
+round (``app.delivery.worker.recover``, run by its maintenance loop) re-queues jobs left in
 ``doing`` by a dead worker and re-creates the job of an overdue delivery that has none.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 import pytest
 from procrastinate.jobs import Job
 
-from app.attempts import make_attempt
-from app.redelivery import redeliver
-from app.transport import Transport
-from app.worker import build_transport, recover
+from app.delivery.attempts import make_attempt
+from app.delivery.transport import Transport
+from app.delivery.worker import build_transport, recover
+from app.domain.redelivery import redeliver
 from tests.delivery import (
     OpenService,
     Service,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from app.address_limit import AddressLimit, AddressUsage, next_opening
-from app.notices import MAX_POSTPONE_SECONDS, postpone_delay
+from app.delivery.address_limit import AddressLimit, AddressUsage, next_opening
+from app.delivery.notices import MAX_POSTPONE_SECONDS, postpone_delay
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 HOUR_FREES = NOW + timedelta(minutes=20)

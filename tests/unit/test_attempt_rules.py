@@ -11,10 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from app.attempts import _skip_reason, build_target
-from app.secret_box import SecretBox, generate_key
-from app.services import Services
-from app.subscriptions import param_context, secret_context
+from app.core.secret_box import SecretBox, generate_key, param_context, secret_context
+from app.delivery.attempts import _skip_reason, build_target
+from app.store.services import Services
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 CURRENT = "whsec_" + "A" * 43 + "="

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.api_keys import AmbiguousCredentials, connection_authorization, presented_key
+from app.domain.api_keys import AmbiguousCredentials, connection_authorization, presented_key
 
 
 @pytest.mark.parametrize(

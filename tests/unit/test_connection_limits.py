@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg.conninfo import conninfo_to_dict
 
-from app.connection_limits import ConnectionLimits, limited_conninfo
+from app.store.connection_limits import ConnectionLimits, limited_conninfo
 
 URL = "postgresql://app:pw@db.internal:5433/webhooks?sslmode=require"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
-from app.services import Services
-from app.viewer import Viewer
+from app.core.viewer import Viewer
+from app.store.services import Services
 from schema.context import Context
 from schema.execution import _fresh
 

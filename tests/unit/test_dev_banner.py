@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.development import DemoKeys, banner
-from app.settings import Settings
+from app.core.settings import Settings
+from app.run.development import DemoKeys, banner
 
 KEYS = DemoKeys("demo", "pwk_company", "pwk_publisher")
 

@@ -5,7 +5,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from app.failure_email import (
+from app.delivery.failure_email import (
     AttemptLine,
     FailedDelivery,
     FailureNotice,

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from app.fairness import (
+from app.delivery.fairness import (
     InFlight,
     Slot,
     default_cap,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 
-from app.logs import JsonFormatter, ReadableFormatter
+from app.core.logs import JsonFormatter, ReadableFormatter
 
 
 def record(**extra: object) -> logging.LogRecord:
     entry = logging.LogRecord(
-        "app.attempts", logging.INFO, __file__, 1, "attempt %s: %s", (2, "failed"), None
+        "app.delivery.attempts", logging.INFO, __file__, 1, "attempt %s: %s", (2, "failed"), None
     )
     for key, value in extra.items():
         setattr(entry, key, value)
@@ -22,7 +22,7 @@ def test_production_logs_are_one_json_object_carrying_the_ids() -> None:
     entry = json.loads(line)
     assert entry["message"] == "attempt 2: failed"
     assert entry["level"] == "INFO"
-    assert entry["logger"] == "app.attempts"
+    assert entry["logger"] == "app.delivery.attempts"
     assert (entry["delivery_id"], entry["company_id"], entry["attempt"]) == ("d-1", "acme", 2)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.masking import MASK, mask_value, masked_url, strip_query
+from app.core.masking import MASK, mask_value, masked_url, strip_query
 
 
 def test_mask_value_keeps_the_last_four_characters_of_a_long_secret() -> None:

@@ -7,7 +7,7 @@ import pytest
 from psycopg import errors
 from psycopg_pool import PoolTimeout
 
-from app.outages import ResourceAlarm, is_connection_lost, is_resource_shortage, is_unavailable
+from app.core.outages import ResourceAlarm, is_connection_lost, is_resource_shortage, is_unavailable
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from app.mailer import readable_email
+from app.delivery.mailer import readable_email
 
 # As a writer may fold a long Subject: right after its name.
 FOLDED = (

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.errors import InvalidArgument
-from app.pagination import (
+from app.core.errors import InvalidArgument
+from app.core.pagination import (
     MAX_PAGE_SIZE,
     PageRequest,
     decode_cursor,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.queries import QUERIES, load_queries, parse_queries
+from app.store.queries import QUERIES, load_queries, parse_queries
 
 SAMPLE = """\
 -- A preamble before the first query is ignored.

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from app import rate_limit
-from app.api_keys import generate_key, prefix_of
-from app.rate_limit import Admission, RateLimited, TokenBuckets, address_bucket
-from app.viewer import Viewer
+from app.core.viewer import Viewer
+from app.domain.api_keys import generate_key, prefix_of
+from app.web import rate_limit
+from app.web.rate_limit import Admission, RateLimited, TokenBuckets, address_bucket
 
 
 class FakeClock:

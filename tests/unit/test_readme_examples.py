@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from graphql import GraphQLError, parse, validate
 
-from app.development import DEMO_COMPANY_ID, EXAMPLE_RECEIVER_PORT
+from app.run.development import DEMO_COMPANY_ID, EXAMPLE_RECEIVER_PORT
 from schema.root import build_schema
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.request_json import MAX_DEPTH, MAX_NUMBER_CHARACTERS, JsonRefused, loads, nesting_depth
+from app.web.request_json import MAX_DEPTH, MAX_NUMBER_CHARACTERS, JsonRefused, loads, nesting_depth
 
 MIB = 1024 * 1024
 

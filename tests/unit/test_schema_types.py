@@ -6,12 +6,12 @@ import dataclasses
 
 from strawberry.types.base import get_object_definition
 
-from app import deliveries
+from app.domain import deliveries
 from schema.types import DeliveryAttempt
 
 
 def test_every_delivery_attempt_field_is_an_attribute_of_the_domain_attempt() -> None:
-    # Delivery.attempts returns app.deliveries.Attempt values for DeliveryAttempt.
+    # Delivery.attempts returns app.domain.deliveries.Attempt values for DeliveryAttempt.
     definition = get_object_definition(DeliveryAttempt, strict=True)
     attributes = {field.name for field in dataclasses.fields(deliveries.Attempt)}
     for field in definition.fields:

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from app.secret_box import SecretBox, SecretBoxError, SecretKeyError, generate_key, key_id
+from app.core.secret_box import SecretBox, SecretBoxError, SecretKeyError, generate_key, key_id
 
 CONTEXT = "subscription:sub_1:signing_secret"
 PLAINTEXT = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

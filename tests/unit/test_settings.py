@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.core.settings import Settings, SettingsError
 
 # One value for every variable, and the field and value it must produce.
 EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {

@@ -9,8 +9,8 @@ from importlib import metadata
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app import signing
-from app.signing import generate_secret, sign, signature_header, webhook_headers
+from app.core import signing
+from app.core.signing import generate_secret, sign, signature_header, webhook_headers
 
 BODY = b'{"id": "evt_1", "webhook": "ORDER_STATUS", "data": {"status": "done"}}'
 

@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 import pytest
 
-from app.target_policy import (
+from app.core.target_policy import (
     IPAddress,
     Network,
     ResolutionError,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import UserError
-from app.validation import (
+from app.core.errors import UserError
+from app.core.validation import (
     MAX_API_KEY_PARAMS,
     MAX_PARAM_VALUE,
     check_api_key_params,

@@ -1,0 +1,360 @@
+"""Attempts: make one delivery attempt and record what came of it.
+
+``make_attempt`` is what the delivery job runs. It is idempotent: a delivery that is
+finished, cancelled, in another cycle or already past this attempt is left alone, and
+the attempt row's primary key makes a replayed job unable to record anything twice.
+The outcome is recorded in ONE transaction together with the delivery's new state and
+the next job (the next attempt, or the failure email), so queue and rows never disagree.
+
+An attempt that was sent but cannot be recorded must not be sent again and again: when
+recording fails for any reason but an unavailable database, the attempt is recorded
+without the response; when even that fails, the job ends without retrying and the
+maintenance loop's bounded re-queueing (``app/delivery/worker.py``) takes over, ending in
+:func:`give_up` (the delivery FAILED, its notification email sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from procrastinate.jobs import DEFAULT_PRIORITY
+
+from app.core.logs import hide_url_queries
+from app.core.masking import masked_url
+from app.core.outages import is_connection_lost
+from app.core.secret_box import param_context, secret_context
+from app.core.signing import webhook_headers
+from app.delivery import metrics
+from app.delivery.fairness import InFlight, postponement_seconds
+from app.delivery.notices import queue_failure_report
+from app.delivery.transport import AttemptOutcome, Transport, storable_text
+from app.store.database import Row, Session
+from app.store.queue import defer_attempts
+from app.store.services import Services
+
+logger = logging.getLogger(__name__)
+
+# The URLs sent carry API key parameter values. httpx's client logs every URL at INFO;
+# the transport no longer goes through that client, and the filter stays so that no httpx
+# log line ever can.
+hide_url_queries("httpx")
+
+Result = Literal[
+    "succeeded",
+    "retrying",
+    "failed",
+    "skipped",
+    "cancelled",
+    "already-recorded",
+    "missing",
+    "postponed",
+    "unrecorded",
+]
+
+UNRECORDED_BODY = "[the response could not be recorded ({error})]"
+
+# Postponed attempts yield to every other due attempt: they are over their subscription's
+# share already, and fresh work for other subscriptions must not queue behind them.
+POSTPONED_PRIORITY = DEFAULT_PRIORITY - 1
+
+GONE_REASON = (
+    "the endpoint answered 410 Gone, so the subscription was deactivated; "
+    "reactivate it with updateWebhookSubscription(isActive: true)"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to send: URL with API key parameters, and the signing secrets."""
+
+    url: str
+    masked_url: str
+    secrets: tuple[str, ...]
+
+
+def build_target(services: Services, row: Row, now: datetime) -> Target:
+    """Decrypt the subscription's secrets and append its API key parameters to the URL."""
+    subscription_id: uuid.UUID = row["subscription_id"]
+    params = [
+        (
+            param["name"],
+            services.secret_box.decrypt(
+                param["value"], context=param_context(subscription_id, param["name"])
+            ),
+        )
+        for param in row["api_key_params"]
+    ]
+    parts = urlsplit(row["callback_url"])
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params])
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    secrets = [
+        services.secret_box.decrypt(row["signing_secret"], context=secret_context(subscription_id))
+    ]
+    expires = row["previous_secret_expires_at"]
+    if row["previous_signing_secret"] and expires is not None and expires > now:
+        secrets.append(
+            services.secret_box.decrypt(
+                row["previous_signing_secret"], context=secret_context(subscription_id)
+            )
+        )
+    return Target(
+        url=url, masked_url=masked_url(url, [name for name, _ in params]), secrets=tuple(secrets)
+    )
+
+
+async def make_attempt(
+    services: Services,
+    transport: Transport,
+    delivery_id: str,
+    cycle: int,
+    attempt: int,
+    in_flight: InFlight | None = None,
+    postponed: int = 0,
+) -> Result:
+    """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
+
+    With ``in_flight``, an attempt that this worker's fairness rules refuse a slot (its
+    subscription has its share, or slow endpoints have theirs) is postponed (re-queued
+    later, nothing recorded) instead; ``postponed`` says how often that already happened.
+    """
+    key = uuid.UUID(delivery_id)
+    row = await services.db.fetch_one("load_attempt_context", id=key)
+    log = {"delivery_id": delivery_id, "attempt": attempt}
+    if row is None:
+        logger.warning("delivery not found; nothing to send", extra=log)
+        return "missing"
+    log["company_id"] = row["company_id"]
+    skip = _skip_reason(row, cycle, attempt)
+    if skip is not None:
+        logger.info("attempt skipped: %s", skip, extra=log)
+        return "already-recorded" if skip == "already recorded" else "skipped"
+    if not row["is_active"] or row["deleted_at"] is not None:
+        await services.db.execute("cancel_delivery", id=key)
+        logger.info("subscription inactive; delivery cancelled", extra=log)
+        return "cancelled"
+
+    slot = in_flight.try_acquire(row["subscription_id"]) if in_flight is not None else None
+    if in_flight is not None and slot is None:
+        await postpone(services, key, cycle, attempt, postponed)
+        return "postponed"
+    try:
+        target = build_target(services, row, datetime.now(UTC))
+        body = bytes(row["body"])
+        headers = webhook_headers(
+            target.secrets, row["webhook_id"], int(time.time()), body, attempt=attempt
+        )
+        outcome = await transport.send(target.url, body, headers)
+    finally:
+        if in_flight is not None and slot is not None:
+            in_flight.release(slot)
+    result = await _record_sent(services, row, cycle, attempt, outcome, target.masked_url)
+    if result == "unrecorded":
+        return result
+    if result != "already-recorded":
+        final = {"succeeded": "succeeded", "failed": "failed"}.get(result)
+        metrics.record_attempt(outcome.status, outcome.duration_ms, final)
+    logger.info(
+        "attempt %s to %s: %s (%s)",
+        attempt,
+        target.masked_url,
+        result,
+        outcome.error or outcome.status,
+        extra=log,
+    )
+    return result
+
+
+async def _record_sent(
+    services: Services,
+    row: Row,
+    cycle: int,
+    attempt: int,
+    outcome: AttemptOutcome,
+    masked_target: str,
+) -> Result:
+    """Record an attempt that was sent; if its outcome cannot be recorded, record it
+    without the response; if that fails too, say so instead of raising (a retried job
+    would send it again).
+
+    Only a lost connection (``app.core.outages.is_connection_lost``) is raised, for the job to
+    be retried at the cost of sending the attempt again (at-least-once): a retry finds
+    the database away before it sends. Any other error, even an OperationalError such as
+    a statement timeout or a full disk, would fail again after a retry had re-sent it.
+    """
+    log = {"delivery_id": str(row["id"]), "attempt": attempt, "company_id": row["company_id"]}
+    try:
+        return await record_outcome(services, row, cycle, attempt, outcome, masked_target)
+    except Exception as exc:
+        if is_connection_lost(exc):
+            raise
+        logger.exception(
+            "could not record attempt %s; recording it without the response", attempt, extra=log
+        )
+        failure = type(exc).__name__
+        metrics.RECORD_FAILURES.labels("without_response").inc()
+    bare = replace(
+        outcome,
+        body_excerpt=UNRECORDED_BODY.format(error=failure),
+        error=None if outcome.error is None else storable_text(outcome.error.encode()),
+    )
+    try:
+        return await record_outcome(services, row, cycle, attempt, bare, masked_target)
+    except Exception as exc:
+        if is_connection_lost(exc):
+            raise
+        logger.exception(
+            "could not record attempt %s at all; the maintenance loop will re-queue it a "
+            "bounded number of times, then give up on it",
+            attempt,
+            extra=log,
+        )
+        metrics.RECORD_FAILURES.labels("nothing").inc()
+        return "unrecorded"
+
+
+async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Result:
+    """End an open delivery as FAILED with one last attempt that says why (no response,
+    ``reason`` as its error), and queue its failure email."""
+    row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
+    if row is None or row["status"] not in ("PENDING", "RETRYING"):
+        return "skipped"
+    if not row["is_active"] or row["deleted_at"] is not None:
+        await services.db.execute("cancel_delivery", id=delivery_id)
+        return "cancelled"
+    outcome = AttemptOutcome(
+        succeeded=False,
+        status=None,
+        body_excerpt=None,
+        error=reason,
+        duration_ms=0,
+        started_at=datetime.now(UTC),
+    )
+    result = await record_outcome(
+        services, row, row["cycle"], row["attempt_count"] + 1, outcome, final=True
+    )
+    if result == "failed":
+        metrics.RECORD_FAILURES.labels("gave_up").inc()
+        logger.error(
+            "gave up on delivery %s: %s",
+            delivery_id,
+            reason,
+            extra={"delivery_id": str(delivery_id), "company_id": row["company_id"]},
+        )
+    return result
+
+
+async def postpone(
+    services: Services, delivery_id: uuid.UUID, cycle: int, attempt: int, postponed: int = 0
+) -> None:
+    """Re-queue the same attempt later (its subscription is busy in this worker), each
+    time twice as late, up to the request timeout."""
+    delay = postponement_seconds(postponed, services.settings.request_timeout_seconds)
+    async with services.db.transaction() as tx:
+        await defer_attempts(
+            services.queue,
+            tx,
+            [(delivery_id, cycle, attempt)],
+            schedule_at=datetime.now(UTC) + timedelta(seconds=delay),
+            priority=POSTPONED_PRIORITY,
+            postponed=postponed + 1,
+        )
+
+
+def _skip_reason(row: Row, cycle: int, attempt: int) -> str | None:
+    if row["status"] not in ("PENDING", "RETRYING"):
+        return f"delivery is {row['status']}"
+    if row["cycle"] != cycle:
+        return f"delivery is in cycle {row['cycle']}, not {cycle}"
+    if row["attempt_count"] >= attempt:
+        return "already recorded"
+    if row["attempt_count"] != attempt - 1:
+        return f"attempt {row['attempt_count'] + 1} comes first"
+    return None
+
+
+async def record_outcome(
+    services: Services,
+    row: Row,
+    cycle: int,
+    attempt: int,
+    outcome: AttemptOutcome,
+    masked_target: str | None = None,
+    *,
+    final: bool = False,
+) -> Result:
+    """Record the attempt, advance the delivery and queue what follows, atomically.
+
+    ``masked_target`` is the URL the attempt went to, API key parameter values masked.
+    ``final`` makes a failed attempt the last one, whatever its number.
+    """
+    settings = services.settings
+    finished_at = datetime.now(UTC)
+    gone = outcome.status == 410
+    last = attempt >= row["max_attempts"] or gone or final
+    status: str
+    next_attempt_at: datetime | None = None
+    if outcome.succeeded:
+        status = "SUCCEEDED"
+    elif last:
+        status = "FAILED"
+    else:
+        status = "RETRYING"
+        next_attempt_at = finished_at + timedelta(seconds=settings.retry_interval_seconds)
+
+    recording = {
+        "delivery_id": row["id"],
+        "cycle": cycle,
+        "number": attempt,
+        "company_id": row["company_id"],
+        "started_at": outcome.started_at,
+        "duration_ms": outcome.duration_ms,
+        "response_status": outcome.status,
+        "response_body": outcome.body_excerpt,
+        "error": outcome.error,
+        "succeeded": outcome.succeeded,
+        "url": masked_target,
+        "status": status,
+        "next_attempt_at": next_attempt_at,
+    }
+    if status == "SUCCEEDED":
+        # Nothing follows a success: the one statement is atomic by itself.
+        recorded = await services.db.fetch_one("record_attempt", **recording)
+        return _not_recorded(recorded) or "succeeded"
+    async with services.db.transaction() as tx:
+        not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
+        if not_recorded is not None:
+            return not_recorded
+        if status == "RETRYING":
+            await defer_attempts(
+                services.queue, tx, [(row["id"], cycle, attempt + 1)], schedule_at=next_attempt_at
+            )
+            return "retrying"
+        reason = await _deactivate_if_gone(tx, row, gone)
+        await queue_failure_report(services, tx, row, cycle, reason=reason)
+        return "failed"
+
+
+def _not_recorded(recorded: Row | None) -> Result | None:
+    """Why ``record_attempt`` changed nothing, if it did not."""
+    if recorded is None or not recorded["recorded"]:
+        return "already-recorded"
+    if not recorded["advanced"]:
+        # Cancelled (or redelivered) while this attempt was in flight: the attempt is
+        # kept, nothing more is sent.
+        return "cancelled"
+    return None
+
+
+async def _deactivate_if_gone(tx: Session, row: Row, gone: bool) -> str | None:
+    """Standard Webhooks: a 410 means the endpoint is gone for good; stop sending to it."""
+    if not gone:
+        return None
+    await tx.execute("deactivate_subscription", id=row["subscription_id"], reason=GONE_REASON)
+    await tx.execute("cancel_open_deliveries", subscription_id=row["subscription_id"])
+    return GONE_REASON

@@ -1,0 +1,48 @@
+"""Endpoint health: stop sending to endpoints that only fail.
+
+A subscription whose deliveries have all failed for ``WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS``
+(default five days, the span Svix uses: long enough to survive a weekend outage, short
+enough not to hammer a dead endpoint for weeks) is deactivated, its open deliveries are
+cancelled, and its notification email says so. (A ``410 Gone`` answer deactivates at
+once; see app/delivery/attempts.py.) Reactivate with ``updateWebhookSubscription(isActive: true)``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.delivery.notices import schedule_notice_job
+from app.store.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def reason_text(period_seconds: float) -> str:
+    days = period_seconds / 86400
+    span = f"{days:g} days" if days >= 1 else f"{period_seconds:g} seconds"
+    return (
+        f"every delivery has failed for {span}, so the subscription was deactivated; "
+        "reactivate it with updateWebhookSubscription(isActive: true)"
+    )
+
+
+async def deactivate_failing_subscriptions(services: Services) -> int:
+    """Deactivate what has only failed for the period; returns how many were deactivated."""
+    period = services.settings.disable_after_failing_seconds
+    if period <= 0:
+        return 0
+    reason = reason_text(period)
+    count = 0
+    for row in await services.db.fetch_all("failing_subscriptions", period_seconds=period):
+        async with services.db.transaction() as tx:
+            changed = await tx.fetch_one("deactivate_subscription", id=row["id"], reason=reason)
+            if changed is None:
+                continue  # deactivated or deleted meanwhile
+            await tx.execute("cancel_open_deliveries", subscription_id=row["id"])
+            await schedule_notice_job(services, tx, row["id"], delay_seconds=0, reason=reason)
+        count += 1
+        logger.warning(
+            "deactivated a failing subscription",
+            extra={"subscription_id": str(row["id"]), "company_id": row["company_id"]},
+        )
+    return count

@@ -1,0 +1,226 @@
+"""Failure email: the notice sent after the last attempt of a delivery fails.
+
+Pure rendering: the caller loads the subscription, its failed deliveries and their
+attempts, masks the callback URL, and passes plain values in; this module only turns
+them into an :class:`email.message.EmailMessage`. It unmasks nothing and looks nothing
+up, so what it can reveal is exactly what it is given.
+
+One notice may cover several deliveries of one subscription (grouped per window).
+Its ``Message-ID`` is derived from the subscription and delivery ids, so sending the
+same notice again yields the same id and mail clients and the outbox recognise it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from app.core.masking import strip_query
+
+_PRODUCT = "PlanOmatic Webhooks"
+_FALLBACK_DOMAIN = "planomatic-webhooks.invalid"
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+# Errors can be long (response excerpts, tracebacks); a line per attempt stays
+# readable and the full text remains available through the API.
+_MAX_ERROR_CHARS = 300
+_MAX_SUBJECT_URL_CHARS = 60
+_WIDTH = 76
+
+
+@dataclass(frozen=True)
+class AttemptLine:
+    """One attempt of a failed delivery, as the email lists it."""
+
+    number: int
+    started_at: datetime
+    response_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A delivery whose last attempt failed, with its attempts."""
+
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    subject: str | None
+    attempts: Sequence[AttemptLine]
+
+
+@dataclass(frozen=True)
+class FailureNotice:
+    """Everything one failure email says. ``callback_url_masked`` must already be masked."""
+
+    to: str
+    sender: str
+    subscription_id: str
+    webhook_key: str
+    webhook_name: str
+    callback_url_masked: str
+    deliveries: Sequence[FailedDelivery]
+    # Why delivery stopped early, when it did; e.g. "the endpoint answered 410 Gone,
+    # so the subscription was deactivated".
+    reason: str | None = None
+
+
+def notice_id(notice: FailureNotice) -> str:
+    """A stable id for the notice: the same subscription and deliveries give the same id."""
+    delivery_ids = sorted({delivery.delivery_id for delivery in notice.deliveries})
+    digest = hashlib.sha256(
+        "\n".join(["failure-notice", notice.subscription_id, *delivery_ids]).encode()
+    ).hexdigest()
+    return f"fn-{digest[:32]}"
+
+
+def render_failure_email(notice: FailureNotice) -> EmailMessage:
+    """Render the failure notice as a plain-text email, ready for a :class:`Mailer`.
+
+    Raises :class:`ValueError` when the notice lists no deliveries: an empty notice
+    would tell the reader nothing and hides a bug in the caller.
+    """
+    if not notice.deliveries:
+        raise ValueError("a failure notice needs at least one failed delivery")
+    identifier = notice_id(notice)
+    message = EmailMessage()
+    message["From"] = notice.sender
+    message["To"] = notice.to
+    message["Subject"] = _subject(notice)
+    message["Message-ID"] = f"<{identifier}@{_domain_of(notice.sender)}>"
+    message["X-PlanOmatic-Notice-Id"] = identifier
+    # RFC 3834: tells vacation responders and ticket systems not to answer.
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(_body(notice))
+    return message
+
+
+def _subject(notice: FailureNotice) -> str:
+    count = len(notice.deliveries)
+    name = _one_line(notice.webhook_name)
+    # The query string has no place in a subject line, even masked.
+    target = _shorten(strip_query(notice.callback_url_masked), _MAX_SUBJECT_URL_CHARS)
+    if count == 1:
+        what = f"Delivery of {name} to {target} failed"
+    else:
+        what = f"{count} deliveries of {name} to {target} failed"
+    return f"[{_PRODUCT}] {what}"
+
+
+def _body(notice: FailureNotice) -> str:
+    count = len(notice.deliveries)
+    if count > 1:
+        intro = (
+            f"{_PRODUCT} could not deliver {count} events to your endpoint. Every attempt "
+            "failed, so these deliveries are now marked FAILED."
+        )
+    else:
+        intro = (
+            f"{_PRODUCT} could not deliver an event to your endpoint. Every attempt "
+            "failed, so the delivery is now marked FAILED."
+        )
+    lines = ["Hello,", "", textwrap.fill(intro, _WIDTH)]
+    if notice.reason:
+        lines += [
+            "",
+            textwrap.fill(f"Why delivery stopped: {_one_line(notice.reason).rstrip('.')}.", _WIDTH),
+        ]
+    lines += [
+        "",
+        f"Webhook:         {notice.webhook_name} ({notice.webhook_key})",
+        f"Callback URL:    {notice.callback_url_masked}",
+        f"Subscription id: {notice.subscription_id}",
+    ]
+    for position, delivery in enumerate(notice.deliveries, start=1):
+        heading = f"Delivery {position} of {count}" if count > 1 else "Delivery"
+        lines += ["", heading, "-" * len(heading), *_delivery_lines(delivery)]
+    lines += ["", "What happens next", "-----------------", *_next_steps(notice)]
+    return "\n".join(lines) + "\n"
+
+
+def _delivery_lines(delivery: FailedDelivery) -> list[str]:
+    lines = [
+        f"Event id:    {delivery.event_id}",
+        f"Subject:     {delivery.subject if delivery.subject else '(none)'}",
+        f"Delivery id: {delivery.delivery_id}",
+        f"Webhook id:  {delivery.webhook_id}  (the webhook-id header of every attempt)",
+        "Attempts:",
+    ]
+    attempts = sorted(delivery.attempts, key=lambda attempt: attempt.number)
+    if not attempts:
+        lines.append("  (none recorded)")
+    for attempt in attempts:
+        status = (
+            f"HTTP {attempt.response_status}"
+            if attempt.response_status is not None
+            else "no response"
+        )
+        line = f"  #{attempt.number}  {_utc_iso(attempt.started_at)}  {status}"
+        if attempt.error:
+            line += f"  error: {_shorten(_one_line(attempt.error), _MAX_ERROR_CHARS)}"
+        lines.append(line)
+    return lines
+
+
+def _next_steps(notice: FailureNotice) -> list[str]:
+    many = len(notice.deliveries) > 1
+    delivery_id = "<delivery id>" if many else notice.deliveries[0].delivery_id
+    return [
+        f"Nothing more will be sent for {'these deliveries' if many else 'this delivery'} "
+        "unless someone asks for a redelivery.",
+        "",
+        "Once your endpoint works again, redeliver through the GraphQL API. One delivery:",
+        "",
+        f'  mutation {{ redeliver(deliveryId: "{delivery_id}") '
+        "{ delivery { id status } userErrors { message } } }",
+        "",
+        "Every failed delivery of this subscription created since a time:",
+        "",
+        f'  mutation {{ redeliverFailed(subscriptionId: "{notice.subscription_id}", '
+        f'since: "{_redeliver_since(notice)}") {{ count userErrors {{ message }} }} }}',
+        "",
+        "A redelivery sends the same body with the same webhook-id header, so an endpoint",
+        "that already processed it can recognise it.",
+        "",
+        "You receive this email because this address is the notification email of",
+        f"subscription {notice.subscription_id}.",
+    ]
+
+
+def _redeliver_since(notice: FailureNotice) -> str:
+    starts = [attempt.started_at for d in notice.deliveries for attempt in d.attempts]
+    if not starts:
+        return "<ISO-8601 time>"
+    # A delivery is created shortly before its first attempt; an hour's margin, rounded
+    # down to the hour, covers queue delays and still reads as a plain time.
+    earliest = min(_as_utc(moment) for moment in starts) - timedelta(hours=1)
+    return _utc_iso(earliest.replace(minute=0, second=0, microsecond=0))
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # The database hands back aware timestamps; a naive one is taken to be UTC already.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _utc_iso(moment: datetime) -> str:
+    return _as_utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _one_line(text: str) -> str:
+    # Collapsing whitespace keeps a multi-line error from breaking the layout or
+    # passing off its own lines as part of the notice.
+    return " ".join(text.split())
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _domain_of(sender: str) -> str:
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    return domain if _DOMAIN.fullmatch(domain) else _FALLBACK_DOMAIN

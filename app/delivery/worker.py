@@ -1,0 +1,282 @@
+"""The delivery worker: the real Procrastinate worker plus our recovery loop.
+
+``run_worker`` runs until cancelled or signalled. Beside Procrastinate it runs a
+maintenance loop that re-queues stalled jobs (a SIGKILLed worker leaves its job in
+``doing``), deliveries whose job was lost, and failure emails whose job was lost.
+``supervise_worker`` runs it inside the API process or as the ``webhooks worker``
+process, restarting it whenever it stops on its own (a lost database connection). While
+it waits to restart, it probes the database, and restarts as soon as a lost database
+answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core.settings import Settings
+from app.delivery.attempts import give_up
+from app.delivery.endpoint_health import deactivate_failing_subscriptions
+from app.delivery.fairness import InFlight, slow_after_seconds
+from app.delivery.mailer import Mailer, mailer_from_settings
+from app.delivery.notices import EmailSlots, schedule_notice_job
+from app.delivery.transport import Transport
+from app.store.database import WORKER_SCOPE, bind_scope
+from app.store.queue import (
+    DELIVERY_QUEUE,
+    MAINTENANCE_QUEUE,
+    NOTICE_QUEUE,
+    NOTIFY_TASK,
+    defer_attempts,
+)
+from app.store.services import Services
+
+logger = logging.getLogger(__name__)
+
+ORPHAN_GRACE_SECONDS = 30.0
+# An attempt whose job was lost or failed this many times is not sent again: something
+# keeps it from being recorded (see app/delivery/attempts.py), and every re-queue may send it once
+# more. The delivery ends FAILED instead, and its notification email says so.
+MAX_REQUEUES = 3
+GIVE_UP_REASON = (
+    "not recorded: this attempt's job was lost or failed again after {requeues} re-queues "
+    "(see the worker log); the receiver may have got it"
+)
+MAINTENANCE_STOP_SECONDS = 5.0
+# A worker that ran this long before stopping is restarted after the shortest delay again.
+HEALTHY_RUN_SECONDS = 60.0
+HEALTH_CHECK_SECONDS = 60.0
+MAX_RESTART_DELAY_SECONDS = 30.0
+# While the worker waits to restart: how often the database is probed, and how long one
+# probe may wait for a connection.
+PROBE_INTERVAL_SECONDS = 0.5
+PROBE_TIMEOUT_SECONDS = 1.0
+
+
+@dataclass
+class WorkerRuntime:
+    """What the tasks need, handed to them through Procrastinate's job context."""
+
+    services: Services
+    transport: Transport
+    mailer: Mailer
+    in_flight: InFlight
+    email_slots: EmailSlots
+
+
+@dataclass
+class WorkerHealth:
+    """Read by /readyz: whether the in-process worker is running right now."""
+
+    running: bool = False
+    restarts: int = 0
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def outbox_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "outbox"
+
+
+def build_transport(settings: Settings, services: Services, concurrency: int) -> Transport:
+    return Transport(
+        timeout_seconds=settings.request_timeout_seconds,
+        allowed_networks=settings.allowed_networks,
+        resolver=services.resolver,
+        max_connections=concurrency + 10,
+        require_https=settings.is_production,
+    )
+
+
+async def run_worker(
+    services: Services,
+    *,
+    concurrency: int | None = None,
+    mailer: Mailer | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run the Procrastinate worker and the maintenance loop until stopped."""
+    settings = services.settings
+    concurrency = concurrency or settings.worker_concurrency
+    transport = build_transport(settings, services, concurrency)
+    mailer = mailer or mailer_from_settings(
+        settings.smtp_url, outbox_dir(settings), timeout=settings.smtp_timeout_seconds
+    )
+    runtime = WorkerRuntime(
+        services=services,
+        transport=transport,
+        mailer=mailer,
+        in_flight=InFlight.for_worker(
+            concurrency,
+            slow_after_seconds(settings.slow_attempt_seconds, settings.request_timeout_seconds),
+        ),
+        email_slots=EmailSlots(settings.email_concurrency),
+    )
+    heartbeat = max(1.0, settings.stalled_after_seconds / 4)
+    async with transport:
+        stopping = asyncio.Event()
+        maintenance = asyncio.create_task(maintenance_loop(services, stopping), name="maintenance")
+        try:
+            await services.queue.run_worker_async(
+                queues=[DELIVERY_QUEUE, NOTICE_QUEUE, MAINTENANCE_QUEUE],
+                concurrency=concurrency,
+                wait=True,
+                fetch_job_polling_interval=settings.poll_interval_seconds,
+                # In-flight attempts are bounded by the request timeout; let them finish.
+                shutdown_graceful_timeout=settings.request_timeout_seconds + 2,
+                additional_context={"runtime": runtime},
+                install_signal_handlers=install_signal_handlers,
+                update_heartbeat_interval=heartbeat,
+                stalled_worker_timeout=settings.stalled_after_seconds,
+                delete_jobs="successful",
+            )
+        finally:
+            # The cancellation alone is not enough: when the database came back after an
+            # outage, it was lost at times (the loop kept running, cancel pending, most
+            # likely swallowed by asyncio.wait_for in Python 3.11 inside psycopg_pool's
+            # connection wait) and waiting for the loop hung the worker for good. The flag
+            # ends the loop anyway, and the wait is bounded.
+            stopping.set()
+            maintenance.cancel()
+            await asyncio.wait({maintenance}, timeout=MAINTENANCE_STOP_SECONDS)
+            if not maintenance.done():
+                logger.warning("maintenance loop still running; leaving it behind")
+
+
+async def maintenance_loop(services: Services, stopping: asyncio.Event | None = None) -> None:
+    interval = max(0.5, min(5.0, services.settings.stalled_after_seconds / 4))
+    bind_scope(WORKER_SCOPE)  # this loop runs in a task of its own
+    loop = asyncio.get_running_loop()
+    next_health_check = loop.time()
+    while stopping is None or not stopping.is_set():
+        try:
+            await recover(services)
+            if loop.time() >= next_health_check:
+                await deactivate_failing_subscriptions(services)
+                next_health_check = loop.time() + HEALTH_CHECK_SECONDS
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database may be down; try again next round
+            logger.warning("maintenance round failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+async def recover(services: Services) -> dict[str, int]:
+    """One maintenance round; returns how many of each thing it re-queued."""
+    manager = services.queue.job_manager
+    stalled = list(
+        await manager.get_stalled_jobs(
+            seconds_since_heartbeat=services.settings.stalled_after_seconds
+        )
+    )
+    for job in stalled:
+        logger.warning("re-queueing stalled job %s (%s)", job.id, job.task_name)
+        await manager.retry_job(job)
+    grace = max(ORPHAN_GRACE_SECONDS, services.settings.stalled_after_seconds * 2)
+    async with services.db.transaction() as tx:
+        orphans = await tx.fetch_all("orphaned_deliveries", grace_seconds=grace, limit=500)
+        requeue = [row for row in orphans if row["requeues"] <= MAX_REQUEUES]
+        hopeless = [row for row in orphans if row["requeues"] > MAX_REQUEUES]
+        await defer_attempts(
+            services.queue, tx, [(row["id"], row["cycle"], row["attempt"]) for row in requeue]
+        )
+    for row in hopeless:
+        # Each in its own transaction: one that cannot be ended must not hold up the rest.
+        try:
+            await give_up(services, row["id"], GIVE_UP_REASON.format(requeues=MAX_REQUEUES))
+        except Exception:
+            logger.exception("could not give up on delivery %s", row["id"])
+    unsent = await services.db.fetch_all(
+        "subscriptions_with_unsent_notices",
+        older_than_seconds=services.settings.email_window_seconds + grace,
+        task_name=NOTIFY_TASK,
+    )
+    for row in unsent:
+        await schedule_notice_job(services, None, row["subscription_id"], delay_seconds=0)
+    if orphans or unsent:
+        logger.warning(
+            "re-queued %d lost deliveries (gave up on %d), %d lost email jobs",
+            len(requeue),
+            len(hopeless),
+            len(unsent),
+        )
+    return {
+        "stalled": len(stalled),
+        "orphans": len(orphans),
+        "given_up": len(hopeless),
+        "notices": len(unsent),
+    }
+
+
+async def wait_to_restart(services: Services, delay: float) -> bool:
+    """Wait ``delay`` seconds before a restart, probing the database meanwhile.
+
+    While it does not answer, the wait goes on past ``delay`` (a worker started then
+    would only fail again); once it answers after not answering, the wait ends at once,
+    instead of up to ``MAX_RESTART_DELAY_SECONDS`` after the outage. A worker that stopped
+    while the database answers (a crash loop) waits the whole delay. Returns whether the
+    database was found away.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    was_away = False
+    while True:
+        answers = await services.db.answers(PROBE_TIMEOUT_SECONDS)
+        if answers and (was_away or loop.time() >= deadline):
+            if was_away:
+                logger.warning("the database answers again; restarting the worker")
+            return was_away
+        was_away = was_away or not answers
+        pause = PROBE_INTERVAL_SECONDS
+        if not was_away:
+            pause = max(0.0, min(pause, deadline - loop.time()))
+        await asyncio.sleep(pause)
+
+
+@asynccontextmanager
+async def supervise_worker(
+    services: Services, health: WorkerHealth, *, concurrency: int | None = None
+) -> AsyncIterator[WorkerHealth]:
+    """Run the worker in this process (beside the API, or as ``webhooks worker``);
+    restart it whenever it stops on its own.
+
+    Procrastinate stops its worker quietly when a side task fails, e.g. its LISTEN
+    connection when the database restarts; the worker must come back by itself.
+    """
+
+    async def supervise() -> None:
+        delay = 1.0
+        loop = asyncio.get_running_loop()
+        while True:
+            health.running = True
+            started = loop.time()
+            try:
+                await run_worker(services, concurrency=concurrency, install_signal_handlers=False)
+                health.last_error = "worker stopped"
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                health.last_error = f"{type(error).__name__}: {error}"
+                logger.exception("in-process worker crashed; restarting")
+            finally:
+                health.running = False
+            health.restarts += 1
+            if loop.time() - started >= HEALTHY_RUN_SECONDS:
+                delay = 1.0
+            logger.warning("worker stopped on its own; restarting in %.0f s", delay)
+            if await wait_to_restart(services, delay):
+                delay = 1.0  # the database was away: its return is no crash loop
+            else:
+                delay = min(delay * 2, MAX_RESTART_DELAY_SECONDS)
+
+    task = asyncio.create_task(supervise(), name="worker-supervisor")
+    try:
+        yield health
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

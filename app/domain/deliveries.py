@@ -1,0 +1,217 @@
+"""Deliveries: one event on its way to one subscription, and the attempts made for it."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.core.delivery_status import DeliveryStatus
+from app.core.errors import InvalidArgument
+from app.core.ids import try_uuid
+from app.core.pagination import Page, PageRequest, make_page
+from app.core.viewer import Viewer
+from app.store.database import Row
+from app.store.delivery_updates import DeliveryState
+from app.store.services import Services
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: uuid.UUID
+    webhook_id: str
+    company_id: str
+    event_id: uuid.UUID
+    subscription_id: uuid.UUID
+    webhook_key: str
+    subject: str | None
+    status: DeliveryStatus
+    cycle: int
+    attempt_count: int
+    max_attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_response_status: int | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+def as_changed(delivery: Delivery, change: DeliveryState) -> Delivery:
+    """``delivery`` (loaded later) as it was right after ``change``; times in the loaded
+    row's time zone, as every other answer gives them."""
+    zone = delivery.created_at.tzinfo
+
+    def moment(value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(zone)
+
+    return dataclasses.replace(
+        delivery,
+        status=change.status,
+        cycle=change.cycle,
+        attempt_count=change.attempt_count,
+        next_attempt_at=moment(change.next_attempt_at),
+        last_attempt_at=moment(change.last_attempt_at),
+        last_response_status=change.last_response_status,
+        completed_at=moment(change.completed_at),
+    )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: uuid.UUID
+    cycle: int
+    number: int
+    started_at: datetime
+    duration_ms: int
+    response_status: int | None
+    response_body: str | None
+    error: str | None
+    succeeded: bool
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    status: DeliveryStatus | None = None
+    webhook_key: str | None = None
+    subscription_id: str | None = None
+    event_id: str | None = None
+    subject: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def delivery_from_row(row: Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        webhook_id=row["webhook_id"],
+        company_id=row["company_id"],
+        event_id=row["event_id"],
+        subscription_id=row["subscription_id"],
+        webhook_key=row["webhook_key"],
+        subject=row["subject"],
+        status=row["status"],
+        cycle=row["cycle"],
+        attempt_count=row["attempt_count"],
+        max_attempts=row["max_attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_attempt_at=row["last_attempt_at"],
+        last_response_status=row["last_response_status"],
+        created_at=row["created_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+def attempt_from_row(row: Row) -> Attempt:
+    return Attempt(
+        delivery_id=row["delivery_id"],
+        cycle=row["cycle"],
+        number=row["number"],
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        response_status=row["response_status"],
+        response_body=row["response_body"],
+        error=row["error"],
+        succeeded=row["succeeded"],
+        url=row.get("url"),
+    )
+
+
+async def get_delivery(services: Services, viewer: Viewer, delivery_id: str) -> Delivery | None:
+    key = try_uuid(delivery_id)
+    if key is None:
+        return None
+    row = await services.db.fetch_one("get_delivery", id=key, company_id=viewer.read_scope)
+    return delivery_from_row(row) if row else None
+
+
+def _filter_uuid(value: str | None, noun: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    key = try_uuid(value)
+    if key is None:
+        raise InvalidArgument(f"{value!r} is not a valid {noun} id")
+    return key
+
+
+async def list_deliveries(
+    services: Services, viewer: Viewer, request: PageRequest, delivery_filter: DeliveryFilter
+) -> Page[Delivery]:
+    rows = await services.db.fetch_all(
+        "list_deliveries",
+        company_id=viewer.read_scope,
+        status=delivery_filter.status,
+        webhook_key=delivery_filter.webhook_key,
+        subscription_id=_filter_uuid(delivery_filter.subscription_id, "subscription"),
+        event_id=_filter_uuid(delivery_filter.event_id, "event"),
+        subject=delivery_filter.subject,
+        created_after=delivery_filter.created_after,
+        created_before=delivery_filter.created_before,
+        **request.query_arguments(),
+    )
+    return make_page(rows, request, delivery_from_row)
+
+
+async def deliveries_of_subscriptions(
+    services: Services,
+    viewer: Viewer,
+    subscription_ids: list[uuid.UUID],
+    request: PageRequest,
+    status: DeliveryStatus | None = None,
+) -> dict[uuid.UUID, Page[Delivery]]:
+    """The same page (size, cursor, status) of each subscription's deliveries, in one query."""
+    grouped: dict[uuid.UUID, list[Row]] = defaultdict(list)
+    rows = await services.db.fetch_all(
+        "deliveries_of_subscriptions",
+        subscription_ids=subscription_ids,
+        company_id=viewer.read_scope,
+        status=status,
+        **request.query_arguments(),
+    )
+    for row in rows:
+        grouped[row["subscription_id"]].append(row)
+    return {
+        subscription_id: make_page(grouped[subscription_id], request, delivery_from_row)
+        for subscription_id in subscription_ids
+    }
+
+
+async def deliveries_of_events(
+    services: Services, event_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Delivery]]:
+    grouped: dict[uuid.UUID, list[Delivery]] = defaultdict(list)
+    for row in await services.db.fetch_all("deliveries_of_events", event_ids=event_ids):
+        grouped[row["event_id"]].append(delivery_from_row(row))
+    return grouped
+
+
+async def attempts_of_deliveries(
+    services: Services, viewer: Viewer, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Attempt]]:
+    """The attempts of deliveries the viewer found, oldest first.
+
+    For a viewer who does not read receivers' answers (``Viewer.reads_configuration``)
+    they come without response body, error and URL, which its database role could not
+    read anyway.
+    """
+    if viewer.reads_configuration:
+        rows = await services.db.fetch_all("attempts_of_deliveries", delivery_ids=delivery_ids)
+    else:
+        rows = await services.db.fetch_all(
+            "attempt_statuses_of_deliveries", delivery_ids=delivery_ids
+        )
+    grouped: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
+    for row in rows:
+        grouped[row["delivery_id"]].append(attempt_from_row(row))
+    return grouped
+
+
+def attempts_as_of(delivery: Delivery, attempts: list[Attempt]) -> list[Attempt]:
+    """The attempts that ``delivery``'s state counts: every earlier cycle's, and the
+    first ``attempt_count`` of its own. Attempts are recorded in the same statement that
+    advances the delivery, so these are exactly the attempts made when it was in that
+    state, whatever was recorded since."""
+    made = (delivery.cycle, delivery.attempt_count)
+    return [attempt for attempt in attempts if (attempt.cycle, attempt.number) <= made]

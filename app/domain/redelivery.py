@@ -1,0 +1,76 @@
+"""Redelivery: a fresh cycle of attempts for finished deliveries, same webhook-id and body."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from app.core.errors import InvalidInput, UserError, not_found
+from app.core.ids import try_uuid
+from app.domain.deliveries import Delivery, delivery_from_row
+from app.domain.subscriptions import require_active_subscription
+from app.store.queue import defer_attempts
+from app.store.services import Services
+
+BATCH_SIZE = 500
+
+
+async def redeliver(services: Services, company_id: str, delivery_id: str) -> Delivery:
+    """Restart one finished delivery; refuses one still in progress."""
+    key = try_uuid(delivery_id)
+    if key is None:
+        raise not_found(("deliveryId",), "delivery")
+    async with services.db.transaction() as tx:
+        current = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
+        if current is None:
+            raise not_found(("deliveryId",), "delivery")
+        restarted = await tx.fetch_one("restart_delivery", id=key, company_id=company_id)
+        if restarted is None:
+            raise InvalidInput([_refusal(current["status"])])
+        await defer_attempts(services.queue, tx, [(key, restarted["cycle"], 1)])
+        row = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
+    assert row is not None
+    return delivery_from_row(row)
+
+
+def _refusal(status: str) -> UserError:
+    if status in ("PENDING", "RETRYING"):
+        message = "The delivery is still in progress; wait until it succeeds or fails."
+    else:
+        message = "The delivery's subscription is deleted or inactive; nothing can be sent."
+    return UserError(("deliveryId",), message, "INVALID")
+
+
+async def redeliver_failed(
+    services: Services, company_id: str, subscription_id: str, since: datetime
+) -> int:
+    """Restart every FAILED delivery of a subscription created at or after ``since``.
+
+    Works in batches, each its own transaction, so a large backlog never holds long locks.
+    """
+    subscription = await require_active_subscription(
+        services, company_id, subscription_id, to="redeliver"
+    )
+    key = subscription["id"]
+    count = 0
+    after_id: uuid.UUID | None = None
+    while True:
+        async with services.db.transaction() as tx:
+            batch = await tx.fetch_all(
+                "failed_deliveries_since",
+                subscription_id=key,
+                company_id=company_id,
+                since=since,
+                after_id=after_id,
+                limit=BATCH_SIZE,
+            )
+            restarted: list[tuple[uuid.UUID, int, int]] = []
+            for row in batch:
+                result = await tx.fetch_one("restart_delivery", id=row["id"], company_id=company_id)
+                if result is not None:
+                    restarted.append((row["id"], result["cycle"], 1))
+            await defer_attempts(services.queue, tx, restarted)
+        count += len(restarted)
+        if len(batch) < BATCH_SIZE:
+            return count
+        after_id = batch[-1]["id"]

@@ -1,0 +1,371 @@
+"""Subscriptions: a company's callback URLs for a webhook, with their signing secrets.
+
+Signing secrets and API key parameter values are encrypted at rest and never returned:
+the secret is shown once (on create and rotate), parameter values only as a hint.
+Every function is confined to one company; another company's id behaves as a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.errors import UniqueViolation
+from psycopg.types.json import Jsonb
+
+from app.core.errors import InvalidInput, UserError, not_found
+from app.core.ids import new_id, try_uuid
+from app.core.masking import mask_value
+from app.core.pagination import Page, PageRequest, make_page
+from app.core.secret_box import param_context, secret_context
+from app.core.signing import generate_secret
+from app.core.target_policy import TargetError, parse_callback_url, resolve_target
+from app.core.validation import (
+    MAX_DESCRIPTION,
+    check_api_key_params,
+    check_email,
+    check_text,
+    check_visible,
+)
+from app.core.viewer import Viewer
+from app.domain.webhook_types import webhook_types_by_key
+from app.store.database import Row
+from app.store.services import Services
+
+UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class ApiKeyParam:
+    name: str
+    value_hint: str
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: uuid.UUID
+    company_id: str
+    webhook_key: str
+    callback_url: str
+    notification_email: str
+    api_key_params: tuple[ApiKeyParam, ...]
+    is_active: bool
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SubscriptionSummary:
+    """What a viewer who does not read configuration (a PUBLISHER key) may know of a
+    subscription: which one it is and whether it is on, not where it sends or to whom
+    it reports."""
+
+    id: uuid.UUID
+    company_id: str
+    webhook_key: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    webhook_key: str
+    callback_url: str
+    notification_email: str
+    api_key_params: Sequence[tuple[str, str]] = ()
+    is_active: bool = True
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionChanges:
+    """Fields to change; None keeps a field, except ``description`` (UNSET keeps it)."""
+
+    callback_url: str | None = None
+    notification_email: str | None = None
+    api_key_params: Sequence[tuple[str, str]] | None = None
+    is_active: bool | None = None
+    description: str | None = UNSET
+
+
+def subscription_from_row(row: Row) -> Subscription:
+    return Subscription(
+        id=row["id"],
+        company_id=row["company_id"],
+        webhook_key=row["webhook_key"],
+        callback_url=row["callback_url"],
+        notification_email=row["notification_email"],
+        api_key_params=tuple(
+            ApiKeyParam(name=param["name"], value_hint=param["hint"])
+            for param in row["api_key_params"]
+        ),
+        is_active=row["is_active"],
+        description=row["description"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def subscription_summary_from_row(row: Row) -> SubscriptionSummary:
+    return SubscriptionSummary(
+        id=row["id"],
+        company_id=row["company_id"],
+        webhook_key=row["webhook_key"],
+        is_active=row["is_active"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def subscriptions_by_id(
+    services: Services, viewer: Viewer, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Subscription | SubscriptionSummary]:
+    """Subscriptions by id whatever their company or state, for deliveries the viewer
+    already found (deleted ones stay readable through their past deliveries); only
+    their summary for a viewer who does not read configuration."""
+    if viewer.reads_configuration:
+        rows = await services.db.fetch_all("get_subscriptions_any_company", ids=ids)
+        return {row["id"]: subscription_from_row(row) for row in rows}
+    rows = await services.db.fetch_all("get_subscription_summaries", ids=ids)
+    return {row["id"]: subscription_summary_from_row(row) for row in rows}
+
+
+async def check_callback_url(
+    services: Services, field: tuple[str, ...], url: str
+) -> list[UserError]:
+    """The URL must be absolute http(s) (https in production) and not aim inside our network.
+
+    A host that does not resolve yet is accepted: the receiver may be set up later, and
+    every attempt checks the addresses again anyway.
+    """
+    if not url.strip():
+        return [UserError(field, "A callback URL is required.", "REQUIRED")]
+    if hidden := check_visible(field, url, "callback URL"):
+        return hidden
+    try:
+        target = parse_callback_url(url, require_https=services.settings.is_production)
+    except TargetError as error:
+        return [UserError(field, error.message, error.code)]
+    try:
+        await resolve_target(target, services.resolver, services.settings.allowed_networks)
+    except TargetError as error:
+        if error.code == "FORBIDDEN_TARGET":
+            return [UserError(field, error.message, "FORBIDDEN_TARGET")]
+    return []
+
+
+def _encrypt_params(
+    services: Services, subscription_id: uuid.UUID, params: Sequence[tuple[str, str]]
+) -> Jsonb:
+    return Jsonb(
+        [
+            {
+                "name": name,
+                "value": services.secret_box.encrypt(
+                    value, context=param_context(subscription_id, name)
+                ),
+                "hint": mask_value(value),
+            }
+            for name, value in params
+        ]
+    )
+
+
+async def create_subscription(
+    services: Services, company_id: str, new: NewSubscription
+) -> tuple[Subscription, str]:
+    """Create a subscription; returns it with its signing secret (shown only this once)."""
+    field = ("input",)
+    errors: list[UserError] = []
+    webhooks = await webhook_types_by_key(services.db)
+    if new.webhook_key not in webhooks:
+        errors.append(
+            UserError(
+                (*field, "webhook"),
+                f"Unknown webhook {new.webhook_key!r}; see webhookTypes for the keys.",
+                "UNKNOWN_WEBHOOK",
+            )
+        )
+    errors += await check_callback_url(services, (*field, "callbackUrl"), new.callback_url)
+    errors += check_email((*field, "notificationEmail"), new.notification_email)
+    errors += check_api_key_params((*field, "apiKeyParams"), new.api_key_params, new.callback_url)
+    errors += check_text((*field, "description"), new.description, MAX_DESCRIPTION, "description")
+    if errors:
+        raise InvalidInput(errors)
+
+    subscription_id = new_id()
+    secret = generate_secret()
+    row = await services.db.fetch_one(
+        "insert_subscription",
+        id=subscription_id,
+        company_id=company_id,
+        webhook_key=new.webhook_key,
+        callback_url=new.callback_url.strip(),
+        notification_email=new.notification_email.strip(),
+        api_key_params=_encrypt_params(services, subscription_id, new.api_key_params),
+        is_active=new.is_active,
+        description=new.description,
+        signing_secret=services.secret_box.encrypt(secret, context=secret_context(subscription_id)),
+    )
+    if row is None:
+        raise InvalidInput(
+            [
+                UserError(
+                    (*field, "callbackUrl"),
+                    "This company already has a subscription of this webhook to this URL.",
+                    "DUPLICATE",
+                )
+            ]
+        )
+    return subscription_from_row(row), secret
+
+
+async def update_subscription(
+    services: Services, company_id: str, subscription_id: str, changes: SubscriptionChanges
+) -> Subscription:
+    """Change a subscription; deactivating it cancels its pending deliveries."""
+    field = ("input",)
+    key = try_uuid(subscription_id)
+    if key is None:
+        raise not_found((*field, "id"), "subscription")
+    errors: list[UserError] = []
+    if changes.callback_url is not None:
+        errors += await check_callback_url(services, (*field, "callbackUrl"), changes.callback_url)
+    if changes.notification_email is not None:
+        errors += check_email((*field, "notificationEmail"), changes.notification_email)
+    if changes.description is not UNSET:
+        errors += check_text(
+            (*field, "description"), changes.description, MAX_DESCRIPTION, "description"
+        )
+    async with services.db.transaction() as tx:
+        current = await tx.fetch_one("get_subscription_for_update", id=key, company_id=company_id)
+        if current is None:
+            raise not_found((*field, "id"), "subscription")
+        if changes.api_key_params is not None:
+            url = changes.callback_url or current["callback_url"]
+            errors += check_api_key_params((*field, "apiKeyParams"), changes.api_key_params, url)
+        if errors:
+            raise InvalidInput(errors)
+        params = (
+            None
+            if changes.api_key_params is None
+            else _encrypt_params(services, key, changes.api_key_params)
+        )
+        try:
+            row = await tx.fetch_one(
+                "update_subscription",
+                id=key,
+                company_id=company_id,
+                callback_url=changes.callback_url.strip() if changes.callback_url else None,
+                notification_email=(
+                    changes.notification_email.strip() if changes.notification_email else None
+                ),
+                api_key_params=params,
+                is_active=changes.is_active,
+                set_description=changes.description is not UNSET,
+                description=None if changes.description is UNSET else changes.description,
+            )
+        except UniqueViolation:
+            raise InvalidInput(
+                [
+                    UserError(
+                        (*field, "callbackUrl"),
+                        "This company already has a subscription of this webhook to this URL.",
+                        "DUPLICATE",
+                    )
+                ]
+            ) from None
+        assert row is not None
+        if not row["is_active"]:
+            await tx.execute("cancel_open_deliveries", subscription_id=key)
+    return subscription_from_row(row)
+
+
+async def delete_subscription(services: Services, company_id: str, subscription_id: str) -> str:
+    """Delete a subscription: nothing more is sent; its past deliveries stay queryable."""
+    key = try_uuid(subscription_id)
+    if key is None:
+        raise not_found(("id",), "subscription")
+    async with services.db.transaction() as tx:
+        row = await tx.fetch_one("delete_subscription", id=key, company_id=company_id)
+        if row is None:
+            raise not_found(("id",), "subscription")
+        await tx.execute("cancel_open_deliveries", subscription_id=key)
+    return str(key)
+
+
+async def get_subscription(
+    services: Services, company_id: str, subscription_id: str
+) -> Subscription | None:
+    key = try_uuid(subscription_id)
+    if key is None:
+        return None
+    row = await services.db.fetch_one("get_subscription", id=key, company_id=company_id)
+    return subscription_from_row(row) if row else None
+
+
+async def list_subscriptions(
+    services: Services,
+    company_id: str,
+    request: PageRequest,
+    *,
+    webhook_key: str | None = None,
+    is_active: bool | None = None,
+) -> Page[Subscription]:
+    rows = await services.db.fetch_all(
+        "list_subscriptions",
+        company_id=company_id,
+        webhook_key=webhook_key,
+        is_active=is_active,
+        **request.query_arguments(),
+    )
+    return make_page(rows, request, subscription_from_row)
+
+
+SECRET_OVERLAP = timedelta(hours=24)
+
+
+async def rotate_secret(
+    services: Services, company_id: str, subscription_id: str
+) -> tuple[Subscription, str]:
+    """A new signing secret (returned once); the old one keeps signing for 24 hours."""
+    key = try_uuid(subscription_id)
+    if key is None:
+        raise not_found(("id",), "subscription")
+    secret = generate_secret()
+    row = await services.db.fetch_one(
+        "rotate_signing_secret",
+        id=key,
+        company_id=company_id,
+        signing_secret=services.secret_box.encrypt(secret, context=secret_context(key)),
+        previous_expires_at=datetime.now(UTC) + SECRET_OVERLAP,
+    )
+    if row is None:
+        raise not_found(("id",), "subscription")
+    return subscription_from_row(row), secret
+
+
+async def require_active_subscription(
+    services: Services, company_id: str, subscription_id: str, *, to: str
+) -> Row:
+    """The company's live, active subscription, or the userError saying why not.
+
+    ``to`` completes "activate it to ...", e.g. "send a test event".
+    """
+    key = try_uuid(subscription_id)
+    row = (
+        await services.db.fetch_one("get_subscription", id=key, company_id=company_id)
+        if key
+        else None
+    )
+    if row is None:
+        raise not_found(("subscriptionId",), "subscription")
+    if not row["is_active"]:
+        message = f"The subscription is inactive; activate it to {to}."
+        raise InvalidInput([UserError(("subscriptionId",), message, "INVALID")])
+    return row
