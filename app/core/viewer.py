@@ -32,6 +32,16 @@ class Viewer:
         return not self.is_publisher
 
     @property
+    def own_company(self) -> str:
+        """The company whose configuration this viewer manages (its subscriptions, their
+        redelivery and test events). A PUBLISHER key manages none: the API refuses it
+        before it gets here (``require_company`` in schema/context.py), so reaching this
+        with one is a bug, and it raises rather than pass on no company at all."""
+        if self.company_id is None:
+            raise ValueError(f"the {self.role} key {self.key_prefix} has no company of its own")
+        return self.company_id
+
+    @property
     def read_scope(self) -> str | None:
         """The company whose events and deliveries this viewer may read (None: all)."""
         return None if self.is_publisher else self.company_id
