@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 
 from app.core.settings import Settings
+from app.core.viewer import Viewer
 from app.domain import api_keys, companies
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.subscriptions import CallbackChecks, NewSubscription, create_subscription
 from app.store.services import Services, open_services
 from app.web.server import build_app
 
@@ -48,10 +49,14 @@ async def publisher_key(services: Services) -> str:
 
 async def subscribe(services: Services, company_id: str, urls: list[str]) -> None:
     """One ORDER_STATUS subscription per URL (URLs must differ: they are unique per company)."""
+    checks = CallbackChecks.of(services.settings, services.resolver)
+    viewer = Viewer(role="COMPANY", key_prefix="pwk_00bench", company_id=company_id)
     for url in urls:
         await create_subscription(
-            services,
-            company_id,
+            services.db,
+            services.secret_box,
+            checks,
+            viewer,
             NewSubscription(
                 webhook_key=WEBHOOK, callback_url=url, notification_email="ops@bench.invalid"
             ),

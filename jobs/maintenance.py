@@ -19,5 +19,6 @@ logger = logging.getLogger(__name__)
 )
 async def purge_old_data_job(context: JobContext, timestamp: int) -> None:
     runtime: WorkerRuntime = context.additional_context["runtime"]
-    report = await purge_old_data(runtime.services)
+    services = runtime.services
+    report = await purge_old_data(services.db, services.settings.retention_days)
     logger.info("retention purge: %s", report)

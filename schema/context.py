@@ -8,6 +8,8 @@ from typing import Any
 from strawberry.types import Info as StrawberryInfo
 
 from app.core.viewer import Viewer
+from app.domain.events import EventLimits
+from app.domain.subscriptions import CallbackChecks
 from app.store.services import Services
 from schema.errors import forbidden, unauthenticated
 from schema.loaders import Loaders
@@ -31,8 +33,18 @@ class Context:
         """DataLoaders for this context, made on first use (the viewer is known by then:
         a websocket's arrives after its context was made)."""
         if self._loaders is None:
-            self._loaders = Loaders(self.services, self.viewer)
+            self._loaders = Loaders(self.services.db, self.viewer)
         return self._loaders
+
+    @property
+    def event_limits(self) -> EventLimits:
+        """What publishing reads of the settings (app/domain/events.py)."""
+        return EventLimits.of(self.services.settings)
+
+    @property
+    def callback_checks(self) -> CallbackChecks:
+        """How callback URLs are checked (app/domain/subscriptions.py)."""
+        return CallbackChecks.of(self.services.settings, self.services.resolver)
 
     def fresh(self) -> Context:
         """The same caller with loaders of their own: nothing cached carries over."""
@@ -47,12 +59,15 @@ class Context:
             raise unauthenticated()
         return self.viewer
 
-    def require_company(self, refusal: str = "PUBLISHER keys cannot manage subscriptions.") -> str:
-        """The viewer's company; PUBLISHER keys are refused with ``refusal`` (why)."""
+    def require_company(
+        self, refusal: str = "PUBLISHER keys cannot manage subscriptions."
+    ) -> Viewer:
+        """The viewer, who must be a company's: PUBLISHER keys are refused with ``refusal``
+        (why)."""
         viewer = self.require_viewer()
         if viewer.company_id is None:
             raise forbidden(f"This needs a COMPANY key; {refusal}")
-        return viewer.company_id
+        return viewer
 
     def require_publisher(self) -> Viewer:
         viewer = self.require_viewer()

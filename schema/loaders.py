@@ -25,7 +25,7 @@ from app.domain.deliveries import (
 from app.domain.events import Event, events_by_id
 from app.domain.subscriptions import Subscription, SubscriptionSummary, subscriptions_by_id
 from app.domain.webhook_types import WebhookType, webhook_types_by_key
-from app.store.services import Services
+from app.store.database import Database
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -72,8 +72,8 @@ class Loaders:
     """The loaders of one operation, or of one update of a subscription: a loader caches
     what it loaded for as long as it lives, so it must not outlive what it serves."""
 
-    def __init__(self, services: Services, viewer: Viewer | None) -> None:
-        self._services = services
+    def __init__(self, db: Database, viewer: Viewer | None) -> None:
+        self._db = db
         self._viewer = viewer
         self._webhook_types: dict[str, WebhookType] | None = None
         self.event = _loader(self._events, lambda: None)
@@ -97,36 +97,36 @@ class Loaders:
 
     async def webhook_types(self) -> dict[str, WebhookType]:
         if self._webhook_types is None:
-            self._webhook_types = await webhook_types_by_key(self._services.db)
+            self._webhook_types = await webhook_types_by_key(self._db)
         return self._webhook_types
 
     async def webhook_type(self, key: str) -> WebhookType:
         return (await self.webhook_types())[key]
 
     def _found_for(self) -> Viewer:
-        # Deliveries, their attempts and subscriptions are found for a viewer only: what
-        # each may show depends on who asks.
+        # Events, deliveries, their attempts and subscriptions are found for a viewer
+        # only: what each may show depends on who asks.
         if self._viewer is None:
             raise RuntimeError("deliveries are loaded for a viewer only")
         return self._viewer
 
     async def _events(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Event | None]:
-        return dict(await events_by_id(self._services, ids))
+        return dict(await events_by_id(self._db, self._found_for(), ids))
 
     async def _subscriptions(
         self, ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, Subscription | SubscriptionSummary | None]:
-        return dict(await subscriptions_by_id(self._services, self._found_for(), ids))
+        return dict(await subscriptions_by_id(self._db, self._found_for(), ids))
 
     async def _companies(self, ids: list[str]) -> dict[str, Company | None]:
-        rows = await self._services.db.fetch_all("get_companies", ids=ids)
+        rows = await self._db.fetch_all("get_companies", ids=ids)
         return {row["id"]: company_from_row(row) for row in rows}
 
     async def _deliveries_of_events(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
-        return await deliveries_of_events(self._services, ids)
+        return await deliveries_of_events(self._db, self._found_for(), ids)
 
     async def _attempts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
-        return await attempts_of_deliveries(self._services, self._found_for(), ids)
+        return await attempts_of_deliveries(self._db, self._found_for(), ids)
 
     async def _subscription_pages(
         self, keys: list[SubscriptionPage]
@@ -141,7 +141,7 @@ class Loaders:
         found: dict[SubscriptionPage, Page[Delivery]] = {}
         for (viewer, request, status), ids in kinds.items():
             pages = await deliveries_of_subscriptions(
-                self._services, viewer, list(dict.fromkeys(ids)), request, status
+                self._db, viewer, list(dict.fromkeys(ids)), request, status
             )
             for subscription_id, page in pages.items():
                 found[SubscriptionPage(viewer, subscription_id, request, status)] = page
@@ -151,7 +151,7 @@ class Loaders:
         self, pages: list[tuple[uuid.UUID, ...]]
     ) -> dict[tuple[uuid.UUID, ...], dict[uuid.UUID, list[Attempt]]]:
         ids = list(dict.fromkeys(delivery_id for page in pages for delivery_id in page))
-        attempts = await attempts_of_deliveries(self._services, self._found_for(), ids)
+        attempts = await attempts_of_deliveries(self._db, self._found_for(), ids)
         return {
             page: {delivery_id: attempts.get(delivery_id, []) for delivery_id in page}
             for page in pages

@@ -31,10 +31,15 @@ class Mutation:
     async def create_webhook_subscription(
         self, info: Info, input: CreateWebhookSubscriptionInput
     ) -> WebhookSubscriptionPayload:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
+        services = info.context.services
         try:
             created, secret = await subscriptions.create_subscription(
-                info.context.services, company_id, input.to_domain()
+                services.db,
+                services.secret_box,
+                info.context.callback_checks,
+                viewer,
+                input.to_domain(),
             )
         except InvalidInput as error:
             return WebhookSubscriptionPayload(user_errors=user_errors(error.errors))
@@ -46,10 +51,16 @@ class Mutation:
     async def update_webhook_subscription(
         self, info: Info, input: UpdateWebhookSubscriptionInput
     ) -> WebhookSubscriptionPayload:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
+        services = info.context.services
         try:
             updated = await subscriptions.update_subscription(
-                info.context.services, company_id, str(input.id), input.to_domain()
+                services.db,
+                services.secret_box,
+                info.context.callback_checks,
+                viewer,
+                str(input.id),
+                input.to_domain(),
             )
         except InvalidInput as error:
             return WebhookSubscriptionPayload(user_errors=user_errors(error.errors))
@@ -62,11 +73,10 @@ class Mutation:
     async def delete_webhook_subscription(
         self, info: Info, id: strawberry.ID
     ) -> DeleteWebhookSubscriptionPayload:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
+        services = info.context.services
         try:
-            deleted = await subscriptions.delete_subscription(
-                info.context.services, company_id, str(id)
-            )
+            deleted = await subscriptions.delete_subscription(services.db, viewer, str(id))
         except InvalidInput as error:
             return DeleteWebhookSubscriptionPayload(user_errors=user_errors(error.errors))
         return DeleteWebhookSubscriptionPayload(deleted_id=strawberry.ID(deleted))
@@ -77,10 +87,11 @@ class Mutation:
     async def rotate_webhook_subscription_secret(
         self, info: Info, id: strawberry.ID
     ) -> WebhookSubscriptionPayload:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
+        services = info.context.services
         try:
             rotated, secret = await subscriptions.rotate_secret(
-                info.context.services, company_id, str(id)
+                services.db, services.secret_box, viewer, str(id)
             )
         except InvalidInput as error:
             return WebhookSubscriptionPayload(user_errors=user_errors(error.errors))
@@ -94,10 +105,11 @@ class Mutation:
     async def send_test_event(
         self, info: Info, subscription_id: strawberry.ID
     ) -> PublishEventPayload:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
+        services = info.context.services
         try:
             event = await events.send_test_event(
-                info.context.services, company_id, str(subscription_id)
+                services.db, info.context.event_limits, viewer, str(subscription_id)
             )
         except InvalidInput as error:
             return PublishEventPayload(user_errors=user_errors(error.errors))
@@ -107,10 +119,11 @@ class Mutation:
         description="Starts a fresh cycle of attempts for a delivery (same webhook-id, same body)."
     )
     async def redeliver(self, info: Info, delivery_id: strawberry.ID) -> DeliveryPayload:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
+        services = info.context.services
         try:
             delivery = await redelivery.redeliver(
-                info.context.services, company_id, str(delivery_id)
+                services.db, services.queue, viewer, str(delivery_id)
             )
         except InvalidInput as error:
             return DeliveryPayload(user_errors=user_errors(error.errors))
@@ -123,10 +136,11 @@ class Mutation:
     async def redeliver_failed(
         self, info: Info, subscription_id: strawberry.ID, since: datetime
     ) -> RedeliverFailedPayload:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
+        services = info.context.services
         try:
             count = await redelivery.redeliver_failed(
-                info.context.services, company_id, str(subscription_id), since
+                services.db, services.queue, viewer, str(subscription_id), since
             )
         except InvalidInput as error:
             return RedeliverFailedPayload(user_errors=user_errors(error.errors))
@@ -139,7 +153,9 @@ class Mutation:
     async def publish_event(self, info: Info, input: PublishEventInput) -> PublishEventPayload:
         info.context.require_publisher()
         try:
-            event = await events.publish_event(info.context.services, input.to_domain())
+            event = await events.publish_event(
+                info.context.services.db, info.context.event_limits, input.to_domain()
+            )
         except InvalidInput as error:
             return PublishEventPayload(user_errors=user_errors(error.errors))
         return PublishEventPayload(event=Event.from_model(event))

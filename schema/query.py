@@ -52,11 +52,11 @@ class Query:
         after: str | None = None,
         filter: WebhookSubscriptionFilter | None = None,
     ) -> WebhookSubscriptionConnection:
-        company_id = info.context.require_company()
+        viewer = info.context.require_company()
         with arguments_checked():
             page = await subscriptions.list_subscriptions(
-                info.context.services,
-                company_id,
+                info.context.services.db,
+                viewer,
                 page_request(first, after),
                 webhook_key=filter.webhook if filter else None,
                 is_active=filter.is_active if filter else None,
@@ -67,8 +67,8 @@ class Query:
     async def webhook_subscription(
         self, info: Info, id: strawberry.ID
     ) -> WebhookSubscription | None:
-        company_id = info.context.require_company()
-        found = await subscriptions.get_subscription(info.context.services, company_id, str(id))
+        viewer = info.context.require_company()
+        found = await subscriptions.get_subscription(info.context.services.db, viewer, str(id))
         return WebhookSubscription.from_model(found) if found else None
 
     @strawberry.field(description="Newest first. `first` is capped at 100.")
@@ -82,7 +82,7 @@ class Query:
         viewer = info.context.require_viewer()
         with arguments_checked():
             page = await events.list_events(
-                info.context.services,
+                info.context.services.db,
                 viewer,
                 page_request(first, after),
                 filter.to_domain() if filter else events.EventFilter(),
@@ -92,7 +92,7 @@ class Query:
     @strawberry.field
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
         viewer = info.context.require_viewer()
-        found = await events.get_event(info.context.services, viewer, str(id))
+        found = await events.get_event(info.context.services.db, viewer, str(id))
         return Event.from_model(found) if found else None
 
     @strawberry.field(description="Newest first. `first` is capped at 100.")
@@ -106,7 +106,7 @@ class Query:
         viewer = info.context.require_viewer()
         with arguments_checked():
             page = await deliveries.list_deliveries(
-                info.context.services,
+                info.context.services.db,
                 viewer,
                 page_request(first, after),
                 filter.to_domain() if filter else deliveries.DeliveryFilter(),
@@ -116,5 +116,5 @@ class Query:
     @strawberry.field
     async def delivery(self, info: Info, id: strawberry.ID) -> Delivery | None:
         viewer = info.context.require_viewer()
-        found = await deliveries.get_delivery(info.context.services, viewer, str(id))
+        found = await deliveries.get_delivery(info.context.services.db, viewer, str(id))
         return Delivery.from_model(found) if found else None

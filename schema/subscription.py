@@ -9,8 +9,8 @@ import strawberry
 from app.core.ids import try_uuid
 from app.core.viewer import Viewer
 from app.domain import deliveries
+from app.store.database import Database
 from app.store.delivery_updates import DeliveryChange
-from app.store.services import Services
 from schema.context import Info
 from schema.lookahead import selects
 from schema.types import Delivery
@@ -32,23 +32,24 @@ class Subscription:
     ) -> AsyncGenerator[Delivery, None]:
         # The order system follows what it published by id (delivery, event); a stream
         # of every company's changes would show it far more than that.
-        company_id = info.context.require_company(
+        viewer = info.context.require_company(
             "PUBLISHER keys cannot follow companies' deliveries live; "
             "read the status of a published event's deliveries with `event(id:)`."
         )
-        viewer = info.context.require_viewer()
         services = info.context.services
         assert services.updates is not None
         wanted = try_uuid(str(subscription_id)) if subscription_id is not None else None
         with_attempts = selects(info, ("attempts",))
-        async with services.updates.subscribe(company_id) as changes:
+        async with services.updates.subscribe(viewer.own_company) as changes:
             while True:
                 change = await changes.get()
                 if subscription_id is not None and change.subscription_id != wanted:
                     continue
                 if subject is not None and change.subject != subject:
                     continue
-                update = await _as_announced(services, viewer, change, with_attempts=with_attempts)
+                update = await _as_announced(
+                    services.db, viewer, change, with_attempts=with_attempts
+                )
                 if update is not None:
                     # Its nested fields resolve with loaders of this update's own
                     # (schema/execution.py), so they are as fresh as the update.
@@ -56,7 +57,7 @@ class Subscription:
 
 
 async def _as_announced(
-    services: Services, viewer: Viewer, change: DeliveryChange, *, with_attempts: bool
+    db: Database, viewer: Viewer, change: DeliveryChange, *, with_attempts: bool
 ) -> Delivery | None:
     """The delivery as ``change`` left it, with the attempts made until then.
 
@@ -64,13 +65,13 @@ async def _as_announced(
     is the one announced, not whatever the row holds by now, so a fast delivery still
     shows PENDING first and SUCCEEDED once.
     """
-    found = await deliveries.get_delivery(services, viewer, str(change.delivery_id))
+    found = await deliveries.get_delivery(db, viewer, str(change.delivery_id))
     if found is None:
         return None
     if change.state is not None:
         found = deliveries.as_changed(found, change.state)
     if not with_attempts:
         return Delivery.from_model(found)
-    attempts = await deliveries.attempts_of_deliveries(services, viewer, [found.id])
+    attempts = await deliveries.attempts_of_deliveries(db, viewer, [found.id])
     made = deliveries.attempts_as_of(found, attempts.get(found.id, []))
     return Delivery.from_model(found, {found.id: made})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,8 +21,16 @@ import uvicorn
 
 from app.core.secret_box import generate_key
 from app.core.settings import Settings
+from app.core.viewer import Viewer
 from app.delivery.worker import run_worker
 from app.domain import api_keys, companies
+from app.domain.events import Event, EventLimits, NewEvent, publish_event
+from app.domain.subscriptions import (
+    CallbackChecks,
+    NewSubscription,
+    Subscription,
+    create_subscription,
+)
 from app.run.runner import server_config
 from app.store.services import Services, open_services
 from app.web.server import build_app
@@ -114,6 +123,42 @@ class Tenants:
     key_a: str
     key_b: str
     publisher: str
+
+
+def company_viewer(company_id: str) -> Viewer:
+    """The viewer a COMPANY key of ``company_id`` stands for, for tests that call the domain
+    directly (outside the API, so no database scope is bound: they run as the owner)."""
+    return Viewer(role="COMPANY", key_prefix="pwk_0000test", company_id=company_id)
+
+
+async def create_subscription_for(
+    services: Services, company_id: str, new: NewSubscription
+) -> tuple[Subscription, str]:
+    """``create_subscription`` as a COMPANY key of ``company_id`` asks for it."""
+    return await create_subscription(
+        services.db,
+        services.secret_box,
+        CallbackChecks.of(services.settings, services.resolver),
+        company_viewer(company_id),
+        new,
+    )
+
+
+async def publish_event_with(
+    services: Services,
+    new: NewEvent,
+    *,
+    is_test: bool = False,
+    only_subscription: uuid.UUID | None = None,
+) -> Event:
+    """``publish_event`` with the database and the limits of ``services``."""
+    return await publish_event(
+        services.db,
+        EventLimits.of(services.settings),
+        new,
+        is_test=is_test,
+        only_subscription=only_subscription,
+    )
 
 
 @pytest.fixture

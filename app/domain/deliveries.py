@@ -13,9 +13,8 @@ from app.core.errors import InvalidArgument
 from app.core.ids import try_uuid
 from app.core.pagination import Page, PageRequest, make_page
 from app.core.viewer import Viewer
-from app.store.database import Row
+from app.store.database import Database, Row
 from app.store.delivery_updates import DeliveryState
-from app.store.services import Services
 
 
 @dataclass(frozen=True)
@@ -119,11 +118,11 @@ def attempt_from_row(row: Row) -> Attempt:
     )
 
 
-async def get_delivery(services: Services, viewer: Viewer, delivery_id: str) -> Delivery | None:
+async def get_delivery(db: Database, viewer: Viewer, delivery_id: str) -> Delivery | None:
     key = try_uuid(delivery_id)
     if key is None:
         return None
-    row = await services.db.fetch_one("get_delivery", id=key, company_id=viewer.read_scope)
+    row = await db.fetch_one("get_delivery", id=key, company_id=viewer.read_scope)
     return delivery_from_row(row) if row else None
 
 
@@ -137,9 +136,9 @@ def _filter_uuid(value: str | None, noun: str) -> uuid.UUID | None:
 
 
 async def list_deliveries(
-    services: Services, viewer: Viewer, request: PageRequest, delivery_filter: DeliveryFilter
+    db: Database, viewer: Viewer, request: PageRequest, delivery_filter: DeliveryFilter
 ) -> Page[Delivery]:
-    rows = await services.db.fetch_all(
+    rows = await db.fetch_all(
         "list_deliveries",
         company_id=viewer.read_scope,
         status=delivery_filter.status,
@@ -155,7 +154,7 @@ async def list_deliveries(
 
 
 async def deliveries_of_subscriptions(
-    services: Services,
+    db: Database,
     viewer: Viewer,
     subscription_ids: list[uuid.UUID],
     request: PageRequest,
@@ -163,7 +162,7 @@ async def deliveries_of_subscriptions(
 ) -> dict[uuid.UUID, Page[Delivery]]:
     """The same page (size, cursor, status) of each subscription's deliveries, in one query."""
     grouped: dict[uuid.UUID, list[Row]] = defaultdict(list)
-    rows = await services.db.fetch_all(
+    rows = await db.fetch_all(
         "deliveries_of_subscriptions",
         subscription_ids=subscription_ids,
         company_id=viewer.read_scope,
@@ -179,16 +178,20 @@ async def deliveries_of_subscriptions(
 
 
 async def deliveries_of_events(
-    services: Services, event_ids: list[uuid.UUID]
+    db: Database, viewer: Viewer, event_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[Delivery]]:
+    """The deliveries of events the viewer found, oldest first, confined to what it reads."""
     grouped: dict[uuid.UUID, list[Delivery]] = defaultdict(list)
-    for row in await services.db.fetch_all("deliveries_of_events", event_ids=event_ids):
+    rows = await db.fetch_all(
+        "deliveries_of_events", event_ids=event_ids, company_id=viewer.read_scope
+    )
+    for row in rows:
         grouped[row["event_id"]].append(delivery_from_row(row))
     return grouped
 
 
 async def attempts_of_deliveries(
-    services: Services, viewer: Viewer, delivery_ids: list[uuid.UUID]
+    db: Database, viewer: Viewer, delivery_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[Attempt]]:
     """The attempts of deliveries the viewer found, oldest first.
 
@@ -197,11 +200,9 @@ async def attempts_of_deliveries(
     read anyway.
     """
     if viewer.reads_configuration:
-        rows = await services.db.fetch_all("attempts_of_deliveries", delivery_ids=delivery_ids)
+        rows = await db.fetch_all("attempts_of_deliveries", delivery_ids=delivery_ids)
     else:
-        rows = await services.db.fetch_all(
-            "attempt_statuses_of_deliveries", delivery_ids=delivery_ids
-        )
+        rows = await db.fetch_all("attempt_statuses_of_deliveries", delivery_ids=delivery_ids)
     grouped: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
     for row in rows:
         grouped[row["delivery_id"]].append(attempt_from_row(row))

@@ -18,13 +18,13 @@ from psycopg.types.json import Jsonb
 from app.core.errors import InvalidInput, UserError
 from app.core.ids import new_id, try_uuid
 from app.core.pagination import Page, PageRequest, make_page
+from app.core.settings import Settings
 from app.core.validation import MAX_IDEMPOTENCY_KEY, MAX_SUBJECT, check_payload, check_text
 from app.core.viewer import Viewer
 from app.domain.subscriptions import require_active_subscription
 from app.domain.webhook_types import webhook_types_by_key
-from app.store.database import Row, Session
+from app.store.database import Database, Row, Session
 from app.store.queue import DELIVER_TASK, DELIVERY_QUEUE
-from app.store.services import Services
 
 # The subject and order id of every test event: obviously not an order (the samples'
 # "ord_12345" is also the README's example of a real one).
@@ -50,6 +50,19 @@ class NewEvent:
     payload: Any
     subject: str | None = None
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class EventLimits:
+    """What publishing reads from the settings: the largest payload it accepts, and how
+    many attempts each delivery gets."""
+
+    max_payload_bytes: int
+    max_attempts: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> EventLimits:
+        return cls(settings.max_payload_bytes, settings.max_attempts)
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,8 @@ def format_timestamp(moment: datetime) -> str:
 
 
 async def publish_event(
-    services: Services,
+    db: Database,
+    limits: EventLimits,
     new: NewEvent,
     *,
     is_test: bool = False,
@@ -134,9 +148,7 @@ async def publish_event(
     naming what differs (as Stripe does), and nothing is written.
     """
     field = ("input",)
-    payload_json, errors = check_payload(
-        (*field, "payload"), new.payload, services.settings.max_payload_bytes
-    )
+    payload_json, errors = check_payload((*field, "payload"), new.payload, limits.max_payload_bytes)
     errors += check_text((*field, "subject"), new.subject, MAX_SUBJECT, "subject")
     errors += check_text(
         (*field, "idempotencyKey"), new.idempotency_key, MAX_IDEMPOTENCY_KEY, "idempotency key"
@@ -154,7 +166,7 @@ async def publish_event(
     # The company and webhook are looked up on the transaction's own connection: two
     # round trips, where a pooled session each took four (publishing is on the hot path).
     # A user error raised inside rolls back, so nothing is written either way.
-    async with services.db.transaction() as tx:
+    async with db.transaction() as tx:
         errors = await _reference_errors(tx, new, field) + errors
         if errors:
             raise InvalidInput(errors)
@@ -202,7 +214,7 @@ async def publish_event(
             company_id=new.company_id,
             webhook_key=new.webhook_key,
             subject=new.subject,
-            max_attempts=services.settings.max_attempts,
+            max_attempts=limits.max_attempts,
             subscription_id=only_subscription,
             queue=DELIVERY_QUEUE,
             task=DELIVER_TASK,
@@ -255,18 +267,18 @@ async def _reference_errors(tx: Session, new: NewEvent, field: tuple[str, ...]) 
     return errors
 
 
-async def get_event(services: Services, viewer: Viewer, event_id: str) -> Event | None:
+async def get_event(db: Database, viewer: Viewer, event_id: str) -> Event | None:
     key = try_uuid(event_id)
     if key is None:
         return None
-    row = await services.db.fetch_one("get_event", id=key, company_id=viewer.read_scope)
+    row = await db.fetch_one("get_event", id=key, company_id=viewer.read_scope)
     return event_from_row(row) if row else None
 
 
 async def list_events(
-    services: Services, viewer: Viewer, request: PageRequest, event_filter: EventFilter
+    db: Database, viewer: Viewer, request: PageRequest, event_filter: EventFilter
 ) -> Page[Event]:
-    rows = await services.db.fetch_all(
+    rows = await db.fetch_all(
         "list_events",
         company_id=viewer.read_scope,
         webhook_key=event_filter.webhook_key,
@@ -278,12 +290,17 @@ async def list_events(
     return make_page(rows, request, event_from_row)
 
 
-async def events_by_id(services: Services, ids: list[uuid.UUID]) -> dict[uuid.UUID, Event]:
-    rows = await services.db.fetch_all("get_events", ids=ids)
+async def events_by_id(
+    db: Database, viewer: Viewer, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Event]:
+    """Events by id (of deliveries the viewer found), confined to what the viewer reads."""
+    rows = await db.fetch_all("get_events", ids=ids, company_id=viewer.read_scope)
     return {row["id"]: event_from_row(row) for row in rows}
 
 
-async def send_test_event(services: Services, company_id: str, subscription_id: str) -> Event:
+async def send_test_event(
+    db: Database, limits: EventLimits, viewer: Viewer, subscription_id: str
+) -> Event:
     """Deliver the webhook's sample payload to one subscription, through the normal path.
 
     The event is marked ``isTest``, its body says ``"test": true``, and its subject and
@@ -291,13 +308,14 @@ async def send_test_event(services: Services, company_id: str, subscription_id: 
     receivers and front-ends can tell it apart.
     """
     subscription = await require_active_subscription(
-        services, company_id, subscription_id, to="send a test event"
+        db, viewer, subscription_id, to="send a test event"
     )
-    webhook = (await webhook_types_by_key(services.db))[subscription["webhook_key"]]
+    webhook = (await webhook_types_by_key(db))[subscription["webhook_key"]]
     return await publish_event(
-        services,
+        db,
+        limits,
         NewEvent(
-            company_id=company_id,
+            company_id=viewer.own_company,
             webhook_key=webhook.key,
             payload=sample_for_test_event(webhook.sample_payload),
             subject=TEST_ORDER_ID,

@@ -5,29 +5,35 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import procrastinate
+
 from app.core.errors import InvalidInput, UserError, not_found
 from app.core.ids import try_uuid
+from app.core.viewer import Viewer
 from app.domain.deliveries import Delivery, delivery_from_row
 from app.domain.subscriptions import require_active_subscription
+from app.store.database import Database
 from app.store.queue import defer_attempts
-from app.store.services import Services
 
 BATCH_SIZE = 500
 
 
-async def redeliver(services: Services, company_id: str, delivery_id: str) -> Delivery:
-    """Restart one finished delivery; refuses one still in progress."""
+async def redeliver(
+    db: Database, queue: procrastinate.App, viewer: Viewer, delivery_id: str
+) -> Delivery:
+    """Restart one finished delivery of the viewer's company; refuses one still in progress."""
+    company_id = viewer.own_company
     key = try_uuid(delivery_id)
     if key is None:
         raise not_found(("deliveryId",), "delivery")
-    async with services.db.transaction() as tx:
+    async with db.transaction() as tx:
         current = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
         if current is None:
             raise not_found(("deliveryId",), "delivery")
         restarted = await tx.fetch_one("restart_delivery", id=key, company_id=company_id)
         if restarted is None:
             raise InvalidInput([_refusal(current["status"])])
-        await defer_attempts(services.queue, tx, [(key, restarted["cycle"], 1)])
+        await defer_attempts(queue, tx, [(key, restarted["cycle"], 1)])
         row = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
     assert row is not None
     return delivery_from_row(row)
@@ -42,20 +48,19 @@ def _refusal(status: str) -> UserError:
 
 
 async def redeliver_failed(
-    services: Services, company_id: str, subscription_id: str, since: datetime
+    db: Database, queue: procrastinate.App, viewer: Viewer, subscription_id: str, since: datetime
 ) -> int:
     """Restart every FAILED delivery of a subscription created at or after ``since``.
 
     Works in batches, each its own transaction, so a large backlog never holds long locks.
     """
-    subscription = await require_active_subscription(
-        services, company_id, subscription_id, to="redeliver"
-    )
+    company_id = viewer.own_company
+    subscription = await require_active_subscription(db, viewer, subscription_id, to="redeliver")
     key = subscription["id"]
     count = 0
     after_id: uuid.UUID | None = None
     while True:
-        async with services.db.transaction() as tx:
+        async with db.transaction() as tx:
             batch = await tx.fetch_all(
                 "failed_deliveries_since",
                 subscription_id=key,
@@ -69,7 +74,7 @@ async def redeliver_failed(
                 result = await tx.fetch_one("restart_delivery", id=row["id"], company_id=company_id)
                 if result is not None:
                     restarted.append((row["id"], result["cycle"], 1))
-            await defer_attempts(services.queue, tx, restarted)
+            await defer_attempts(queue, tx, restarted)
         count += len(restarted)
         if len(batch) < BATCH_SIZE:
             return count

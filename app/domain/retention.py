@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app.store.services import Services
+from app.store.database import Database
 
 BATCH_SIZE = 1000
 PURGES = ("purge_attempt_details", "purge_event_bodies", "purge_finished_jobs")
@@ -26,14 +26,20 @@ class PurgeReport:
 
 
 async def purge_old_data(
-    services: Services, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    db: Database,
+    retention_days: int,
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> PurgeReport:
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=services.settings.retention_days)
+    """Purge what finished more than ``retention_days`` ago, in every company: the system's
+    work (the worker's hourly job)."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     counts: list[int] = []
     for query in PURGES:
         total = 0
         while True:
-            async with services.db.transaction() as tx:
+            async with db.transaction() as tx:
                 done = await tx.execute(query, cutoff=cutoff, batch=batch_size)
             total += done
             if done < batch_size:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from app.core.secret_box import param_context, secret_context
-from app.store.services import Services
+from app.core.secret_box import SecretBox, param_context, secret_context
+from app.store.database import Database
 
 BATCH_SIZE = 200
 
@@ -24,13 +24,13 @@ class RotationReport:
     reencrypted: int
 
 
-async def reencrypt_secrets(services: Services) -> RotationReport:
-    """Re-encrypt, in batches of one transaction each, what an older key encrypted."""
-    box = services.secret_box
+async def reencrypt_secrets(db: Database, box: SecretBox) -> RotationReport:
+    """Re-encrypt, in batches of one transaction each, what an older key of ``box``
+    encrypted: every company's secrets, for the system (``webhooks secret-key rotate``)."""
     seen = changed = 0
     after_id: uuid.UUID | None = None
     while True:
-        async with services.db.transaction() as tx:
+        async with db.transaction() as tx:
             rows = await tx.fetch_all(
                 "subscriptions_with_secrets", after_id=after_id, limit=BATCH_SIZE
             )

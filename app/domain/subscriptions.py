@@ -2,7 +2,8 @@
 
 Signing secrets and API key parameter values are encrypted at rest and never returned:
 the secret is shown once (on create and rotate), parameter values only as a hint.
-Every function is confined to one company; another company's id behaves as a missing one.
+Every function is confined to the viewer's company; another company's id behaves as a
+missing one.
 """
 
 from __future__ import annotations
@@ -20,9 +21,16 @@ from app.core.errors import InvalidInput, UserError, not_found
 from app.core.ids import new_id, try_uuid
 from app.core.masking import mask_value
 from app.core.pagination import Page, PageRequest, make_page
-from app.core.secret_box import param_context, secret_context
+from app.core.secret_box import SecretBox, param_context, secret_context
+from app.core.settings import Settings
 from app.core.signing import generate_secret
-from app.core.target_policy import TargetError, parse_callback_url, resolve_target
+from app.core.target_policy import (
+    Network,
+    Resolver,
+    TargetError,
+    parse_callback_url,
+    resolve_target,
+)
 from app.core.validation import (
     MAX_DESCRIPTION,
     check_api_key_params,
@@ -32,8 +40,7 @@ from app.core.validation import (
 )
 from app.core.viewer import Viewer
 from app.domain.webhook_types import webhook_types_by_key
-from app.store.database import Row
-from app.store.services import Services
+from app.store.database import Database, Row
 
 UNSET: Any = object()
 
@@ -123,20 +130,35 @@ def subscription_summary_from_row(row: Row) -> SubscriptionSummary:
 
 
 async def subscriptions_by_id(
-    services: Services, viewer: Viewer, ids: list[uuid.UUID]
+    db: Database, viewer: Viewer, ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Subscription | SubscriptionSummary]:
     """Subscriptions by id whatever their company or state, for deliveries the viewer
     already found (deleted ones stay readable through their past deliveries); only
     their summary for a viewer who does not read configuration."""
     if viewer.reads_configuration:
-        rows = await services.db.fetch_all("get_subscriptions_any_company", ids=ids)
+        rows = await db.fetch_all("get_subscriptions_any_company", ids=ids)
         return {row["id"]: subscription_from_row(row) for row in rows}
-    rows = await services.db.fetch_all("get_subscription_summaries", ids=ids)
+    rows = await db.fetch_all("get_subscription_summaries", ids=ids)
     return {row["id"]: subscription_summary_from_row(row) for row in rows}
 
 
+@dataclass(frozen=True)
+class CallbackChecks:
+    """How a callback URL is checked: https only (production), and not aiming inside our
+    network, as ``resolver`` resolves it (outside ``allowed_networks``)."""
+
+    resolver: Resolver
+    require_https: bool
+    allowed_networks: tuple[Network, ...]
+
+    @classmethod
+    def of(cls, settings: Settings, resolver: Resolver) -> CallbackChecks:
+        """The checks the settings ask for, resolving with the process's ``resolver``."""
+        return cls(resolver, settings.is_production, settings.allowed_networks)
+
+
 async def check_callback_url(
-    services: Services, field: tuple[str, ...], url: str
+    checks: CallbackChecks, field: tuple[str, ...], url: str
 ) -> list[UserError]:
     """The URL must be absolute http(s) (https in production) and not aim inside our network.
 
@@ -148,11 +170,11 @@ async def check_callback_url(
     if hidden := check_visible(field, url, "callback URL"):
         return hidden
     try:
-        target = parse_callback_url(url, require_https=services.settings.is_production)
+        target = parse_callback_url(url, require_https=checks.require_https)
     except TargetError as error:
         return [UserError(field, error.message, error.code)]
     try:
-        await resolve_target(target, services.resolver, services.settings.allowed_networks)
+        await resolve_target(target, checks.resolver, checks.allowed_networks)
     except TargetError as error:
         if error.code == "FORBIDDEN_TARGET":
             return [UserError(field, error.message, "FORBIDDEN_TARGET")]
@@ -160,15 +182,13 @@ async def check_callback_url(
 
 
 def _encrypt_params(
-    services: Services, subscription_id: uuid.UUID, params: Sequence[tuple[str, str]]
+    box: SecretBox, subscription_id: uuid.UUID, params: Sequence[tuple[str, str]]
 ) -> Jsonb:
     return Jsonb(
         [
             {
                 "name": name,
-                "value": services.secret_box.encrypt(
-                    value, context=param_context(subscription_id, name)
-                ),
+                "value": box.encrypt(value, context=param_context(subscription_id, name)),
                 "hint": mask_value(value),
             }
             for name, value in params
@@ -177,12 +197,12 @@ def _encrypt_params(
 
 
 async def create_subscription(
-    services: Services, company_id: str, new: NewSubscription
+    db: Database, box: SecretBox, checks: CallbackChecks, viewer: Viewer, new: NewSubscription
 ) -> tuple[Subscription, str]:
     """Create a subscription; returns it with its signing secret (shown only this once)."""
     field = ("input",)
     errors: list[UserError] = []
-    webhooks = await webhook_types_by_key(services.db)
+    webhooks = await webhook_types_by_key(db)
     if new.webhook_key not in webhooks:
         errors.append(
             UserError(
@@ -191,7 +211,7 @@ async def create_subscription(
                 "UNKNOWN_WEBHOOK",
             )
         )
-    errors += await check_callback_url(services, (*field, "callbackUrl"), new.callback_url)
+    errors += await check_callback_url(checks, (*field, "callbackUrl"), new.callback_url)
     errors += check_email((*field, "notificationEmail"), new.notification_email)
     errors += check_api_key_params((*field, "apiKeyParams"), new.api_key_params, new.callback_url)
     errors += check_text((*field, "description"), new.description, MAX_DESCRIPTION, "description")
@@ -200,17 +220,17 @@ async def create_subscription(
 
     subscription_id = new_id()
     secret = generate_secret()
-    row = await services.db.fetch_one(
+    row = await db.fetch_one(
         "insert_subscription",
         id=subscription_id,
-        company_id=company_id,
+        company_id=viewer.own_company,
         webhook_key=new.webhook_key,
         callback_url=new.callback_url.strip(),
         notification_email=new.notification_email.strip(),
-        api_key_params=_encrypt_params(services, subscription_id, new.api_key_params),
+        api_key_params=_encrypt_params(box, subscription_id, new.api_key_params),
         is_active=new.is_active,
         description=new.description,
-        signing_secret=services.secret_box.encrypt(secret, context=secret_context(subscription_id)),
+        signing_secret=box.encrypt(secret, context=secret_context(subscription_id)),
     )
     if row is None:
         raise InvalidInput(
@@ -226,23 +246,29 @@ async def create_subscription(
 
 
 async def update_subscription(
-    services: Services, company_id: str, subscription_id: str, changes: SubscriptionChanges
+    db: Database,
+    box: SecretBox,
+    checks: CallbackChecks,
+    viewer: Viewer,
+    subscription_id: str,
+    changes: SubscriptionChanges,
 ) -> Subscription:
     """Change a subscription; deactivating it cancels its pending deliveries."""
     field = ("input",)
+    company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
         raise not_found((*field, "id"), "subscription")
     errors: list[UserError] = []
     if changes.callback_url is not None:
-        errors += await check_callback_url(services, (*field, "callbackUrl"), changes.callback_url)
+        errors += await check_callback_url(checks, (*field, "callbackUrl"), changes.callback_url)
     if changes.notification_email is not None:
         errors += check_email((*field, "notificationEmail"), changes.notification_email)
     if changes.description is not UNSET:
         errors += check_text(
             (*field, "description"), changes.description, MAX_DESCRIPTION, "description"
         )
-    async with services.db.transaction() as tx:
+    async with db.transaction() as tx:
         current = await tx.fetch_one("get_subscription_for_update", id=key, company_id=company_id)
         if current is None:
             raise not_found((*field, "id"), "subscription")
@@ -254,7 +280,7 @@ async def update_subscription(
         params = (
             None
             if changes.api_key_params is None
-            else _encrypt_params(services, key, changes.api_key_params)
+            else _encrypt_params(box, key, changes.api_key_params)
         )
         try:
             row = await tx.fetch_one(
@@ -286,12 +312,13 @@ async def update_subscription(
     return subscription_from_row(row)
 
 
-async def delete_subscription(services: Services, company_id: str, subscription_id: str) -> str:
+async def delete_subscription(db: Database, viewer: Viewer, subscription_id: str) -> str:
     """Delete a subscription: nothing more is sent; its past deliveries stay queryable."""
+    company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
         raise not_found(("id",), "subscription")
-    async with services.db.transaction() as tx:
+    async with db.transaction() as tx:
         row = await tx.fetch_one("delete_subscription", id=key, company_id=company_id)
         if row is None:
             raise not_found(("id",), "subscription")
@@ -300,26 +327,27 @@ async def delete_subscription(services: Services, company_id: str, subscription_
 
 
 async def get_subscription(
-    services: Services, company_id: str, subscription_id: str
+    db: Database, viewer: Viewer, subscription_id: str
 ) -> Subscription | None:
+    company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
         return None
-    row = await services.db.fetch_one("get_subscription", id=key, company_id=company_id)
+    row = await db.fetch_one("get_subscription", id=key, company_id=company_id)
     return subscription_from_row(row) if row else None
 
 
 async def list_subscriptions(
-    services: Services,
-    company_id: str,
+    db: Database,
+    viewer: Viewer,
     request: PageRequest,
     *,
     webhook_key: str | None = None,
     is_active: bool | None = None,
 ) -> Page[Subscription]:
-    rows = await services.db.fetch_all(
+    rows = await db.fetch_all(
         "list_subscriptions",
-        company_id=company_id,
+        company_id=viewer.own_company,
         webhook_key=webhook_key,
         is_active=is_active,
         **request.query_arguments(),
@@ -331,18 +359,19 @@ SECRET_OVERLAP = timedelta(hours=24)
 
 
 async def rotate_secret(
-    services: Services, company_id: str, subscription_id: str
+    db: Database, box: SecretBox, viewer: Viewer, subscription_id: str
 ) -> tuple[Subscription, str]:
     """A new signing secret (returned once); the old one keeps signing for 24 hours."""
+    company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
         raise not_found(("id",), "subscription")
     secret = generate_secret()
-    row = await services.db.fetch_one(
+    row = await db.fetch_one(
         "rotate_signing_secret",
         id=key,
         company_id=company_id,
-        signing_secret=services.secret_box.encrypt(secret, context=secret_context(key)),
+        signing_secret=box.encrypt(secret, context=secret_context(key)),
         previous_expires_at=datetime.now(UTC) + SECRET_OVERLAP,
     )
     if row is None:
@@ -351,18 +380,15 @@ async def rotate_secret(
 
 
 async def require_active_subscription(
-    services: Services, company_id: str, subscription_id: str, *, to: str
+    db: Database, viewer: Viewer, subscription_id: str, *, to: str
 ) -> Row:
-    """The company's live, active subscription, or the userError saying why not.
+    """The viewer's company's live, active subscription, or the userError saying why not.
 
     ``to`` completes "activate it to ...", e.g. "send a test event".
     """
+    company_id = viewer.own_company
     key = try_uuid(subscription_id)
-    row = (
-        await services.db.fetch_one("get_subscription", id=key, company_id=company_id)
-        if key
-        else None
-    )
+    row = await db.fetch_one("get_subscription", id=key, company_id=company_id) if key else None
     if row is None:
         raise not_found(("subscriptionId",), "subscription")
     if not row["is_active"]:

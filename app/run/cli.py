@@ -375,7 +375,7 @@ def _secret_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
         raise SettingsError("WEBHOOKS_SECRET_KEY must name the new key to rotate to")
 
     async def work(services: Services) -> RotationReport:
-        return await reencrypt_secrets(services)
+        return await reencrypt_secrets(services.db, services.secret_box)
 
     report = _with_services(settings, work)
     _emit(

@@ -45,12 +45,14 @@ CROSS JOIN LATERAL (
 ORDER BY d.subscription_id, d.created_at DESC, d.id DESC;
 
 -- deliveries_of_events --
--- The deliveries of several events (DataLoader), oldest first.
+-- The deliveries of several events (DataLoader), oldest first, confined to a company unless
+-- company_id is NULL.
 SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,
        cycle, attempt_count, max_attempts, next_attempt_at, last_attempt_at,
        last_response_status, created_at, completed_at
 FROM deliveries
 WHERE event_id = ANY(%(event_ids)s)
+  AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
 ORDER BY created_at, id;
 
 -- attempts_of_deliveries --

@@ -25,10 +25,10 @@ FROM events
 WHERE id = %(id)s AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);
 
 -- get_events --
--- Events by id (DataLoader for deliveries, which are already scoped).
+-- Events by id (DataLoader for deliveries), confined to a company unless company_id is NULL.
 SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at
 FROM events
-WHERE id = ANY(%(ids)s);
+WHERE id = ANY(%(ids)s) AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);
 
 -- list_events --
 -- One page of events, newest first (keyset), confined to a company unless NULL.

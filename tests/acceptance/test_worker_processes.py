@@ -15,8 +15,8 @@ from standardwebhooks.webhooks import Webhook
 
 from app.core.secret_box import generate_key
 from app.domain import companies
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.store.services import open_services
 from tests.acceptance.processes import (
     Api,
@@ -30,7 +30,7 @@ from tests.acceptance.processes import (
     wait_until,
 )
 from tests.receivers import Receiver, Reply, hang, respond
-from tests.service import make_settings
+from tests.service import create_subscription_for, make_settings, publish_event_with
 
 REQUEST_TIMEOUT = 2.0  # WEBHOOKS_REQUEST_TIMEOUT_SECONDS in service_environment
 PUBLISHERS = 8  # concurrent in-process publishes (the services' pool holds 10 connections)
@@ -152,7 +152,7 @@ async def test_500_deliveries_by_two_workers_arrive_exactly_once_each(
     settings = make_settings(database_url, tmp_path / "data", secret_key=secret_key)
     async with open_services(settings) as services:
         await companies.create_company(services.db, "Company A", "company-a")
-        _, secret = await create_subscription(
+        _, secret = await create_subscription_for(
             services,
             "company-a",
             NewSubscription("ORDER_STATUS", receiver.url_for("/bulk"), "ops@example.com"),
@@ -162,7 +162,7 @@ async def test_500_deliveries_by_two_workers_arrive_exactly_once_each(
 
         async def publish_one(number: int) -> None:
             async with publishing:
-                await publish_event(
+                await publish_event_with(
                     services,
                     NewEvent("company-a", "ORDER_STATUS", {"n": number}, subject=f"o-{number}"),
                 )

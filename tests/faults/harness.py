@@ -41,8 +41,8 @@ from psycopg.rows import dict_row
 from app.core.secret_box import generate_key
 from app.core.settings import Settings
 from app.domain import companies
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.run.postgres_cluster import LocalCluster, StopMode
 from app.store.migrations import apply_migrations
 from app.store.services import Services, open_services
@@ -56,6 +56,7 @@ from tests.acceptance.processes import (
 )
 from tests.database import make_scratch_dir
 from tests.receivers import RecordedRequest
+from tests.service import create_subscription_for, publish_event_with
 
 # Concurrent in-process publishes: the publisher's pool holds 10 connections.
 PUBLISHERS = 8
@@ -232,7 +233,7 @@ class Stack:
     def subscribe(self, company_id: str, callback_url: str, email: str = "ops@example.com") -> Sub:
         async def work() -> Sub:
             async with open_services(self.settings()) as services:
-                subscription, secret = await create_subscription(
+                subscription, secret = await create_subscription_for(
                     services, company_id, NewSubscription("ORDER_STATUS", callback_url, email)
                 )
             return Sub(str(subscription.id), company_id, secret, callback_url)
@@ -269,7 +270,7 @@ class Stack:
 
     async def publish_one(self, services: Services, sub: Sub, payload: dict[str, Any]) -> str:
         """Publish one ORDER_STATUS event for ``sub``'s company; returns the event id."""
-        event = await publish_event(
+        event = await publish_event_with(
             services, NewEvent(sub.company_id, "ORDER_STATUS", payload, subject="fault")
         )
         return str(event.id)

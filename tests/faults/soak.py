@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.domain.events import NewEvent, publish_event
+from app.domain.events import NewEvent
 from app.store.services import open_services
 from tests.acceptance.processes import Process
 from tests.database import make_scratch_dir
@@ -46,6 +46,7 @@ from tests.receivers import (
     reset_connection,
     respond,
 )
+from tests.service import publish_event_with
 from tests.smtp import SmtpTestServer
 
 MIX = (("healthy", 0.5), ("flaky", 0.25), ("slow", 0.15), ("dead", 0.10))
@@ -122,7 +123,7 @@ async def publish_load(
             number += 1
             [(sub, _)] = rng.choices(subs, weights=weights)
             try:
-                event = await publish_event(
+                event = await publish_event_with(
                     services,
                     NewEvent(sub.company_id, "ORDER_STATUS", {"n": number}, subject=f"s-{number}"),
                 )

@@ -146,7 +146,7 @@ def test_a_retention_purge_does_not_stall_publishing_or_delivery(stack: Stack) -
                 await publish_for(2.0, baseline)
                 publishing = asyncio.create_task(publish_for(3600, latencies))
                 began = time.monotonic()
-                report = await purge_old_data(services)
+                report = await purge_old_data(services.db, services.settings.retention_days)
                 purge_took = time.monotonic() - began
                 publishing.cancel()
                 await asyncio.gather(publishing, return_exceptions=True)

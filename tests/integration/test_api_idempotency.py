@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
-from tests.service import GraphQLClient, Tenants
+from tests.service import GraphQLClient, Tenants, create_subscription_for
 
 PUBLISH = """
 mutation($input: PublishEventInput!) {
@@ -50,7 +50,7 @@ async def counts(services: Services) -> tuple[int, int, int]:
 @pytest.fixture
 async def first_event(api: GraphQLClient, services: Services, tenants: Tenants) -> dict[str, Any]:
     """Company A has one subscription, and FIRST was published once (one delivery)."""
-    await create_subscription(
+    await create_subscription_for(
         services,
         tenants.a,
         NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),

@@ -12,11 +12,11 @@ from app.core.settings import Settings
 from app.delivery.attempts import make_attempt
 from app.delivery.fairness import InFlight
 from app.delivery.transport import Transport
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.store.database import WORKER_SCOPE, scoped
 from app.store.services import Services
-from tests.service import Tenants, make_settings
+from tests.service import Tenants, create_subscription_for, make_settings, publish_event_with
 
 
 @pytest.fixture
@@ -39,13 +39,15 @@ async def jobs_of(services: Services, delivery_id: str) -> list[dict[str, Any]]:
 async def a_delivery_whose_subscription_is_at_its_cap(
     services: Services, tenants: Tenants
 ) -> tuple[str, InFlight]:
-    subscription, _secret = await create_subscription(
+    subscription, _secret = await create_subscription_for(
         services,
         tenants.a,
         NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),
     )
-    event = await publish_event(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
-    [delivery] = await services.db.fetch_all("deliveries_of_events", event_ids=[event.id])
+    event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+    [delivery] = await services.db.fetch_all(
+        "deliveries_of_events", event_ids=[event.id], company_id=None
+    )
     in_flight = InFlight(cap=1)
     assert in_flight.try_acquire(subscription.id)
     return str(delivery["id"]), in_flight

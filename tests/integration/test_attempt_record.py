@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
 from tests.receivers import Receiver, respond
-from tests.service import GraphQLClient, Tenants
+from tests.service import GraphQLClient, Tenants, create_subscription_for, publish_event_with
 
 ATTEMPTS = "query($id: ID!) { delivery(id: $id) { attempts { url responseStatus } } }"
 
@@ -18,7 +18,7 @@ async def test_the_attempt_url_masks_api_key_values(
 ) -> None:
     with Receiver(default=respond(500)) as receiver:
         callback_url = receiver.url_for("/hook?region=eu")
-        await create_subscription(
+        await create_subscription_for(
             services,
             tenants.a,
             NewSubscription(
@@ -28,9 +28,11 @@ async def test_the_attempt_url_masks_api_key_values(
                 api_key_params=[("token", "very-secret-token-value")],
             ),
         )
-        event = await publish_event(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+        event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
         await receiver.wait_for_async(1)
-    [delivery] = await services.db.fetch_all("deliveries_of_events", event_ids=[event.id])
+    [delivery] = await services.db.fetch_all(
+        "deliveries_of_events", event_ids=[event.id], company_id=None
+    )
     deadline = asyncio.get_running_loop().time() + 5
     while True:
         data = await api.data(ATTEMPTS, {"id": str(delivery["id"])}, key=tenants.key_a)

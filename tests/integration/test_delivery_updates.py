@@ -15,13 +15,13 @@ import pytest
 import websockets
 
 from app.core.settings import Settings
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
 from tests.delivery import OpenService
 from tests.delivery import open_service_fixture as open_service_fixture
 from tests.receivers import Receiver, respond
-from tests.service import Tenants, served
+from tests.service import Tenants, create_subscription_for, publish_event_with, served
 
 SUBSCRIBE = "subscription { deliveryUpdates { id status event { id subject } } }"
 # Everything nested that changes while a delivery is retried.
@@ -115,17 +115,17 @@ async def test_each_company_receives_only_its_own_updates(
     server_url: str, services: Services, tenants: Tenants
 ) -> None:
     for company in (tenants.a, tenants.b):
-        await create_subscription(
+        await create_subscription_for(
             services, company, NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/", "o@x.co")
         )
     socket_a = await connect(server_url, tenants.key_a)
     socket_b = await connect(server_url, tenants.key_b)
     try:
         await asyncio.sleep(0.3)  # both subscriptions are listening
-        event_a = await publish_event(
+        event_a = await publish_event_with(
             services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}, subject="for-a")
         )
-        event_b = await publish_event(
+        event_b = await publish_event_with(
             services, NewEvent(tenants.b, "ORDER_STATUS", {"n": 2}, subject="for-b")
         )
         updates_a = await received(socket_a, 1.5)
@@ -211,13 +211,13 @@ async def test_changes_heard_late_are_still_told_as_they_happened(
     settings: Settings, server_url: str, services: Services, tenants: Tenants
 ) -> None:
     # Given a company following its deliveries, and one delivery told as PENDING
-    await create_subscription(
+    await create_subscription_for(
         services, tenants.a, NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/", "o@x.co")
     )
     socket = await connect(server_url, tenants.key_a, FOLLOW)
     try:
         await listening(services)
-        event = await publish_event(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+        event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
         [pending] = await updates_until(socket, "PENDING")
 
         # When it fails once and then succeeds before the API process hears of either

@@ -12,11 +12,17 @@ import pytest
 
 from app.delivery.endpoint_health import deactivate_failing_subscriptions
 from app.delivery.worker import run_worker
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription, get_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription, get_subscription
 from app.store.database import WORKER_SCOPE, scoped
 from app.store.services import Services, open_services
-from tests.service import Tenants, make_settings
+from tests.service import (
+    Tenants,
+    company_viewer,
+    create_subscription_for,
+    make_settings,
+    publish_event_with,
+)
 from tests.smtp import SmtpTestServer
 
 PERIOD = 3600.0
@@ -43,11 +49,11 @@ async def given_deliveries(
     services: Services, company: str, outcomes: list[tuple[str, timedelta]]
 ) -> uuid.UUID:
     """A subscription with deliveries finished with each (status, age)."""
-    subscription, _ = await create_subscription(
+    subscription, _ = await create_subscription_for(
         services, company, NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/", "ops@x.co")
     )
     for status, age in outcomes:
-        event = await publish_event(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+        event = await publish_event_with(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
         async with services.db.transaction() as tx:
             await tx.connection.execute(
                 "UPDATE deliveries SET status = %s, completed_at = %s WHERE event_id = %s",
@@ -66,14 +72,16 @@ async def test_a_subscription_failing_for_the_whole_period_is_deactivated_and_to
         tenants.a,
         [("FAILED", timedelta(hours=2)), ("FAILED", timedelta(minutes=5))],
     )
-    pending = await publish_event(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 2}))
+    pending = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 2}))
 
     with scoped(WORKER_SCOPE):
         assert await deactivate_failing_subscriptions(services) == 1
 
-    subscription = await get_subscription(services, tenants.a, str(failing))
+    subscription = await get_subscription(services.db, company_viewer(tenants.a), str(failing))
     assert subscription is not None and not subscription.is_active
-    [delivery] = await services.db.fetch_all("deliveries_of_events", event_ids=[pending.id])
+    [delivery] = await services.db.fetch_all(
+        "deliveries_of_events", event_ids=[pending.id], company_id=None
+    )
     assert delivery["status"] == "CANCELLED"
 
     worker = asyncio.create_task(run_worker(services, install_signal_handlers=False))
@@ -110,5 +118,7 @@ async def test_a_subscription_not_failing_for_the_whole_period_stays_active(
     subscription_id = await given_deliveries(health_services, tenants.a, outcomes)
     with scoped(WORKER_SCOPE):
         assert await deactivate_failing_subscriptions(health_services) == 0
-    subscription = await get_subscription(health_services, tenants.a, str(subscription_id))
+    subscription = await get_subscription(
+        health_services.db, company_viewer(tenants.a), str(subscription_id)
+    )
     assert subscription is not None and subscription.is_active

@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.store.queue import defer_attempts
 from app.store.services import Services
-from tests.service import Tenants
+from tests.service import Tenants, create_subscription_for, publish_event_with
 
 JOB_COLUMNS = (
     "queue_name, task_name, priority, lock, queueing_lock, args, status, scheduled_at,"
@@ -27,7 +27,7 @@ async def rows(services: Services, statement: str, *params: Any) -> list[tuple[A
 async def subscribe(services: Services, company: str, count: int) -> list[uuid.UUID]:
     created = []
     for index in range(count):
-        subscription, _ = await create_subscription(
+        subscription, _ = await create_subscription_for(
             services,
             company,
             NewSubscription("ORDER_STATUS", f"http://127.0.0.1:9/{index}", "ops@example.com"),
@@ -41,7 +41,7 @@ async def test_publishing_queues_the_jobs_procrastinates_own_defer_makes(
 ) -> None:
     # Given three subscriptions, and an event published to them
     await subscribe(services, tenants.a, 3)
-    event = await publish_event(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
     published = await rows(
         services,
         f"SELECT j.id, {JOB_COLUMNS} FROM procrastinate_jobs j ORDER BY j.id",
@@ -79,7 +79,7 @@ async def test_jobs_are_queued_in_the_order_of_the_subscriptions(
     subscriptions = await subscribe(services, tenants.a, 5)
 
     # When an event is published to them
-    event = await publish_event(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
 
     # Then the workers take the deliveries in that order (job ids ascending)
     queued = await rows(
@@ -98,7 +98,7 @@ async def test_a_test_event_queues_one_job_for_its_subscription_only(
     first, *_ = await subscribe(services, tenants.a, 3)
 
     # When one of them is sent a test event
-    event = await publish_event(
+    event = await publish_event_with(
         services,
         NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}),
         is_test=True,

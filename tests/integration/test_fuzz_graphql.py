@@ -40,14 +40,14 @@ from hypothesis_graphql import Mode, from_schema, nodes
 
 from app.core.settings import Settings
 from app.core.target_policy import IPAddress, ResolutionError
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.store.services import Services, open_services
 from app.web.server import build_app
 from schema.masking import UNEXPECTED
 from schema.nul_characters import MESSAGE as NUL_MESSAGE
 from schema.root import build_schema
-from tests.service import Tenants, make_settings
+from tests.service import Tenants, create_subscription_for, make_settings, publish_event_with
 
 EXAMPLES = int(os.environ.get("WEBHOOKS_FUZZ_EXAMPLES", "150"))
 RANDOM = os.environ.get("WEBHOOKS_FUZZ_RANDOM", "") not in ("", "0")
@@ -286,7 +286,7 @@ class Seeded:
 @pytest.fixture
 async def seeded(services: Services, tenants: Tenants) -> Seeded:
     """A subscription with deliveries of two events, so that reads have rows to walk."""
-    subscription, _ = await create_subscription(
+    subscription, _ = await create_subscription_for(
         services,
         tenants.a,
         NewSubscription(
@@ -297,7 +297,7 @@ async def seeded(services: Services, tenants: Tenants) -> Seeded:
         ),
     )
     for number in (1, 2):
-        event = await publish_event(
+        event = await publish_event_with(
             services,
             NewEvent(tenants.a, "ORDER_STATUS", {"orderId": f"ord_{number}"}, f"ord_{number}"),
         )

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.domain.events import NewEvent, publish_event
+from app.domain.events import NewEvent
 from app.domain.redelivery import redeliver
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
-from tests.service import Tenants
+from tests.service import Tenants, company_viewer, create_subscription_for, publish_event_with
 from tests.smtp import free_port
 
 RECEIVER = Path(__file__).resolve().parents[2] / "examples" / "receiver.py"
@@ -74,7 +74,7 @@ async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
     start_receiver: Callable[[str, int], RunningReceiver],
 ) -> None:
     port = free_port()
-    _, secret = await create_subscription(
+    _, secret = await create_subscription_for(
         services,
         tenants.a,
         NewSubscription("ORDER_STATUS", f"http://127.0.0.1:{port}/hook", "ops@example.com"),
@@ -82,7 +82,7 @@ async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
     receiver = start_receiver(secret, port)
     await receiver.wait_until(lambda: "listening" in receiver.log.read_text())
 
-    event = await publish_event(
+    event = await publish_event_with(
         services, NewEvent(tenants.a, "ORDER_STATUS", {"orderId": "ord_1"}, subject="ord_1")
     )
     await receiver.wait_until(lambda: len(receiver.lines()) >= 1)
@@ -97,9 +97,11 @@ async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
         "data": {"orderId": "ord_1"},
     }
 
-    [delivery] = await services.db.fetch_all("deliveries_of_events", event_ids=[event.id])
+    [delivery] = await services.db.fetch_all(
+        "deliveries_of_events", event_ids=[event.id], company_id=None
+    )
     await wait_for_status(services, delivery["id"], "SUCCEEDED")
-    await redeliver(services, tenants.a, str(delivery["id"]))
+    await redeliver(services.db, services.queue, company_viewer(tenants.a), str(delivery["id"]))
     await receiver.wait_until(lambda: len(receiver.lines()) >= 2)
     second = receiver.lines()[1]
     assert second["webhookId"] == first["webhookId"]

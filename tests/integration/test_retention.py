@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from app.domain.events import NewEvent, publish_event
+from app.domain.events import NewEvent
 from app.domain.retention import purge_old_data
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
-from tests.service import Tenants
+from tests.service import Tenants, create_subscription_for, publish_event_with
 
 OLD = datetime.now(UTC) - timedelta(days=45)
 
@@ -18,12 +18,12 @@ async def given_a_delivery(
     services: Services, company: str, status: str, finished_at: datetime
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """A delivery in ``status`` finished at ``finished_at``, with one attempt."""
-    await create_subscription(
+    await create_subscription_for(
         services,
         company,
         NewSubscription("ORDER_STATUS", f"http://127.0.0.1:9/{uuid.uuid4()}", "o@x.co"),
     )
-    event = await publish_event(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
     async with services.db.transaction() as tx:
         cursor = await tx.connection.execute(
             "UPDATE deliveries SET status = %s, completed_at = %s, created_at = %s "
@@ -73,7 +73,7 @@ async def test_old_succeeded_work_is_purged_and_recent_or_failed_work_kept(
     recent_ok = await given_a_delivery(services, tenants.b, "SUCCEEDED", datetime.now(UTC))
     open_one = await given_a_delivery(services, tenants.b, "RETRYING", OLD)
 
-    report = await purge_old_data(services, batch_size=1)
+    report = await purge_old_data(services.db, services.settings.retention_days, batch_size=1)
 
     assert await attempt_details(services, old_ok[0]) == (None, None)
     assert await event_body(services, old_ok[1]) is None
@@ -109,7 +109,7 @@ async def test_finished_jobs_are_deleted_after_the_retention_period(
             "UPDATE procrastinate_events SET at = %s WHERE job_id = %s", (OLD, old_failed)
         )
 
-    report = await purge_old_data(services)
+    report = await purge_old_data(services.db, services.settings.retention_days)
 
     assert report.jobs == 1
     assert await job_statuses(services) == {

@@ -12,23 +12,23 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from app.domain.events import NewEvent, publish_event
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.events import NewEvent
+from app.domain.subscriptions import NewSubscription
 from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, Scope, scoped
 from app.store.services import Services
-from tests.service import Tenants
+from tests.service import Tenants, create_subscription_for, publish_event_with
 
 TENANT_TABLES = ["subscriptions", "events", "deliveries", "delivery_attempts", "api_keys"]
 
 
 async def given_data_for_both(services: Services, tenants: Tenants) -> None:
     for company in (tenants.a, tenants.b):
-        await create_subscription(
+        await create_subscription_for(
             services,
             company,
             NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),
         )
-        await publish_event(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+        await publish_event_with(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
     async with services.db.transaction() as tx:
         await tx.connection.execute(
             "INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,"

@@ -11,9 +11,9 @@ import pytest
 from app.core.secret_box import SecretBoxError, generate_key
 from app.delivery.attempts import build_target
 from app.domain.secret_rotation import reencrypt_secrets
-from app.domain.subscriptions import NewSubscription, create_subscription
+from app.domain.subscriptions import NewSubscription
 from app.store.services import Services, open_services
-from tests.service import Tenants, make_settings
+from tests.service import Tenants, create_subscription_for, make_settings
 
 URL = "http://127.0.0.1:9/hook"
 
@@ -30,7 +30,7 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
 ) -> None:
     old_key, new_key = generate_key(), generate_key()
     async with open_services(make_settings(database_url, tmp_path, secret_key=old_key)) as old:
-        created, secret = await create_subscription(
+        created, secret = await create_subscription_for(
             old,
             tenants.a,
             NewSubscription(
@@ -42,8 +42,8 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
         database_url, tmp_path, secret_key=new_key, previous_secret_keys=(old_key,)
     )
     async with open_services(both) as services:
-        report = await reencrypt_secrets(services)
-        again = await reencrypt_secrets(services)
+        report = await reencrypt_secrets(services.db, services.secret_box)
+        again = await reencrypt_secrets(services.db, services.secret_box)
     assert (report.reencrypted, again.reencrypted) == (1, 0)
 
     async with open_services(make_settings(database_url, tmp_path, secret_key=new_key)) as new:
@@ -58,7 +58,7 @@ async def test_without_rotation_the_new_key_alone_cannot_decrypt(
 ) -> None:
     old_key = generate_key()
     async with open_services(make_settings(database_url, tmp_path, secret_key=old_key)) as old:
-        created, _ = await create_subscription(
+        created, _ = await create_subscription_for(
             old, tenants.a, NewSubscription("ORDER_STATUS", URL, "ops@example.com")
         )
     new_only = make_settings(database_url, tmp_path, secret_key=generate_key())

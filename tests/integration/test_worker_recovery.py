@@ -24,6 +24,7 @@ from tests.delivery import (
     open_service_fixture,  # noqa: F401 -- the open_service fixture
 )
 from tests.receivers import Receiver, respond
+from tests.service import company_viewer
 
 
 @pytest.fixture
@@ -126,7 +127,8 @@ async def test_a_job_of_an_earlier_cycle_does_nothing(
     delivery_id = await service.publish()
     async with await transport_for(service) as transport:
         assert await make_attempt(service.services, transport, delivery_id, 1, 1) == "failed"
-        await redeliver(service.services, service.tenants.a, delivery_id)
+        services = service.services
+        await redeliver(services.db, services.queue, company_viewer(service.tenants.a), delivery_id)
 
         # When jobs of cycle 1 run now
         late = [

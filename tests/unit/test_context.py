@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 from typing import Any, cast
 
 from app.core.viewer import Viewer
@@ -11,6 +12,8 @@ from schema.context import Context
 from schema.execution import _fresh
 
 VIEWER = Viewer(role="COMPANY", key_prefix="pwk_abc", company_id="acme", company_name="Acme")
+# The loaders take the services' database only.
+SERVICES = cast(Services, SimpleNamespace(db=object()))
 
 
 def test_a_fresh_copy_keeps_every_field_and_makes_its_own_loaders() -> None:
@@ -18,7 +21,7 @@ def test_a_fresh_copy_keeps_every_field_and_makes_its_own_loaders() -> None:
     values: dict[str, Any] = {
         field.name: object() for field in dataclasses.fields(Context) if field.init
     }
-    values["services"] = cast(Services, object())
+    values["services"] = SERVICES
     values["viewer"] = VIEWER
     context = Context(**values)
     used = context.loaders
@@ -32,7 +35,7 @@ def test_a_fresh_copy_keeps_every_field_and_makes_its_own_loaders() -> None:
 
 
 def test_a_websocket_context_gets_its_loaders_once_the_viewer_is_known() -> None:
-    context = Context(services=cast(Services, object()), viewer=None)
+    context = Context(services=SERVICES, viewer=None)
     context.viewer = VIEWER  # on_ws_connect, after the context was made
 
     assert context.loaders._viewer is VIEWER
