@@ -20,6 +20,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.core.settings import Settings
+from app.web.server import ServicesHolder, WebhooksGraphQL
 from schema import execution
 from schema.execution import FreshContextExecutor, PlainLeafExecutor, plain_leaves
 from schema.root import build_schema
@@ -263,6 +265,9 @@ def test_fast_execution_off_runs_graphql_cores_executor_with_fresh_contexts() ->
     # WEBHOOKS_FAST_EXECUTION=off: no plain-leaf path, but still a context per operation.
     schema = build_schema(fast_execution=False)
     assert schema.execution_context_class is FreshContextExecutor
+    for fast, executor in ((False, FreshContextExecutor), (True, PlainLeafExecutor)):
+        served = WebhooksGraphQL(ServicesHolder(), Settings(fast_execution=fast)).schema
+        assert served.execution_context_class is executor
     assert not issubclass(FreshContextExecutor, PlainLeafExecutor)
     assert "execute_field" not in vars(FreshContextExecutor)
 
