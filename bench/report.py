@@ -222,6 +222,22 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    if "J" in sections:
+        for measure, label in (
+            ("deliveries_first_50", "deliveries(first: 50) + attempts"),
+            ("publish_event", "publishEvent, 10 subscriptions"),
+        ):
+            saved = sections["J"][measure]
+            rounds = ", ".join(f"{share:.0%}" for share in saved["saved_share_per_round"])
+            table.append(
+                (
+                    "J",
+                    f"API CPU per {label}, WEBHOOKS_FAST_EXECUTION on / off",
+                    f"{_fmt(saved['on_cpu_ms'])} / {_fmt(saved['off_cpu_ms'])} ms "
+                    f"(saves {saved['saved_share']:.0%}; by round {rounds})",
+                    "",
+                )
+            )
     return table
 
 

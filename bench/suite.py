@@ -12,6 +12,7 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - G  publishEvent latency with 100 matching subscriptions (``webhooks serve``)
 - H  peak RSS of a worker with 1,000 deliveries in flight to a slow receiver
 - I  burst throughput and latency with 20,000 retries waiting, against none
+- J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)
 
 At most four busy processes at a time (driver, receiver, two workers; or driver,
 receiver, API server), plus PostgreSQL.
@@ -113,6 +114,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
     """Run the chosen phases in order; returns the whole report (also written as JSON)."""
     from bench import (
         api_scale,
+        executor_share,
         fanout,
         http_ceiling,
         latency,
@@ -134,6 +136,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "G": fanout.run,
         "F": api_scale.run,
         "I": retry_backlog.run,
+        "J": executor_share.run,
     }
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -197,13 +200,13 @@ def run(sizes: Sizes, phases: list[str], output_dir: Path) -> Result:
     return event_loop.run(run_suite(sizes, phases, output_dir))
 
 
-def start_api(bench: Bench, database_url: str, name: str) -> tuple[Child, str]:
+def start_api(bench: Bench, database_url: str, name: str, **variables: str) -> tuple[Child, str]:
     """A real ``webhooks serve`` process on a free loopback port, once /readyz is green."""
     port = free_port()
     child = Child(
         name,
         [WEBHOOKS, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        bench.service_env(database_url),
+        bench.service_env(database_url, **variables),
         bench.work_dir / f"{name}.log",
     )
     base_url = f"http://127.0.0.1:{port}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 
@@ -17,71 +17,49 @@ from schema.types import Delivery, Event, PageInfo, WebhookSubscription
 ATTEMPTS = (("nodes", "attempts"), ("edges", "node", "attempts"))
 
 
-def _parts(page: Page[Any], convert: Callable[[Any], Any]) -> tuple[list[Any], PageInfo]:
-    nodes = [convert(item) for item in page.items]
-    return nodes, PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
+T = TypeVar("T")
 
 
 @strawberry.type
-class WebhookSubscriptionEdge:
+class Edge(Generic[T]):
+    """One node of a page and the cursor to resume after it; named ``<Node>Edge`` in the schema."""
+
     cursor: str
-    node: WebhookSubscription
+    node: T
 
 
 @strawberry.type
-class WebhookSubscriptionConnection:
-    edges: list[WebhookSubscriptionEdge]
-    nodes: list[WebhookSubscription]
+class Connection(Generic[T]):
+    """A page of nodes, as edges and as nodes; named ``<Node>Connection`` in the schema."""
+
+    edges: list[Edge[T]]
+    nodes: list[T]
     page_info: PageInfo
 
     @classmethod
-    def from_page(
-        cls, page: Page[Any], convert: Callable[[Any], WebhookSubscription]
-    ) -> WebhookSubscriptionConnection:
-        nodes, info = _parts(page, convert)
-        edges = [
-            WebhookSubscriptionEdge(cursor=c, node=n)
-            for c, n in zip(page.cursors, nodes, strict=True)
-        ]
+    def from_page(cls, page: Page[Any], convert: Callable[[Any], T]) -> Self:
+        nodes = [convert(item) for item in page.items]
+        edges = [Edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
+        info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
         return cls(edges=edges, nodes=nodes, page_info=info)
 
 
+# Named subclasses rather than aliases of Connection[...]: a lazy annotation
+# (WebhookSubscription.deliveries) must find a class. Each edge type is Strawberry's name
+# for the specialised generic: DeliveryEdge for Edge[Delivery].
 @strawberry.type
-class EventEdge:
-    cursor: str
-    node: Event
-
-
-@strawberry.type
-class EventConnection:
-    edges: list[EventEdge]
-    nodes: list[Event]
-    page_info: PageInfo
-
-    @classmethod
-    def from_page(cls, page: Page[Any], convert: Callable[[Any], Event]) -> EventConnection:
-        nodes, info = _parts(page, convert)
-        edges = [EventEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
-        return cls(edges=edges, nodes=nodes, page_info=info)
+class WebhookSubscriptionConnection(Connection[WebhookSubscription]):
+    pass
 
 
 @strawberry.type
-class DeliveryEdge:
-    cursor: str
-    node: Delivery
+class EventConnection(Connection[Event]):
+    pass
 
 
 @strawberry.type
-class DeliveryConnection:
-    edges: list[DeliveryEdge]
-    nodes: list[Delivery]
-    page_info: PageInfo
-
-    @classmethod
-    def from_page(cls, page: Page[Any], convert: Callable[[Any], Delivery]) -> DeliveryConnection:
-        nodes, info = _parts(page, convert)
-        edges = [DeliveryEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
-        return cls(edges=edges, nodes=nodes, page_info=info)
+class DeliveryConnection(Connection[Delivery]):
+    pass
 
 
 async def delivery_connection(info: Info, page: Page[deliveries.Delivery]) -> DeliveryConnection:

@@ -16,13 +16,17 @@ It also gives every operation, and every update of a subscription, a fresh copy 
 context (``fresh()``), so that DataLoader caches live no longer than what they serve: a
 websocket's transport keeps one context for the connection's whole life.
 
-It overrides methods graphql-core marks private, as of graphql-core 3.3: with another
-version ``executor_class()`` answers None and Strawberry's own executor runs (slower,
-and tests/unit/test_execution.py fails so that someone looks).
+It overrides methods graphql-core marks private (``:meta private:``), as of graphql-core
+3.3: pyproject.toml pins that range, and importing this module fails (``ImportError``
+naming the method) when one of them is missing or takes other parameters, so that a
+different graphql-core stops start-up instead of quietly running another executor.
+``WEBHOOKS_FAST_EXECUTION=off`` runs Strawberry's stock executor instead (with the fresh
+contexts, which are no optimisation).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -40,7 +44,7 @@ from graphql import (
     is_leaf_type,
     specified_scalar_types,
 )
-from graphql import version_info as graphql_version
+from graphql import version as graphql_version
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -159,8 +163,24 @@ _INT_MIN = -(2**31)
 _INT_MAX = 2**31 - 1
 
 
-class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's executor, with plain leaf fields read directly.
+class FreshContextExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, with a context of its own for every operation and update."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A websocket keeps one context for all its operations: each gets its own copy.
+        self.context_value = _fresh(self.context_value)
+
+    def build_per_event_executor(self, payload: Any) -> FreshContextExecutor:
+        """The executor of one subscription update, with a context (and loaders) of its
+        own: what an update shows is loaded for it, never left over from an earlier one."""
+        executor = cast(FreshContextExecutor, super().build_per_event_executor(payload))
+        executor.context_value = _fresh(self.context_value)
+        return executor
+
+
+class PlainLeafExecutor(FreshContextExecutor):
+    """The fresh-context executor, with plain leaf fields read directly.
 
     An object whose selected fields are all plain leaves (an attempt of a delivery, say)
     is built in one loop; otherwise each plain leaf is still read directly and the other
@@ -169,8 +189,6 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # A websocket keeps one context for all its operations: each gets its own copy.
-        self.context_value = _fresh(self.context_value)
         # Resolve middleware (an extension with a ``resolve`` hook) must see every field.
         manager = self.middleware_manager
         wrapped = manager is not None and bool(manager.middlewares)
@@ -179,13 +197,6 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
         # graphql-core reuses one grouped field set for every object of a list; the set
         # is kept alive with its entry so that its id cannot be reused meanwhile.
         self._selections: dict[tuple[str, int], tuple[GroupedFieldSet, _Selection | None]] = {}
-
-    def build_per_event_executor(self, payload: Any) -> PlainLeafExecutor:
-        """The executor of one subscription update, with a context (and loaders) of its
-        own: what an update shows is loaded for it, never left over from an earlier one."""
-        executor = cast(PlainLeafExecutor, super().build_per_event_executor(payload))
-        executor.context_value = _fresh(self.context_value)
-        return executor
 
     def execute_fields(
         self,
@@ -318,6 +329,56 @@ def _selection(
     return selection
 
 
-def executor_class() -> type[PlainLeafExecutor] | None:
-    """The executor for the API schema: ours with the graphql-core it was written for."""
-    return PlainLeafExecutor if (graphql_version.major, graphql_version.minor) == (3, 3) else None
+def executor_class(*, fast: bool = True) -> type[FreshContextExecutor]:
+    """The executor for the API schema: with plain leaves read directly, or (``fast``
+    off) graphql-core's field by field."""
+    return PlainLeafExecutor if fast else FreshContextExecutor
+
+
+# What PlainLeafExecutor overrides or calls of graphql-core's executor, with the
+# parameters it passes (as graphql-core 3.3 names them).
+_RELIED_ON: dict[str, tuple[str, ...]] = {
+    "execute_fields": (
+        "self",
+        "parent_type",
+        "source_value",
+        "path",
+        "grouped_field_set",
+        "position_context",
+    ),
+    "execute_field": (
+        "self",
+        "parent_type",
+        "source",
+        "field_details_list",
+        "path",
+        "position_context",
+    ),
+    "complete_list_value": (
+        "self",
+        "return_type",
+        "field_details_list",
+        "info",
+        "path",
+        "result",
+        "position_context",
+    ),
+    "collect_subfields": ("self", "return_type", "field_details_list"),
+    "build_per_event_executor": ("self", "payload"),
+}
+
+
+def _check_graphql_core() -> None:
+    """Refuse to load with a graphql-core whose executor is not the one this overrides."""
+    for name, parameters in _RELIED_ON.items():
+        method = getattr(StrawberryGraphQLCoreExecutionContext, name, None)
+        found = tuple(inspect.signature(method).parameters) if callable(method) else None
+        if found != parameters:
+            raise ImportError(
+                f"schema.execution overrides graphql-core 3.3's Executor.{name}{parameters}, "
+                f"but graphql-core {graphql_version} has {found}: install the version "
+                "pyproject.toml pins"
+            )
+
+
+_check_graphql_core()

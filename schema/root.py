@@ -55,8 +55,11 @@ def validation_rules(
     return rules
 
 
-def build_schema(*, production: bool = False, max_cost: int = MAX_COST) -> strawberry.Schema:
-    """The API schema; production turns introspection and suggestions off."""
+def build_schema(
+    *, production: bool = False, max_cost: int = MAX_COST, fast_execution: bool = True
+) -> strawberry.Schema:
+    """The API schema; production turns introspection and suggestions off, and
+    ``fast_execution`` (WEBHOOKS_FAST_EXECUTION) picks ``schema.execution``'s executor."""
     rules = validation_rules(production=production, max_cost=max_cost)
     documents = DocumentCache()  # one per schema: a document's validity depends on its rules
     # Factories, not instances: Strawberry builds fresh extensions for each request.
@@ -76,7 +79,7 @@ def build_schema(*, production: bool = False, max_cost: int = MAX_COST) -> straw
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
-        execution_context_class=executor_class(),
+        execution_context_class=executor_class(fast=fast_execution),
         hide_suggestions=production,
     )
 

@@ -68,6 +68,7 @@ class Settings:
     db_dead_after_seconds: int = 10
     db_statement_timeout_seconds: float = 30.0
     db_pool_timeout_seconds: float = 10.0
+    fast_execution: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -243,6 +244,7 @@ class Settings:
             email_address_per_day=reader.number(
                 "WEBHOOKS_EMAIL_ADDRESS_PER_DAY", int, cls.email_address_per_day, minimum=0
             ),
+            fast_execution=reader.flag("WEBHOOKS_FAST_EXECUTION", cls.fast_execution),
         )
         if settings.is_production and settings.smtp_url:
             _check_smtp_credentials_protected(settings.smtp_url)
@@ -276,6 +278,14 @@ class _Reader:
             raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.get(name)
+        if value is None:
+            return default
+        if value.lower() not in _FLAGS:
+            raise SettingsError(f"{name} must be one of {', '.join(_FLAGS)}; got {value!r}")
+        return _FLAGS[value.lower()]
+
     def number(
         self,
         name: str,
@@ -299,6 +309,9 @@ class _Reader:
         if maximum is not None and as_float > maximum:
             raise SettingsError(f"{name} must be {noun} of at most {maximum:g}; got {raw!r}")
         return value
+
+
+_FLAGS = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
 
 
 def _check_database_url(url: str) -> None:

@@ -75,7 +75,11 @@ class WebhooksGraphQL(GraphQL[Context, None]):
 
     def __init__(self, holder: ServicesHolder, settings: Settings) -> None:
         super().__init__(
-            build_schema(production=settings.is_production, max_cost=settings.max_query_cost),
+            build_schema(
+                production=settings.is_production,
+                max_cost=settings.max_query_cost,
+                fast_execution=settings.fast_execution,
+            ),
             graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=False,
             # Not the legacy graphql-ws (subscriptions-transport-ws, unmaintained): a

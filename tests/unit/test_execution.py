@@ -20,7 +20,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.execution import PlainLeafExecutor, plain_leaves
+from app.core.settings import Settings
+from app.web.server import ServicesHolder, WebhooksGraphQL
+from schema import execution
+from schema.execution import FreshContextExecutor, PlainLeafExecutor, plain_leaves
 from schema.root import build_schema
 
 MOMENT = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
@@ -256,3 +259,34 @@ def test_the_api_schema_uses_it_and_its_resolvers_stay_resolvers() -> None:
     assert {"startedAt", "durationMs", "url"} <= set(leaves["DeliveryAttempt"])
     assert "Query" not in leaves and "Mutation" not in leaves
     assert set(_fields_of("Delivery")) >= set(leaves["Delivery"])
+
+
+def test_fast_execution_off_runs_graphql_cores_executor_with_fresh_contexts() -> None:
+    # WEBHOOKS_FAST_EXECUTION=off: no plain-leaf path, but still a context per operation.
+    schema = build_schema(fast_execution=False)
+    assert schema.execution_context_class is FreshContextExecutor
+    for fast, executor in ((False, FreshContextExecutor), (True, PlainLeafExecutor)):
+        served = WebhooksGraphQL(ServicesHolder(), Settings(fast_execution=fast)).schema
+        assert served.execution_context_class is executor
+    assert not issubclass(FreshContextExecutor, PlainLeafExecutor)
+    assert "execute_field" not in vars(FreshContextExecutor)
+
+
+def test_another_graphql_core_executor_refuses_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a graphql-core whose execute_field takes other parameters than 3.3's
+    def execute_field(self: Any, parent_type: Any, source: Any, fields: Any, path: Any) -> Any:
+        raise AssertionError("never called")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_field", execute_field)
+        # When the module checks what it overrides, it stops (at import) naming the method
+        with pytest.raises(ImportError, match=r"Executor\.execute_field.*pyproject\.toml pins"):
+            execution._check_graphql_core()
+
+    # And a method gone altogether stops it too
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "complete_list_value", None)
+    with pytest.raises(ImportError, match=r"complete_list_value.* has None"):
+        execution._check_graphql_core()
+    # While the graphql-core installed passes
+    monkeypatch.undo()
+    execution._check_graphql_core()

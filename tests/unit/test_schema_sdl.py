@@ -226,11 +226,6 @@ DeliveryConnection.nodes: [Delivery!]!
 DeliveryConnection.pageInfo: PageInfo!
 """
 
-# Contract members not implemented yet, each with the reason. Nothing else may be missing;
-# when a gap is closed, test_known_gaps_are_still_gaps fails until it leaves this list.
-# (Subscription.deliveryUpdates was the last one: it landed with the websocket transport.)
-KNOWN_GAPS: frozenset[str] = frozenset()
-
 
 def _default(node: ast.InputValueDefinitionNode) -> str:
     # An explicit `= null` default says the same as no default.
@@ -290,7 +285,7 @@ def test_checked_in_sdl_is_what_the_code_serves() -> None:
         )
 
 
-def test_every_contract_member_exists_except_the_known_gaps() -> None:
+def test_every_contract_member_exists() -> None:
     # Given the contract's members and the members of the schema the code serves
     required = CONTRACT_MEMBERS.strip().splitlines()
     served = set(members(export_sdl()))
@@ -298,22 +293,12 @@ def test_every_contract_member_exists_except_the_known_gaps() -> None:
     # When we look for each contract member
     missing = [line for line in required if line not in served]
 
-    # Then only the known gaps are missing
-    unexpected = [line for line in missing if line not in KNOWN_GAPS]
-    assert not unexpected, (
+    # Then none is missing (the last gap, Subscription.deliveryUpdates, closed with the
+    # websocket transport; a new one would need a reason in the issue's closing note)
+    assert not missing, (
         "the schema lost or changed contract members (renaming or removing one needs a "
-        "reason in the issue's closing note):\n  " + "\n  ".join(unexpected)
+        "reason in the issue's closing note):\n  " + "\n  ".join(missing)
     )
-
-
-def test_known_gaps_are_still_gaps() -> None:
-    # Given the members of the schema the code serves
-    served = set(members(export_sdl()))
-
-    # Then every known gap is still missing: a gap that got implemented leaves the list
-    implemented = sorted(KNOWN_GAPS & served)
-    assert not implemented, f"implemented now, remove from KNOWN_GAPS: {implemented}"
-    assert set(CONTRACT_MEMBERS.strip().splitlines()) >= KNOWN_GAPS
 
 
 def test_members_reads_types_fields_arguments_defaults_and_enum_values() -> None:

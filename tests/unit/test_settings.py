@@ -75,6 +75,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "WEBHOOKS_DB_DEAD_AFTER_SECONDS": ("20", "db_dead_after_seconds", 20),
     "WEBHOOKS_DB_STATEMENT_TIMEOUT_SECONDS": ("0", "db_statement_timeout_seconds", 0.0),
     "WEBHOOKS_DB_POOL_TIMEOUT_SECONDS": ("2.5", "db_pool_timeout_seconds", 2.5),
+    "WEBHOOKS_FAST_EXECUTION": ("off", "fast_execution", False),
 }
 
 
@@ -181,6 +182,7 @@ def test_webhooks_database_url_wins_over_database_url() -> None:
         ("WEBHOOKS_WS_KEY_CHECK_SECONDS", "0", "at least 0.1"),
         ("WEBHOOKS_WS_KEY_CHECK_SECONDS", "61", "at most 60"),
         ("WEBHOOKS_WS_MAX_LIFETIME_SECONDS", "0", "at least 1"),
+        ("WEBHOOKS_FAST_EXECUTION", "maybe", "one of 1, true, on, 0, false, off"),
     ],
 )
 def test_a_bad_value_names_the_variable(variable: str, value: str, expected: str) -> None:
