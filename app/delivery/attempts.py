@@ -33,6 +33,7 @@ from app.core.signing import webhook_headers
 from app.delivery import metrics
 from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
+from app.delivery.retry_rule import RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
 from app.store.queue import defer_attempts
@@ -293,19 +294,16 @@ async def record_outcome(
     ``masked_target`` is the URL the attempt went to, API key parameter values masked.
     ``final`` makes a failed attempt the last one, whatever its number.
     """
-    settings = services.settings
-    finished_at = datetime.now(UTC)
-    gone = outcome.status == 410
-    last = attempt >= row["max_attempts"] or gone or final
-    status: str
-    next_attempt_at: datetime | None = None
-    if outcome.succeeded:
-        status = "SUCCEEDED"
-    elif last:
-        status = "FAILED"
-    else:
-        status = "RETRYING"
-        next_attempt_at = finished_at + timedelta(seconds=settings.retry_interval_seconds)
+    step = next_step(
+        succeeded=outcome.succeeded,
+        response_status=outcome.status,
+        attempt=attempt,
+        max_attempts=row["max_attempts"],
+        finished_at=datetime.now(UTC),
+        interval=timedelta(seconds=services.settings.retry_interval_seconds),
+        final=final,
+    )
+    next_attempt_at = step.moment if isinstance(step, RetryAt) else None
 
     recording = {
         "delivery_id": row["id"],
@@ -319,10 +317,10 @@ async def record_outcome(
         "error": outcome.error,
         "succeeded": outcome.succeeded,
         "url": masked_target,
-        "status": status,
+        "status": step.status,
         "next_attempt_at": next_attempt_at,
     }
-    if status == "SUCCEEDED":
+    if isinstance(step, Succeeded):
         # Nothing follows a success: the one statement is atomic by itself.
         recorded = await services.db.fetch_one("record_attempt", **recording)
         return _not_recorded(recorded) or "succeeded"
@@ -330,12 +328,12 @@ async def record_outcome(
         not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
         if not_recorded is not None:
             return not_recorded
-        if status == "RETRYING":
+        if isinstance(step, RetryAt):
             await defer_attempts(
                 services.queue, tx, [(row["id"], cycle, attempt + 1)], schedule_at=next_attempt_at
             )
             return "retrying"
-        reason = await _deactivate_if_gone(tx, row, gone)
+        reason = await _deactivate_if_gone(tx, row, step.gone)
         await queue_failure_report(services, tx, row, cycle, reason=reason)
         return "failed"
 
