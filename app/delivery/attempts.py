@@ -33,6 +33,8 @@ from app.core.signing import webhook_headers
 from app.delivery import metrics
 from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
+from app.delivery.outgoing import Endpoint, OutgoingDelivery, outgoing_from_row
+from app.delivery.retry_rule import RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
 from app.store.queue import defer_attempts
@@ -78,29 +80,31 @@ class Target:
     secrets: tuple[str, ...]
 
 
-def build_target(services: Services, row: Row, now: datetime) -> Target:
+def build_target(services: Services, endpoint: Endpoint, now: datetime) -> Target:
     """Decrypt the subscription's secrets and append its API key parameters to the URL."""
-    subscription_id: uuid.UUID = row["subscription_id"]
+    subscription_id = endpoint.subscription_id
     params = [
         (
-            param["name"],
+            param.name,
             services.secret_box.decrypt(
-                param["value"], context=param_context(subscription_id, param["name"])
+                param.value, context=param_context(subscription_id, param.name)
             ),
         )
-        for param in row["api_key_params"]
+        for param in endpoint.api_key_params
     ]
-    parts = urlsplit(row["callback_url"])
+    parts = urlsplit(endpoint.callback_url)
     query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params])
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
     secrets = [
-        services.secret_box.decrypt(row["signing_secret"], context=secret_context(subscription_id))
+        services.secret_box.decrypt(
+            endpoint.signing_secret, context=secret_context(subscription_id)
+        )
     ]
-    expires = row["previous_secret_expires_at"]
-    if row["previous_signing_secret"] and expires is not None and expires > now:
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_signing_secret and expires is not None and expires > now:
         secrets.append(
             services.secret_box.decrypt(
-                row["previous_signing_secret"], context=secret_context(subscription_id)
+                endpoint.previous_signing_secret, context=secret_context(subscription_id)
             )
         )
     return Target(
@@ -124,36 +128,36 @@ async def make_attempt(
     later, nothing recorded) instead; ``postponed`` says how often that already happened.
     """
     key = uuid.UUID(delivery_id)
-    row = await services.db.fetch_one("load_attempt_context", id=key)
+    delivery = await _load(services, key)
     log = {"delivery_id": delivery_id, "attempt": attempt}
-    if row is None:
+    if delivery is None:
         logger.warning("delivery not found; nothing to send", extra=log)
         return "missing"
-    log["company_id"] = row["company_id"]
-    skip = _skip_reason(row, cycle, attempt)
+    log["company_id"] = delivery.company_id
+    skip = _skip_reason(delivery, cycle, attempt)
     if skip is not None:
         logger.info("attempt skipped: %s", skip, extra=log)
         return "already-recorded" if skip == "already recorded" else "skipped"
-    if not row["is_active"] or row["deleted_at"] is not None:
+    if not delivery.endpoint.is_open:
         await services.db.execute("cancel_delivery", id=key)
         logger.info("subscription inactive; delivery cancelled", extra=log)
         return "cancelled"
 
-    slot = in_flight.try_acquire(row["subscription_id"]) if in_flight is not None else None
+    subscription_id = delivery.endpoint.subscription_id
+    slot = in_flight.try_acquire(subscription_id) if in_flight is not None else None
     if in_flight is not None and slot is None:
         await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
     try:
-        target = build_target(services, row, datetime.now(UTC))
-        body = bytes(row["body"])
+        target = build_target(services, delivery.endpoint, datetime.now(UTC))
         headers = webhook_headers(
-            target.secrets, row["webhook_id"], int(time.time()), body, attempt=attempt
+            target.secrets, delivery.webhook_id, int(time.time()), delivery.body, attempt=attempt
         )
-        outcome = await transport.send(target.url, body, headers)
+        outcome = await transport.send(target.url, delivery.body, headers)
     finally:
         if in_flight is not None and slot is not None:
             in_flight.release(slot)
-    result = await _record_sent(services, row, cycle, attempt, outcome, target.masked_url)
+    result = await _record_sent(services, delivery, cycle, attempt, outcome, target.masked_url)
     if result == "unrecorded":
         return result
     if result != "already-recorded":
@@ -170,9 +174,14 @@ async def make_attempt(
     return result
 
 
+async def _load(services: Services, delivery_id: uuid.UUID) -> OutgoingDelivery | None:
+    row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
+    return None if row is None else outgoing_from_row(row)
+
+
 async def _record_sent(
     services: Services,
-    row: Row,
+    delivery: OutgoingDelivery,
     cycle: int,
     attempt: int,
     outcome: AttemptOutcome,
@@ -187,9 +196,9 @@ async def _record_sent(
     the database away before it sends. Any other error, even an OperationalError such as
     a statement timeout or a full disk, would fail again after a retry had re-sent it.
     """
-    log = {"delivery_id": str(row["id"]), "attempt": attempt, "company_id": row["company_id"]}
+    log = {"delivery_id": str(delivery.id), "attempt": attempt, "company_id": delivery.company_id}
     try:
-        return await record_outcome(services, row, cycle, attempt, outcome, masked_target)
+        return await record_outcome(services, delivery, cycle, attempt, outcome, masked_target)
     except Exception as exc:
         if is_connection_lost(exc):
             raise
@@ -204,7 +213,7 @@ async def _record_sent(
         error=None if outcome.error is None else storable_text(outcome.error.encode()),
     )
     try:
-        return await record_outcome(services, row, cycle, attempt, bare, masked_target)
+        return await record_outcome(services, delivery, cycle, attempt, bare, masked_target)
     except Exception as exc:
         if is_connection_lost(exc):
             raise
@@ -221,10 +230,10 @@ async def _record_sent(
 async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Result:
     """End an open delivery as FAILED with one last attempt that says why (no response,
     ``reason`` as its error), and queue its failure email."""
-    row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
-    if row is None or row["status"] not in ("PENDING", "RETRYING"):
+    delivery = await _load(services, delivery_id)
+    if delivery is None or delivery.status not in ("PENDING", "RETRYING"):
         return "skipped"
-    if not row["is_active"] or row["deleted_at"] is not None:
+    if not delivery.endpoint.is_open:
         await services.db.execute("cancel_delivery", id=delivery_id)
         return "cancelled"
     outcome = AttemptOutcome(
@@ -236,7 +245,7 @@ async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Re
         started_at=datetime.now(UTC),
     )
     result = await record_outcome(
-        services, row, row["cycle"], row["attempt_count"] + 1, outcome, final=True
+        services, delivery, delivery.cycle, delivery.attempt_count + 1, outcome, final=True
     )
     if result == "failed":
         metrics.RECORD_FAILURES.labels("gave_up").inc()
@@ -244,7 +253,7 @@ async def give_up(services: Services, delivery_id: uuid.UUID, reason: str) -> Re
             "gave up on delivery %s: %s",
             delivery_id,
             reason,
-            extra={"delivery_id": str(delivery_id), "company_id": row["company_id"]},
+            extra={"delivery_id": str(delivery_id), "company_id": delivery.company_id},
         )
     return result
 
@@ -266,21 +275,21 @@ async def postpone(
         )
 
 
-def _skip_reason(row: Row, cycle: int, attempt: int) -> str | None:
-    if row["status"] not in ("PENDING", "RETRYING"):
-        return f"delivery is {row['status']}"
-    if row["cycle"] != cycle:
-        return f"delivery is in cycle {row['cycle']}, not {cycle}"
-    if row["attempt_count"] >= attempt:
+def _skip_reason(delivery: OutgoingDelivery, cycle: int, attempt: int) -> str | None:
+    if delivery.status not in ("PENDING", "RETRYING"):
+        return f"delivery is {delivery.status}"
+    if delivery.cycle != cycle:
+        return f"delivery is in cycle {delivery.cycle}, not {cycle}"
+    if delivery.attempt_count >= attempt:
         return "already recorded"
-    if row["attempt_count"] != attempt - 1:
-        return f"attempt {row['attempt_count'] + 1} comes first"
+    if delivery.attempt_count != attempt - 1:
+        return f"attempt {delivery.attempt_count + 1} comes first"
     return None
 
 
 async def record_outcome(
     services: Services,
-    row: Row,
+    delivery: OutgoingDelivery,
     cycle: int,
     attempt: int,
     outcome: AttemptOutcome,
@@ -293,25 +302,22 @@ async def record_outcome(
     ``masked_target`` is the URL the attempt went to, API key parameter values masked.
     ``final`` makes a failed attempt the last one, whatever its number.
     """
-    settings = services.settings
-    finished_at = datetime.now(UTC)
-    gone = outcome.status == 410
-    last = attempt >= row["max_attempts"] or gone or final
-    status: str
-    next_attempt_at: datetime | None = None
-    if outcome.succeeded:
-        status = "SUCCEEDED"
-    elif last:
-        status = "FAILED"
-    else:
-        status = "RETRYING"
-        next_attempt_at = finished_at + timedelta(seconds=settings.retry_interval_seconds)
+    step = next_step(
+        succeeded=outcome.succeeded,
+        response_status=outcome.status,
+        attempt=attempt,
+        max_attempts=delivery.max_attempts,
+        finished_at=datetime.now(UTC),
+        interval=timedelta(seconds=services.settings.retry_interval_seconds),
+        final=final,
+    )
+    next_attempt_at = step.moment if isinstance(step, RetryAt) else None
 
     recording = {
-        "delivery_id": row["id"],
+        "delivery_id": delivery.id,
         "cycle": cycle,
         "number": attempt,
-        "company_id": row["company_id"],
+        "company_id": delivery.company_id,
         "started_at": outcome.started_at,
         "duration_ms": outcome.duration_ms,
         "response_status": outcome.status,
@@ -319,10 +325,10 @@ async def record_outcome(
         "error": outcome.error,
         "succeeded": outcome.succeeded,
         "url": masked_target,
-        "status": status,
+        "status": step.status,
         "next_attempt_at": next_attempt_at,
     }
-    if status == "SUCCEEDED":
+    if isinstance(step, Succeeded):
         # Nothing follows a success: the one statement is atomic by itself.
         recorded = await services.db.fetch_one("record_attempt", **recording)
         return _not_recorded(recorded) or "succeeded"
@@ -330,13 +336,13 @@ async def record_outcome(
         not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
         if not_recorded is not None:
             return not_recorded
-        if status == "RETRYING":
+        if isinstance(step, RetryAt):
             await defer_attempts(
-                services.queue, tx, [(row["id"], cycle, attempt + 1)], schedule_at=next_attempt_at
+                services.queue, tx, [(delivery.id, cycle, attempt + 1)], schedule_at=next_attempt_at
             )
             return "retrying"
-        reason = await _deactivate_if_gone(tx, row, gone)
-        await queue_failure_report(services, tx, row, cycle, reason=reason)
+        reason = await _deactivate_if_gone(tx, delivery.endpoint.subscription_id, step.gone)
+        await queue_failure_report(services, tx, delivery, cycle, reason=reason)
         return "failed"
 
 
@@ -351,10 +357,10 @@ def _not_recorded(recorded: Row | None) -> Result | None:
     return None
 
 
-async def _deactivate_if_gone(tx: Session, row: Row, gone: bool) -> str | None:
+async def _deactivate_if_gone(tx: Session, subscription_id: uuid.UUID, gone: bool) -> str | None:
     """Standard Webhooks: a 410 means the endpoint is gone for good; stop sending to it."""
     if not gone:
         return None
-    await tx.execute("deactivate_subscription", id=row["subscription_id"], reason=GONE_REASON)
-    await tx.execute("cancel_open_deliveries", subscription_id=row["subscription_id"])
+    await tx.execute("deactivate_subscription", id=subscription_id, reason=GONE_REASON)
+    await tx.execute("cancel_open_deliveries", subscription_id=subscription_id)
     return GONE_REASON

@@ -39,6 +39,7 @@ from app.delivery.failure_email import (
 )
 from app.delivery.fairness import postponement_seconds
 from app.delivery.mailer import MailDeliveryError, Mailer
+from app.delivery.outgoing import OutgoingDelivery
 from app.store.database import Row, Session
 from app.store.queue import NOTICE_QUEUE, NOTIFY_TASK
 from app.store.services import Services
@@ -107,20 +108,24 @@ def notice_lock(subscription_id: uuid.UUID | str, *, with_reason: bool = False) 
 
 
 async def queue_failure_report(
-    services: Services, tx: Session, delivery: Row, cycle: int, *, reason: str | None = None
+    services: Services,
+    tx: Session,
+    delivery: OutgoingDelivery,
+    cycle: int,
+    *,
+    reason: str | None = None,
 ) -> None:
     """Inside ``tx``: record a failed delivery and make sure an email job will report it."""
+    subscription_id = delivery.endpoint.subscription_id
     await tx.execute(
         "report_failed_delivery",
-        delivery_id=delivery["id"],
+        delivery_id=delivery.id,
         cycle=cycle,
-        subscription_id=delivery["subscription_id"],
-        company_id=delivery["company_id"],
+        subscription_id=subscription_id,
+        company_id=delivery.company_id,
     )
     window = 0.0 if reason else services.settings.email_window_seconds
-    await schedule_notice_job(
-        services, tx, delivery["subscription_id"], delay_seconds=window, reason=reason
-    )
+    await schedule_notice_job(services, tx, subscription_id, delay_seconds=window, reason=reason)
 
 
 async def schedule_notice_job(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.core.secret_box import SecretBoxError, generate_key
 from app.delivery.attempts import build_target
+from app.delivery.outgoing import Endpoint, endpoint_from_row
 from app.domain.secret_rotation import reencrypt_secrets
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services, open_services
@@ -18,11 +18,11 @@ from tests.service import Tenants, create_subscription_for, make_settings
 URL = "http://127.0.0.1:9/hook"
 
 
-async def load_target_row(services: Services, subscription_id: uuid.UUID) -> dict[str, Any]:
+async def load_endpoint(services: Services, subscription_id: uuid.UUID) -> Endpoint:
     async with services.db.transaction() as tx:
         delivery_row = await tx.fetch_one("get_subscription_secrets", id=subscription_id)
     assert delivery_row is not None
-    return {**delivery_row, "subscription_id": subscription_id}
+    return endpoint_from_row({**delivery_row, "subscription_id": subscription_id})
 
 
 async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
@@ -47,8 +47,8 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
     assert (report.reencrypted, again.reencrypted) == (1, 0)
 
     async with open_services(make_settings(database_url, tmp_path, secret_key=new_key)) as new:
-        row = await load_target_row(new, created.id)
-        target = build_target(new, row, created.created_at)
+        endpoint = await load_endpoint(new, created.id)
+        target = build_target(new, endpoint, created.created_at)
     assert target.secrets == (secret,)
     assert target.url == URL + "?token=s3cr3t-value"
 
@@ -63,6 +63,6 @@ async def test_without_rotation_the_new_key_alone_cannot_decrypt(
         )
     new_only = make_settings(database_url, tmp_path, secret_key=generate_key())
     async with open_services(new_only) as services:
-        row = await load_target_row(services, created.id)
+        endpoint = await load_endpoint(services, created.id)
         with pytest.raises(SecretBoxError):
-            build_target(services, row, created.created_at)
+            build_target(services, endpoint, created.created_at)

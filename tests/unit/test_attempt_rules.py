@@ -6,13 +6,15 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from app.core.delivery_status import DeliveryStatus
 from app.core.secret_box import SecretBox, generate_key, param_context, secret_context
 from app.delivery.attempts import _skip_reason, build_target
+from app.delivery.outgoing import Endpoint, OutgoingDelivery, SealedParam
 from app.store.services import Services
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
@@ -20,12 +22,34 @@ CURRENT = "whsec_" + "A" * 43 + "="
 PREVIOUS = "whsec_" + "B" * 43 + "="
 
 
-def delivery(status: str = "RETRYING", cycle: int = 1, attempt_count: int = 1) -> dict[str, Any]:
-    return {"status": status, "cycle": cycle, "attempt_count": attempt_count}
+def delivery(
+    status: DeliveryStatus = "RETRYING", cycle: int = 1, attempt_count: int = 1
+) -> OutgoingDelivery:
+    return OutgoingDelivery(
+        id=uuid.uuid4(),
+        webhook_id="msg_1",
+        company_id="acme",
+        event_id=uuid.uuid4(),
+        status=status,
+        cycle=cycle,
+        attempt_count=attempt_count,
+        max_attempts=10,
+        body=b"{}",
+        endpoint=Endpoint(
+            subscription_id=uuid.uuid4(),
+            callback_url="https://h.example/in",
+            api_key_params=(),
+            signing_secret="sealed",
+            previous_signing_secret=None,
+            previous_secret_expires_at=None,
+            is_active=True,
+            deleted_at=None,
+        ),
+    )
 
 
 @pytest.mark.parametrize(
-    ("row", "cycle", "attempt", "reason"),
+    ("state", "cycle", "attempt", "reason"),
     [
         (delivery("PENDING", 1, 0), 1, 1, None),
         (delivery("RETRYING", 1, 2), 1, 3, None),
@@ -52,50 +76,48 @@ def delivery(status: str = "RETRYING", cycle: int = 1, attempt_count: int = 1) -
     ],
 )
 def test_an_attempt_is_made_only_when_it_is_the_next_one_of_an_open_delivery(
-    row: dict[str, Any], cycle: int, attempt: int, reason: str | None
+    state: OutgoingDelivery, cycle: int, attempt: int, reason: str | None
 ) -> None:
-    assert _skip_reason(row, cycle, attempt) == reason
+    assert _skip_reason(state, cycle, attempt) == reason
 
 
 class Subscription:
-    """Rows as ``load_attempt_context`` returns them, sealed with a real SecretBox."""
+    """Endpoints as ``load_attempt_context`` gives them, sealed with a real SecretBox."""
 
     def __init__(self) -> None:
         self.id = uuid.uuid4()
         self.box = SecretBox(generate_key())
         self.services = cast(Services, SimpleNamespace(secret_box=self.box))
 
-    def row(
+    def endpoint(
         self,
         callback_url: str,
         params: Sequence[tuple[str, str]] = (),
         *,
         previous: str | None = None,
         previous_expires_at: datetime | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "subscription_id": self.id,
-            "callback_url": callback_url,
-            "api_key_params": [
-                {
-                    "name": name,
-                    "value": self.box.encrypt(value, context=param_context(self.id, name)),
-                    "hint": "••••",
-                }
+    ) -> Endpoint:
+        return Endpoint(
+            subscription_id=self.id,
+            callback_url=callback_url,
+            api_key_params=tuple(
+                SealedParam(name, self.box.encrypt(value, context=param_context(self.id, name)))
                 for name, value in params
-            ],
-            "signing_secret": self.box.encrypt(CURRENT, context=secret_context(self.id)),
-            "previous_signing_secret": (
+            ),
+            signing_secret=self.box.encrypt(CURRENT, context=secret_context(self.id)),
+            previous_signing_secret=(
                 self.box.encrypt(previous, context=secret_context(self.id)) if previous else None
             ),
-            "previous_secret_expires_at": previous_expires_at,
-        }
+            previous_secret_expires_at=previous_expires_at,
+            is_active=True,
+            deleted_at=None,
+        )
 
 
 def test_without_parameters_the_url_is_sent_as_given() -> None:
     subscription = Subscription()
 
-    target = build_target(subscription.services, subscription.row("https://h.example/in"), NOW)
+    target = build_target(subscription.services, subscription.endpoint("https://h.example/in"), NOW)
 
     assert (target.url, target.masked_url) == ("https://h.example/in", "https://h.example/in")
     assert target.secrets == (CURRENT,)
@@ -103,12 +125,12 @@ def test_without_parameters_the_url_is_sent_as_given() -> None:
 
 def test_api_key_parameters_follow_the_urls_own_query_and_are_masked_for_display() -> None:
     subscription = Subscription()
-    row = subscription.row(
+    endpoint = subscription.endpoint(
         "https://h.example/in?tenant=acme&flag=",
         [("api_key", "s3cr3t value&more"), ("token", "t-0123456789")],
     )
 
-    target = build_target(subscription.services, row, NOW)
+    target = build_target(subscription.services, endpoint, NOW)
 
     assert parse_qsl(urlsplit(target.url).query, keep_blank_values=True) == [
         ("tenant", "acme"),
@@ -124,7 +146,9 @@ def test_the_fragment_is_never_sent() -> None:
     subscription = Subscription()
 
     target = build_target(
-        subscription.services, subscription.row("https://h.example/in?a=1#part", [("k", "v")]), NOW
+        subscription.services,
+        subscription.endpoint("https://h.example/in?a=1#part", [("k", "v")]),
+        NOW,
     )
 
     assert target.url == "https://h.example/in?a=1&k=v"
@@ -145,8 +169,8 @@ def test_the_previous_secret_signs_alongside_only_until_it_expires(
     expires_at: datetime | None, secrets: tuple[str, ...]
 ) -> None:
     subscription = Subscription()
-    row = subscription.row(
+    endpoint = subscription.endpoint(
         "https://h.example/in", previous=PREVIOUS, previous_expires_at=expires_at
     )
 
-    assert build_target(subscription.services, row, NOW).secrets == secrets
+    assert build_target(subscription.services, endpoint, NOW).secrets == secrets
