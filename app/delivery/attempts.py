@@ -35,7 +35,7 @@ from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
-from app.store.queue import defer_attempts
+from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
 from app.store.services import Services
 
 logger = logging.getLogger(__name__)
@@ -259,10 +259,9 @@ async def postpone(
         await defer_attempts(
             services.queue,
             tx,
-            [(delivery_id, cycle, attempt)],
+            [AttemptJob(delivery_id, cycle, attempt, postponed + 1)],
             schedule_at=datetime.now(UTC) + timedelta(seconds=delay),
             priority=POSTPONED_PRIORITY,
-            postponed=postponed + 1,
         )
 
 
@@ -332,7 +331,10 @@ async def record_outcome(
             return not_recorded
         if status == "RETRYING":
             await defer_attempts(
-                services.queue, tx, [(row["id"], cycle, attempt + 1)], schedule_at=next_attempt_at
+                services.queue,
+                tx,
+                [AttemptJob(row["id"], cycle, attempt + 1)],
+                schedule_at=next_attempt_at,
             )
             return "retrying"
         reason = await _deactivate_if_gone(tx, row, gone)
@@ -356,5 +358,5 @@ async def _deactivate_if_gone(tx: Session, row: Row, gone: bool) -> str | None:
     if not gone:
         return None
     await tx.execute("deactivate_subscription", id=row["subscription_id"], reason=GONE_REASON)
-    await tx.execute("cancel_open_deliveries", subscription_id=row["subscription_id"])
+    await cancel_open_deliveries(tx, row["subscription_id"])
     return GONE_REASON

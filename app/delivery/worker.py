@@ -19,15 +19,18 @@ from app.delivery.attempts import give_up
 from app.delivery.endpoint_health import deactivate_failing_subscriptions
 from app.delivery.fairness import InFlight, slow_after_seconds
 from app.delivery.mailer import Mailer, mailer_from_settings
-from app.delivery.notices import EmailSlots, schedule_notice_job
+from app.delivery.notices import EmailSlots
 from app.delivery.transport import Transport
 from app.store.database import WORKER_SCOPE, bind_scope
 from app.store.queue import (
     DELIVERY_QUEUE,
     MAINTENANCE_QUEUE,
     NOTICE_QUEUE,
-    NOTIFY_TASK,
     defer_attempts,
+    defer_notice,
+    orphaned_attempts,
+    requeue_stalled_jobs,
+    subscriptions_with_unsent_notices,
 )
 from app.store.services import Services
 
@@ -156,36 +159,26 @@ async def maintenance_loop(services: Services, stopping: asyncio.Event | None = 
 
 async def recover(services: Services) -> dict[str, int]:
     """One maintenance round; returns how many of each thing it re-queued."""
-    manager = services.queue.job_manager
-    stalled = list(
-        await manager.get_stalled_jobs(
-            seconds_since_heartbeat=services.settings.stalled_after_seconds
-        )
+    stalled = await requeue_stalled_jobs(
+        services.queue, seconds_since_heartbeat=services.settings.stalled_after_seconds
     )
-    for job in stalled:
-        logger.warning("re-queueing stalled job %s (%s)", job.id, job.task_name)
-        await manager.retry_job(job)
     grace = max(ORPHAN_GRACE_SECONDS, services.settings.stalled_after_seconds * 2)
     async with services.db.transaction() as tx:
-        orphans = await tx.fetch_all("orphaned_deliveries", grace_seconds=grace, limit=500)
-        requeue = [row for row in orphans if row["requeues"] <= MAX_REQUEUES]
-        hopeless = [row for row in orphans if row["requeues"] > MAX_REQUEUES]
-        await defer_attempts(
-            services.queue, tx, [(row["id"], row["cycle"], row["attempt"]) for row in requeue]
-        )
-    for row in hopeless:
+        orphans = await orphaned_attempts(tx, grace_seconds=grace, limit=500)
+        requeue = [orphan.job for orphan in orphans if orphan.requeues <= MAX_REQUEUES]
+        hopeless = [orphan.job for orphan in orphans if orphan.requeues > MAX_REQUEUES]
+        await defer_attempts(services.queue, tx, requeue)
+    for job in hopeless:
         # Each in its own transaction: one that cannot be ended must not hold up the rest.
         try:
-            await give_up(services, row["id"], GIVE_UP_REASON.format(requeues=MAX_REQUEUES))
+            await give_up(services, job.delivery_id, GIVE_UP_REASON.format(requeues=MAX_REQUEUES))
         except Exception:
-            logger.exception("could not give up on delivery %s", row["id"])
-    unsent = await services.db.fetch_all(
-        "subscriptions_with_unsent_notices",
-        older_than_seconds=services.settings.email_window_seconds + grace,
-        task_name=NOTIFY_TASK,
+            logger.exception("could not give up on delivery %s", job.delivery_id)
+    unsent = await subscriptions_with_unsent_notices(
+        services.db, older_than_seconds=services.settings.email_window_seconds + grace
     )
-    for row in unsent:
-        await schedule_notice_job(services, None, row["subscription_id"], delay_seconds=0)
+    for subscription_id in unsent:
+        await defer_notice(services.queue, None, subscription_id, delay_seconds=0)
     if orphans or unsent:
         logger.warning(
             "re-queued %d lost deliveries (gave up on %d), %d lost email jobs",
@@ -194,7 +187,7 @@ async def recover(services: Services) -> dict[str, int]:
             len(unsent),
         )
     return {
-        "stalled": len(stalled),
+        "stalled": stalled,
         "orphans": len(orphans),
         "given_up": len(hopeless),
         "notices": len(unsent),

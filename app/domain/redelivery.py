@@ -9,7 +9,7 @@ from app.core.errors import InvalidInput, UserError, not_found
 from app.core.ids import try_uuid
 from app.domain.deliveries import Delivery, delivery_from_row
 from app.domain.subscriptions import require_active_subscription
-from app.store.queue import defer_attempts
+from app.store.queue import AttemptJob, defer_attempts
 from app.store.services import Services
 
 BATCH_SIZE = 500
@@ -27,7 +27,7 @@ async def redeliver(services: Services, company_id: str, delivery_id: str) -> De
         restarted = await tx.fetch_one("restart_delivery", id=key, company_id=company_id)
         if restarted is None:
             raise InvalidInput([_refusal(current["status"])])
-        await defer_attempts(services.queue, tx, [(key, restarted["cycle"], 1)])
+        await defer_attempts(services.queue, tx, [AttemptJob(key, restarted["cycle"], 1)])
         row = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
     assert row is not None
     return delivery_from_row(row)
@@ -64,11 +64,11 @@ async def redeliver_failed(
                 after_id=after_id,
                 limit=BATCH_SIZE,
             )
-            restarted: list[tuple[uuid.UUID, int, int]] = []
+            restarted: list[AttemptJob] = []
             for row in batch:
                 result = await tx.fetch_one("restart_delivery", id=row["id"], company_id=company_id)
                 if result is not None:
-                    restarted.append((row["id"], result["cycle"], 1))
+                    restarted.append(AttemptJob(row["id"], result["cycle"], 1))
             await defer_attempts(services.queue, tx, restarted)
         count += len(restarted)
         if len(batch) < BATCH_SIZE:

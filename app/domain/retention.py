@@ -9,13 +9,32 @@ Failed deliveries keep everything: they may still be redelivered.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from app.store.database import Session
+from app.store.queue import purge_finished_jobs
 from app.store.services import Services
 
 BATCH_SIZE = 1000
-PURGES = ("purge_attempt_details", "purge_event_bodies", "purge_finished_jobs")
+
+# One batch of one purge inside a transaction: (tx, cutoff, batch size) -> rows purged.
+Purge = Callable[[Session, datetime, int], Awaitable[int]]
+
+
+def _statement(query: str) -> Purge:
+    async def purge(tx: Session, cutoff: datetime, batch: int) -> int:
+        return await tx.execute(query, cutoff=cutoff, batch=batch)
+
+    return purge
+
+
+PURGES: tuple[Purge, ...] = (
+    _statement("purge_attempt_details"),
+    _statement("purge_event_bodies"),
+    purge_finished_jobs,
+)
 
 
 @dataclass(frozen=True)
@@ -30,11 +49,11 @@ async def purge_old_data(
 ) -> PurgeReport:
     cutoff = (now or datetime.now(UTC)) - timedelta(days=services.settings.retention_days)
     counts: list[int] = []
-    for query in PURGES:
+    for purge in PURGES:
         total = 0
         while True:
             async with services.db.transaction() as tx:
-                done = await tx.execute(query, cutoff=cutoff, batch=batch_size)
+                done = await purge(tx, cutoff, batch_size)
             total += done
             if done < batch_size:
                 break

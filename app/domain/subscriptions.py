@@ -33,6 +33,7 @@ from app.core.validation import (
 from app.core.viewer import Viewer
 from app.domain.webhook_types import webhook_types_by_key
 from app.store.database import Row
+from app.store.queue import cancel_open_deliveries
 from app.store.services import Services
 
 UNSET: Any = object()
@@ -282,7 +283,7 @@ async def update_subscription(
             ) from None
         assert row is not None
         if not row["is_active"]:
-            await tx.execute("cancel_open_deliveries", subscription_id=key)
+            await cancel_open_deliveries(tx, key)
     return subscription_from_row(row)
 
 
@@ -295,7 +296,7 @@ async def delete_subscription(services: Services, company_id: str, subscription_
         row = await tx.fetch_one("delete_subscription", id=key, company_id=company_id)
         if row is None:
             raise not_found(("id",), "subscription")
-        await tx.execute("cancel_open_deliveries", subscription_id=key)
+        await cancel_open_deliveries(tx, key)
     return str(key)
 
 
