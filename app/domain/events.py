@@ -103,7 +103,8 @@ def delivery_body(
         ensure_ascii=False,
     ).encode()
     # Splice the already-encoded payload in place of the null, so it is encoded once.
-    assert envelope.endswith(b'"data":null}')
+    if not envelope.endswith(b'"data":null}'):
+        raise RuntimeError("the event envelope does not end with its null data field")
     return envelope[: -len(b"null}")] + payload_json + b"}"
 
 
