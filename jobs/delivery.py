@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from procrastinate import JobContext, RetryStrategy
+from procrastinate.types import JSONValue
 
 from app.delivery.attempts import make_attempt
 from app.delivery.worker import WorkerRuntime
 from app.store.database import WORKER_SCOPE, scoped
-from app.store.queue import DELIVER_TASK, DELIVERY_QUEUE, queue
+from app.store.queue import DELIVER_TASK, DELIVERY_QUEUE, AttemptJob, queue
 
 
 @queue.task(
@@ -18,18 +19,18 @@ from app.store.queue import DELIVER_TASK, DELIVERY_QUEUE, queue
     # HTTP failures are outcomes, recorded and rescheduled by make_attempt itself.
     retry=RetryStrategy(max_attempts=30, linear_wait=2),
 )
-async def deliver_webhook(
-    context: JobContext, delivery_id: str, cycle: int, attempt: int, postponed: int = 0
-) -> str:
+async def deliver_webhook(context: JobContext, /, **arguments: JSONValue) -> str:
+    # The arguments have the one shape app.store.queue gives every delivery job.
+    job = AttemptJob.from_task_kwargs(arguments)
     runtime: WorkerRuntime = context.additional_context["runtime"]
     with scoped(WORKER_SCOPE):
         # The in-flight cap per subscription keeps a hung endpoint from taking every slot.
         return await make_attempt(
             runtime.services,
             runtime.transport,
-            delivery_id,
-            cycle,
-            attempt,
+            str(job.delivery_id),
+            job.cycle,
+            job.attempt,
             in_flight=runtime.in_flight,
-            postponed=postponed,
+            postponed=job.postponed,
         )

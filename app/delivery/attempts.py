@@ -37,7 +37,7 @@ from app.delivery.outgoing import Endpoint, OutgoingDelivery, outgoing_from_row
 from app.delivery.retry_rule import RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
-from app.store.queue import defer_attempts
+from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
 from app.store.services import Services
 
 logger = logging.getLogger(__name__)
@@ -268,10 +268,9 @@ async def postpone(
         await defer_attempts(
             services.queue,
             tx,
-            [(delivery_id, cycle, attempt)],
+            [AttemptJob(delivery_id, cycle, attempt, postponed + 1)],
             schedule_at=datetime.now(UTC) + timedelta(seconds=delay),
             priority=POSTPONED_PRIORITY,
-            postponed=postponed + 1,
         )
 
 
@@ -338,7 +337,10 @@ async def record_outcome(
             return not_recorded
         if isinstance(step, RetryAt):
             await defer_attempts(
-                services.queue, tx, [(delivery.id, cycle, attempt + 1)], schedule_at=next_attempt_at
+                services.queue,
+                tx,
+                [AttemptJob(delivery.id, cycle, attempt + 1)],
+                schedule_at=next_attempt_at,
             )
             return "retrying"
         reason = await _deactivate_if_gone(tx, delivery.endpoint.subscription_id, step.gone)
@@ -362,5 +364,5 @@ async def _deactivate_if_gone(tx: Session, subscription_id: uuid.UUID, gone: boo
     if not gone:
         return None
     await tx.execute("deactivate_subscription", id=subscription_id, reason=GONE_REASON)
-    await tx.execute("cancel_open_deliveries", subscription_id=subscription_id)
+    await cancel_open_deliveries(tx, subscription_id)
     return GONE_REASON

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from app.delivery.notices import schedule_notice_job
+from app.store.queue import cancel_open_deliveries, defer_notice
 from app.store.services import Services
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ async def deactivate_failing_subscriptions(services: Services) -> int:
             changed = await tx.fetch_one("deactivate_subscription", id=row["id"], reason=reason)
             if changed is None:
                 continue  # deactivated or deleted meanwhile
-            await tx.execute("cancel_open_deliveries", subscription_id=row["id"])
-            await schedule_notice_job(services, tx, row["id"], delay_seconds=0, reason=reason)
+            await cancel_open_deliveries(tx, row["id"])
+            await defer_notice(services.queue, tx, row["id"], delay_seconds=0, reason=reason)
         count += 1
         logger.warning(
             "deactivated a failing subscription",

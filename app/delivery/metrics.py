@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 from app.store.database import Database
+from app.store.queue import oldest_due_job_age, queue_depths
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -78,9 +79,9 @@ def record_attempt(status: int | None, duration_ms: int, final: str | None) -> N
 
 async def render(db: Database) -> tuple[bytes, str]:
     """The exposition text, after refreshing the queue gauges from the database."""
-    for row in await db.fetch_all("queue_depth"):
-        for state in ("due", "scheduled", "running"):
-            QUEUE_DEPTH.labels(row["queue_name"], state).set(row[state])
-    oldest = await db.fetch_one("oldest_due_job_age")
-    OLDEST_DUE_AGE.set(oldest["seconds"] if oldest else 0)
+    for depth in await queue_depths(db):
+        QUEUE_DEPTH.labels(depth.queue, "due").set(depth.due)
+        QUEUE_DEPTH.labels(depth.queue, "scheduled").set(depth.scheduled)
+        QUEUE_DEPTH.labels(depth.queue, "running").set(depth.running)
+    OLDEST_DUE_AGE.set(await oldest_due_job_age(db))
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

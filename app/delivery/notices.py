@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
-from procrastinate.exceptions import AlreadyEnqueued
-from procrastinate.types import JSONValue
-
 from app.core.masking import with_masked_params
 from app.delivery import metrics
 from app.delivery.address_limit import AddressLimit, AddressUsage, next_opening
@@ -41,7 +38,7 @@ from app.delivery.fairness import postponement_seconds
 from app.delivery.mailer import MailDeliveryError, Mailer
 from app.delivery.outgoing import OutgoingDelivery
 from app.store.database import Row, Session
-from app.store.queue import NOTICE_QUEUE, NOTIFY_TASK
+from app.store.queue import defer_notice
 from app.store.services import Services
 
 logger = logging.getLogger(__name__)
@@ -98,15 +95,6 @@ def postpone_delay(postponed: int) -> float:
     return postponement_seconds(postponed, MAX_POSTPONE_SECONDS)
 
 
-def notice_lock(subscription_id: uuid.UUID | str, *, with_reason: bool = False) -> str:
-    """The queueing lock of a subscription's email job.
-
-    An email saying why delivery stopped (410 Gone) has a lock of its own: behind the
-    job waiting out the grouping window it would be late, and its reason lost.
-    """
-    return f"notice:{subscription_id}" + (":reason" if with_reason else "")
-
-
 async def queue_failure_report(
     services: Services,
     tx: Session,
@@ -125,42 +113,7 @@ async def queue_failure_report(
         company_id=delivery.company_id,
     )
     window = 0.0 if reason else services.settings.email_window_seconds
-    await schedule_notice_job(services, tx, subscription_id, delay_seconds=window, reason=reason)
-
-
-async def schedule_notice_job(
-    services: Services,
-    tx: Session | None,
-    subscription_id: uuid.UUID | str,
-    *,
-    delay_seconds: float,
-    reason: str | None = None,
-    postponed: int = 0,
-) -> None:
-    """Queue the email job of a subscription unless one is already waiting.
-
-    The queueing lock allows one waiting job per subscription (and one more with a
-    reason); when one waits, it will pick this report up too. The insert runs in a
-    savepoint so that refusal does not abort the caller's transaction.
-    """
-    deferrer = services.queue.configure_task(
-        NOTIFY_TASK,
-        queue=NOTICE_QUEUE,
-        queueing_lock=notice_lock(subscription_id, with_reason=reason is not None),
-        schedule_at=datetime.now(UTC) + timedelta(seconds=delay_seconds),
-        connection=tx.connection if tx else None,
-    )
-    arguments: dict[str, JSONValue] = {"subscription_id": str(subscription_id), "reason": reason}
-    if postponed:
-        arguments["postponed"] = postponed
-    try:
-        if tx is None:
-            await deferrer.defer_async(**arguments)
-            return
-        async with tx.connection.transaction():
-            await deferrer.defer_async(**arguments)
-    except AlreadyEnqueued:
-        pass
+    await defer_notice(services.queue, tx, subscription_id, delay_seconds=window, reason=reason)
 
 
 async def run_notice_job(
@@ -175,8 +128,8 @@ async def run_notice_job(
     free, else put the job off (it never waits holding a worker slot)."""
     if not slots.try_take():
         delay = postpone_delay(postponed)
-        await schedule_notice_job(
-            services,
+        await defer_notice(
+            services.queue,
             None,
             subscription_id,
             delay_seconds=delay,
@@ -214,8 +167,8 @@ async def send_notices(
             else:
                 # Committed with this transaction's view of the address: the failures
                 # stay unreported until then, and that email reports all of them.
-                await schedule_notice_job(
-                    services, tx, key, delay_seconds=held_for.total_seconds(), reason=reason
+                await defer_notice(
+                    services.queue, tx, key, delay_seconds=held_for.total_seconds(), reason=reason
                 )
     held_until = None if held_for is None else datetime.now(UTC) + held_for
     if held_until is not None:
@@ -252,7 +205,7 @@ async def send_notices(
                 )
                 count = attempts["send_attempts"] if attempts else 1
                 delay = min(MAX_BACKOFF_SECONDS, 5.0 * 2 ** (count - 1))
-                await schedule_notice_job(services, tx, key, delay_seconds=delay)
+                await defer_notice(services.queue, tx, key, delay_seconds=delay)
             logger.warning(
                 "failure email not sent (%s); retrying in %.0f s",
                 error,
@@ -273,7 +226,7 @@ async def send_notices(
     leased = await services.db.fetch_one("next_lease_end", subscription_id=key)
     if leased is not None and leased["seconds_left"] is not None:
         delay = min(float(leased["seconds_left"]) + 1.0, LEASE_RECHECK_SECONDS)
-        await schedule_notice_job(services, None, key, delay_seconds=delay)
+        await defer_notice(services.queue, None, key, delay_seconds=delay)
     return NoticeRun(sent=sent, postponed_until=held_until)
 
 

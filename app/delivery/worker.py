@@ -3,18 +3,13 @@
 ``run_worker`` runs until cancelled or signalled. Beside Procrastinate it runs a
 maintenance loop that re-queues stalled jobs (a SIGKILLed worker leaves its job in
 ``doing``), deliveries whose job was lost, and failure emails whose job was lost.
-``supervise_worker`` runs it inside the API process or as the ``webhooks worker``
-process, restarting it whenever it stops on its own (a lost database connection). While
-it waits to restart, it probes the database, and restarts as soon as a lost database
-answers again.
+What restarts it when it stops on its own is app/run/supervisor.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +19,18 @@ from app.delivery.attempts import give_up
 from app.delivery.endpoint_health import deactivate_failing_subscriptions
 from app.delivery.fairness import InFlight, slow_after_seconds
 from app.delivery.mailer import Mailer, mailer_from_settings
-from app.delivery.notices import EmailSlots, schedule_notice_job
+from app.delivery.notices import EmailSlots
 from app.delivery.transport import Transport
 from app.store.database import WORKER_SCOPE, bind_scope
 from app.store.queue import (
     DELIVERY_QUEUE,
     MAINTENANCE_QUEUE,
     NOTICE_QUEUE,
-    NOTIFY_TASK,
     defer_attempts,
+    defer_notice,
+    orphaned_attempts,
+    requeue_stalled_jobs,
+    subscriptions_with_unsent_notices,
 )
 from app.store.services import Services
 
@@ -48,14 +46,7 @@ GIVE_UP_REASON = (
     "(see the worker log); the receiver may have got it"
 )
 MAINTENANCE_STOP_SECONDS = 5.0
-# A worker that ran this long before stopping is restarted after the shortest delay again.
-HEALTHY_RUN_SECONDS = 60.0
 HEALTH_CHECK_SECONDS = 60.0
-MAX_RESTART_DELAY_SECONDS = 30.0
-# While the worker waits to restart: how often the database is probed, and how long one
-# probe may wait for a connection.
-PROBE_INTERVAL_SECONDS = 0.5
-PROBE_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass
@@ -168,36 +159,26 @@ async def maintenance_loop(services: Services, stopping: asyncio.Event | None = 
 
 async def recover(services: Services) -> dict[str, int]:
     """One maintenance round; returns how many of each thing it re-queued."""
-    manager = services.queue.job_manager
-    stalled = list(
-        await manager.get_stalled_jobs(
-            seconds_since_heartbeat=services.settings.stalled_after_seconds
-        )
+    stalled = await requeue_stalled_jobs(
+        services.queue, seconds_since_heartbeat=services.settings.stalled_after_seconds
     )
-    for job in stalled:
-        logger.warning("re-queueing stalled job %s (%s)", job.id, job.task_name)
-        await manager.retry_job(job)
     grace = max(ORPHAN_GRACE_SECONDS, services.settings.stalled_after_seconds * 2)
     async with services.db.transaction() as tx:
-        orphans = await tx.fetch_all("orphaned_deliveries", grace_seconds=grace, limit=500)
-        requeue = [row for row in orphans if row["requeues"] <= MAX_REQUEUES]
-        hopeless = [row for row in orphans if row["requeues"] > MAX_REQUEUES]
-        await defer_attempts(
-            services.queue, tx, [(row["id"], row["cycle"], row["attempt"]) for row in requeue]
-        )
-    for row in hopeless:
+        orphans = await orphaned_attempts(tx, grace_seconds=grace, limit=500)
+        requeue = [orphan.job for orphan in orphans if orphan.requeues <= MAX_REQUEUES]
+        hopeless = [orphan.job for orphan in orphans if orphan.requeues > MAX_REQUEUES]
+        await defer_attempts(services.queue, tx, requeue)
+    for job in hopeless:
         # Each in its own transaction: one that cannot be ended must not hold up the rest.
         try:
-            await give_up(services, row["id"], GIVE_UP_REASON.format(requeues=MAX_REQUEUES))
+            await give_up(services, job.delivery_id, GIVE_UP_REASON.format(requeues=MAX_REQUEUES))
         except Exception:
-            logger.exception("could not give up on delivery %s", row["id"])
-    unsent = await services.db.fetch_all(
-        "subscriptions_with_unsent_notices",
-        older_than_seconds=services.settings.email_window_seconds + grace,
-        task_name=NOTIFY_TASK,
+            logger.exception("could not give up on delivery %s", job.delivery_id)
+    unsent = await subscriptions_with_unsent_notices(
+        services.db, older_than_seconds=services.settings.email_window_seconds + grace
     )
-    for row in unsent:
-        await schedule_notice_job(services, None, row["subscription_id"], delay_seconds=0)
+    for subscription_id in unsent:
+        await defer_notice(services.queue, None, subscription_id, delay_seconds=0)
     if orphans or unsent:
         logger.warning(
             "re-queued %d lost deliveries (gave up on %d), %d lost email jobs",
@@ -206,77 +187,8 @@ async def recover(services: Services) -> dict[str, int]:
             len(unsent),
         )
     return {
-        "stalled": len(stalled),
+        "stalled": stalled,
         "orphans": len(orphans),
         "given_up": len(hopeless),
         "notices": len(unsent),
     }
-
-
-async def wait_to_restart(services: Services, delay: float) -> bool:
-    """Wait ``delay`` seconds before a restart, probing the database meanwhile.
-
-    While it does not answer, the wait goes on past ``delay`` (a worker started then
-    would only fail again); once it answers after not answering, the wait ends at once,
-    instead of up to ``MAX_RESTART_DELAY_SECONDS`` after the outage. A worker that stopped
-    while the database answers (a crash loop) waits the whole delay. Returns whether the
-    database was found away.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + delay
-    was_away = False
-    while True:
-        answers = await services.db.answers(PROBE_TIMEOUT_SECONDS)
-        if answers and (was_away or loop.time() >= deadline):
-            if was_away:
-                logger.warning("the database answers again; restarting the worker")
-            return was_away
-        was_away = was_away or not answers
-        pause = PROBE_INTERVAL_SECONDS
-        if not was_away:
-            pause = max(0.0, min(pause, deadline - loop.time()))
-        await asyncio.sleep(pause)
-
-
-@asynccontextmanager
-async def supervise_worker(
-    services: Services, health: WorkerHealth, *, concurrency: int | None = None
-) -> AsyncIterator[WorkerHealth]:
-    """Run the worker in this process (beside the API, or as ``webhooks worker``);
-    restart it whenever it stops on its own.
-
-    Procrastinate stops its worker quietly when a side task fails, e.g. its LISTEN
-    connection when the database restarts; the worker must come back by itself.
-    """
-
-    async def supervise() -> None:
-        delay = 1.0
-        loop = asyncio.get_running_loop()
-        while True:
-            health.running = True
-            started = loop.time()
-            try:
-                await run_worker(services, concurrency=concurrency, install_signal_handlers=False)
-                health.last_error = "worker stopped"
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                health.last_error = f"{type(error).__name__}: {error}"
-                logger.exception("in-process worker crashed; restarting")
-            finally:
-                health.running = False
-            health.restarts += 1
-            if loop.time() - started >= HEALTHY_RUN_SECONDS:
-                delay = 1.0
-            logger.warning("worker stopped on its own; restarting in %.0f s", delay)
-            if await wait_to_restart(services, delay):
-                delay = 1.0  # the database was away: its return is no crash loop
-            else:
-                delay = min(delay * 2, MAX_RESTART_DELAY_SECONDS)
-
-    task = asyncio.create_task(supervise(), name="worker-supervisor")
-    try:
-        yield health
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

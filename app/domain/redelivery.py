@@ -13,7 +13,7 @@ from app.core.viewer import Viewer
 from app.domain.deliveries import Delivery, delivery_from_row
 from app.domain.subscriptions import require_active_subscription
 from app.store.database import Database
-from app.store.queue import defer_attempts
+from app.store.queue import AttemptJob, defer_attempts
 
 BATCH_SIZE = 500
 
@@ -33,7 +33,7 @@ async def redeliver(
         restarted = await tx.fetch_one("restart_delivery", id=key, company_id=company_id)
         if restarted is None:
             raise InvalidInput([_refusal(current["status"])])
-        await defer_attempts(queue, tx, [(key, restarted["cycle"], 1)])
+        await defer_attempts(queue, tx, [AttemptJob(key, restarted["cycle"], 1)])
         row = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
     assert row is not None
     return delivery_from_row(row)
@@ -69,11 +69,11 @@ async def redeliver_failed(
                 after_id=after_id,
                 limit=BATCH_SIZE,
             )
-            restarted: list[tuple[uuid.UUID, int, int]] = []
+            restarted: list[AttemptJob] = []
             for row in batch:
                 result = await tx.fetch_one("restart_delivery", id=row["id"], company_id=company_id)
                 if result is not None:
-                    restarted.append((row["id"], result["cycle"], 1))
+                    restarted.append(AttemptJob(row["id"], result["cycle"], 1))
             await defer_attempts(queue, tx, restarted)
         count += len(restarted)
         if len(batch) < BATCH_SIZE:

@@ -9,13 +9,31 @@ Failed deliveries keep everything: they may still be redelivered.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app.store.database import Database
+from app.store.database import Database, Session
+from app.store.queue import purge_finished_jobs
 
 BATCH_SIZE = 1000
-PURGES = ("purge_attempt_details", "purge_event_bodies", "purge_finished_jobs")
+
+# One batch of one purge inside a transaction: (tx, cutoff, batch size) -> rows purged.
+Purge = Callable[[Session, datetime, int], Awaitable[int]]
+
+
+def _statement(query: str) -> Purge:
+    async def purge(tx: Session, cutoff: datetime, batch: int) -> int:
+        return await tx.execute(query, cutoff=cutoff, batch=batch)
+
+    return purge
+
+
+PURGES: tuple[Purge, ...] = (
+    _statement("purge_attempt_details"),
+    _statement("purge_event_bodies"),
+    purge_finished_jobs,
+)
 
 
 @dataclass(frozen=True)
@@ -36,11 +54,11 @@ async def purge_old_data(
     work (the worker's hourly job)."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     counts: list[int] = []
-    for query in PURGES:
+    for purge in PURGES:
         total = 0
         while True:
             async with db.transaction() as tx:
-                done = await tx.execute(query, cutoff=cutoff, batch=batch_size)
+                done = await purge(tx, cutoff, batch_size)
             total += done
             if done < batch_size:
                 break

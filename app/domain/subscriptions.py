@@ -41,6 +41,7 @@ from app.core.validation import (
 from app.core.viewer import Viewer
 from app.domain.webhook_types import webhook_types_by_key
 from app.store.database import Database, Row
+from app.store.queue import cancel_open_deliveries
 
 UNSET: Any = object()
 
@@ -308,7 +309,7 @@ async def update_subscription(
             ) from None
         assert row is not None
         if not row["is_active"]:
-            await tx.execute("cancel_open_deliveries", subscription_id=key)
+            await cancel_open_deliveries(tx, key)
     return subscription_from_row(row)
 
 
@@ -322,7 +323,7 @@ async def delete_subscription(db: Database, viewer: Viewer, subscription_id: str
         row = await tx.fetch_one("delete_subscription", id=key, company_id=company_id)
         if row is None:
             raise not_found(("id",), "subscription")
-        await tx.execute("cancel_open_deliveries", subscription_id=key)
+        await cancel_open_deliveries(tx, key)
     return str(key)
 
 

@@ -22,7 +22,8 @@ from uvicorn.config import STARTUP_FAILURE
 
 from app.core import event_loop
 from app.core.settings import Settings
-from app.delivery.worker import WorkerHealth, supervise_worker
+from app.delivery.worker import WorkerHealth
+from app.run.supervisor import supervise_worker
 from app.store.services import Services, open_services
 from app.web.refusals import body_cap
 from app.web.server import build_app

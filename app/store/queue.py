@@ -1,8 +1,10 @@
 """The job queue: one Procrastinate app, on PostgreSQL, shared by the API and the worker.
 
-Domain code defers jobs by task *name* (``queue.configure_task(NAME, ...)``) so that
-``app`` never imports ``jobs``; the tasks themselves live in ``jobs/`` and register on
-this app when the worker imports them.
+Every job is deferred here (delivery attempts, failure-email jobs), by task *name* so
+that ``app`` never imports ``jobs``; the tasks themselves live in ``jobs/`` and register
+on this app when the worker imports them. The delivery job's arguments have one shape,
+:class:`AttemptJob`, which its task reads back. Every statement on Procrastinate's tables
+(``procrastinate_*``) is in ``sql/queries/queue.sql`` and runs from here only.
 
 Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused (SIGSTOP, a
 frozen VM, a long GC pause) rejoin: by then another worker may have pruned its
@@ -15,14 +17,17 @@ from __future__ import annotations
 import datetime
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import procrastinate
 import psycopg
 from procrastinate import exceptions, jobs, manager
+from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import DEFAULT_PRIORITY, Job
+from procrastinate.types import JSONValue
 
-from app.store.database import Session
+from app.store.database import Database, Session
 from app.store.queries import QUERIES
 
 logger = logging.getLogger(__name__)
@@ -118,21 +123,85 @@ def _finished_elsewhere(job: jobs.Job) -> None:
     )
 
 
+@dataclass(frozen=True)
+class AttemptJob:
+    """The delivery job's arguments: attempt ``attempt`` of ``cycle`` of a delivery.
+
+    ``postponed`` counts how often the worker already put this attempt off
+    (app/delivery/fairness.py); the job carries it only once it is not 0. The fan-out
+    statement (``fan_out_event`` in sql/queries/queue.sql) builds the same arguments for
+    first attempts in SQL; tests/unit/test_queue_jobs.py holds the two together.
+    """
+
+    delivery_id: uuid.UUID
+    cycle: int
+    attempt: int
+    postponed: int = 0
+
+    def as_task_kwargs(self) -> dict[str, JSONValue]:
+        """The job's ``task_kwargs``, as the delivery task is called with them."""
+        kwargs: dict[str, JSONValue] = {
+            "delivery_id": str(self.delivery_id),
+            "cycle": self.cycle,
+            "attempt": self.attempt,
+        }
+        if self.postponed:
+            kwargs["postponed"] = self.postponed
+        return kwargs
+
+    @classmethod
+    def from_task_kwargs(cls, kwargs: Mapping[str, object]) -> AttemptJob:
+        """The attempt a delivery job's ``task_kwargs`` name (see :meth:`as_task_kwargs`)."""
+        unknown = set(kwargs) - {"delivery_id", "cycle", "attempt", "postponed"}
+        if unknown:
+            raise TypeError(f"a delivery job got unexpected arguments: {sorted(unknown)}")
+        delivery_id, cycle, attempt = kwargs["delivery_id"], kwargs["cycle"], kwargs["attempt"]
+        postponed = kwargs.get("postponed", 0)
+        if not (
+            isinstance(delivery_id, str)
+            and isinstance(cycle, int)
+            and isinstance(attempt, int)
+            and isinstance(postponed, int)
+        ):
+            raise TypeError(f"a delivery job's arguments have the wrong types: {dict(kwargs)}")
+        return cls(uuid.UUID(delivery_id), cycle, attempt, postponed)
+
+
+@dataclass(frozen=True)
+class OrphanedAttempt:
+    """An open delivery's attempt whose job was lost, and how often it was re-queued."""
+
+    job: AttemptJob
+    requeues: int
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """The jobs of one queue: due now, scheduled for later, running."""
+
+    queue: str
+    due: int
+    scheduled: int
+    running: int
+
+
+class FanOutMismatch(RuntimeError):
+    """The fan-out queued a different number of jobs than it made deliveries."""
+
+
 async def defer_attempts(
     app: procrastinate.App,
     tx: Session,
-    attempts: list[tuple[uuid.UUID, int, int]],
+    attempts: Sequence[AttemptJob],
     *,
     schedule_at: datetime.datetime | None = None,
     priority: int = DEFAULT_PRIORITY,
-    postponed: int = 0,
 ) -> None:
-    """Queue delivery jobs on ``app`` ``(delivery id, cycle, attempt number)`` inside ``tx``.
+    """Queue delivery jobs on ``app``, one per attempt, inside ``tx``.
 
-    One job per attempt; the per-delivery lock keeps two attempts of one delivery from
-    ever running at once, even across worker processes. Workers take due jobs by
-    ``priority`` first (higher first), then in the order they were queued. ``postponed``
-    counts how often the worker already put these attempts off (app/delivery/fairness.py).
+    The per-delivery lock keeps two attempts of one delivery from ever running at once,
+    even across worker processes. Workers take due jobs by ``priority`` first (higher
+    first), then in the order they were queued.
     """
     if not attempts:
         return
@@ -141,21 +210,165 @@ async def defer_attempts(
         Job(
             id=None,
             queue=DELIVERY_QUEUE,
-            lock=str(delivery_id),
+            lock=str(attempt.delivery_id),
             queueing_lock=None,
             task_name=DELIVER_TASK,
             priority=priority,
-            task_kwargs={
-                "delivery_id": str(delivery_id),
-                "cycle": cycle,
-                "attempt": attempt,
-                **({"postponed": postponed} if postponed else {}),
-            },
+            task_kwargs=attempt.as_task_kwargs(),
             scheduled_at=schedule_at,
         )
-        for delivery_id, cycle, attempt in attempts
+        for attempt in attempts
     ]
     await app.job_manager.batch_defer_jobs_async(jobs, connection=tx.connection)
+
+
+async def fan_out_event(
+    tx: Session,
+    *,
+    event_id: uuid.UUID,
+    company_id: str,
+    webhook_key: str,
+    subject: str | None,
+    max_attempts: int,
+    subscription_id: uuid.UUID | None,
+) -> int:
+    """Inside ``tx``: one delivery per matching active subscription (only
+    ``subscription_id``'s when given), each with the job of its first attempt, in one
+    statement; returns how many deliveries were made.
+
+    Raises :class:`FanOutMismatch` (and so rolls ``tx`` back) if the jobs queued are not
+    one per delivery.
+    """
+    # No round trip between deliveries and jobs, and no job rows built and encoded in
+    # Python (Procrastinate's batch defer spent more time encoding 100 jobs than
+    # PostgreSQL spent inserting them).
+    fanned_out = await tx.fetch_one(
+        "fan_out_event",
+        event_id=event_id,
+        company_id=company_id,
+        webhook_key=webhook_key,
+        subject=subject,
+        max_attempts=max_attempts,
+        subscription_id=subscription_id,
+        queue=DELIVERY_QUEUE,
+        task=DELIVER_TASK,
+        priority=DEFAULT_PRIORITY,
+    )
+    if fanned_out is None:
+        raise FanOutMismatch(f"the fan-out of event {event_id} returned no counts")
+    deliveries: int = fanned_out["deliveries"]
+    if fanned_out["jobs"] != deliveries:
+        raise FanOutMismatch(
+            f"the fan-out of event {event_id} queued {fanned_out['jobs']} jobs"
+            f" for {deliveries} deliveries"
+        )
+    return deliveries
+
+
+def notice_lock(subscription_id: uuid.UUID | str, *, with_reason: bool = False) -> str:
+    """The queueing lock of a subscription's email job.
+
+    An email saying why delivery stopped (410 Gone) has a lock of its own: behind the
+    job waiting out the grouping window it would be late, and its reason lost.
+    """
+    return f"notice:{subscription_id}" + (":reason" if with_reason else "")
+
+
+async def defer_notice(
+    app: procrastinate.App,
+    tx: Session | None,
+    subscription_id: uuid.UUID | str,
+    *,
+    delay_seconds: float,
+    reason: str | None = None,
+    postponed: int = 0,
+) -> None:
+    """Queue the email job of a subscription unless one is already waiting.
+
+    The queueing lock allows one waiting job per subscription (and one more with a
+    reason); when one waits, it will pick this report up too. Inside ``tx`` the insert
+    runs in a savepoint so that refusal does not abort the caller's transaction.
+    """
+    deferrer = app.configure_task(
+        NOTIFY_TASK,
+        queue=NOTICE_QUEUE,
+        queueing_lock=notice_lock(subscription_id, with_reason=reason is not None),
+        schedule_at=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delay_seconds),
+        connection=tx.connection if tx else None,
+    )
+    arguments: dict[str, JSONValue] = {"subscription_id": str(subscription_id), "reason": reason}
+    if postponed:
+        arguments["postponed"] = postponed
+    try:
+        if tx is None:
+            await deferrer.defer_async(**arguments)
+            return
+        async with tx.connection.transaction():
+            await deferrer.defer_async(**arguments)
+    except AlreadyEnqueued:
+        pass
+
+
+async def requeue_stalled_jobs(app: procrastinate.App, *, seconds_since_heartbeat: float) -> int:
+    """Re-queue the jobs of workers silent that long (a SIGKILLed worker leaves its job in
+    ``doing``); returns how many."""
+    stalled = list(
+        await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
+    )
+    for job in stalled:
+        logger.warning("re-queueing stalled job %s (%s)", job.id, job.task_name)
+        await app.job_manager.retry_job(job)
+    return len(stalled)
+
+
+async def orphaned_attempts(
+    tx: Session, *, grace_seconds: float, limit: int
+) -> list[OrphanedAttempt]:
+    """Inside ``tx``: the next attempts of open deliveries overdue by ``grace_seconds``
+    that have no queued or running job, each counted as re-queued once more."""
+    rows = await tx.fetch_all("orphaned_deliveries", grace_seconds=grace_seconds, limit=limit)
+    return [
+        OrphanedAttempt(AttemptJob(row["id"], row["cycle"], row["attempt"]), row["requeues"])
+        for row in rows
+    ]
+
+
+async def subscriptions_with_unsent_notices(
+    db: Database, *, older_than_seconds: float
+) -> list[uuid.UUID]:
+    """Subscriptions whose failures waited that long for an email that no queued or
+    running email job will send."""
+    rows = await db.fetch_all(
+        "subscriptions_with_unsent_notices",
+        older_than_seconds=older_than_seconds,
+        task_name=NOTIFY_TASK,
+    )
+    return [row["subscription_id"] for row in rows]
+
+
+async def cancel_open_deliveries(tx: Session, subscription_id: uuid.UUID) -> None:
+    """Inside ``tx``: cancel a subscription's pending and retrying deliveries, and their
+    waiting jobs."""
+    await tx.execute("cancel_open_deliveries", subscription_id=subscription_id)
+
+
+async def purge_finished_jobs(tx: Session, cutoff: datetime.datetime, batch: int) -> int:
+    """Delete up to ``batch`` finished jobs last touched before ``cutoff``; returns how many."""
+    return await tx.execute("purge_finished_jobs", cutoff=cutoff, batch=batch)
+
+
+async def queue_depths(db: Database) -> list[QueueDepth]:
+    """How many jobs each queue holds now."""
+    return [
+        QueueDepth(row["queue_name"], row["due"], row["scheduled"], row["running"])
+        for row in await db.fetch_all("queue_depth")
+    ]
+
+
+async def oldest_due_job_age(db: Database) -> float:
+    """Seconds since the oldest due job became due (0 when none waits)."""
+    row = await db.fetch_one("oldest_due_job_age")
+    return float(row["seconds"]) if row else 0.0
 
 
 queue = procrastinate.App(

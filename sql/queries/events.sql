@@ -43,30 +43,3 @@ WHERE (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
        OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
-
--- fan_out_event --
--- One delivery per active subscription of the event's company to its webhook, each with
--- the job of its first attempt, in one statement. The jobs go in through Procrastinate's
--- own procrastinate_defer_jobs_v1 (the function batch_defer_jobs_async calls), so its
--- triggers run as for any deferred job; arguments as defer_attempts gives them.
-WITH fanned_out AS (
-    INSERT INTO deliveries (webhook_id, company_id, event_id, subscription_id, webhook_key,
-                            subject, max_attempts, next_attempt_at)
-    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.company_id, %(event_id)s,
-           s.id, s.webhook_key, %(subject)s, %(max_attempts)s, now()
-    FROM subscriptions s
-    WHERE s.company_id = %(company_id)s AND s.webhook_key = %(webhook_key)s
-      AND s.is_active AND s.deleted_at IS NULL
-      AND (%(subscription_id)s::uuid IS NULL OR s.id = %(subscription_id)s)
-    ORDER BY s.created_at, s.id
-    RETURNING id, cycle
-), queued AS (
-    SELECT procrastinate_defer_jobs_v1(array_agg(
-               ROW(%(queue)s::varchar, %(task)s::varchar, %(priority)s::integer, id::text,
-                   NULL, jsonb_build_object('delivery_id', id::text, 'cycle', cycle,
-                                            'attempt', 1), NULL
-               )::procrastinate_job_to_defer_v1)) AS job_ids
-    FROM fanned_out
-)
-SELECT (SELECT count(*) FROM fanned_out) AS deliveries,
-       coalesce((SELECT cardinality(job_ids) FROM queued), 0) AS jobs;

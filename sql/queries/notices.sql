@@ -98,18 +98,6 @@ SET send_attempts = send_attempts + 1, last_error = %(error)s, leased_until = NU
 WHERE id = %(id)s AND sent_at IS NULL
 RETURNING send_attempts;
 
--- subscriptions_with_unsent_notices --
--- Subscriptions whose failures wait for an email but have no queued or running email job.
-SELECT DISTINCT r.subscription_id FROM failed_delivery_reports r
-LEFT JOIN failure_notices n ON n.id = r.notice_id
-WHERE (r.notice_id IS NULL OR n.sent_at IS NULL)
-  AND r.created_at < now() - make_interval(secs => %(older_than_seconds)s)
-  AND NOT EXISTS (
-      SELECT 1 FROM procrastinate_jobs j
-      WHERE j.task_name = %(task_name)s AND j.status IN ('todo', 'doing')
-        AND j.args ->> 'subscription_id' = r.subscription_id::text
-  );
-
 -- delete_empty_notice --
 -- Drop a notice that found nothing to report.
 DELETE FROM failure_notices WHERE id = %(id)s;

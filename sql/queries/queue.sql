@@ -1,6 +1,116 @@
+-- Every statement on Procrastinate's tables (procrastinate_*), run by app/store/queue.py only.
+
 -- worker_heartbeat --
 -- A worker's heartbeat; puts its registration back when another worker pruned it as
 -- stalled (the worker was paused, not dead), so the jobs it fetches can name it again.
 INSERT INTO procrastinate_workers (id, last_heartbeat) OVERRIDING SYSTEM VALUE
 VALUES (%(worker_id)s, now())
 ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat;
+
+-- fan_out_event --
+-- One delivery per active subscription of the event's company to its webhook, each with
+-- the job of its first attempt, in one statement. The jobs go in through Procrastinate's
+-- own procrastinate_defer_jobs_v1 (the function batch_defer_jobs_async calls), so its
+-- triggers run as for any deferred job; arguments as AttemptJob.as_task_kwargs gives them.
+WITH fanned_out AS (
+    INSERT INTO deliveries (webhook_id, company_id, event_id, subscription_id, webhook_key,
+                            subject, max_attempts, next_attempt_at)
+    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.company_id, %(event_id)s,
+           s.id, s.webhook_key, %(subject)s, %(max_attempts)s, now()
+    FROM subscriptions s
+    WHERE s.company_id = %(company_id)s AND s.webhook_key = %(webhook_key)s
+      AND s.is_active AND s.deleted_at IS NULL
+      AND (%(subscription_id)s::uuid IS NULL OR s.id = %(subscription_id)s)
+    ORDER BY s.created_at, s.id
+    RETURNING id, cycle
+), queued AS (
+    SELECT procrastinate_defer_jobs_v1(array_agg(
+               ROW(%(queue)s::varchar, %(task)s::varchar, %(priority)s::integer, id::text,
+                   NULL, jsonb_build_object('delivery_id', id::text, 'cycle', cycle,
+                                            'attempt', 1), NULL
+               )::procrastinate_job_to_defer_v1)) AS job_ids
+    FROM fanned_out
+)
+SELECT (SELECT count(*) FROM fanned_out) AS deliveries,
+       coalesce((SELECT cardinality(job_ids) FROM queued), 0) AS jobs;
+
+-- orphaned_deliveries --
+-- Open deliveries overdue by a margin with no queued or running job: a lost job
+-- (e.g. one that crashed while the database was down) is re-queued from these. Each one
+-- counts the re-queue; "requeues" says how often its current attempt was re-queued.
+UPDATE deliveries SET requeues = requeues + 1
+WHERE id IN (
+    SELECT d.id FROM deliveries d
+    WHERE d.status IN ('PENDING', 'RETRYING')
+      AND d.next_attempt_at < now() - make_interval(secs => %(grace_seconds)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.lock = d.id::text AND j.status IN ('todo', 'doing')
+      )
+    ORDER BY d.next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, cycle, attempt_count + 1 AS attempt, requeues;
+
+-- subscriptions_with_unsent_notices --
+-- Subscriptions whose failures wait for an email but have no queued or running email job.
+SELECT DISTINCT r.subscription_id FROM failed_delivery_reports r
+LEFT JOIN failure_notices n ON n.id = r.notice_id
+WHERE (r.notice_id IS NULL OR n.sent_at IS NULL)
+  AND r.created_at < now() - make_interval(secs => %(older_than_seconds)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM procrastinate_jobs j
+      WHERE j.task_name = %(task_name)s AND j.status IN ('todo', 'doing')
+        AND j.args ->> 'subscription_id' = r.subscription_id::text
+  );
+
+-- cancel_open_deliveries --
+-- Cancel the pending and retrying deliveries of a subscription, and their waiting jobs
+-- (as Procrastinate cancels a job): it runs jobs sharing a lock in id order, so a retry
+-- left scheduled minutes ahead would hold back a redelivery until it came due. A job
+-- already running finds the delivery finished and records nothing more.
+WITH cancelled AS (
+    UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_at = NULL
+    WHERE subscription_id = %(subscription_id)s AND status IN ('PENDING', 'RETRYING')
+    RETURNING id
+), cancelled_jobs AS (
+    UPDATE procrastinate_jobs j SET status = 'cancelled'
+    FROM cancelled c
+    WHERE j.lock = c.id::text AND j.status = 'todo'
+)
+SELECT id FROM cancelled;
+
+-- purge_finished_jobs --
+-- A batch of finished Procrastinate jobs (with their events) last touched before the cutoff.
+DELETE FROM procrastinate_jobs
+WHERE id IN (
+    SELECT j.id FROM procrastinate_jobs j
+    WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_events e WHERE e.job_id = j.id AND e.at >= %(cutoff)s
+      )
+    LIMIT %(batch)s
+);
+
+-- queue_depth --
+-- Jobs waiting per queue: due now, scheduled for later, and running.
+SELECT queue_name,
+       count(*) FILTER (WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now()))
+           AS due,
+       count(*) FILTER (WHERE status = 'todo' AND scheduled_at > now()) AS scheduled,
+       count(*) FILTER (WHERE status = 'doing') AS running
+FROM procrastinate_jobs
+WHERE status IN ('todo', 'doing')
+GROUP BY queue_name;
+
+-- oldest_due_job_age --
+-- Seconds since the oldest due job became due (0 when none waits): how far behind we are.
+SELECT coalesce(extract(epoch FROM now() - min(coalesce(j.scheduled_at, e.at))), 0)::float
+    AS seconds
+FROM procrastinate_jobs j
+LEFT JOIN LATERAL (
+    SELECT min(at) AS at FROM procrastinate_events
+    WHERE job_id = j.id AND type = 'deferred'
+) e ON j.scheduled_at IS NULL
+WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now());

@@ -22,15 +22,3 @@ WHERE e.id IN (
       )
     LIMIT %(batch)s
 );
-
--- purge_finished_jobs --
--- A batch of finished Procrastinate jobs (with their events) last touched before the cutoff.
-DELETE FROM procrastinate_jobs
-WHERE id IN (
-    SELECT j.id FROM procrastinate_jobs j
-    WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_events e WHERE e.job_id = j.id AND e.at >= %(cutoff)s
-      )
-    LIMIT %(batch)s
-);

@@ -75,22 +75,6 @@ UPDATE subscriptions SET deleted_at = now(), is_active = false, updated_at = now
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id;
 
--- cancel_open_deliveries --
--- Cancel the pending and retrying deliveries of a subscription, and their waiting jobs
--- (as Procrastinate cancels a job): it runs jobs sharing a lock in id order, so a retry
--- left scheduled minutes ahead would hold back a redelivery until it came due. A job
--- already running finds the delivery finished and records nothing more.
-WITH cancelled AS (
-    UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_at = NULL
-    WHERE subscription_id = %(subscription_id)s AND status IN ('PENDING', 'RETRYING')
-    RETURNING id
-), cancelled_jobs AS (
-    UPDATE procrastinate_jobs j SET status = 'cancelled'
-    FROM cancelled c
-    WHERE j.lock = c.id::text AND j.status = 'todo'
-)
-SELECT id FROM cancelled;
-
 -- get_subscription_secrets --
 -- The signing secrets and API key parameters of a subscription (worker only).
 SELECT id, company_id, callback_url, api_key_params, is_active, deleted_at,

@@ -1,14 +1,18 @@
 """Fan-out: deliveries and their first jobs go in with one statement, and those jobs are
-exactly the ones Procrastinate's own batch defer (``defer_attempts``) makes."""
+exactly the ones Procrastinate's own batch defer (``defer_attempts``) makes of the same
+``AttemptJob``s."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+import pytest
+
 from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
-from app.store.queue import defer_attempts
+from app.store.database import Row, Session
+from app.store.queue import AttemptJob, FanOutMismatch, defer_attempts
 from app.store.services import Services
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
@@ -52,7 +56,9 @@ async def test_publishing_queues_the_jobs_procrastinates_own_defer_makes(
         services, "SELECT id, cycle FROM deliveries WHERE event_id = %s", event.id
     )
     async with services.db.transaction() as tx:
-        await defer_attempts(services.queue, tx, [(id_, cycle, 1) for id_, cycle in deliveries])
+        await defer_attempts(
+            services.queue, tx, [AttemptJob(id_, cycle, 1) for id_, cycle in deliveries]
+        )
     deferred = await rows(
         services,
         f"SELECT j.id, {JOB_COLUMNS} FROM procrastinate_jobs j WHERE j.id > %s ORDER BY j.id",
@@ -115,3 +121,28 @@ async def test_a_test_event_queues_one_job_for_its_subscription_only(
     assert len(queued) == 1
     assert queued[0][0] == first
     assert queued[0][1]["attempt"] == 1
+
+
+async def test_a_fan_out_whose_jobs_and_deliveries_differ_writes_nothing(
+    services: Services, tenants: Tenants, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two subscriptions, and a fan-out that reports one job fewer than deliveries
+    await subscribe(services, tenants.a, 2)
+    fetch_one = Session.fetch_one
+
+    async def one_job_short(self: Session, query: str, **arguments: Any) -> Row | None:
+        row = await fetch_one(self, query, **arguments)
+        if query == "fan_out_event" and row is not None:
+            row = {**row, "jobs": row["jobs"] - 1}
+        return row
+
+    monkeypatch.setattr(Session, "fetch_one", one_job_short)
+
+    # When an event is published to them, then publishing fails
+    with pytest.raises(FanOutMismatch, match="queued 1 jobs for 2 deliveries"):
+        await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+
+    # and nothing of it was written: no event, no delivery, no job
+    assert await rows(services, "SELECT id FROM events") == []
+    assert await rows(services, "SELECT id FROM deliveries") == []
+    assert await rows(services, "SELECT id FROM procrastinate_jobs") == []

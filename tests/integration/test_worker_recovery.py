@@ -3,7 +3,8 @@
 Jobs are idempotent: replaying an attempt records it once and never sends after the
 attempt was recorded; a job of an earlier cycle does nothing. The worker's recovery
 round (``app.delivery.worker.recover``, run by its maintenance loop) re-queues jobs left in
-``doing`` by a dead worker and re-creates the job of an overdue delivery that has none.
+``doing`` by a dead worker and re-creates the job of an overdue delivery, or of a failure
+email, that has none.
 """
 
 from __future__ import annotations
@@ -195,6 +196,42 @@ async def test_an_overdue_retrying_delivery_without_a_job_gets_one(
     delivery = await service.wait_for_status(delivery_id, "SUCCEEDED")
     assert [attempt["number"] for attempt in delivery["attempts"]] == [1, 2]
     assert [request.header("webhook-attempt") for request in receiver.requests] == ["1", "2"]
+
+
+async def test_a_failure_email_whose_job_was_lost_gets_one(
+    open_service: OpenService, receiver: Receiver
+) -> None:
+    # Given a failed delivery reported a day ago whose email job was lost
+    service = await open_service(worker=False, max_attempts=1)
+    receiver.script("/hook", respond(500))
+    subscription = await service.subscribe(receiver.url_for("/hook"))
+    delivery_id = await service.publish()
+    await drop_first_job(service, delivery_id)
+    async with await transport_for(service) as transport:
+        assert await make_attempt(service.services, transport, delivery_id, 1, 1) == "failed"
+    await service.sql("DELETE FROM procrastinate_jobs WHERE task_name = 'send_failure_notice'")
+    await service.sql(
+        "UPDATE failed_delivery_reports SET created_at = now() - interval '1 day'"
+        " WHERE delivery_id = %(id)s",
+        id=delivery_id,
+    )
+
+    # When the recovery round runs (twice: the second finds the job already there)
+    assert (await recover(service.services))["notices"] == 1
+    assert (await recover(service.services))["notices"] == 0
+
+    # Then one email job of the subscription waits, due now
+    jobs = await service.sql(
+        "SELECT args, queueing_lock, scheduled_at <= now() AS due FROM procrastinate_jobs"
+        " WHERE task_name = 'send_failure_notice' AND status = 'todo'"
+    )
+    assert jobs == [
+        {
+            "args": {"subscription_id": subscription.id, "reason": None},
+            "queueing_lock": f"notice:{subscription.id}",
+            "due": True,
+        }
+    ]
 
 
 async def take_job_as_dead_worker(service: Service) -> Job:
