@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.core.secret_box import SecretBoxError, generate_key
 from app.delivery.attempts import build_target
+from app.domain.events import NewEvent, publish_event
 from app.domain.secret_rotation import reencrypt_secrets
 from app.domain.subscriptions import NewSubscription, create_subscription
+from app.store.database import Row
 from app.store.services import Services, open_services
 from tests.service import Tenants, make_settings
 
 URL = "http://127.0.0.1:9/hook"
 
 
-async def load_target_row(services: Services, subscription_id: uuid.UUID) -> dict[str, Any]:
-    async with services.db.transaction() as tx:
-        delivery_row = await tx.fetch_one("get_subscription_secrets", id=subscription_id)
-    assert delivery_row is not None
-    return {**delivery_row, "subscription_id": subscription_id}
+async def deliver_to(services: Services, company_id: str) -> uuid.UUID:
+    """Publish an event; the id of its one delivery."""
+    event = await publish_event(services, NewEvent(company_id, "ORDER_STATUS", {"n": 1}))
+    [delivery] = await services.db.fetch_all("deliveries_of_events", event_ids=[event.id])
+    delivery_id: uuid.UUID = delivery["id"]
+    return delivery_id
+
+
+async def load_target_row(services: Services, delivery_id: uuid.UUID) -> Row:
+    """What the worker loads to send an attempt of the delivery."""
+    row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
+    assert row is not None
+    return row
 
 
 async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
@@ -37,6 +46,7 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
                 "ORDER_STATUS", URL, "ops@example.com", api_key_params=[("token", "s3cr3t-value")]
             ),
         )
+        delivery_id = await deliver_to(old, tenants.a)
 
     both = make_settings(
         database_url, tmp_path, secret_key=new_key, previous_secret_keys=(old_key,)
@@ -47,7 +57,7 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
     assert (report.reencrypted, again.reencrypted) == (1, 0)
 
     async with open_services(make_settings(database_url, tmp_path, secret_key=new_key)) as new:
-        row = await load_target_row(new, created.id)
+        row = await load_target_row(new, delivery_id)
         target = build_target(new, row, created.created_at)
     assert target.secrets == (secret,)
     assert target.url == URL + "?token=s3cr3t-value"
@@ -61,8 +71,9 @@ async def test_without_rotation_the_new_key_alone_cannot_decrypt(
         created, _ = await create_subscription(
             old, tenants.a, NewSubscription("ORDER_STATUS", URL, "ops@example.com")
         )
+        delivery_id = await deliver_to(old, tenants.a)
     new_only = make_settings(database_url, tmp_path, secret_key=generate_key())
     async with open_services(new_only) as services:
-        row = await load_target_row(services, created.id)
+        row = await load_target_row(services, delivery_id)
         with pytest.raises(SecretBoxError):
             build_target(services, row, created.created_at)
