@@ -23,7 +23,7 @@ from app.core.ids import new_id
 from app.core.signing import generate_secret, webhook_headers
 from app.delivery.transport import Transport
 from app.domain.events import delivery_body
-from bench.processes import PYTHON, Child, child_environment
+from bench.processes import PYTHON, Child, environment
 from bench.stats import rate
 from bench.suite import Bench
 from bench.tenants import PAYLOAD, WEBHOOK
@@ -83,7 +83,7 @@ async def run(bench: Bench) -> dict[str, Any]:
             name = f"http-client-{processes}-{index}"
             children.append(
                 (
-                    Child(name, argv, child_environment(), bench.work_dir / f"{name}.log"),
+                    Child(name, argv, environment(), bench.work_dir / f"{name}.log"),
                     result_file,
                 )
             )
