@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from app.core import event_loop
-from app.core.ids import new_id, new_webhook_id
+from app.core.ids import new_id
 from app.core.signing import generate_secret, webhook_headers
 from app.delivery.transport import Transport
 from app.domain.events import delivery_body
-from bench.processes import PYTHON, Child, child_environment
+from bench.processes import PYTHON, Child, environment
 from bench.stats import rate
 from bench.suite import Bench
 from bench.tenants import PAYLOAD, WEBHOOK
@@ -36,9 +36,9 @@ async def send_many(url: str, requests: int, concurrency: int, start_at: float) 
     body = delivery_body(
         new_id(), WEBHOOK, "bench", "ord_12345", datetime.now(UTC), json.dumps(PAYLOAD).encode()
     )
-    headers = webhook_headers(
-        [generate_secret()], new_webhook_id(), int(time.time()), body, attempt=1
-    )
+    # A webhook id of the form fan_out_event (sql/queries/events.sql) gives each delivery.
+    webhook_id = "msg_" + new_id().hex
+    headers = webhook_headers([generate_secret()], webhook_id, int(time.time()), body, attempt=1)
     failures = 0
     async with Transport(
         timeout_seconds=15.0,
@@ -83,7 +83,7 @@ async def run(bench: Bench) -> dict[str, Any]:
             name = f"http-client-{processes}-{index}"
             children.append(
                 (
-                    Child(name, argv, child_environment(), bench.work_dir / f"{name}.log"),
+                    Child(name, argv, environment(), bench.work_dir / f"{name}.log"),
                     result_file,
                 )
             )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from app.core.secret_box import generate_key
 from app.core.settings import Settings
 from bench.config import Sizes
 from bench.database import BenchDatabases
-from bench.processes import WEBHOOKS, Child, Receiver, child_environment, wait_for_http
+from bench.processes import WEBHOOKS, Child, Receiver, environment, free_port
 from bench.queries import BENCH_QUERIES
 
 Result = dict[str, Any]
@@ -63,7 +62,7 @@ class Bench:
 
     def service_env(self, database_url: str, **variables: str) -> dict[str, str]:
         """Environment of ``webhooks`` processes: defaults except what a benchmark needs."""
-        return child_environment(
+        return environment(
             WEBHOOKS_DATABASE_URL=database_url,
             WEBHOOKS_SECRET_KEY=self.secret_key,
             WEBHOOKS_DATA_DIR=str(self.work_dir / "data"),
@@ -203,22 +202,17 @@ def run(sizes: Sizes, phases: list[str], output_dir: Path) -> Result:
 def start_api(bench: Bench, database_url: str, name: str, **variables: str) -> tuple[Child, str]:
     """A real ``webhooks serve`` process on a free loopback port, once /readyz is green."""
     port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
     child = Child(
         name,
         [WEBHOOKS, "serve", "--host", "127.0.0.1", "--port", str(port)],
         bench.service_env(database_url, **variables),
         bench.work_dir / f"{name}.log",
+        base_url,
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(child, base_url + "/readyz")
+        child.wait_for_http("/readyz")
     except BaseException:
         child.stop()
         raise
     return child, base_url
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

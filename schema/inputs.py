@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 from app.domain.deliveries import DeliveryFilter as DomainDeliveryFilter
 from app.domain.events import EventFilter as DomainEventFilter
 from app.domain.events import NewEvent
-from app.domain.subscriptions import UNSET, NewSubscription, SubscriptionChanges
+from app.domain.subscriptions import UNCHANGED, NewSubscription, SubscriptionChanges
 from schema.types import DeliveryStatus
 
 
@@ -64,7 +64,7 @@ class UpdateWebhookSubscriptionInput:
             notification_email=self.notification_email,
             api_key_params=_params(self.api_key_params),
             is_active=self.is_active,
-            description=UNSET if self.description is strawberry.UNSET else self.description,
+            description=UNCHANGED if self.description is strawberry.UNSET else self.description,
         )
 
 

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
-
-from app.core.errors import InvalidArgument
 
 
 def new_id() -> uuid.UUID:
     """A random (version 4) UUID for a new row."""
     return uuid.uuid4()
-
-
-def new_webhook_id() -> str:
-    """A ``webhook-id`` header value: ``msg_`` and 32 hex digits (never a dot)."""
-    return "msg_" + secrets.token_hex(16)
-
-
-def parse_uuid(value: str, noun: str) -> uuid.UUID:
-    """Read an id given by a client; a malformed one is a clear InvalidArgument."""
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument(f"{value!r} is not a valid {noun} id") from None
 
 
 def try_uuid(value: str) -> uuid.UUID | None:

@@ -11,7 +11,6 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from app.core.masking import strip_query
 from app.core.settings import Settings
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -41,35 +40,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-class WithoutQueryStrings(logging.Filter):
-    """Drops the query string of every URL among a record's arguments.
-
-    httpx logs the full URL of each request at INFO, and a delivery URL carries the
-    subscriber's API key parameter values in its query string.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(_without_query(argument) for argument in record.args)
-        return True
-
-
-def _without_query(argument: object) -> object:
-    if not isinstance(argument, str) and type(argument).__name__ != "URL":
-        return argument
-    text = str(argument)
-    if "?" in text and text.startswith(("http://", "https://")):
-        return strip_query(text)
-    return argument
-
-
-def hide_url_queries(logger_name: str = "httpx") -> None:
-    """Make ``logger_name`` log URLs without their query strings (idempotent)."""
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(existing, WithoutQueryStrings) for existing in logger.filters):
-        logger.addFilter(WithoutQueryStrings())
-
-
 class ReadableFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
@@ -90,4 +60,6 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     root.setLevel(level)
     # Procrastinate logs every job at INFO; keep the interesting part.
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    # No httpx client runs here (deliveries use its transport alone, which logs nothing),
+    # but one would log each URL at INFO, and a delivery URL carries API key values.
     logging.getLogger("httpx").setLevel(logging.WARNING)

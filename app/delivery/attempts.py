@@ -25,7 +25,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from procrastinate.jobs import DEFAULT_PRIORITY
 
-from app.core.logs import hide_url_queries
 from app.core.masking import masked_url
 from app.core.outages import is_connection_lost
 from app.core.secret_box import param_context, secret_context
@@ -41,11 +40,6 @@ from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
 from app.store.services import Services
 
 logger = logging.getLogger(__name__)
-
-# The URLs sent carry API key parameter values. httpx's client logs every URL at INFO;
-# the transport no longer goes through that client, and the filter stays so that no httpx
-# log line ever can.
-hide_url_queries("httpx")
 
 Result = Literal[
     "succeeded",

@@ -121,12 +121,6 @@ def delivery_body(
     return envelope[: -len(b"null}")] + payload_json + b"}"
 
 
-def format_timestamp(moment: datetime) -> str:
-    """UTC, millisecond precision, ``Z`` suffix: ``2026-11-28T06:00:00.123Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 async def publish_event(
     db: Database,
     limits: EventLimits,

@@ -43,7 +43,8 @@ from app.domain.webhook_types import webhook_types_by_key
 from app.store.database import Database, Row
 from app.store.queue import cancel_open_deliveries
 
-UNSET: Any = object()
+# A description can be cleared (set to None), so keeping it needs a marker of its own.
+UNCHANGED: Any = object()
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,13 @@ class NewSubscription:
 
 @dataclass(frozen=True)
 class SubscriptionChanges:
-    """Fields to change; None keeps a field, except ``description`` (UNSET keeps it)."""
+    """Fields to change; None keeps a field, except ``description`` (UNCHANGED keeps it)."""
 
     callback_url: str | None = None
     notification_email: str | None = None
     api_key_params: Sequence[tuple[str, str]] | None = None
     is_active: bool | None = None
-    description: str | None = UNSET
+    description: str | None = UNCHANGED
 
 
 def subscription_from_row(row: Row) -> Subscription:
@@ -265,7 +266,7 @@ async def update_subscription(
         errors += await check_callback_url(checks, (*field, "callbackUrl"), changes.callback_url)
     if changes.notification_email is not None:
         errors += check_email((*field, "notificationEmail"), changes.notification_email)
-    if changes.description is not UNSET:
+    if changes.description is not UNCHANGED:
         errors += check_text(
             (*field, "description"), changes.description, MAX_DESCRIPTION, "description"
         )
@@ -294,8 +295,8 @@ async def update_subscription(
                 ),
                 api_key_params=params,
                 is_active=changes.is_active,
-                set_description=changes.description is not UNSET,
-                description=None if changes.description is UNSET else changes.description,
+                set_description=changes.description is not UNCHANGED,
+                description=None if changes.description is UNCHANGED else changes.description,
             )
         except UniqueViolation:
             raise InvalidInput(

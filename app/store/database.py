@@ -187,14 +187,15 @@ class Database:
         return self.pool, True
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        """One connection. In a bound scope its statements form one transaction (the scope
-        lasts as long as a transaction); otherwise each statement commits on its own."""
+    async def autocommit(self) -> AsyncIterator[Session]:
+        """One connection whose statements each commit on their own.
+
+        Only without a scope or on a scope's role pool: a scope that a transaction must
+        enter (a company's) lasts as long as that transaction, so it has no such connection.
+        """
         pool, enter_scope = self._route()
         if enter_scope:
-            async with self.transaction() as session:
-                yield session
-            return
+            raise RuntimeError("this scope holds only inside a transaction: use transaction()")
         with self._watched():
             async with pool.connection() as connection:
                 yield Session(connection)

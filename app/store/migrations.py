@@ -7,6 +7,11 @@ upgrade files, and the next run applies those in version order. Everything runs 
 transaction under an advisory lock, so concurrent runs are safe and a failure leaves
 nothing half-applied.
 
+Number ``0007`` is skipped: no file by that number was ever committed (``0008`` came in
+after ``0006``). The gap is harmless and stays: the ledger is by name, so a ``0007``
+added now would run on deployed databases after ``0012``, out of order. New migrations
+take the next number after the highest.
+
 DDL scripts are not named queries, so this module, besides ``app.store.database``, runs SQL:
 whole files, never SQL assembled in Python.
 """

@@ -44,7 +44,7 @@ DELIVERY_QUEUE = "deliveries"
 NOTICE_QUEUE = "notices"
 MAINTENANCE_QUEUE = "maintenance"
 
-TASK_MODULES = ["jobs.delivery", "jobs.notification", "jobs.maintenance"]
+TASK_MODULES = ["jobs.delivery", "jobs.notice", "jobs.maintenance"]
 
 
 def names_a_pruned_worker(error: BaseException) -> bool:

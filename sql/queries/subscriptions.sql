@@ -75,13 +75,6 @@ UPDATE subscriptions SET deleted_at = now(), is_active = false, updated_at = now
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id;
 
--- get_subscription_secrets --
--- The signing secrets and API key parameters of a subscription (worker only).
-SELECT id, company_id, callback_url, api_key_params, is_active, deleted_at,
-       signing_secret, previous_signing_secret, previous_secret_expires_at,
-       notification_email, webhook_key
-FROM subscriptions
-WHERE id = %(id)s;
 
 -- rotate_signing_secret --
 -- Install a new signing secret; the current one keeps signing alongside until expiry.

@@ -2,10 +2,9 @@
 
 ``run_cli`` runs one command to completion and parses its ``--json`` output. A
 :class:`Processes` starts long-running ones (``serve``, ``worker``, ``dev``) in the
-background, each with its own environment and its output in a log file (no pipes: an
-unread pipe fills up and blocks the child, an unclosed one is a ResourceWarning), and
-kills whatever is still running when the test ends. Every failure message carries the
-tail of the process's log.
+background, each with its own environment and its output in a log file (the benchmark's
+``bench.processes.Child``), and kills whatever is still running when the test ends.
+Every failure message carries the tail of the process's log.
 
     with Processes(tmp_path / "processes") as processes:
         api = processes.serve(env)                 # waits until /readyz answers 200
@@ -18,15 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,13 +35,11 @@ from app.core.secret_box import generate_key
 from app.core.settings import Settings
 from app.domain import api_keys, companies
 from app.store.services import open_services
+from bench.processes import WEBHOOKS, Child, environment, free_port
 from tests.database import PostgresServer
 from tests.service import Tenants
 
 T = TypeVar("T")
-
-# The console script installed next to this interpreter (the project's venv).
-WEBHOOKS = str(Path(sys.executable).with_name("webhooks"))
 
 # Short intervals so retries, recovery and polling happen within a test's time budget.
 FAST_SETTINGS = {
@@ -56,28 +50,6 @@ FAST_SETTINGS = {
     "WEBHOOKS_EMAIL_WINDOW_SECONDS": "0",
 }
 LOG_TAIL_LINES = 60
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def environment(**variables: str) -> dict[str, str]:
-    """This process's environment without any service setting, plus ``variables``.
-
-    Nothing leaks in from the developer's shell (``DATABASE_URL``, ``WEBHOOKS_*``).
-    """
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("WEBHOOKS_") and name != "DATABASE_URL"
-    }
-    env["PYTHONUNBUFFERED"] = "1"  # logs reach the file as they happen
-    env.update(variables)
-    return env
 
 
 def service_environment(
@@ -190,67 +162,22 @@ def run_cli(
 # -- background processes -----------------------------------------------------------
 
 
-class Process:
+class Process(Child):
     """A background ``webhooks`` process; stdout and stderr go to ``log_path``."""
 
-    def __init__(self, name: str, args: tuple[str, ...], log_path: Path, base_url: str | None):
-        self.name = name
+    def __init__(
+        self,
+        name: str,
+        args: tuple[str, ...],
+        env: Mapping[str, str],
+        log_path: Path,
+        base_url: str | None,
+    ) -> None:
+        super().__init__(name, [WEBHOOKS, *args], env, log_path, base_url)
         self.args = args
-        self.log_path = log_path
-        self.base_url = base_url
-        self._popen: subprocess.Popen[bytes] | None = None
-
-    def start(self, env: Mapping[str, str]) -> Process:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            # The child keeps its own copy of the descriptor; ours closes here.
-            self._popen = subprocess.Popen(
-                [WEBHOOKS, *self.args],
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches only pytest
-            )
-        return self
-
-    @property
-    def popen(self) -> subprocess.Popen[bytes]:
-        if self._popen is None:
-            raise RuntimeError(f"{self.name} was not started")
-        return self._popen
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        """None while it runs."""
-        return self.popen.poll()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def describe(self) -> str:
-        """Who it is, whether it runs, and the tail of its log: for failure messages."""
-        state = "running" if self.returncode is None else f"exited {self.returncode}"
-        tail = "\n".join(self.log().splitlines()[-LOG_TAIL_LINES:])
-        return (
-            f"`webhooks {' '.join(self.args)}` ({self.name}, pid {self.pid}, {state})\n"
-            f"--- last lines of {self.log_path} ---\n{tail}"
-        )
 
     def fail(self, message: str) -> AssertionError:
         return AssertionError(f"{message}\n{self.describe()}")
-
-    def url(self, path: str) -> str:
-        if self.base_url is None:
-            raise RuntimeError(f"{self.name} serves no HTTP")
-        return self.base_url + path
 
     def wait_for_log(self, text: str, *, timeout: float = 15.0) -> str:
         """Wait until ``text`` shows up in the log; returns the log."""
@@ -265,31 +192,6 @@ class Process:
 
         return wait_until(check, timeout=timeout, message=lambda: self.describe())
 
-    def wait_http(
-        self, path: str = "/healthz", *, status: int = 200, timeout: float = 20.0
-    ) -> httpx.Response:
-        """Poll ``GET path`` until it answers ``status``; fail early if the process dies."""
-        url = self.url(path)
-
-        def check() -> httpx.Response | None:
-            if self.returncode is not None:
-                raise self.fail(f"exited before {path} answered {status}")
-            try:
-                response = httpx.get(url, timeout=2.0)
-            except httpx.TransportError:
-                return None
-            return response if response.status_code == status else None
-
-        return wait_until(
-            check,
-            timeout=timeout,
-            message=lambda: self.describe() + f"\n{path} never answered {status}",
-        )
-
-    def send(self, sig: signal.Signals) -> None:
-        if self.returncode is None:
-            self.popen.send_signal(sig)
-
     def wait(self, timeout: float) -> int:
         """Wait for the exit; fail (and kill it) if it takes longer than ``timeout``."""
         try:
@@ -299,18 +201,10 @@ class Process:
             raise self.fail(f"still running {timeout} s later; killed") from None
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, *, timeout: float = 15.0) -> int:
-        """Send ``sig`` and wait for the exit; returns the exit status."""
+        """Send ``sig`` and wait for the exit; returns the exit status (fails after
+        ``timeout``, unlike the benchmark's, which kills a process that lingers)."""
         self.send(sig)
         return self.wait(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the process (and anything left in its session) and reap it."""
-        if self._popen is None:
-            return
-        if self._popen.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self._popen.pid, signal.SIGKILL)
-        self._popen.wait()
 
 
 class Processes:
@@ -324,9 +218,9 @@ class Processes:
         self, name: str, *args: str, env: Mapping[str, str], base_url: str | None = None
     ) -> Process:
         """Start ``webhooks ARGS...`` as ``name`` (which names its log file)."""
-        process = Process(name, args, self.directory / f"{name}.log", base_url)
+        process = Process(name, args, env, self.directory / f"{name}.log", base_url)
         self.started.append(process)
-        return process.start(env)
+        return process
 
     def serve(
         self, env: Mapping[str, str], *args: str, name: str = "serve", ready: bool = True
@@ -345,7 +239,7 @@ class Processes:
             base_url=f"http://127.0.0.1:{port}",
         )
         if ready:
-            process.wait_http("/readyz")
+            process.wait_for_http("/readyz")
         return process
 
     def worker(self, env: Mapping[str, str], *args: str, name: str = "worker") -> Process:

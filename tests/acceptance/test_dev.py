@@ -117,7 +117,7 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
     keys = banner_keys(first)
     assert f"starting embedded PostgreSQL in {data_dir / 'postgres'}" in first.log()
     assert postgres_processes_of(data_dir / "postgres"), first.describe()
-    ready = first.wait_http("/readyz")
+    ready = first.wait_for_http("/readyz")
     assert ready.json() == {
         "ready": True,
         "checks": {"database": True, "migrations": True, "resources": True, "worker": True},
@@ -141,7 +141,7 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
     # second run: the same data, keys and subscription (and the secret still decrypts)
     second = processes.dev(env, name="dev-2")
     assert banner_keys(second) == keys
-    second.wait_http("/readyz")
+    second.wait_for_http("/readyz")
     with Api(second.url("")) as api:
         subscriptions = api.data(SUBSCRIPTIONS, key=keys["company_key"])
         assert subscriptions["webhookSubscriptions"]["nodes"] == [
@@ -287,6 +287,6 @@ def test_a_second_dev_with_the_same_data_directory_is_refused_and_the_first_keep
     assert exit_status == 2, second.describe()
     assert "already runs with the data directory" in second.log()
     assert "embedded PostgreSQL" not in second.log()
-    ready = first.wait_http("/readyz")
+    ready = first.wait_for_http("/readyz")
     assert ready.json()["ready"] is True
     stop_with(signal.SIGINT, first, data_dir)

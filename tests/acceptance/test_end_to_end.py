@@ -78,7 +78,7 @@ def test_the_issues_done_means_flow(
     key_a = run_cli("key", "create", "--company", "company-a", "--json", env=env).json()["key"]
     key_b = run_cli("key", "create", "--company", "company-b", "--json", env=env).json()["key"]
     publisher = run_cli("key", "create", "--publisher", "--json", env=env).json()["key"]
-    server.wait_http("/readyz")
+    server.wait_for_http("/readyz")
 
     with Api(server.url("")) as api:
         # A subscribes; the publisher publishes for A and for B (no worker runs yet)
@@ -183,7 +183,7 @@ def test_serve_with_worker_delivers_on_its_own(
     env = service_environment(database_url, tmp_path / "data", generate_key())
     server = processes.serve(env, "--with-worker")
 
-    ready = server.wait_http("/readyz")
+    ready = server.wait_for_http("/readyz")
     with Api(server.url("")) as api:
         _, secret = subscribe(api, tenants.key_a, receiver.url_for("/hook"))
         event = publish(api, tenants.publisher, tenants.a, {"orderId": "o-7"})

@@ -51,7 +51,7 @@ def test_while_the_database_is_down_the_api_answers_with_an_error_not_a_hang(
     up_at = time.monotonic()
 
     # then it said so promptly, and is ready again without a restart
-    api_process.wait_http("/readyz", timeout=30)
+    api_process.wait_for_http("/readyz", timeout=30)
     back = time.monotonic() - up_at
     with Api(api_process.url("")) as api:
         assert api.data(DELIVERIES, key=tenants.key_a)["deliveries"]["nodes"] == []
@@ -93,7 +93,7 @@ def test_a_database_restart_under_load_loses_no_event_and_needs_no_manual_restar
             up_at = time.monotonic()
 
             # then the API and the worker come back by themselves, LISTEN included
-            api_process.wait_http("/readyz", timeout=30)
+            api_process.wait_for_http("/readyz", timeout=30)
             api_back = time.monotonic() - up_at
             stack.wait_for_listeners(1, worker, timeout=30)
             worker_back = time.monotonic() - up_at

@@ -25,7 +25,7 @@ async def test_pooled_connections_carry_the_keepalives_and_the_server_side_timeo
         for scope in (None, WORKER_SCOPE, PUBLISHER_SCOPE):
             with scoped(scope):
                 # when a connection of each pool is asked what it runs with
-                async with services.db.session() as session:
+                async with services.db.autocommit() as session:
                     parameters = session.connection.info.get_parameters()
                     shown = await (
                         await session.connection.execute("SHOW statement_timeout")
@@ -49,7 +49,7 @@ async def test_a_statement_over_the_timeout_is_cut_by_the_server_as_an_outage(
     async with open_services(settings) as services:
         began = time.monotonic()
         with pytest.raises(errors.QueryCanceled) as cut:
-            async with services.db.session() as session:
+            async with services.db.autocommit() as session:
                 await session.connection.execute("SELECT pg_sleep(10)")
         took = time.monotonic() - began
 

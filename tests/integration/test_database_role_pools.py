@@ -16,7 +16,7 @@ SERVICE_ROLES = {"webhooks_api", "webhooks_publisher", "webhooks_worker"}
 
 
 async def current_user(services: Services) -> str:
-    async with services.db.session() as session:
+    async with services.db.autocommit() as session:
         cursor = await session.connection.execute("SELECT current_user")
         row = await cursor.fetchone()
         assert row is not None
@@ -24,7 +24,7 @@ async def current_user(services: Services) -> str:
 
 
 @pytest.mark.parametrize("scope", [WORKER_SCOPE, PUBLISHER_SCOPE])
-async def test_a_company_less_scope_runs_as_its_role_in_sessions_and_transactions(
+async def test_a_company_less_scope_runs_as_its_role_in_autocommit_and_in_transactions(
     services: Services, scope: Scope
 ) -> None:
     with scoped(scope):
@@ -32,6 +32,13 @@ async def test_a_company_less_scope_runs_as_its_role_in_sessions_and_transaction
         async with services.db.transaction() as tx:
             cursor = await tx.connection.execute("SELECT current_user")
             assert await cursor.fetchone() == (scope.role,)
+
+
+async def test_a_company_scope_has_no_autocommit_connection(services: Services) -> None:
+    """Row-level security holds a company only for a transaction: outside one it would not."""
+    with scoped(Scope("webhooks_api", "acme")), pytest.raises(RuntimeError, match="transaction"):
+        async with services.db.autocommit():
+            pass
 
 
 async def test_the_main_pool_stays_the_owner_after_the_role_pools_were_used(

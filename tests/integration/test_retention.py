@@ -45,7 +45,7 @@ async def given_a_delivery(
 
 
 async def attempt_details(services: Services, delivery_id: uuid.UUID) -> tuple[object, object]:
-    async with services.db.session() as session:
+    async with services.db.autocommit() as session:
         cursor = await session.connection.execute(
             "SELECT response_body, error FROM delivery_attempts WHERE delivery_id = %s",
             (delivery_id,),
@@ -56,7 +56,7 @@ async def attempt_details(services: Services, delivery_id: uuid.UUID) -> tuple[o
 
 
 async def event_body(services: Services, event_id: uuid.UUID) -> object:
-    async with services.db.session() as session:
+    async with services.db.autocommit() as session:
         cursor = await session.connection.execute(
             "SELECT body FROM events WHERE id = %s", (event_id,)
         )
@@ -84,7 +84,7 @@ async def test_old_succeeded_work_is_purged_and_recent_or_failed_work_kept(
 
 
 async def job_statuses(services: Services) -> dict[int, str]:
-    async with services.db.session() as session:
+    async with services.db.autocommit() as session:
         cursor = await session.connection.execute(
             "SELECT id, status::text FROM procrastinate_jobs ORDER BY id"
         )

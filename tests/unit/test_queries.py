@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from importlib import resources
 from pathlib import Path
@@ -116,3 +117,30 @@ def test_every_query_the_code_names_exists() -> None:
     # Then each is defined in sql/queries (a typo would fail only at run time)
     assert used, "found no query use: the pattern is out of date"
     assert sorted(used - set(QUERIES)) == []
+
+
+def string_literals(folders: tuple[str, ...]) -> set[str]:
+    """Every string constant in the Python code of ``folders``, docstrings left out."""
+    found: set[str] = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            bare = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+            found |= {
+                node.value
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in bare
+            }
+    return found
+
+
+def test_every_query_defined_is_named_by_the_service_or_the_benchmark() -> None:
+    # Given every string in the service's and the benchmark's code: a query may be named
+    # far from the call that runs it (retention's PURGES, listen's argument). Tests do not
+    # count: a query only a test runs is dead code the test keeps alive.
+    named = string_literals(("app", "schema", "jobs", "bench"))
+
+    # Then every query of sql/queries is named there
+    assert sorted(set(QUERIES) - named) == []

@@ -9,6 +9,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 import pytest
 
 from app.core.target_policy import (
+    _IPV4_RULES,
+    _IPV6_RULES,
     IPAddress,
     Network,
     ResolutionError,
@@ -234,8 +236,35 @@ STILL_BLOCKED_WHEN_LOOPBACK_IS_OPEN = {
 ALL_CASES = {**BYPASS_ATTEMPTS, **ACCEPTED, **STILL_BLOCKED_WHEN_LOOPBACK_IS_OPEN}
 
 
-def test_the_table_has_enough_bypass_attempts() -> None:
-    assert len(BYPASS_ATTEMPTS) >= 30
+# Addresses of these forms are judged by the IPv4 address they carry, not by the range
+# of IPv6 rules they fall in (the first address of 2001::/23 is a Teredo address).
+CARRY_IPV4: tuple[Network, ...] = (
+    ip_network("::ffff:0:0/96"),
+    ip_network("64:ff9b::/96"),
+    ip_network("2002::/16"),
+    ip_network("2001::/32"),
+)
+RULES: list[tuple[Network, str]] = [*_IPV4_RULES, *_IPV6_RULES]
+
+
+def narrowest_reason(address: IPAddress) -> str:
+    """The reason of the narrowest blocked range that holds ``address``."""
+    holding = [(net, reason) for net, reason in RULES if address in net]
+    return max(holding, key=lambda rule: rule[0].prefixlen)[1]
+
+
+@pytest.mark.parametrize("network", [net for net, _ in RULES], ids=str)
+def test_every_blocked_range_is_refused_from_end_to_end_for_its_narrowest_reason(
+    network: Network,
+) -> None:
+    """Every range the policy blocks is refused at its first and last address, also those
+    no bypass attempt names, and a narrower range inside a wider one (the broadcast
+    address in 240.0.0.0/4) names its own reason: no rule is shadowed by an earlier one."""
+    edges = [network[0], network[-1]]
+    checked = [address for address in edges if not any(address in n for n in CARRY_IPV4)]
+    assert checked
+    for address in checked:
+        assert forbidden_reason(address, ()) == narrowest_reason(address), address
 
 
 @pytest.mark.parametrize("case", ALL_CASES.values(), ids=ALL_CASES.keys())
