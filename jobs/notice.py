@@ -7,11 +7,11 @@ from procrastinate import JobContext, RetryStrategy
 from app.delivery.notices import run_notice_job
 from app.delivery.worker import WorkerRuntime
 from app.store.database import WORKER_SCOPE, scoped
-from app.store.queue import NOTICE_QUEUE, NOTIFY_TASK, queue
+from app.store.queue import NOTICE_QUEUE, NOTICE_TASK, queue
 
 
 @queue.task(
-    name=NOTIFY_TASK,
+    name=NOTICE_TASK,
     queue=NOTICE_QUEUE,
     pass_context=True,
     retry=RetryStrategy(max_attempts=30, linear_wait=5),

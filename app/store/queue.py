@@ -37,7 +37,7 @@ WORKER_FOREIGN_KEY = "procrastinate_jobs_worker_id_fkey"
 NO_LONGER_OPEN = "Job was not found or not in"
 
 DELIVER_TASK = "deliver_webhook"
-NOTIFY_TASK = "send_failure_notice"
+NOTICE_TASK = "send_failure_notice"
 RETENTION_TASK = "purge_old_data"
 
 DELIVERY_QUEUE = "deliveries"
@@ -290,7 +290,7 @@ async def defer_notice(
     runs in a savepoint so that refusal does not abort the caller's transaction.
     """
     deferrer = app.configure_task(
-        NOTIFY_TASK,
+        NOTICE_TASK,
         queue=NOTICE_QUEUE,
         queueing_lock=notice_lock(subscription_id, with_reason=reason is not None),
         schedule_at=datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delay_seconds),
@@ -341,7 +341,7 @@ async def subscriptions_with_unsent_notices(
     rows = await db.fetch_all(
         "subscriptions_with_unsent_notices",
         older_than_seconds=older_than_seconds,
-        task_name=NOTIFY_TASK,
+        task_name=NOTICE_TASK,
     )
     return [row["subscription_id"] for row in rows]
 
