@@ -20,8 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp, ExceptionHandler, Receive, Send
-from starlette.types import Scope as Scope_
+from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -38,7 +37,7 @@ from app.domain.api_keys import (
     connection_authorization,
     presented_key,
 )
-from app.store.database import PUBLISHER_SCOPE, Scope, bind_scope, scoped
+from app.store.database import PUBLISHER_SCOPE, RowScope, bind_scope, scoped
 from app.store.migrations import own_migrations
 from app.store.services import Services, open_services
 from app.web import graphiql, request_json
@@ -103,7 +102,7 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             max_lifetime_seconds=settings.ws_max_lifetime_seconds,
         )
 
-    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -185,11 +184,11 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             return await authenticate(self._holder.services.db, key)
 
 
-def scope_for(viewer: Viewer | None) -> Scope:
+def scope_for(viewer: Viewer | None) -> RowScope:
     """The database scope of a caller; no key at all gets a scope that sees no tenant row."""
     if viewer is not None and viewer.is_publisher:
         return PUBLISHER_SCOPE
-    return Scope("webhooks_api", viewer.company_id if viewer else None)
+    return RowScope("webhooks_api", viewer.company_id if viewer else None)
 
 
 class RequestIsolation:
@@ -198,7 +197,7 @@ class RequestIsolation:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
