@@ -7,7 +7,7 @@ GraphQL's own validation errors) pass through unmasked.
 A database that is unavailable (unreachable, out of disk, memory or connections; see
 app/core/outages.py) is no unexpected error: the answer is the same retryable HTTP 503
 ``UNAVAILABLE`` with ``Retry-After`` as when no connection could be had before the first
-resolver ran (app/web/server.py, ``database_unavailable``).
+resolver ran (app/web/handlers.py, ``database_unavailable``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,44 +49,6 @@ def generate_key() -> tuple[str, str]:
 
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
-
-
-class AmbiguousCredentials(ValueError):
-    """More than one ``Authorization`` value came with one request or connection_init.
-
-    Refused rather than picking one: two readers of the same request (the rate limit and
-    authentication used to be two) could pick differently.
-    """
-
-
-def presented_key(authorization: Sequence[str]) -> str | None:
-    """The key in a request's ``Authorization`` values (``Bearer <key>``), else None.
-
-    The one parser of credentials: HTTP headers and websocket ``connection_init``
-    payloads both come through here. Raises :class:`AmbiguousCredentials` for more than one
-    value. A value that is not a bearer credential presents no key.
-    """
-    if len(authorization) > 1:
-        raise AmbiguousCredentials("send one Authorization value, not several")
-    if not authorization:
-        return None
-    scheme, _, key = authorization[0].strip().partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return None
-    return key.strip()
-
-
-def connection_authorization(params: Mapping[str, object]) -> list[str]:
-    """The ``Authorization`` values of a ``connection_init`` payload, the name in any case.
-
-    Header names are case-insensitive and GraphQL clients copy them as they are written
-    (``Authorization``); a value that is not text presents no key.
-    """
-    return [
-        value if isinstance(value, str) else ""
-        for name, value in params.items()
-        if isinstance(name, str) and name.lower() == "authorization"
-    ]
 
 
 def prefix_of(key: str) -> str | None:

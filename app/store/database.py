@@ -4,7 +4,7 @@ Callers name a query from ``sql/queries`` and pass its arguments; rows come back
 dicts. ``transaction()`` groups several queries atomically and exposes the underlying
 connection so Procrastinate can insert jobs in the same transaction.
 
-Every transaction opened while a :class:`Scope` is bound (``bind_scope``) first enters
+Every transaction opened while a :class:`RowScope` is bound (``bind_scope``) first enters
 that scope: a non-owner role and, for COMPANY keys, the company, so PostgreSQL's
 row-level security confines it even if a query forgot its company filter.
 
@@ -60,26 +60,26 @@ PING_AFTER_IDLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
-class Scope:
+class RowScope:
     """A database role for the service's connections, and the company it is confined to."""
 
     role: RoleName
     company_id: str | None = None
 
 
-WORKER_SCOPE = Scope("webhooks_worker")
-PUBLISHER_SCOPE = Scope("webhooks_publisher")
+WORKER_SCOPE = RowScope("webhooks_worker")
+PUBLISHER_SCOPE = RowScope("webhooks_publisher")
 
-_scope: ContextVar[Scope | None] = ContextVar("database_scope", default=None)
+_scope: ContextVar[RowScope | None] = ContextVar("database_scope", default=None)
 
 
-def bind_scope(scope: Scope | None) -> None:
+def bind_scope(scope: RowScope | None) -> None:
     """Bind ``scope`` to the current task (and the tasks it starts) from now on."""
     _scope.set(scope)
 
 
 @contextmanager
-def scoped(scope: Scope | None) -> Iterator[None]:
+def scoped(scope: RowScope | None) -> Iterator[None]:
     """Bind ``scope`` for the duration of a block."""
     token = _scope.set(scope)
     try:
@@ -127,7 +127,7 @@ class Database:
     def __init__(
         self,
         pool: AsyncConnectionPool[Any],
-        role_pools: Mapping[Scope, AsyncConnectionPool[Any]] | None = None,
+        role_pools: Mapping[RowScope, AsyncConnectionPool[Any]] | None = None,
     ) -> None:
         """``role_pools`` maps company-less scopes to pools made with ``role=`` their
         role; statements in such a scope run there, the rest on ``pool``."""

@@ -35,11 +35,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from graphql import GraphQLFormattedError
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from app.core.viewer import Viewer
 from app.domain.api_keys import prefix_of
+from app.web.refusals import graphql_error
 
 MAX_BUCKETS = 100_000
 MAX_VERIFIED_KEYS = 10_000
@@ -106,10 +105,7 @@ class RateLimited(Exception):
     @property
     def error(self) -> GraphQLFormattedError:
         """The GraphQL error that says so."""
-        return {
-            "message": str(self),
-            "extensions": {"code": "RATE_LIMITED", "retryAfter": self.retry_after},
-        }
+        return graphql_error(str(self), "RATE_LIMITED", retryAfter=self.retry_after)
 
 
 Verify = Callable[[str], Awaitable[Viewer | None]]
@@ -197,13 +193,3 @@ def address_bucket(client: str | None) -> str:
             return f"address:{address.ipv4_mapped}"
         return f"address:{ipaddress.IPv6Network((address, 64), strict=False)}"
     return f"address:{address}"
-
-
-async def rate_limited_response(_: Request, error: RateLimited) -> Response:
-    """429 with the GraphQL error and ``Retry-After`` (a Starlette exception handler,
-    registered for RateLimited only)."""
-    return JSONResponse(
-        {"errors": [error.error]},
-        status_code=429,
-        headers={"retry-after": str(error.retry_after)},
-    )

@@ -1,7 +1,9 @@
 """Requests refused before GraphQL runs: the answer's shape, the log line, body limits.
 
 Every such answer is a GraphQL-shaped error (``{"errors": [{"message", "extensions":
-{"code"}}]}``) with an HTTP status, and leaves one INFO line in the log.
+{"code"}}]}``) with an HTTP status, and leaves one INFO line in the log. The shape is
+built here only (``graphql_error``, ``error_response``): the rate limit's 429 and its
+websocket error message, the exception handlers and the body limits all use it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from graphql import GraphQLFormattedError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,15 +21,16 @@ from app.core.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+def graphql_error(message: str, code: str, **extensions: object) -> GraphQLFormattedError:
+    """A GraphQL error as clients read it: ``extensions.code`` and any further extensions."""
+    return {"message": message, "extensions": {"code": code, **extensions}}
+
+
 def error_response(
-    message: str, code: str, *, status_code: int, headers: dict[str, str] | None = None
+    error: GraphQLFormattedError, *, status_code: int, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    """An HTTP answer in the shape of a GraphQL error, for requests refused before GraphQL."""
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code}}]},
-        status_code=status_code,
-        headers=headers,
-    )
+    """An HTTP answer carrying ``error``, for requests refused before GraphQL."""
+    return JSONResponse({"errors": [error]}, status_code=status_code, headers=headers)
 
 
 def log_refusal(status_code: int, reason: str) -> None:
@@ -103,15 +107,18 @@ class BodyLimits:
     def _too_large(self) -> Response:
         log_refusal(413, f"body over {self.max_bytes} bytes")
         return error_response(
-            f"Request body exceeds {self.max_bytes} bytes.", "TOO_LARGE", status_code=413
+            graphql_error(f"Request body exceeds {self.max_bytes} bytes.", "TOO_LARGE"),
+            status_code=413,
         )
 
     def _too_slow(self) -> Response:
         log_refusal(408, f"body incomplete after {self.timeout_seconds:g} s")
         # The rest of the body may still be on its way: the connection cannot be reused.
         return error_response(
-            f"The request body did not arrive within {self.timeout_seconds:g} seconds.",
-            "REQUEST_TIMEOUT",
+            graphql_error(
+                f"The request body did not arrive within {self.timeout_seconds:g} seconds.",
+                "REQUEST_TIMEOUT",
+            ),
             status_code=408,
             headers={"connection": "close"},
         )

@@ -19,7 +19,8 @@ gone), and a notification lost while a listener reconnects would leave a socket 
 good. Its cost is one indexed lookup per socket per interval.
 
 Only graphql-transport-ws is guarded: the server does not speak the legacy graphql-ws
-protocol at all (a client asking only for it is refused at the handshake, ``app.web.server``).
+protocol at all (a client asking only for it is refused at the handshake,
+``app.web.graphql_app``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
+from app.core.outages import UNAVAILABLE_MESSAGE
 from app.core.viewer import Viewer
 from app.web.rate_limit import RateLimited
 from schema.context import Context
@@ -53,7 +55,7 @@ logger = logging.getLogger(__name__)
 # 1013 is "try again later" (rate limited, database unavailable); 4400 a bad request.
 REVOKED = (4403, "API key revoked.")
 LIFETIME_OVER = (1001, "Maximum connection lifetime reached; reconnect.")
-UNAVAILABLE = (1013, "The service is temporarily unavailable; try again shortly.")
+UNAVAILABLE = (1013, UNAVAILABLE_MESSAGE)
 CHECK_FAILED = (1011, "Unexpected error.")
 
 
@@ -79,7 +81,7 @@ class SocketRefused(Exception):
 
 
 class GuardedView(Protocol):
-    """What the guard needs from the GraphQL view (``app.web.server.WebhooksGraphQL``)."""
+    """What the guard needs from the GraphQL view (``app.web.graphql_app.WebhooksGraphQL``)."""
 
     socket_rules: SocketRules
 

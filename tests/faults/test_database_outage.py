@@ -23,7 +23,7 @@ from tests.receivers import Receiver
 DELIVERIES = "{ deliveries(first: 1) { nodes { id status } } }"
 OUTAGE_SECONDS = 5.0
 POOL_TIMEOUT = 10.0  # app.store.database.Database.create_pool
-READINESS_TIMEOUT = 2.0  # app.web.server.readiness
+READINESS_TIMEOUT = 2.0  # app.web.probes.READINESS_TIMEOUT_SECONDS
 POLL_INTERVAL = 5.0  # slow on purpose: a delivery within ~1 s proves LISTEN works
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, Database, Scope, scoped
+from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, Database, RowScope, scoped
 from app.store.services import Services
 
 SERVICE_ROLES = {"webhooks_api", "webhooks_publisher", "webhooks_worker"}
@@ -25,7 +25,7 @@ async def current_user(services: Services) -> str:
 
 @pytest.mark.parametrize("scope", [WORKER_SCOPE, PUBLISHER_SCOPE])
 async def test_a_company_less_scope_runs_as_its_role_in_autocommit_and_in_transactions(
-    services: Services, scope: Scope
+    services: Services, scope: RowScope
 ) -> None:
     with scoped(scope):
         assert await current_user(services) == scope.role
@@ -36,7 +36,7 @@ async def test_a_company_less_scope_runs_as_its_role_in_autocommit_and_in_transa
 
 async def test_a_company_scope_has_no_autocommit_connection(services: Services) -> None:
     """Row-level security holds a company only for a transaction: outside one it would not."""
-    with scoped(Scope("webhooks_api", "acme")), pytest.raises(RuntimeError, match="transaction"):
+    with scoped(RowScope("webhooks_api", "acme")), pytest.raises(RuntimeError, match="transaction"):
         async with services.db.autocommit():
             pass
 
@@ -73,4 +73,4 @@ async def test_a_role_pool_must_be_made_with_its_role(services: Services) -> Non
     with pytest.raises(ValueError, match="must be made with role="):
         Database(services.db.pool, {WORKER_SCOPE: publisher_pool})
     with pytest.raises(ValueError, match="without a company"):
-        Database(services.db.pool, {Scope("webhooks_api", "acme"): publisher_pool})
+        Database(services.db.pool, {RowScope("webhooks_api", "acme"): publisher_pool})

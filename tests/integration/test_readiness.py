@@ -39,4 +39,4 @@ async def test_liveness_needs_no_database(http: httpx.AsyncClient, services: Ser
 
 @pytest.fixture(autouse=True)
 def _quiet_readiness_warnings(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("ERROR", logger="app.web.server")
+    caplog.set_level("ERROR", logger="app.web.probes")

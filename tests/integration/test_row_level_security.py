@@ -14,7 +14,7 @@ import pytest
 
 from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
-from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, Scope, scoped
+from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, RowScope, scoped
 from app.store.services import Services
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
@@ -51,7 +51,7 @@ async def test_an_unfiltered_query_as_company_a_sees_only_company_a(
     services: Services, tenants: Tenants, table: str
 ) -> None:
     await given_data_for_both(services, tenants)
-    with scoped(Scope("webhooks_api", tenants.a)):
+    with scoped(RowScope("webhooks_api", tenants.a)):
         seen = await unfiltered_company_ids(services, table)
     assert seen == {tenants.a}
 
@@ -61,7 +61,7 @@ async def test_without_a_company_the_api_role_sees_nothing(
     services: Services, tenants: Tenants, table: str
 ) -> None:
     await given_data_for_both(services, tenants)
-    with scoped(Scope("webhooks_api", None)):
+    with scoped(RowScope("webhooks_api", None)):
         assert await unfiltered_company_ids(services, table) == set()
 
 
@@ -69,7 +69,7 @@ async def test_company_a_cannot_write_a_row_for_company_b(
     services: Services, tenants: Tenants
 ) -> None:
     with (
-        scoped(Scope("webhooks_api", tenants.a)),
+        scoped(RowScope("webhooks_api", tenants.a)),
         pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"),
     ):
         async with services.db.transaction() as tx:
@@ -95,7 +95,7 @@ async def test_the_api_role_cannot_disable_the_policies(
     services: Services, tenants: Tenants
 ) -> None:
     """The role is not a superuser and owns nothing: it cannot disable the policies."""
-    with scoped(Scope("webhooks_api", tenants.a)), pytest.raises(psycopg.errors.Error):
+    with scoped(RowScope("webhooks_api", tenants.a)), pytest.raises(psycopg.errors.Error):
         async with services.db.transaction() as tx:
             await tx.connection.execute("ALTER TABLE events DISABLE ROW LEVEL SECURITY")
 
@@ -124,7 +124,7 @@ PUBLISHER_COLUMNS = {
     "events": ["id", "company_id", "payload", "body"],
 }
 ROLES = {
-    "company": Scope("webhooks_api", "company-a"),
+    "company": RowScope("webhooks_api", "company-a"),
     "worker": WORKER_SCOPE,
     "publisher": PUBLISHER_SCOPE,
 }

@@ -20,7 +20,7 @@ from app.core.settings import Settings
 from app.domain import api_keys
 from app.domain.api_keys import generate_key, prefix_of
 from app.store.services import Services
-from app.web.server import CONNECTION_INIT_TIMEOUT_SECONDS, MAX_OPERATIONS_PER_SOCKET
+from app.web.graphql_app import CONNECTION_INIT_TIMEOUT_SECONDS, MAX_OPERATIONS_PER_SOCKET
 from tests.service import Tenants, make_settings
 from tests.service import served as served_on_port
 

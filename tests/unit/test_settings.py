@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
+from pathlib import Path
 
 import pytest
 
-from app.core.settings import Settings, SettingsError
+from app.core.settings import Settings, SettingsError, declarations
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 # One value for every variable, and the field and value it must produce.
 EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
@@ -107,6 +111,10 @@ def test_every_field_has_a_variable_in_this_test() -> None:
     covered = {field for _, field, _ in EVERY_VARIABLE.values()}
 
     assert covered == {field.name for field in dataclasses.fields(Settings)}
+
+
+def test_this_test_names_each_declared_variable() -> None:
+    assert list(EVERY_VARIABLE) == [declared.variables[0] for declared in declarations()]
 
 
 def test_every_variable_is_parsed_into_its_field() -> None:
@@ -294,3 +302,54 @@ def test_with_overrides_returns_a_changed_copy() -> None:
 
     assert (changed.env, changed.max_attempts) == ("production", 3)
     assert (base.env, base.max_attempts) == ("development", 10)
+
+
+# Defaults the README describes instead of showing the field's (None: made at run time).
+DESCRIBED_DEFAULTS = {"WEBHOOKS_SECRET_KEY": "dev: generated in `.webhooks/secret_key`"}
+
+
+def configuration_rows() -> list[tuple[list[str], str]]:
+    """(the variables, the Default cell) of each row of README's configuration table."""
+    section = README.read_text(encoding="utf-8").split("\n## Configuration\n", 1)[1]
+    table = section.split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    cells = [row.strip("|").split(" | ") for row in rows]
+    return [(re.findall(r"`([A-Z_]+)`", cell[0]), cell[1].strip()) for cell in cells]
+
+
+def shown(default: object) -> str:
+    """A default as the README writes it."""
+    if default is None or default == ():
+        return "none"
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def test_the_readme_lists_exactly_the_declared_variables() -> None:
+    listed = [variable for variables, _ in configuration_rows() for variable in variables]
+    declared = [variable for setting in declarations() for variable in setting.variables]
+
+    assert sorted(listed) == sorted(declared)
+
+
+def test_the_readme_gives_each_variable_its_declared_default() -> None:
+    settings = {setting.variables[0]: setting for setting in declarations()}
+    for variables, cell in configuration_rows():
+        # A row may list several settings (`A`, `B` | `1`, `2`); an alias adds none.
+        names = [variable for variable in variables if variable in settings]
+        if len(names) == 1 and names[0] in DESCRIBED_DEFAULTS:
+            assert cell == DESCRIBED_DEFAULTS[names[0]]
+            assert settings[names[0]].default is None
+            continue
+        documented = ["none"] if cell.startswith("none") else cell_values(cell)
+        assert documented == [shown(settings[name].default) for name in names], variables
+
+
+def cell_values(cell: str) -> list[str]:
+    """The leading `a`, `b` of a Default cell, without any note after them."""
+    match = re.match(r"`[^`]*`(?:, `[^`]*`)*", cell)
+    assert match is not None, cell
+    return re.findall(r"`([^`]*)`", match.group(0))
