@@ -9,9 +9,8 @@ objects for each request.
 
 The cache belongs to one schema (its rules: depth, aliases, introspection) and is bounded
 in documents and in characters of query text, least recently used first out, so unique
-query texts cannot grow it without limit. A parsed document takes about 100 bytes per
-character of its text (a 7 KB document of 2,000 tokens, the most the API accepts, about
-750 KiB), so the default bound keeps the cache under about 30 MB whatever is sent.
+query texts cannot grow it without limit: a parsed document weighs about a hundred times
+its text, so the bound is in characters, not documents alone (README, "Performance").
 """
 
 from __future__ import annotations

@@ -83,9 +83,9 @@ def freeze_startup_objects() -> None:
     """Leave what start-up built (modules, the GraphQL schema, settings: tens of thousands
     of objects that live as long as the process) out of every later garbage collection.
 
-    Python's full collections walk every tracked object; in the API process they took
-    15-40 ms each, every few dozen requests, and made most of the slowest ``publishEvent``
-    calls (benchmark phase G). Frozen objects are never walked again, nor freed, which is
+    Python's full collections walk every tracked object; in the API process they came every
+    few dozen requests and made most of the slowest ``publishEvent`` calls (benchmark phase
+    G; README, "Performance"). Frozen objects are never walked again, nor freed, which is
     what they would be anyway; what start-up left as garbage is collected first.
     """
     gc.collect()

@@ -14,15 +14,14 @@ finish, an unscoped read) is one round trip instead of BEGIN, statement, COMMIT;
 ``transaction()`` and scoped sessions pay for BEGIN and COMMIT. A transaction that must
 enter a scope runs in pipeline mode, so that BEGIN and entering the scope travel with the
 first statement; one with no scope to enter does not: psycopg's pipeline machinery costs
-more client CPU than the BEGIN round trip it saves (a ``publishEvent`` took 1.58 ms of CPU
-with it, 1.31 ms without). And a connection last handed out under a second ago is not
+more client CPU than the BEGIN round trip it saves (README, "Performance", "Figures behind
+the code"). And a connection last handed out under a second ago is not
 pinged again.
 
 Scopes without a company (the worker's and the publisher's) can also have a pool of their
 own whose connections took on the role for their whole session (``role_pools``). A lone
 statement there is a plain autocommit statement, and a transaction needs no scope
-statement: in the worker that took a delivery's database work from ~0.8 to ~0.2 ms of
-client CPU. The main pool's connections never change role, so Procrastinate, which
+statement, which cuts most of a delivery's database CPU in the worker. The main pool's connections never change role, so Procrastinate, which
 shares that pool, always runs as the owner.
 """
 
