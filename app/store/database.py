@@ -21,8 +21,9 @@ pinged again.
 Scopes without a company (the worker's and the publisher's) can also have a pool of their
 own whose connections took on the role for their whole session (``role_pools``). A lone
 statement there is a plain autocommit statement, and a transaction needs no scope
-statement, which cuts most of a delivery's database CPU in the worker. The main pool's connections never change role, so Procrastinate, which
-shares that pool, always runs as the owner.
+statement, which cuts most of a delivery's database CPU in the worker. The main pool's
+connections never change role, so Procrastinate, which shares that pool, always runs as
+the owner.
 """
 
 from __future__ import annotations
