@@ -1,4 +1,30 @@
-"""Errors the domain reports to callers.
+"""Errors the service raises, all under one base, and the user errors the domain reports.
+
+Every exception class of ``app``, ``schema`` and ``jobs`` derives from
+``WebhooksError``; some also from the standard exception that callers (or a library
+that catches them) expect. The tree, each class with its module
+(``tests/unit/test_errors.py`` keeps it in step with the code)::
+
+    WebhooksError
+      InvalidInput                 app.core.errors
+      InvalidArgument              app.core.errors, also a ValueError
+      SecretBoxError               app.core.secret_box
+        SecretKeyError             app.core.secret_box
+      SettingsError                app.core.settings, also a ValueError
+      TargetError                  app.core.target_policy
+        ResolutionError            app.core.target_policy
+      AmbiguousCredentials         app.domain.api_keys, also a ValueError
+      CompanyError                 app.domain.companies, also a ValueError
+      MailDeliveryError            app.delivery.mailer
+      SubscriptionOverHttp         schema.api_schema, also Strawberry's InvalidOperationTypeError
+      RateLimited                  app.web.rate_limit
+      _Refused                     app.web.refusals
+      JsonRefused                  app.web.request_json, also a json.JSONDecodeError
+      SocketRefused                app.web.socket_guard
+      CommandError                 app.run.cli
+      PortInUse                    app.run.development
+      AlreadyRunning               app.run.development
+      ClusterError                 app.run.postgres_cluster, also a RuntimeError
 
 ``UserError`` is bad input, returned (not raised) in mutation payloads with a field path
 and a code from the contract. ``InvalidInput`` carries a list of them when a domain
@@ -22,6 +48,10 @@ UserErrorCode = Literal[
 ]
 
 
+class WebhooksError(Exception):
+    """The base of every exception the service defines."""
+
+
 @dataclass(frozen=True)
 class UserError:
     """One problem with one input field."""
@@ -31,7 +61,7 @@ class UserError:
     code: UserErrorCode
 
 
-class InvalidInput(Exception):
+class InvalidInput(WebhooksError):
     """The input was refused; nothing was written."""
 
     def __init__(self, errors: list[UserError]) -> None:
@@ -39,7 +69,7 @@ class InvalidInput(Exception):
         self.errors = errors
 
 
-class InvalidArgument(ValueError):
+class InvalidArgument(WebhooksError, ValueError):
     """A malformed id, cursor or argument of a query."""
 
 

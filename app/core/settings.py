@@ -14,13 +14,15 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from app.core.errors import WebhooksError
+
 Environment = Literal["development", "production"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 T = TypeVar("T")
 
 
-class SettingsError(ValueError):
+class SettingsError(WebhooksError, ValueError):
     """A configuration variable has a value the service cannot use."""
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.core.errors import WebhooksError
 from app.core.viewer import Role, Viewer
 from app.store.database import Database, Row
 
@@ -52,7 +53,7 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-class AmbiguousCredentials(ValueError):
+class AmbiguousCredentials(WebhooksError, ValueError):
     """More than one ``Authorization`` value came with one request or connection_init.
 
     Refused rather than picking one: two readers of the same request (the rate limit and

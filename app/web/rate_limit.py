@@ -38,6 +38,7 @@ from graphql import GraphQLFormattedError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.core.errors import WebhooksError
 from app.core.viewer import Viewer
 from app.domain.api_keys import prefix_of
 
@@ -96,7 +97,7 @@ class TokenBuckets:
         return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
 
-class RateLimited(Exception):
+class RateLimited(WebhooksError):
     """A bucket is empty; ``retry_after`` whole seconds until the next token."""
 
     def __init__(self, wait: float) -> None:

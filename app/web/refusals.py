@@ -13,6 +13,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.errors import WebhooksError
 from app.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class BodyLimits:
         )
 
 
-class _Refused(Exception):
+class _Refused(WebhooksError):
     pass
 
 

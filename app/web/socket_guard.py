@@ -43,6 +43,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
+from app.core.errors import WebhooksError
 from app.core.viewer import Viewer
 from app.web.rate_limit import RateLimited
 from schema.context import Context
@@ -69,7 +70,7 @@ class SocketRules:
     max_lifetime_seconds: float
 
 
-class SocketRefused(Exception):
+class SocketRefused(WebhooksError):
     """``connection_init`` is refused: close the socket with ``code`` and ``reason``."""
 
     def __init__(self, code: int, reason: str) -> None:
