@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 
 from app.core.errors import UserError as DomainUserError
-from schema.types import Delivery, Event, UserError, UserErrorCode, WebhookSubscription
+from schema.types import Delivery, Event, UserError, WebhookSubscription
 
 
 def user_errors(errors: list[DomainUserError]) -> list[UserError]:
     return [
-        UserError(field=list(error.field), message=error.message, code=UserErrorCode(error.code))
+        UserError(field=list(error.field), message=error.message, code=error.code)
         for error in errors
     ]
 

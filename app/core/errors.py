@@ -35,17 +35,19 @@ query: the GraphQL layer turns it into a clear GraphQL error (extensions.code BA
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
-UserErrorCode = Literal[
-    "INVALID",
-    "REQUIRED",
-    "NOT_FOUND",
-    "DUPLICATE",
-    "UNKNOWN_WEBHOOK",
-    "FORBIDDEN_TARGET",
-    "TOO_LARGE",
-]
+
+class UserErrorCode(StrEnum):
+    """What is wrong with an input field: the contract's codes (the GraphQL enum is this)."""
+
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    NOT_FOUND = "NOT_FOUND"
+    DUPLICATE = "DUPLICATE"
+    UNKNOWN_WEBHOOK = "UNKNOWN_WEBHOOK"
+    FORBIDDEN_TARGET = "FORBIDDEN_TARGET"
+    TOO_LARGE = "TOO_LARGE"
 
 
 class WebhooksError(Exception):
@@ -75,4 +77,4 @@ class InvalidArgument(WebhooksError, ValueError):
 
 def not_found(field: tuple[str, ...], noun: str) -> InvalidInput:
     """The uniform answer for a missing id and for another company's id."""
-    return InvalidInput([UserError(field, f"No {noun} with this id.", "NOT_FOUND")])
+    return InvalidInput([UserError(field, f"No {noun} with this id.", UserErrorCode.NOT_FOUND)])

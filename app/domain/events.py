@@ -15,7 +15,7 @@ from typing import Any
 from procrastinate.jobs import DEFAULT_PRIORITY
 from psycopg.types.json import Jsonb
 
-from app.core.errors import InvalidInput, UserError
+from app.core.errors import InvalidInput, UserError, UserErrorCode
 from app.core.ids import new_id, try_uuid
 from app.core.pagination import Page, PageRequest, make_page
 from app.core.validation import MAX_IDEMPOTENCY_KEY, MAX_SUBJECT, check_payload, check_text
@@ -144,7 +144,9 @@ async def publish_event(
     if new.idempotency_key is not None and not new.idempotency_key:
         errors.append(
             UserError(
-                (*field, "idempotencyKey"), "An idempotency key must not be empty.", "INVALID"
+                (*field, "idempotencyKey"),
+                "An idempotency key must not be empty.",
+                UserErrorCode.INVALID,
             )
         )
 
@@ -233,7 +235,7 @@ def _check_same_request(existing: Row, field: tuple[str, ...]) -> None:
                 f"This idempotency key was already used for an event with a different {what}."
                 " A retry must repeat the same webhook, subject and payload;"
                 " a new event needs a new key.",
-                "DUPLICATE",
+                UserErrorCode.DUPLICATE,
             )
         ]
     )
@@ -242,14 +244,16 @@ def _check_same_request(existing: Row, field: tuple[str, ...]) -> None:
 async def _reference_errors(tx: Session, new: NewEvent, field: tuple[str, ...]) -> list[UserError]:
     errors: list[UserError] = []
     if await tx.fetch_one("get_company", id=new.company_id) is None:
-        errors.append(UserError((*field, "companyId"), "No company with this id.", "NOT_FOUND"))
+        errors.append(
+            UserError((*field, "companyId"), "No company with this id.", UserErrorCode.NOT_FOUND)
+        )
     webhooks = {row["key"] for row in await tx.fetch_all("list_webhook_types")}
     if new.webhook_key not in webhooks:
         errors.append(
             UserError(
                 (*field, "webhook"),
                 f"Unknown webhook {new.webhook_key!r}; see webhookTypes for the keys.",
-                "UNKNOWN_WEBHOOK",
+                UserErrorCode.UNKNOWN_WEBHOOK,
             )
         )
     return errors

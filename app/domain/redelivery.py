@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from app.core.errors import InvalidInput, UserError, not_found
+from app.core.errors import InvalidInput, UserError, UserErrorCode, not_found
 from app.core.ids import try_uuid
 from app.domain.deliveries import Delivery, delivery_from_row
 from app.domain.subscriptions import require_active_subscription
@@ -38,7 +38,7 @@ def _refusal(status: str) -> UserError:
         message = "The delivery is still in progress; wait until it succeeds or fails."
     else:
         message = "The delivery's subscription is deleted or inactive; nothing can be sent."
-    return UserError(("deliveryId",), message, "INVALID")
+    return UserError(("deliveryId",), message, UserErrorCode.INVALID)
 
 
 async def redeliver_failed(

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
-from app.core.errors import InvalidInput, UserError, not_found
+from app.core.errors import InvalidInput, UserError, UserErrorCode, not_found
 from app.core.ids import new_id, try_uuid
 from app.core.masking import mask_value
 from app.core.pagination import Page, PageRequest, make_page
@@ -144,18 +144,18 @@ async def check_callback_url(
     every attempt checks the addresses again anyway.
     """
     if not url.strip():
-        return [UserError(field, "A callback URL is required.", "REQUIRED")]
+        return [UserError(field, "A callback URL is required.", UserErrorCode.REQUIRED)]
     if hidden := check_visible(field, url, "callback URL"):
         return hidden
     try:
         target = parse_callback_url(url, require_https=services.settings.is_production)
     except TargetError as error:
-        return [UserError(field, error.message, error.code)]
+        return [UserError(field, error.message, UserErrorCode(error.code))]
     try:
         await resolve_target(target, services.resolver, services.settings.allowed_networks)
     except TargetError as error:
         if error.code == "FORBIDDEN_TARGET":
-            return [UserError(field, error.message, "FORBIDDEN_TARGET")]
+            return [UserError(field, error.message, UserErrorCode.FORBIDDEN_TARGET)]
     return []
 
 
@@ -188,7 +188,7 @@ async def create_subscription(
             UserError(
                 (*field, "webhook"),
                 f"Unknown webhook {new.webhook_key!r}; see webhookTypes for the keys.",
-                "UNKNOWN_WEBHOOK",
+                UserErrorCode.UNKNOWN_WEBHOOK,
             )
         )
     errors += await check_callback_url(services, (*field, "callbackUrl"), new.callback_url)
@@ -218,7 +218,7 @@ async def create_subscription(
                 UserError(
                     (*field, "callbackUrl"),
                     "This company already has a subscription of this webhook to this URL.",
-                    "DUPLICATE",
+                    UserErrorCode.DUPLICATE,
                 )
             ]
         )
@@ -276,7 +276,7 @@ async def update_subscription(
                     UserError(
                         (*field, "callbackUrl"),
                         "This company already has a subscription of this webhook to this URL.",
-                        "DUPLICATE",
+                        UserErrorCode.DUPLICATE,
                     )
                 ]
             ) from None
@@ -367,5 +367,5 @@ async def require_active_subscription(
         raise not_found(("subscriptionId",), "subscription")
     if not row["is_active"]:
         message = f"The subscription is inactive; activate it to {to}."
-        raise InvalidInput([UserError(("subscriptionId",), message, "INVALID")])
+        raise InvalidInput([UserError(("subscriptionId",), message, UserErrorCode.INVALID)])
     return row
