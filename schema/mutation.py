@@ -9,6 +9,7 @@ import strawberry
 from app.core.errors import InvalidInput
 from app.domain import events, redelivery, subscriptions
 from schema.context import Info
+from schema.errors import FieldPaths
 from schema.inputs import (
     CreateWebhookSubscriptionInput,
     PublishEventInput,
@@ -24,6 +25,14 @@ from schema.payloads import (
 )
 from schema.types import Delivery, Event, WebhookSubscription
 
+# Where each mutation's arguments hold the domain's fields, when not in the ``input``
+# field of the same name.
+WEBHOOK_IN_INPUT: FieldPaths = {"webhook_key": ("input", "webhook")}
+SUBSCRIPTION_IN_INPUT: FieldPaths = {"subscription_id": ("input", "id")}
+SUBSCRIPTION_BY_ID: FieldPaths = {"subscription_id": ("id",)}
+SUBSCRIPTION_BY_SUBSCRIPTION_ID: FieldPaths = {"subscription_id": ("subscriptionId",)}
+DELIVERY_BY_DELIVERY_ID: FieldPaths = {"delivery_id": ("deliveryId",)}
+
 
 @strawberry.type
 class Mutation:
@@ -37,7 +46,9 @@ class Mutation:
                 info.context.services, company_id, input.to_domain()
             )
         except InvalidInput as error:
-            return WebhookSubscriptionPayload(user_errors=user_errors(error.errors))
+            return WebhookSubscriptionPayload(
+                user_errors=user_errors(error.errors, WEBHOOK_IN_INPUT)
+            )
         return WebhookSubscriptionPayload(
             subscription=WebhookSubscription.from_model(created), signing_secret=secret
         )
@@ -52,7 +63,9 @@ class Mutation:
                 info.context.services, company_id, str(input.id), input.to_domain()
             )
         except InvalidInput as error:
-            return WebhookSubscriptionPayload(user_errors=user_errors(error.errors))
+            return WebhookSubscriptionPayload(
+                user_errors=user_errors(error.errors, SUBSCRIPTION_IN_INPUT)
+            )
         return WebhookSubscriptionPayload(subscription=WebhookSubscription.from_model(updated))
 
     @strawberry.mutation(
@@ -68,7 +81,9 @@ class Mutation:
                 info.context.services, company_id, str(id)
             )
         except InvalidInput as error:
-            return DeleteWebhookSubscriptionPayload(user_errors=user_errors(error.errors))
+            return DeleteWebhookSubscriptionPayload(
+                user_errors=user_errors(error.errors, SUBSCRIPTION_BY_ID)
+            )
         return DeleteWebhookSubscriptionPayload(deleted_id=strawberry.ID(deleted))
 
     @strawberry.mutation(
@@ -83,7 +98,9 @@ class Mutation:
                 info.context.services, company_id, str(id)
             )
         except InvalidInput as error:
-            return WebhookSubscriptionPayload(user_errors=user_errors(error.errors))
+            return WebhookSubscriptionPayload(
+                user_errors=user_errors(error.errors, SUBSCRIPTION_BY_ID)
+            )
         return WebhookSubscriptionPayload(
             subscription=WebhookSubscription.from_model(rotated), signing_secret=secret
         )
@@ -100,7 +117,9 @@ class Mutation:
                 info.context.services, company_id, str(subscription_id)
             )
         except InvalidInput as error:
-            return PublishEventPayload(user_errors=user_errors(error.errors))
+            return PublishEventPayload(
+                user_errors=user_errors(error.errors, SUBSCRIPTION_BY_SUBSCRIPTION_ID)
+            )
         return PublishEventPayload(event=Event.from_model(event))
 
     @strawberry.mutation(
@@ -113,7 +132,7 @@ class Mutation:
                 info.context.services, company_id, str(delivery_id)
             )
         except InvalidInput as error:
-            return DeliveryPayload(user_errors=user_errors(error.errors))
+            return DeliveryPayload(user_errors=user_errors(error.errors, DELIVERY_BY_DELIVERY_ID))
         return DeliveryPayload(delivery=Delivery.from_model(delivery))
 
     @strawberry.mutation(
@@ -129,7 +148,9 @@ class Mutation:
                 info.context.services, company_id, str(subscription_id), since
             )
         except InvalidInput as error:
-            return RedeliverFailedPayload(user_errors=user_errors(error.errors))
+            return RedeliverFailedPayload(
+                user_errors=user_errors(error.errors, SUBSCRIPTION_BY_SUBSCRIPTION_ID)
+            )
         return RedeliverFailedPayload(count=count)
 
     @strawberry.mutation(
@@ -141,5 +162,5 @@ class Mutation:
         try:
             event = await events.publish_event(info.context.services, input.to_domain())
         except InvalidInput as error:
-            return PublishEventPayload(user_errors=user_errors(error.errors))
+            return PublishEventPayload(user_errors=user_errors(error.errors, WEBHOOK_IN_INPUT))
         return PublishEventPayload(event=Event.from_model(event))

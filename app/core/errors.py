@@ -26,9 +26,10 @@ that catches them) expect. The tree, each class with its module
       AlreadyRunning               app.run.development
       ClusterError                 app.run.postgres_cluster, also a RuntimeError
 
-``UserError`` is bad input, returned (not raised) in mutation payloads with a field path
-and a code from the contract. ``InvalidInput`` carries a list of them when a domain
-function refuses to write anything. ``InvalidArgument`` is a malformed id or cursor in a
+``UserError`` is bad input, with the field it is about and a code from the contract, in
+the domain's words: ``schema/`` reports it in a mutation payload under the field's
+GraphQL path. ``InvalidInput`` carries a list of them when a domain function refuses to
+write anything. ``InvalidArgument`` is a malformed id or cursor in a
 query: the GraphQL layer turns it into a clear GraphQL error (extensions.code BAD_USER_INPUT).
 """
 
@@ -54,11 +55,17 @@ class WebhooksError(Exception):
     """The base of every exception the service defines."""
 
 
+Field = tuple[str | int, ...]
+"""An input field as the domain names it: a parameter of the domain function or a field
+of its input value, then an index or a name within it, e.g. ``("callback_url",)`` or
+``("api_key_params", 2, "name")``."""
+
+
 @dataclass(frozen=True)
 class UserError:
     """One problem with one input field."""
 
-    field: tuple[str, ...]
+    field: Field
     message: str
     code: UserErrorCode
 
@@ -75,6 +82,11 @@ class InvalidArgument(WebhooksError, ValueError):
     """A malformed id, cursor or argument of a query."""
 
 
-def not_found(field: tuple[str, ...], noun: str) -> InvalidInput:
+def missing(field: Field, noun: str) -> UserError:
     """The uniform answer for a missing id and for another company's id."""
-    return InvalidInput([UserError(field, f"No {noun} with this id.", UserErrorCode.NOT_FOUND)])
+    return UserError(field, f"No {noun} with this id.", UserErrorCode.NOT_FOUND)
+
+
+def not_found(field: Field, noun: str) -> InvalidInput:
+    """The input refused for the :func:`missing` id in ``field``."""
+    return InvalidInput([missing(field, noun)])

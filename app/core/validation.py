@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from app.core.errors import UserError, UserErrorCode
-
-Field = tuple[str, ...]
+from app.core.errors import Field, UserError, UserErrorCode
 
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -62,7 +60,7 @@ def check_api_key_params(
             existing = {name for name, _ in parse_qsl(urlsplit(callback_url).query)}
     seen: set[str] = set()
     for index, (name, value) in enumerate(params):
-        where = (*field, str(index))
+        where = (*field, index)
         if not _PARAM_NAME.fullmatch(name):
             errors.append(
                 UserError(

@@ -19,11 +19,11 @@ async def redeliver(services: Services, company_id: str, delivery_id: str) -> De
     """Restart one finished delivery; refuses one still in progress."""
     key = try_uuid(delivery_id)
     if key is None:
-        raise not_found(("deliveryId",), "delivery")
+        raise not_found(("delivery_id",), "delivery")
     async with services.db.transaction() as tx:
         current = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
         if current is None:
-            raise not_found(("deliveryId",), "delivery")
+            raise not_found(("delivery_id",), "delivery")
         restarted = await tx.fetch_one("restart_delivery", id=key, company_id=company_id)
         if restarted is None:
             raise InvalidInput([_refusal(current["status"])])
@@ -38,7 +38,7 @@ def _refusal(status: str) -> UserError:
         message = "The delivery is still in progress; wait until it succeeds or fails."
     else:
         message = "The delivery's subscription is deleted or inactive; nothing can be sent."
-    return UserError(("deliveryId",), message, UserErrorCode.INVALID)
+    return UserError(("delivery_id",), message, UserErrorCode.INVALID)
 
 
 async def redeliver_failed(

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
-from app.core.errors import InvalidInput, UserError, UserErrorCode, not_found
+from app.core.errors import Field, InvalidInput, UserError, UserErrorCode, not_found
 from app.core.ids import new_id, try_uuid
 from app.core.masking import mask_value
 from app.core.pagination import Page, PageRequest, make_page
@@ -31,7 +31,7 @@ from app.core.validation import (
     check_visible,
 )
 from app.core.viewer import Viewer
-from app.domain.webhook_types import webhook_types_by_key
+from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Row
 from app.store.services import Services
 
@@ -135,9 +135,7 @@ async def subscriptions_by_id(
     return {row["id"]: subscription_summary_from_row(row) for row in rows}
 
 
-async def check_callback_url(
-    services: Services, field: tuple[str, ...], url: str
-) -> list[UserError]:
+async def check_callback_url(services: Services, field: Field, url: str) -> list[UserError]:
     """The URL must be absolute http(s) (https in production) and not aim inside our network.
 
     A host that does not resolve yet is accepted: the receiver may be set up later, and
@@ -157,6 +155,12 @@ async def check_callback_url(
         if error.code == "FORBIDDEN_TARGET":
             return [UserError(field, error.message, UserErrorCode.FORBIDDEN_TARGET)]
     return []
+
+
+def _duplicate_url() -> InvalidInput:
+    """A company subscribes a webhook to one URL once (a unique index says so)."""
+    message = "This company already has a subscription of this webhook to this URL."
+    return InvalidInput([UserError(("callback_url",), message, UserErrorCode.DUPLICATE)])
 
 
 def _encrypt_params(
@@ -180,21 +184,14 @@ async def create_subscription(
     services: Services, company_id: str, new: NewSubscription
 ) -> tuple[Subscription, str]:
     """Create a subscription; returns it with its signing secret (shown only this once)."""
-    field = ("input",)
     errors: list[UserError] = []
     webhooks = await webhook_types_by_key(services.db)
     if new.webhook_key not in webhooks:
-        errors.append(
-            UserError(
-                (*field, "webhook"),
-                f"Unknown webhook {new.webhook_key!r}; see webhookTypes for the keys.",
-                UserErrorCode.UNKNOWN_WEBHOOK,
-            )
-        )
-    errors += await check_callback_url(services, (*field, "callbackUrl"), new.callback_url)
-    errors += check_email((*field, "notificationEmail"), new.notification_email)
-    errors += check_api_key_params((*field, "apiKeyParams"), new.api_key_params, new.callback_url)
-    errors += check_text((*field, "description"), new.description, MAX_DESCRIPTION, "description")
+        errors.append(unknown_webhook(new.webhook_key))
+    errors += await check_callback_url(services, ("callback_url",), new.callback_url)
+    errors += check_email(("notification_email",), new.notification_email)
+    errors += check_api_key_params(("api_key_params",), new.api_key_params, new.callback_url)
+    errors += check_text(("description",), new.description, MAX_DESCRIPTION, "description")
     if errors:
         raise InvalidInput(errors)
 
@@ -213,15 +210,7 @@ async def create_subscription(
         signing_secret=services.secret_box.encrypt(secret, context=secret_context(subscription_id)),
     )
     if row is None:
-        raise InvalidInput(
-            [
-                UserError(
-                    (*field, "callbackUrl"),
-                    "This company already has a subscription of this webhook to this URL.",
-                    UserErrorCode.DUPLICATE,
-                )
-            ]
-        )
+        raise _duplicate_url()
     return subscription_from_row(row), secret
 
 
@@ -229,26 +218,23 @@ async def update_subscription(
     services: Services, company_id: str, subscription_id: str, changes: SubscriptionChanges
 ) -> Subscription:
     """Change a subscription; deactivating it cancels its pending deliveries."""
-    field = ("input",)
     key = try_uuid(subscription_id)
     if key is None:
-        raise not_found((*field, "id"), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     errors: list[UserError] = []
     if changes.callback_url is not None:
-        errors += await check_callback_url(services, (*field, "callbackUrl"), changes.callback_url)
+        errors += await check_callback_url(services, ("callback_url",), changes.callback_url)
     if changes.notification_email is not None:
-        errors += check_email((*field, "notificationEmail"), changes.notification_email)
+        errors += check_email(("notification_email",), changes.notification_email)
     if changes.description is not UNSET:
-        errors += check_text(
-            (*field, "description"), changes.description, MAX_DESCRIPTION, "description"
-        )
+        errors += check_text(("description",), changes.description, MAX_DESCRIPTION, "description")
     async with services.db.transaction() as tx:
         current = await tx.fetch_one("get_subscription_for_update", id=key, company_id=company_id)
         if current is None:
-            raise not_found((*field, "id"), "subscription")
+            raise not_found(("subscription_id",), "subscription")
         if changes.api_key_params is not None:
             url = changes.callback_url or current["callback_url"]
-            errors += check_api_key_params((*field, "apiKeyParams"), changes.api_key_params, url)
+            errors += check_api_key_params(("api_key_params",), changes.api_key_params, url)
         if errors:
             raise InvalidInput(errors)
         params = (
@@ -271,15 +257,7 @@ async def update_subscription(
                 description=None if changes.description is UNSET else changes.description,
             )
         except UniqueViolation:
-            raise InvalidInput(
-                [
-                    UserError(
-                        (*field, "callbackUrl"),
-                        "This company already has a subscription of this webhook to this URL.",
-                        UserErrorCode.DUPLICATE,
-                    )
-                ]
-            ) from None
+            raise _duplicate_url() from None
         assert row is not None
         if not row["is_active"]:
             await tx.execute("cancel_open_deliveries", subscription_id=key)
@@ -290,11 +268,11 @@ async def delete_subscription(services: Services, company_id: str, subscription_
     """Delete a subscription: nothing more is sent; its past deliveries stay queryable."""
     key = try_uuid(subscription_id)
     if key is None:
-        raise not_found(("id",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     async with services.db.transaction() as tx:
         row = await tx.fetch_one("delete_subscription", id=key, company_id=company_id)
         if row is None:
-            raise not_found(("id",), "subscription")
+            raise not_found(("subscription_id",), "subscription")
         await tx.execute("cancel_open_deliveries", subscription_id=key)
     return str(key)
 
@@ -336,7 +314,7 @@ async def rotate_secret(
     """A new signing secret (returned once); the old one keeps signing for 24 hours."""
     key = try_uuid(subscription_id)
     if key is None:
-        raise not_found(("id",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     secret = generate_secret()
     row = await services.db.fetch_one(
         "rotate_signing_secret",
@@ -346,7 +324,7 @@ async def rotate_secret(
         previous_expires_at=datetime.now(UTC) + SECRET_OVERLAP,
     )
     if row is None:
-        raise not_found(("id",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     return subscription_from_row(row), secret
 
 
@@ -364,8 +342,8 @@ async def require_active_subscription(
         else None
     )
     if row is None:
-        raise not_found(("subscriptionId",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     if not row["is_active"]:
         message = f"The subscription is inactive; activate it to {to}."
-        raise InvalidInput([UserError(("subscriptionId",), message, UserErrorCode.INVALID)])
+        raise InvalidInput([UserError(("subscription_id",), message, UserErrorCode.INVALID)])
     return row
