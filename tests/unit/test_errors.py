@@ -7,12 +7,14 @@ import importlib
 import inspect
 import pkgutil
 import re
+from typing import get_args
 
 import app
 import jobs
 import schema
 from app.core import errors
-from app.core.errors import WebhooksError
+from app.core.errors import UserErrorCode, WebhooksError
+from app.core.target_policy import TargetErrorCode
 
 PACKAGES = (app, schema, jobs)
 # One line of the tree: indentation (two spaces a level), class name, module.
@@ -79,3 +81,8 @@ def test_the_docstring_draws_every_exception_class_under_its_base() -> None:
 
     # Then the tree in the docstring has the same classes, parents and modules
     assert drawn_tree() == actual
+
+
+def test_every_target_error_code_is_a_user_error_code() -> None:
+    # A refused callback URL is reported with its TargetError's code as a user error.
+    assert set(get_args(TargetErrorCode)) <= {code.value for code in UserErrorCode}
