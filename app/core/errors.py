@@ -29,8 +29,8 @@ that catches them) expect. The tree, each class with its module
 ``UserError`` is bad input, with the field it is about and a code from the contract, in
 the domain's words: ``schema/`` reports it in a mutation payload under the field's
 GraphQL path. ``InvalidInput`` carries a list of them when a domain function refuses to
-write anything. ``InvalidArgument`` is a malformed id or cursor in a
-query: the GraphQL layer turns it into a clear GraphQL error (extensions.code BAD_USER_INPUT).
+write anything. ``InvalidArgument`` is a malformed id or cursor in a query: the GraphQL
+layer turns it into a clear GraphQL error (extensions.code BAD_USER_INPUT).
 """
 
 from __future__ import annotations
