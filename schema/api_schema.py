@@ -23,6 +23,7 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from app.core.errors import WebhooksError
 from schema.masking import is_unexpected, masked
 
 logger = logging.getLogger("app.graphql")
@@ -30,7 +31,7 @@ logger = logging.getLogger("app.graphql")
 LOGGED_ERRORS = 5
 
 
-class SubscriptionOverHttp(InvalidOperationTypeError):
+class SubscriptionOverHttp(WebhooksError, InvalidOperationTypeError):
     """A ``subscription`` sent as an HTTP request (Strawberry answers it with HTTP 400)."""
 
     def __init__(self) -> None:

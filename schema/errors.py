@@ -1,13 +1,24 @@
-"""GraphQL errors with the contract's ``extensions.code`` values."""
+"""GraphQL errors with the contract's ``extensions.code`` values, and the domain's user
+errors as the API reports them: at the GraphQL path of their field, in its wording."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from graphql import GraphQLError
+from strawberry.utils.str_converters import to_camel_case
 
-from app.core.errors import InvalidArgument
+from app.core.errors import Field, InvalidArgument, UserError, UserErrorCode
+
+FieldPaths = Mapping[str, tuple[str, ...]]
+"""Where a mutation's arguments hold domain fields, by the domain's name: the GraphQL
+path of each one that is not the ``input`` field of the same name."""
+
+# What a client of the API can do about an error, said after the domain's message.
+_HINTS: Mapping[UserErrorCode, str] = {
+    UserErrorCode.UNKNOWN_WEBHOOK: "see webhookTypes for the keys",
+}
 
 
 def unauthenticated() -> GraphQLError:
@@ -32,3 +43,21 @@ def arguments_checked() -> Iterator[None]:
         yield
     except InvalidArgument as error:
         raise bad_user_input(str(error)) from None
+
+
+def graphql_path(field: Field, paths: FieldPaths) -> list[str]:
+    """A domain field's path in the mutation's arguments, e.g. ``("api_key_params", 0,
+    "name")`` -> ``["input", "apiKeyParams", "0", "name"]``; names are camelCased as
+    Strawberry names the fields."""
+    name, *rest = field
+    prefix = paths.get(str(name), ("input", to_camel_case(str(name))))
+    return [
+        *prefix,
+        *(str(part) if isinstance(part, int) else to_camel_case(part) for part in rest),
+    ]
+
+
+def graphql_message(error: UserError) -> str:
+    """The domain's message, with what the API offers about it (e.g. where to look)."""
+    hint = _HINTS.get(error.code)
+    return error.message if hint is None else f"{error.message.removesuffix('.')}; {hint}."

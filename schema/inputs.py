@@ -11,7 +11,7 @@ from app.domain.deliveries import DeliveryFilter as DomainDeliveryFilter
 from app.domain.events import EventFilter as DomainEventFilter
 from app.domain.events import NewEvent
 from app.domain.subscriptions import UNCHANGED, NewSubscription, SubscriptionChanges
-from schema.types import DeliveryStatus
+from schema.enums import DeliveryStatus
 
 
 @strawberry.input
@@ -129,7 +129,7 @@ class DeliveryFilter:
 
     def to_domain(self) -> DomainDeliveryFilter:
         return DomainDeliveryFilter(
-            status=self.status.value if self.status else None,  # type: ignore[arg-type]
+            status=self.status,
             webhook_key=self.webhook,
             subscription_id=str(self.subscription_id) if self.subscription_id else None,
             event_id=str(self.event_id) if self.event_id else None,

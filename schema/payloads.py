@@ -5,12 +5,19 @@ from __future__ import annotations
 import strawberry
 
 from app.core.errors import UserError as DomainUserError
-from schema.types import Delivery, Event, UserError, UserErrorCode, WebhookSubscription
+from schema.errors import FieldPaths, graphql_message, graphql_path
+from schema.types import Delivery, Event, UserError, WebhookSubscription
 
 
-def user_errors(errors: list[DomainUserError]) -> list[UserError]:
+def user_errors(errors: list[DomainUserError], paths: FieldPaths) -> list[UserError]:
+    """The domain's errors at the GraphQL paths ``paths`` gives their fields, in the API's
+    wording (schema/errors.py)."""
     return [
-        UserError(field=list(error.field), message=error.message, code=UserErrorCode(error.code))
+        UserError(
+            field=graphql_path(error.field, paths),
+            message=graphql_message(error),
+            code=error.code,
+        )
         for error in errors
     ]
 

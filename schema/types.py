@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from app.core.pagination import page_request
 from app.domain import companies, deliveries, events, subscriptions, webhook_types
 from schema.context import Info
+from schema.enums import DeliveryStatus, UserErrorCode
 from schema.errors import arguments_checked
 from schema.loaders import SubscriptionPage
 
@@ -25,23 +26,6 @@ if TYPE_CHECKING:
 class ApiKeyRole(Enum):
     COMPANY = "COMPANY"
     PUBLISHER = "PUBLISHER"
-
-
-@strawberry.enum
-class DeliveryStatus(Enum):
-    PENDING = strawberry.enum_value("PENDING", description="Created, first attempt not made yet.")
-    RETRYING = strawberry.enum_value(
-        "RETRYING", description="At least one attempt failed; the next one is scheduled."
-    )
-    SUCCEEDED = strawberry.enum_value("SUCCEEDED", description="A 2xx response was received.")
-    FAILED = strawberry.enum_value(
-        "FAILED",
-        description="Every attempt failed; nothing more will be sent. "
-        "The notification email went out.",
-    )
-    CANCELLED = strawberry.enum_value(
-        "CANCELLED", description="Stopped before success, e.g. its subscription was deleted."
-    )
 
 
 def _json(value: Any) -> JSON:
@@ -174,7 +158,7 @@ class WebhookSubscription:
                 viewer,
                 self.model.id,
                 request,
-                status.value if status else None,  # type: ignore[arg-type]
+                status,
             )
         )
         return await delivery_connection(info, page)
@@ -328,14 +312,3 @@ class UserError:
     )
     message: str
     code: UserErrorCode
-
-
-@strawberry.enum
-class UserErrorCode(Enum):
-    INVALID = "INVALID"
-    REQUIRED = "REQUIRED"
-    NOT_FOUND = "NOT_FOUND"
-    DUPLICATE = "DUPLICATE"
-    UNKNOWN_WEBHOOK = "UNKNOWN_WEBHOOK"
-    FORBIDDEN_TARGET = "FORBIDDEN_TARGET"
-    TOO_LARGE = "TOO_LARGE"

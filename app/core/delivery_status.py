@@ -1,9 +1,22 @@
-"""A delivery's status: one definition for the domain, the live updates and the GraphQL enum."""
+"""A delivery's status: one definition for the domain, the live updates and the GraphQL enum.
+
+Members are strings: the database's ``status`` column and the NOTIFY payloads hold
+the same text, and a member compares equal to it.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from enum import StrEnum
 
-DeliveryStatus = Literal["PENDING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED"]
-STATUSES: frozenset[str] = frozenset(get_args(DeliveryStatus))
-FINISHED: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"
+    RETRYING = "RETRYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FINISHED: frozenset[DeliveryStatus] = frozenset(
+    {DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED}
+)

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from app.core.errors import WebhooksError
+
 _VERSION = "v1"
 _KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -37,7 +39,7 @@ _KEY_ID_HEX = 8
 _KEY_ID = re.compile(r"[0-9a-f]{8}")
 
 
-class SecretBoxError(Exception):
+class SecretBoxError(WebhooksError):
     """A value could not be sealed or opened. The message names no key or plaintext."""
 
 

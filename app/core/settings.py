@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypeVar, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
+from app.core.errors import WebhooksError
+
 Environment = Literal["development", "production"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -30,7 +32,7 @@ PREFIX = "WEBHOOKS_"
 Parse = Callable[[str, str], T]
 
 
-class SettingsError(ValueError):
+class SettingsError(WebhooksError, ValueError):
     """A configuration variable has a value the service cannot use."""
 
 

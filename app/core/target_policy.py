@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from app.core.errors import WebhooksError
+
 IPAddress = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
 TargetErrorCode = Literal["INVALID", "FORBIDDEN_TARGET"]
@@ -43,7 +45,7 @@ _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _MAX_HOST_LENGTH = 253
 
 
-class TargetError(Exception):
+class TargetError(WebhooksError):
     """A callback URL that is malformed (``INVALID``) or points somewhere the service
     must not send to (``FORBIDDEN_TARGET``). ``message`` is safe to show to users: it
     never contains the URL's query string, where API key values live."""

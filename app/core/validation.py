@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from app.core.errors import UserError
-
-Field = tuple[str, ...]
+from app.core.errors import Field, UserError, UserErrorCode
 
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -34,9 +32,13 @@ _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 def check_email(field: Field, value: str) -> list[UserError]:
     if not value.strip():
-        return [UserError(field, "A notification email is required.", "REQUIRED")]
+        return [UserError(field, "A notification email is required.", UserErrorCode.REQUIRED)]
     if len(value) > 254 or not _EMAIL.fullmatch(value):
-        return [UserError(field, "Not a valid email address, e.g. ops@example.com.", "INVALID")]
+        return [
+            UserError(
+                field, "Not a valid email address, e.g. ops@example.com.", UserErrorCode.INVALID
+            )
+        ]
     return []
 
 
@@ -47,7 +49,9 @@ def check_api_key_params(
     errors: list[UserError] = []
     if len(params) > MAX_API_KEY_PARAMS:
         errors.append(
-            UserError(field, f"At most {MAX_API_KEY_PARAMS} API key parameters.", "INVALID")
+            UserError(
+                field, f"At most {MAX_API_KEY_PARAMS} API key parameters.", UserErrorCode.INVALID
+            )
         )
     existing = set()
     # A URL too broken to split (e.g. "https://[::1/x") is reported by the URL check.
@@ -56,30 +60,36 @@ def check_api_key_params(
             existing = {name for name, _ in parse_qsl(urlsplit(callback_url).query)}
     seen: set[str] = set()
     for index, (name, value) in enumerate(params):
-        where = (*field, str(index))
+        where = (*field, index)
         if not _PARAM_NAME.fullmatch(name):
             errors.append(
                 UserError(
                     (*where, "name"),
                     "A parameter name has 1 to 64 characters: letters, digits, '_', '.', '~', '-'.",
-                    "INVALID",
+                    UserErrorCode.INVALID,
                 )
             )
         elif name in seen or name in existing:
             errors.append(
-                UserError((*where, "name"), f"The parameter {name!r} is given twice.", "DUPLICATE")
+                UserError(
+                    (*where, "name"),
+                    f"The parameter {name!r} is given twice.",
+                    UserErrorCode.DUPLICATE,
+                )
             )
         seen.add(name)
         if not value:
             errors.append(
-                UserError((*where, "value"), "A parameter value is required.", "REQUIRED")
+                UserError(
+                    (*where, "value"), "A parameter value is required.", UserErrorCode.REQUIRED
+                )
             )
         elif len(value) > MAX_PARAM_VALUE:
             errors.append(
                 UserError(
                     (*where, "value"),
                     f"A parameter value has at most {MAX_PARAM_VALUE} characters.",
-                    "TOO_LARGE",
+                    UserErrorCode.TOO_LARGE,
                 )
             )
     return errors
@@ -87,9 +97,15 @@ def check_api_key_params(
 
 def check_text(field: Field, value: str | None, limit: int, noun: str) -> list[UserError]:
     if value is not None and len(value) > limit:
-        return [UserError(field, f"The {noun} has at most {limit} characters.", "TOO_LARGE")]
+        return [
+            UserError(field, f"The {noun} has at most {limit} characters.", UserErrorCode.TOO_LARGE)
+        ]
     if value is not None and any(unicodedata.category(char) == "Cc" for char in value):
-        return [UserError(field, f"The {noun} must not contain control characters.", "INVALID")]
+        return [
+            UserError(
+                field, f"The {noun} must not contain control characters.", UserErrorCode.INVALID
+            )
+        ]
     return check_visible(field, value, noun)
 
 
@@ -105,7 +121,7 @@ def check_visible(field: Field, value: str | None, noun: str) -> list[UserError]
             field,
             f"The {noun} must not contain invisible or bidirectional-control characters "
             f"(found U+{ord(hidden):04X}).",
-            "INVALID",
+            UserErrorCode.INVALID,
         )
     ]
 
@@ -125,19 +141,19 @@ def check_payload(
 ) -> tuple[bytes | None, list[UserError]]:
     """The payload must be a JSON object within the size cap; returns its compact encoding."""
     if not isinstance(payload, dict):
-        return None, [UserError(field, "The payload must be a JSON object.", "INVALID")]
+        return None, [UserError(field, "The payload must be a JSON object.", UserErrorCode.INVALID)]
     try:
         encoded = json.dumps(
             payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode()
     except (TypeError, ValueError):
-        return None, [UserError(field, "The payload is not valid JSON.", "INVALID")]
+        return None, [UserError(field, "The payload is not valid JSON.", UserErrorCode.INVALID)]
     if len(encoded) > max_bytes:
         return None, [
             UserError(
                 field,
                 f"The payload is {len(encoded)} bytes; the limit is {max_bytes} bytes.",
-                "TOO_LARGE",
+                UserErrorCode.TOO_LARGE,
             )
         ]
     return encoded, []

@@ -30,6 +30,7 @@ from app.core.outages import is_connection_lost
 from app.core.secret_box import param_context, secret_context
 from app.core.signing import webhook_headers
 from app.delivery import metrics
+from app.delivery.failure_email import REACTIVATE
 from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
 from app.delivery.outgoing import Endpoint, OutgoingDelivery, outgoing_from_row
@@ -59,10 +60,7 @@ UNRECORDED_BODY = "[the response could not be recorded ({error})]"
 # share already, and fresh work for other subscriptions must not queue behind them.
 POSTPONED_PRIORITY = DEFAULT_PRIORITY - 1
 
-GONE_REASON = (
-    "the endpoint answered 410 Gone, so the subscription was deactivated; "
-    "reactivate it with updateWebhookSubscription(isActive: true)"
-)
+GONE_REASON = f"the endpoint answered 410 Gone, so the subscription was deactivated; {REACTIVATE}"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from app.delivery.failure_email import REACTIVATE
 from app.store.queue import cancel_open_deliveries, defer_notice
 from app.store.services import Services
 
@@ -21,8 +22,7 @@ def reason_text(period_seconds: float) -> str:
     days = period_seconds / 86400
     span = f"{days:g} days" if days >= 1 else f"{period_seconds:g} seconds"
     return (
-        f"every delivery has failed for {span}, so the subscription was deactivated; "
-        "reactivate it with updateWebhookSubscription(isActive: true)"
+        f"every delivery has failed for {span}, so the subscription was deactivated; {REACTIVATE}"
     )
 
 

@@ -31,6 +31,8 @@ _DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 _MAX_ERROR_CHARS = 300
 _MAX_SUBJECT_URL_CHARS = 60
 _WIDTH = 76
+# The end of every deactivation reason: how the email's reader turns it back on.
+REACTIVATE = "reactivate it with updateWebhookSubscription(isActive: true)"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+from app.core.errors import WebhooksError
 from app.core.settings import is_loopback_host
 
 _DEFAULT_PORTS = {"smtps": 465, "starttls": 587, "smtp": 25}
@@ -41,7 +42,7 @@ _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._@-]+")
 _READABLE_HEADERS = ("Date", "From", "To", "Subject", "Message-ID", "X-PlanOmatic-Notice-Id")
 
 
-class MailDeliveryError(Exception):
+class MailDeliveryError(WebhooksError):
     """The message could not be handed to the mail server.
 
     ``temporary`` is true when trying again later may succeed (connection refused,

@@ -23,7 +23,7 @@ FailureReason = Literal["gone", "given up", "last attempt"]
 class Succeeded:
     """The endpoint accepted the delivery: nothing follows."""
 
-    status: ClassVar[DeliveryStatus] = "SUCCEEDED"
+    status: ClassVar[DeliveryStatus] = DeliveryStatus.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class FailedForGood:
     """No attempt follows; ``reason`` says why (``gone``: the subscription must stop)."""
 
     reason: FailureReason
-    status: ClassVar[DeliveryStatus] = "FAILED"
+    status: ClassVar[DeliveryStatus] = DeliveryStatus.FAILED
 
     @property
     def gone(self) -> bool:
@@ -43,7 +43,7 @@ class RetryAt:
     """The next attempt is due at ``moment``."""
 
     moment: datetime
-    status: ClassVar[DeliveryStatus] = "RETRYING"
+    status: ClassVar[DeliveryStatus] = DeliveryStatus.RETRYING
 
 
 Step = Succeeded | FailedForGood | RetryAt

@@ -7,12 +7,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.core.errors import WebhooksError
 from app.store.database import Database, Row
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-class CompanyError(ValueError):
+class CompanyError(WebhooksError, ValueError):
     """A company could not be created as asked."""
 
 

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.core.delivery_status import DeliveryStatus
-from app.core.errors import InvalidArgument
-from app.core.ids import try_uuid
+from app.core.ids import parse_uuid, try_uuid
 from app.core.pagination import Page, PageRequest, make_page
 from app.core.viewer import Viewer
 from app.store.database import Database, Row
@@ -127,12 +126,7 @@ async def get_delivery(db: Database, viewer: Viewer, delivery_id: str) -> Delive
 
 
 def _filter_uuid(value: str | None, noun: str) -> uuid.UUID | None:
-    if value is None:
-        return None
-    key = try_uuid(value)
-    if key is None:
-        raise InvalidArgument(f"{value!r} is not a valid {noun} id")
-    return key
+    return None if value is None else parse_uuid(value, noun)
 
 
 async def list_deliveries(

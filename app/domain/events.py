@@ -14,14 +14,14 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from app.core.errors import InvalidInput, UserError
+from app.core.errors import InvalidInput, UserError, UserErrorCode, missing
 from app.core.ids import new_id, try_uuid
 from app.core.pagination import Page, PageRequest, make_page
 from app.core.settings import Settings
 from app.core.validation import MAX_IDEMPOTENCY_KEY, MAX_SUBJECT, check_payload, check_text
 from app.core.viewer import Viewer
 from app.domain.subscriptions import require_active_subscription
-from app.domain.webhook_types import webhook_types_by_key
+from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Database, Row, Session
 from app.store.queue import fan_out_event
 
@@ -138,19 +138,18 @@ async def publish_event(
     not count, ``1`` equals ``1.0``, ``true`` is not ``1``). The stored columns are
     compared rather than a hash of the request: they exist for every event ever
     published, and the comparison is exact. A used key with anything different is a
-    publisher's bug, not a retry: a ``DUPLICATE`` user error on ``input.idempotencyKey``
+    publisher's bug, not a retry: a ``DUPLICATE`` user error on the ``idempotency_key``
     naming what differs (as Stripe does), and nothing is written.
     """
-    field = ("input",)
-    payload_json, errors = check_payload((*field, "payload"), new.payload, limits.max_payload_bytes)
-    errors += check_text((*field, "subject"), new.subject, MAX_SUBJECT, "subject")
+    payload_json, errors = check_payload(("payload",), new.payload, limits.max_payload_bytes)
+    errors += check_text(("subject",), new.subject, MAX_SUBJECT, "subject")
     errors += check_text(
-        (*field, "idempotencyKey"), new.idempotency_key, MAX_IDEMPOTENCY_KEY, "idempotency key"
+        ("idempotency_key",), new.idempotency_key, MAX_IDEMPOTENCY_KEY, "idempotency key"
     )
     if new.idempotency_key is not None and not new.idempotency_key:
         errors.append(
             UserError(
-                (*field, "idempotencyKey"), "An idempotency key must not be empty.", "INVALID"
+                ("idempotency_key",), "An idempotency key must not be empty.", UserErrorCode.INVALID
             )
         )
 
@@ -161,7 +160,7 @@ async def publish_event(
     # round trips, where a pooled session each took four (publishing is on the hot path).
     # A user error raised inside rolls back, so nothing is written either way.
     async with db.transaction() as tx:
-        errors = await _reference_errors(tx, new, field) + errors
+        errors = await _reference_errors(tx, new) + errors
         if errors:
             raise InvalidInput(errors)
         assert payload_json is not None
@@ -197,7 +196,7 @@ async def publish_event(
                 payload=Jsonb(new.payload),
             )
             assert existing is not None
-            _check_same_request(existing, (*field, "idempotencyKey"))
+            _check_same_request(existing)
             return event_from_row(existing)
         # Deliveries and their jobs in one statement (a mismatch raises, rolling back).
         await fan_out_event(
@@ -212,7 +211,7 @@ async def publish_event(
     return event_from_row(row)
 
 
-def _check_same_request(existing: Row, field: tuple[str, ...]) -> None:
+def _check_same_request(existing: Row) -> None:
     """Refuse a reused idempotency key whose request differs from the first one."""
     differing = [
         part
@@ -229,29 +228,23 @@ def _check_same_request(existing: Row, field: tuple[str, ...]) -> None:
     raise InvalidInput(
         [
             UserError(
-                field,
+                ("idempotency_key",),
                 f"This idempotency key was already used for an event with a different {what}."
                 " A retry must repeat the same webhook, subject and payload;"
                 " a new event needs a new key.",
-                "DUPLICATE",
+                UserErrorCode.DUPLICATE,
             )
         ]
     )
 
 
-async def _reference_errors(tx: Session, new: NewEvent, field: tuple[str, ...]) -> list[UserError]:
+async def _reference_errors(tx: Session, new: NewEvent) -> list[UserError]:
     errors: list[UserError] = []
     if await tx.fetch_one("get_company", id=new.company_id) is None:
-        errors.append(UserError((*field, "companyId"), "No company with this id.", "NOT_FOUND"))
+        errors.append(missing(("company_id",), "company"))
     webhooks = {row["key"] for row in await tx.fetch_all("list_webhook_types")}
     if new.webhook_key not in webhooks:
-        errors.append(
-            UserError(
-                (*field, "webhook"),
-                f"Unknown webhook {new.webhook_key!r}; see webhookTypes for the keys.",
-                "UNKNOWN_WEBHOOK",
-            )
-        )
+        errors.append(unknown_webhook(new.webhook_key))
     return errors
 
 

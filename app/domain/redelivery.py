@@ -7,7 +7,7 @@ from datetime import datetime
 
 import procrastinate
 
-from app.core.errors import InvalidInput, UserError, not_found
+from app.core.errors import InvalidInput, UserError, UserErrorCode, not_found
 from app.core.ids import try_uuid
 from app.core.viewer import Viewer
 from app.domain.deliveries import Delivery, delivery_from_row
@@ -25,11 +25,11 @@ async def redeliver(
     company_id = viewer.own_company
     key = try_uuid(delivery_id)
     if key is None:
-        raise not_found(("deliveryId",), "delivery")
+        raise not_found(("delivery_id",), "delivery")
     async with db.transaction() as tx:
         current = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
         if current is None:
-            raise not_found(("deliveryId",), "delivery")
+            raise not_found(("delivery_id",), "delivery")
         restarted = await tx.fetch_one("restart_delivery", id=key, company_id=company_id)
         if restarted is None:
             raise InvalidInput([_refusal(current["status"])])
@@ -44,7 +44,7 @@ def _refusal(status: str) -> UserError:
         message = "The delivery is still in progress; wait until it succeeds or fails."
     else:
         message = "The delivery's subscription is deleted or inactive; nothing can be sent."
-    return UserError(("deliveryId",), message, "INVALID")
+    return UserError(("delivery_id",), message, UserErrorCode.INVALID)
 
 
 async def redeliver_failed(

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
-from app.core.errors import InvalidInput, UserError, not_found
+from app.core.errors import Field, InvalidInput, UserError, UserErrorCode, not_found
 from app.core.ids import new_id, try_uuid
 from app.core.masking import mask_value
 from app.core.pagination import Page, PageRequest, make_page
@@ -39,7 +39,7 @@ from app.core.validation import (
     check_visible,
 )
 from app.core.viewer import Viewer
-from app.domain.webhook_types import webhook_types_by_key
+from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Database, Row
 from app.store.queue import cancel_open_deliveries
 
@@ -159,28 +159,32 @@ class CallbackChecks:
         return cls(resolver, settings.is_production, settings.allowed_networks)
 
 
-async def check_callback_url(
-    checks: CallbackChecks, field: tuple[str, ...], url: str
-) -> list[UserError]:
+async def check_callback_url(checks: CallbackChecks, field: Field, url: str) -> list[UserError]:
     """The URL must be absolute http(s) (https in production) and not aim inside our network.
 
     A host that does not resolve yet is accepted: the receiver may be set up later, and
     every attempt checks the addresses again anyway.
     """
     if not url.strip():
-        return [UserError(field, "A callback URL is required.", "REQUIRED")]
+        return [UserError(field, "A callback URL is required.", UserErrorCode.REQUIRED)]
     if hidden := check_visible(field, url, "callback URL"):
         return hidden
     try:
         target = parse_callback_url(url, require_https=checks.require_https)
     except TargetError as error:
-        return [UserError(field, error.message, error.code)]
+        return [UserError(field, error.message, UserErrorCode(error.code))]
     try:
         await resolve_target(target, checks.resolver, checks.allowed_networks)
     except TargetError as error:
         if error.code == "FORBIDDEN_TARGET":
-            return [UserError(field, error.message, "FORBIDDEN_TARGET")]
+            return [UserError(field, error.message, UserErrorCode.FORBIDDEN_TARGET)]
     return []
+
+
+def _duplicate_url() -> InvalidInput:
+    """A company subscribes a webhook to one URL once (a unique index says so)."""
+    message = "This company already has a subscription of this webhook to this URL."
+    return InvalidInput([UserError(("callback_url",), message, UserErrorCode.DUPLICATE)])
 
 
 def _encrypt_params(
@@ -202,21 +206,14 @@ async def create_subscription(
     db: Database, box: SecretBox, checks: CallbackChecks, viewer: Viewer, new: NewSubscription
 ) -> tuple[Subscription, str]:
     """Create a subscription; returns it with its signing secret (shown only this once)."""
-    field = ("input",)
     errors: list[UserError] = []
     webhooks = await webhook_types_by_key(db)
     if new.webhook_key not in webhooks:
-        errors.append(
-            UserError(
-                (*field, "webhook"),
-                f"Unknown webhook {new.webhook_key!r}; see webhookTypes for the keys.",
-                "UNKNOWN_WEBHOOK",
-            )
-        )
-    errors += await check_callback_url(checks, (*field, "callbackUrl"), new.callback_url)
-    errors += check_email((*field, "notificationEmail"), new.notification_email)
-    errors += check_api_key_params((*field, "apiKeyParams"), new.api_key_params, new.callback_url)
-    errors += check_text((*field, "description"), new.description, MAX_DESCRIPTION, "description")
+        errors.append(unknown_webhook(new.webhook_key))
+    errors += await check_callback_url(checks, ("callback_url",), new.callback_url)
+    errors += check_email(("notification_email",), new.notification_email)
+    errors += check_api_key_params(("api_key_params",), new.api_key_params, new.callback_url)
+    errors += check_text(("description",), new.description, MAX_DESCRIPTION, "description")
     if errors:
         raise InvalidInput(errors)
 
@@ -235,15 +232,7 @@ async def create_subscription(
         signing_secret=box.encrypt(secret, context=secret_context(subscription_id)),
     )
     if row is None:
-        raise InvalidInput(
-            [
-                UserError(
-                    (*field, "callbackUrl"),
-                    "This company already has a subscription of this webhook to this URL.",
-                    "DUPLICATE",
-                )
-            ]
-        )
+        raise _duplicate_url()
     return subscription_from_row(row), secret
 
 
@@ -256,27 +245,24 @@ async def update_subscription(
     changes: SubscriptionChanges,
 ) -> Subscription:
     """Change a subscription; deactivating it cancels its pending deliveries."""
-    field = ("input",)
     company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
-        raise not_found((*field, "id"), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     errors: list[UserError] = []
     if changes.callback_url is not None:
-        errors += await check_callback_url(checks, (*field, "callbackUrl"), changes.callback_url)
+        errors += await check_callback_url(checks, ("callback_url",), changes.callback_url)
     if changes.notification_email is not None:
-        errors += check_email((*field, "notificationEmail"), changes.notification_email)
+        errors += check_email(("notification_email",), changes.notification_email)
     if changes.description is not UNCHANGED:
-        errors += check_text(
-            (*field, "description"), changes.description, MAX_DESCRIPTION, "description"
-        )
+        errors += check_text(("description",), changes.description, MAX_DESCRIPTION, "description")
     async with db.transaction() as tx:
         current = await tx.fetch_one("get_subscription_for_update", id=key, company_id=company_id)
         if current is None:
-            raise not_found((*field, "id"), "subscription")
+            raise not_found(("subscription_id",), "subscription")
         if changes.api_key_params is not None:
             url = changes.callback_url or current["callback_url"]
-            errors += check_api_key_params((*field, "apiKeyParams"), changes.api_key_params, url)
+            errors += check_api_key_params(("api_key_params",), changes.api_key_params, url)
         if errors:
             raise InvalidInput(errors)
         params = (
@@ -299,15 +285,7 @@ async def update_subscription(
                 description=None if changes.description is UNCHANGED else changes.description,
             )
         except UniqueViolation:
-            raise InvalidInput(
-                [
-                    UserError(
-                        (*field, "callbackUrl"),
-                        "This company already has a subscription of this webhook to this URL.",
-                        "DUPLICATE",
-                    )
-                ]
-            ) from None
+            raise _duplicate_url() from None
         assert row is not None
         if not row["is_active"]:
             await cancel_open_deliveries(tx, key)
@@ -319,11 +297,11 @@ async def delete_subscription(db: Database, viewer: Viewer, subscription_id: str
     company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
-        raise not_found(("id",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     async with db.transaction() as tx:
         row = await tx.fetch_one("delete_subscription", id=key, company_id=company_id)
         if row is None:
-            raise not_found(("id",), "subscription")
+            raise not_found(("subscription_id",), "subscription")
         await cancel_open_deliveries(tx, key)
     return str(key)
 
@@ -367,7 +345,7 @@ async def rotate_secret(
     company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
-        raise not_found(("id",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     secret = generate_secret()
     row = await db.fetch_one(
         "rotate_signing_secret",
@@ -377,7 +355,7 @@ async def rotate_secret(
         previous_expires_at=datetime.now(UTC) + SECRET_OVERLAP,
     )
     if row is None:
-        raise not_found(("id",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     return subscription_from_row(row), secret
 
 
@@ -392,8 +370,8 @@ async def require_active_subscription(
     key = try_uuid(subscription_id)
     row = await db.fetch_one("get_subscription", id=key, company_id=company_id) if key else None
     if row is None:
-        raise not_found(("subscriptionId",), "subscription")
+        raise not_found(("subscription_id",), "subscription")
     if not row["is_active"]:
         message = f"The subscription is inactive; activate it to {to}."
-        raise InvalidInput([UserError(("subscriptionId",), message, "INVALID")])
+        raise InvalidInput([UserError(("subscription_id",), message, UserErrorCode.INVALID)])
     return row

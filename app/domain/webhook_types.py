@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.errors import UserError, UserErrorCode
 from app.store.database import Database
 
 
@@ -31,3 +32,8 @@ async def list_webhook_types(db: Database) -> list[WebhookType]:
 
 async def webhook_types_by_key(db: Database) -> dict[str, WebhookType]:
     return {webhook.key: webhook for webhook in await list_webhook_types(db)}
+
+
+def unknown_webhook(key: str) -> UserError:
+    """The user error for a ``webhook_key`` that is not in the catalogue."""
+    return UserError(("webhook_key",), f"Unknown webhook {key!r}.", UserErrorCode.UNKNOWN_WEBHOOK)

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.errors import UndefinedTable
 
 from app.core import event_loop
+from app.core.errors import WebhooksError
 from app.core.logs import configure_logging
 from app.core.settings import Settings, SettingsError
 from app.domain import api_keys, companies
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-class CommandError(Exception):
+class CommandError(WebhooksError):
     """A command could not do what was asked; the message says why."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core import event_loop
+from app.core.errors import WebhooksError
 from app.core.settings import Settings
 from app.domain import api_keys, companies
 from app.run.postgres_cluster import LocalCluster
@@ -38,11 +39,11 @@ DEV_DATABASE_FILE = "dev-database-url"
 DEV_LOCK_FILE = "dev.lock"
 
 
-class PortInUse(Exception):
+class PortInUse(WebhooksError):
     """The port `webhooks dev` was asked to serve on is taken."""
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(WebhooksError):
     """Another `webhooks dev` runs with the same data directory."""
 
 

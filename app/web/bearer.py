@@ -25,8 +25,10 @@ from collections.abc import Mapping, Sequence
 
 from starlette.datastructures import Headers
 
+from app.core.errors import WebhooksError
 
-class AmbiguousCredentials(ValueError):
+
+class AmbiguousCredentials(WebhooksError, ValueError):
     """More than one ``Authorization`` value came with one request or connection_init."""
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from graphql import GraphQLFormattedError
 
+from app.core.errors import WebhooksError
 from app.core.viewer import Viewer
 from app.domain.api_keys import prefix_of
 from app.web.refusals import graphql_error
@@ -95,7 +96,7 @@ class TokenBuckets:
         return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
 
-class RateLimited(Exception):
+class RateLimited(WebhooksError):
     """A bucket is empty; ``retry_after`` whole seconds until the next token."""
 
     def __init__(self, wait: float) -> None:

@@ -16,6 +16,7 @@ from graphql import GraphQLFormattedError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.errors import WebhooksError
 from app.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class BodyLimits:
         )
 
 
-class _Refused(Exception):
+class _Refused(WebhooksError):
     pass
 
 

@@ -17,6 +17,8 @@ import re
 from array import array
 from itertools import accumulate
 
+from app.core.errors import WebhooksError
+
 MAX_DEPTH = 64
 """Nesting of arrays and objects, the request's own envelope included."""
 
@@ -34,7 +36,7 @@ _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _BRACKETS)
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
-class JsonRefused(json.JSONDecodeError):
+class JsonRefused(WebhooksError, json.JSONDecodeError):
     """The text is not JSON the service accepts; ``reason`` says why, for the client.
 
     A ``JSONDecodeError``, so that Strawberry's own handling of unparsable JSON (HTTP

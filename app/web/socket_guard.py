@@ -44,6 +44,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
+from app.core.errors import WebhooksError
 from app.core.outages import UNAVAILABLE_MESSAGE
 from app.core.viewer import Viewer
 from app.web.rate_limit import RateLimited
@@ -71,7 +72,7 @@ class SocketRules:
     max_lifetime_seconds: float
 
 
-class SocketRefused(Exception):
+class SocketRefused(WebhooksError):
     """``connection_init`` is refused: close the socket with ``code`` and ``reason``."""
 
     def __init__(self, code: int, reason: str) -> None:

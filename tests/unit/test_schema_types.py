@@ -5,8 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 from strawberry.types.base import get_object_definition
+from strawberry.types.enum import StrawberryEnumDefinition
 
+from app.core.delivery_status import DeliveryStatus
+from app.core.errors import UserErrorCode
 from app.domain import deliveries
+from schema.root import build_schema
 from schema.types import DeliveryAttempt
 
 
@@ -17,3 +21,14 @@ def test_every_delivery_attempt_field_is_an_attribute_of_the_domain_attempt() ->
     for field in definition.fields:
         assert field.base_resolver is None, field.python_name
         assert field.python_name in attributes, field.python_name
+
+
+def test_the_graphql_enums_are_the_domains_own_classes() -> None:
+    # Given the schema as the API serves it
+    schema = build_schema()
+
+    # Then DeliveryStatus and UserErrorCode are the domain's enums, not copies of them
+    for enum in (DeliveryStatus, UserErrorCode):
+        definition = schema.get_type_by_name(enum.__name__)
+        assert isinstance(definition, StrawberryEnumDefinition), enum
+        assert definition.wrapped_cls is enum

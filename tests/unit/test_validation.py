@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.core.errors import UserError
+from app.core.errors import Field, UserError
 from app.core.validation import (
     MAX_API_KEY_PARAMS,
     MAX_PARAM_VALUE,
@@ -18,13 +18,13 @@ from app.core.validation import (
     check_visible,
 )
 
-EMAIL = ("input", "notificationEmail")
-PARAMS = ("input", "apiKeyParams")
-PAYLOAD = ("input", "payload")
-SUBJECT = ("input", "subject")
+EMAIL = ("notification_email",)
+PARAMS = ("api_key_params",)
+PAYLOAD = ("payload",)
+SUBJECT = ("subject",)
 
 
-def _codes(errors: list[UserError]) -> list[tuple[tuple[str, ...], str]]:
+def _codes(errors: list[UserError]) -> list[tuple[Field, str]]:
     return [(error.field, error.code) for error in errors]
 
 
@@ -90,7 +90,7 @@ def test_a_bad_param_name_is_invalid_at_its_index(name: str) -> None:
     errors = check_api_key_params(PARAMS, [("ok", "v"), (name, "v")], None)
 
     # Then the error points at the second one's name
-    assert _codes(errors) == [((*PARAMS, "1", "name"), "INVALID")]
+    assert _codes(errors) == [((*PARAMS, 1, "name"), "INVALID")]
 
 
 def test_a_param_name_of_64_characters_is_fine() -> None:
@@ -100,7 +100,7 @@ def test_a_param_name_of_64_characters_is_fine() -> None:
 def test_a_param_name_given_twice_is_a_duplicate() -> None:
     errors = check_api_key_params(PARAMS, [("key", "a"), ("other", "b"), ("key", "c")], None)
 
-    assert _codes(errors) == [((*PARAMS, "2", "name"), "DUPLICATE")]
+    assert _codes(errors) == [((*PARAMS, 2, "name"), "DUPLICATE")]
     assert "'key'" in errors[0].message
 
 
@@ -110,7 +110,7 @@ def test_a_param_name_clashing_with_the_callback_url_query_is_a_duplicate() -> N
         PARAMS, [("token", "a")], "https://example.com/hook?source=po&token=public"
     )
 
-    assert _codes(errors) == [((*PARAMS, "0", "name"), "DUPLICATE")]
+    assert _codes(errors) == [((*PARAMS, 0, "name"), "DUPLICATE")]
 
 
 def test_param_names_are_case_sensitive() -> None:
@@ -120,7 +120,7 @@ def test_param_names_are_case_sensitive() -> None:
 def test_an_empty_param_value_is_required() -> None:
     errors = check_api_key_params(PARAMS, [("key", "")], None)
 
-    assert _codes(errors) == [((*PARAMS, "0", "value"), "REQUIRED")]
+    assert _codes(errors) == [((*PARAMS, 0, "value"), "REQUIRED")]
 
 
 def test_a_param_value_over_the_limit_is_too_large() -> None:
@@ -128,7 +128,7 @@ def test_a_param_value_over_the_limit_is_too_large() -> None:
     over = check_api_key_params(PARAMS, [("key", "v" * (MAX_PARAM_VALUE + 1))], None)
 
     assert at_limit == []
-    assert _codes(over) == [((*PARAMS, "0", "value"), "TOO_LARGE")]
+    assert _codes(over) == [((*PARAMS, 0, "value"), "TOO_LARGE")]
 
 
 def test_too_many_params_are_refused() -> None:
@@ -142,9 +142,9 @@ def test_every_problem_is_reported_at_once() -> None:
     errors = check_api_key_params(PARAMS, [("bad name", ""), ("k", "v"), ("k", "v")], None)
 
     assert _codes(errors) == [
-        ((*PARAMS, "0", "name"), "INVALID"),
-        ((*PARAMS, "0", "value"), "REQUIRED"),
-        ((*PARAMS, "2", "name"), "DUPLICATE"),
+        ((*PARAMS, 0, "name"), "INVALID"),
+        ((*PARAMS, 0, "value"), "REQUIRED"),
+        ((*PARAMS, 2, "name"), "DUPLICATE"),
     ]
 
 
