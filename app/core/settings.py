@@ -12,6 +12,7 @@ compares them).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -84,6 +85,9 @@ def _bounded(
             value = kind(raw)
         except ValueError:
             raise SettingsError(f"{variable} must be {noun}; got {raw!r}") from None
+        if not math.isfinite(value):
+            # float() reads "nan" and "inf", which pass every bound or break every timer.
+            raise SettingsError(f"{variable} must be {noun}; got {raw!r}")
         if minimum is not None and value < minimum:
             raise SettingsError(f"{variable} must be {noun} of at least {minimum:g}; got {raw!r}")
         if maximum is not None and value > maximum:

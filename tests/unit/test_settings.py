@@ -191,6 +191,8 @@ def test_webhooks_database_url_wins_over_database_url() -> None:
         ("WEBHOOKS_WS_KEY_CHECK_SECONDS", "61", "at most 60"),
         ("WEBHOOKS_WS_MAX_LIFETIME_SECONDS", "0", "at least 1"),
         ("WEBHOOKS_FAST_EXECUTION", "maybe", "one of 1, true, on, 0, false, off"),
+        ("WEBHOOKS_WS_KEY_CHECK_SECONDS", "nan", "must be a number; got 'nan'"),
+        ("WEBHOOKS_RETRY_INTERVAL_SECONDS", "inf", "must be a number; got 'inf'"),
     ],
 )
 def test_a_bad_value_names_the_variable(variable: str, value: str, expected: str) -> None:
