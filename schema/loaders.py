@@ -14,7 +14,7 @@ from strawberry.dataloader import DataLoader
 from app.core.delivery_status import DeliveryStatus
 from app.core.pagination import Page, PageRequest
 from app.core.viewer import Viewer
-from app.domain.companies import Company, company_from_row
+from app.domain.companies import Company, companies_by_id
 from app.domain.deliveries import (
     Attempt,
     Delivery,
@@ -119,8 +119,7 @@ class Loaders:
         return dict(await subscriptions_by_id(self._db, self._found_for(), ids))
 
     async def _companies(self, ids: list[str]) -> dict[str, Company | None]:
-        rows = await self._db.fetch_all("get_companies", ids=ids)
-        return {row["id"]: company_from_row(row) for row in rows}
+        return dict(await companies_by_id(self._db, ids))
 
     async def _deliveries_of_events(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
         return await deliveries_of_events(self._db, self._found_for(), ids)

@@ -15,8 +15,3 @@ class DeliveryStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
-
-
-FINISHED: frozenset[DeliveryStatus] = frozenset(
-    {DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED}
-)

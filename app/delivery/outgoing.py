@@ -81,7 +81,7 @@ def outgoing_from_row(row: Row) -> OutgoingDelivery:
         webhook_id=row["webhook_id"],
         company_id=row["company_id"],
         event_id=row["event_id"],
-        status=row["status"],
+        status=DeliveryStatus(row["status"]),
         cycle=row["cycle"],
         attempt_count=row["attempt_count"],
         max_attempts=row["max_attempts"],

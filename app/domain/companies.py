@@ -50,5 +50,11 @@ async def list_companies(db: Database) -> list[Company]:
     return [company_from_row(row) for row in await db.fetch_all("list_companies")]
 
 
+async def companies_by_id(db: Database, ids: list[str]) -> dict[str, Company]:
+    """The companies of ``ids`` that exist (DataLoader), as the database scope shows them."""
+    rows = await db.fetch_all("get_companies", ids=ids)
+    return {row["id"]: company_from_row(row) for row in rows}
+
+
 def company_from_row(row: Row) -> Company:
     return Company(id=row["id"], name=row["name"], created_at=row["created_at"])

@@ -90,7 +90,7 @@ def delivery_from_row(row: Row) -> Delivery:
         subscription_id=row["subscription_id"],
         webhook_key=row["webhook_key"],
         subject=row["subject"],
-        status=row["status"],
+        status=DeliveryStatus(row["status"]),
         cycle=row["cycle"],
         attempt_count=row["attempt_count"],
         max_attempts=row["max_attempts"],
