@@ -43,7 +43,7 @@ async def run(bench: Bench) -> dict[str, Any]:
             await asyncio.sleep(max(0.0, start + index / sizes.latency_rate - time.monotonic()))
             tasks.append(asyncio.create_task(publish(f"{PREFIX}{index}")))
         await asyncio.gather(*tasks)
-        arrivals = await _arrivals(bench, count, within=30.0)
+        arrivals = await first_arrivals(bench, PREFIX, count, within=30.0, poll=0.5)
     latencies = [arrivals[subject] - sent[subject] for subject in sent if subject in arrivals]
     result = {
         # publish sent -> delivery arrived: the target
@@ -64,14 +64,17 @@ async def run(bench: Bench) -> dict[str, Any]:
     return result
 
 
-async def _arrivals(bench: Bench, count: int, within: float) -> dict[str, float]:
-    """First arrival time of each latency event at the receiver, by subject."""
+async def first_arrivals(
+    bench: Bench, prefix: str, count: int, within: float, poll: float = 0.25
+) -> dict[str, float]:
+    """First arrival time at the receiver of each event whose subject starts with
+    ``prefix``, by subject: once ``count`` have arrived, or after ``within`` seconds."""
     deadline = time.monotonic() + within
     while True:
         first: dict[str, float] = {}
         for arrival, _, _, subject in bench.receiver.stats()["records"]:
-            if subject and subject.startswith(PREFIX) and subject not in first:
+            if subject and subject.startswith(prefix) and subject not in first:
                 first[subject] = arrival
         if len(first) >= count or time.monotonic() > deadline:
             return first
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(poll)

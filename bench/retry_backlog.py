@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from bench.flow import wait_for_deliveries
+from bench.latency import first_arrivals
 from bench.processes import Child
 from bench.queries import BENCH_QUERIES
 from bench.stats import rate, summary_ms
@@ -94,7 +95,7 @@ async def _measure(
         await asyncio.sleep(max(0.0, start + index / sizes.backlog_rate - time.monotonic()))
         tasks.append(asyncio.create_task(publish(f"{prefix}{index}")))
     await asyncio.gather(*tasks)
-    arrivals = await _arrivals(bench, prefix, count, within=30.0)
+    arrivals = await first_arrivals(bench, prefix, count, within=30.0)
     return {
         "events": sizes.backlog_events,
         "succeeded": succeeded,
@@ -132,16 +133,3 @@ async def _idle_fetch_buffers(database_url: str) -> int:
             plan = (value if isinstance(value, list) else json.loads(value))[0]["Plan"]
             buffers = int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
         return buffers
-
-
-async def _arrivals(bench: Bench, prefix: str, count: int, within: float) -> dict[str, float]:
-    """First arrival time of each event of this run at the receiver, by subject."""
-    deadline = time.monotonic() + within
-    while True:
-        first: dict[str, float] = {}
-        for arrival, _, _, subject in bench.receiver.stats()["records"]:
-            if subject and subject.startswith(prefix) and subject not in first:
-                first[subject] = arrival
-        if len(first) >= count or time.monotonic() > deadline:
-            return first
-        await asyncio.sleep(0.25)
