@@ -8,7 +8,7 @@
 -- lease to run out, and the notice is taken again then: it is retried, not lost.
 --
 -- recipient keeps the address a notice was opened for: notices per address in the last
--- hour and day are what the per-address limit counts (app/delivery/address_limit.py), across
+-- hour and day are what the per-address limit counts (app/address_limit.py), across
 -- companies, so that no tenant can make the service mail an address at will.
 
 ALTER TABLE failure_notices
