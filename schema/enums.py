@@ -25,7 +25,8 @@ E = TypeVar("E", bound=Enum)
 def _expose(enum: type[E], descriptions: Mapping[E, str] | None = None) -> None:
     """Make a domain enum a GraphQL enum as it is, each value described if given."""
     exposed = strawberry.enum(enum)
-    assert has_enum_definition(exposed)
+    if not has_enum_definition(exposed):
+        raise TypeError(f"strawberry.enum did not define {enum.__name__} as a GraphQL enum")
     if descriptions is not None:
         for value in exposed.__strawberry_definition__.values:
             value.description = descriptions[enum[value.name]]

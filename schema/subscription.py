@@ -37,7 +37,8 @@ class Subscription:
             "read the status of a published event's deliveries with `event(id:)`."
         )
         services = info.context.services
-        assert services.updates is not None
+        if services.updates is None:
+            raise RuntimeError("live updates need the services of a served app (no hub opened)")
         wanted = try_uuid(str(subscription_id)) if subscription_id is not None else None
         with_attempts = selects(info, ("attempts",))
         async with services.updates.subscribe(viewer.own_company) as changes:

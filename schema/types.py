@@ -129,7 +129,8 @@ class WebhookSubscription:
 
     def _configuration(self, info: Info) -> subscriptions.Subscription:
         info.context.require_company("PUBLISHER keys cannot read a subscription's configuration.")
-        assert isinstance(self.model, subscriptions.Subscription)
+        if not isinstance(self.model, subscriptions.Subscription):
+            raise RuntimeError("a subscription summary has no configuration to show")
         return self.model
 
     @strawberry.field
@@ -239,13 +240,15 @@ class Delivery:
     @strawberry.field
     async def event(self, info: Info) -> Event:
         event = await info.context.loaders.event.load(self.model.event_id)
-        assert event is not None
+        if event is None:
+            raise RuntimeError(f"the event of delivery {self.model.id} is not visible")
         return Event.from_model(event)
 
     @strawberry.field
     async def subscription(self, info: Info) -> WebhookSubscription:
         model = await info.context.loaders.subscription.load(self.model.subscription_id)
-        assert model is not None
+        if model is None:
+            raise RuntimeError(f"the subscription of delivery {self.model.id} is not visible")
         return WebhookSubscription.from_model(model)
 
     @strawberry.field(
@@ -290,7 +293,8 @@ class Event:
     @strawberry.field
     async def company(self, info: Info) -> Company:
         company = await info.context.loaders.company.load(self.model.company_id)
-        assert company is not None
+        if company is None:
+            raise RuntimeError(f"company {self.model.company_id} is not visible")
         return Company.from_model(company)
 
     @strawberry.field

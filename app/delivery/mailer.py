@@ -403,7 +403,8 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> Path:
 
 def _parse(data: bytes) -> EmailMessage:
     parsed = BytesParser(policy=policy.default).parsebytes(data)
-    assert isinstance(parsed, EmailMessage)
+    if not isinstance(parsed, EmailMessage):
+        raise TypeError("the default email policy parsed into another message class")
     return parsed
 
 

@@ -256,7 +256,8 @@ async def _address_wait(
     address = row["notification_email"]
     await tx.fetch_one("lock_address", address=address)
     usage = await tx.fetch_one("address_usage", address=address)
-    assert usage is not None
+    if usage is None:
+        raise RuntimeError("address_usage returned no row (it always returns one)")
     opening = next_opening(
         limit,
         AddressUsage(

@@ -163,7 +163,8 @@ async def publish_event(
         errors = await _reference_errors(tx, new) + errors
         if errors:
             raise InvalidInput(errors)
-        assert payload_json is not None
+        if payload_json is None:
+            raise RuntimeError("a payload without errors was not encoded")
         body = delivery_body(
             event_id,
             new.webhook_key,
@@ -195,7 +196,8 @@ async def publish_event(
                 subject=new.subject,
                 payload=Jsonb(new.payload),
             )
-            assert existing is not None
+            if existing is None:
+                raise RuntimeError("an idempotency key conflicted with no stored event")
             _check_same_request(existing)
             return event_from_row(existing)
         # Deliveries and their jobs in one statement (a mismatch raises, rolling back).

@@ -35,7 +35,8 @@ async def redeliver(
             raise InvalidInput([_refusal(current["status"])])
         await defer_attempts(queue, tx, [AttemptJob(key, restarted["cycle"], 1)])
         row = await tx.fetch_one("get_delivery", id=key, company_id=company_id)
-    assert row is not None
+    if row is None:
+        raise RuntimeError(f"delivery {key} vanished inside the transaction that restarted it")
     return delivery_from_row(row)
 
 

@@ -286,7 +286,8 @@ async def update_subscription(
             )
         except UniqueViolation:
             raise _duplicate_url() from None
-        assert row is not None
+        if row is None:
+            raise RuntimeError(f"subscription {key} vanished while it was locked for update")
         if not row["is_active"]:
             await cancel_open_deliveries(tx, key)
     return subscription_from_row(row)

@@ -3,10 +3,12 @@ and the tree drawn in app/core/errors.py's docstring is the tree of the code."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
 import re
+from pathlib import Path
 from typing import get_args
 
 import app
@@ -17,6 +19,7 @@ from app.core.errors import UserErrorCode, WebhooksError
 from app.core.target_policy import TargetErrorCode
 
 PACKAGES = (app, schema, jobs)
+ROOT = Path(__file__).resolve().parents[2]
 # One line of the tree: indentation (two spaces a level), class name, module.
 _TREE_LINE = re.compile(r"^(?P<indent> *)(?P<name>\w+)(?: +(?P<module>[\w.]+))?")
 
@@ -86,3 +89,15 @@ def test_the_docstring_draws_every_exception_class_under_its_base() -> None:
 def test_every_target_error_code_is_a_user_error_code() -> None:
     # A refused callback URL is reported with its TargetError's code as a user error.
     assert set(get_args(TargetErrorCode)) <= {code.value for code in UserErrorCode}
+
+
+def test_production_code_raises_real_errors_not_asserts() -> None:
+    # python -O drops assert statements: a check that guards a production path must raise.
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in PACKAGES
+        for path in Path(package.__file__ or "").parent.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == []
