@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bench.flow import flow_of
@@ -37,12 +38,7 @@ async def run(bench: Bench) -> dict[str, Any]:
             sent[subject] = await client.publish(company_id, subject)
             returned[subject] = time.time()
 
-        tasks = []
-        start = time.monotonic() + 0.1
-        for index in range(count):
-            await asyncio.sleep(max(0.0, start + index / sizes.latency_rate - time.monotonic()))
-            tasks.append(asyncio.create_task(publish(f"{PREFIX}{index}")))
-        await asyncio.gather(*tasks)
+        await publish_on_schedule(publish, PREFIX, count, sizes.latency_rate)
         arrivals = await first_arrivals(bench, PREFIX, count, within=30.0, poll=0.5)
     latencies = [arrivals[subject] - sent[subject] for subject in sent if subject in arrivals]
     result = {
@@ -62,6 +58,19 @@ async def run(bench: Bench) -> dict[str, Any]:
     }
     bench.log(f"[bench] D latency {result['latency']}")
     return result
+
+
+async def publish_on_schedule(
+    publish: Callable[[str], Coroutine[Any, Any, None]], prefix: str, count: int, rate: float
+) -> None:
+    """Publish subjects ``prefix0`` .. ``prefix<count-1>`` at ``rate`` per second, each at
+    its own time whatever the answers before it (an open loop), and wait for every call."""
+    tasks: list[asyncio.Task[None]] = []
+    start = time.monotonic() + 0.1
+    for index in range(count):
+        await asyncio.sleep(max(0.0, start + index / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(publish(f"{prefix}{index}")))
+    await asyncio.gather(*tasks)
 
 
 async def first_arrivals(

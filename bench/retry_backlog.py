@@ -18,7 +18,6 @@ of them before each job it took (migration 0011).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import psycopg
 
 from bench.flow import wait_for_deliveries
-from bench.latency import first_arrivals
+from bench.latency import first_arrivals, publish_on_schedule
 from bench.processes import Child
 from bench.queries import BENCH_QUERIES
 from bench.stats import rate, summary_ms
@@ -89,12 +88,7 @@ async def _measure(
     async def publish(subject: str) -> None:
         sent[subject] = await client.publish(company_id, subject)
 
-    tasks = []
-    start = time.monotonic() + 0.1
-    for index in range(count):
-        await asyncio.sleep(max(0.0, start + index / sizes.backlog_rate - time.monotonic()))
-        tasks.append(asyncio.create_task(publish(f"{prefix}{index}")))
-    await asyncio.gather(*tasks)
+    await publish_on_schedule(publish, prefix, count, sizes.backlog_rate)
     arrivals = await first_arrivals(bench, prefix, count, within=30.0)
     return {
         "events": sizes.backlog_events,
