@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 CREATE = """
@@ -154,7 +155,13 @@ async def build_world(
     subscription = created["createWebhookSubscription"]["subscription"]["id"]
     published = await api.data(
         PUBLISH,
-        {"input": {"companyId": company, "webhook": "ORDER_STATUS", "payload": {"of": company}}},
+        {
+            "input": {
+                "companyId": company,
+                "webhook": "ORDER_STATUS",
+                "payload": order_status_payload(of=company),
+            }
+        },
         key=tenants.publisher,
     )
     event = published["publishEvent"]["event"]

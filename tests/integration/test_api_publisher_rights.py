@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 TENANT_SECRET = "tenant-own-query-secret-7f3a"
@@ -113,7 +114,13 @@ async def published(api: GraphQLClient, services: Services, tenants: Tenants) ->
     event = (
         await api.data(
             PUBLISH,
-            {"input": {"companyId": tenants.a, "webhook": "ORDER_STATUS", "payload": {"n": 1}}},
+            {
+                "input": {
+                    "companyId": tenants.a,
+                    "webhook": "ORDER_STATUS",
+                    "payload": order_status_payload(n=1),
+                }
+            },
             key=tenants.publisher,
         )
     )["publishEvent"]["event"]
