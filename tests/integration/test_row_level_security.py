@@ -16,6 +16,7 @@ from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
 from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, RowScope, scoped
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
 TENANT_TABLES = ["subscriptions", "events", "deliveries", "delivery_attempts", "api_keys"]
@@ -28,7 +29,9 @@ async def given_data_for_both(services: Services, tenants: Tenants) -> None:
             company,
             NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),
         )
-        await publish_event_with(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+        await publish_event_with(
+            services, NewEvent(company, "ORDER_STATUS", order_status_payload(n=1))
+        )
     async with services.db.transaction() as tx:
         await tx.connection.execute(
             "INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,"

@@ -14,6 +14,7 @@ from app.domain.events import NewEvent
 from app.domain.secret_rotation import reencrypt_secrets
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services, open_services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, make_settings, publish_event_with
 
 URL = "http://127.0.0.1:9/hook"
@@ -21,7 +22,9 @@ URL = "http://127.0.0.1:9/hook"
 
 async def deliver_to(services: Services, company_id: str) -> uuid.UUID:
     """Publish an event; the id of its one delivery."""
-    event = await publish_event_with(services, NewEvent(company_id, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(
+        services, NewEvent(company_id, "ORDER_STATUS", order_status_payload(n=1))
+    )
     [delivery] = await services.db.fetch_all(
         "deliveries_of_events", event_ids=[event.id], company_id=None
     )
