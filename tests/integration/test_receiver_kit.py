@@ -19,6 +19,7 @@ from app.domain.events import NewEvent
 from app.domain.redelivery import redeliver
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, company_viewer, create_subscription_for, publish_event_with
 from tests.smtp import free_port
 
@@ -83,7 +84,7 @@ async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
     await receiver.wait_until(lambda: "listening" in receiver.log.read_text())
 
     event = await publish_event_with(
-        services, NewEvent(tenants.a, "ORDER_STATUS", {"orderId": "ord_1"}, subject="ord_1")
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(), subject="ord_1")
     )
     await receiver.wait_until(lambda: len(receiver.lines()) >= 1)
     first = receiver.lines()[0]
@@ -94,7 +95,7 @@ async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
         "companyId": tenants.a,
         "subject": "ord_1",
         "createdAt": first["event"]["createdAt"],
-        "data": {"orderId": "ord_1"},
+        "data": order_status_payload(),
     }
 
     [delivery] = await services.db.fetch_all(

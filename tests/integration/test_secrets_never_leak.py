@@ -32,6 +32,7 @@ from app.domain import subscriptions
 from app.store.services import Services
 from schema.masking import UNEXPECTED
 from schema.root import build_schema
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, respond
 from tests.service import GraphQLClient, Tenants, make_settings
 from tests.smtp import SmtpTestServer
@@ -341,7 +342,7 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
                 "input": {
                     "companyId": tenants.a,
                     "webhook": "ORDER_STATUS",
-                    "payload": {"orderId": f"ord_{number}", "status": "PLACED"},
+                    "payload": order_status_payload(order_id=number),
                     "subject": f"ord_{number}",
                 }
             },
