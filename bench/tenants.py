@@ -3,9 +3,11 @@ and a GraphQL client for publishing and reading over HTTP or in-process ASGI."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,14 +20,13 @@ from app.store.services import Services, open_services
 from app.web.server import build_app
 
 WEBHOOK = "ORDER_STATUS"
-PAYLOAD = {
-    "orderId": "ord_12345",
-    "status": "SCHEDULED",
-    "previousStatus": "PLACED",
-    "address": "123 Main St, Denver, CO 80202",
-    "scheduledFor": "2026-12-01T15:00:00Z",
-    "updatedAt": "2026-11-28T06:00:00Z",
-}
+# Every event carries the catalogue's own sample: an order as the order system publishes
+# it, valid against the ORDER_STATUS schema, so publishing is measured with its real size.
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "catalogue" / "order_status.sample.json"
+PAYLOAD: dict[str, Any] = json.loads(SAMPLE.read_text(encoding="utf-8"))
+# The payload as publishEvent encodes it into every delivery body (compact, UTF-8); its
+# length is the payload size the report states.
+PAYLOAD_JSON = json.dumps(PAYLOAD, separators=(",", ":"), ensure_ascii=False).encode()
 
 PUBLISH = """
 mutation Publish($input: PublishEventInput!) {
