@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
@@ -78,8 +79,8 @@ async def test_company_a_cannot_write_a_row_for_company_b(
         async with services.db.transaction() as tx:
             await tx.connection.execute(
                 "INSERT INTO events (company_id, webhook_key, payload) "
-                "VALUES (%s, 'ORDER_STATUS', '{}')",
-                (tenants.b,),
+                "VALUES (%s, 'ORDER_STATUS', %s)",
+                (tenants.b, Jsonb(order_status_payload())),
             )
 
 
