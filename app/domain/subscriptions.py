@@ -99,9 +99,9 @@ class NewSubscription:
     callback_url: str
     notification_email: str
     api_key_params: Sequence[tuple[str, str]] = ()
-    headers: Sequence[tuple[str, str]] = ()
     is_active: bool = True
     description: str | None = None
+    headers: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,9 @@ class SubscriptionChanges:
     callback_url: str | None = None
     notification_email: str | None = None
     api_key_params: Sequence[tuple[str, str]] | None = None
-    headers: Sequence[tuple[str, str]] | None = None
     is_active: bool | None = None
     description: str | None = UNCHANGED
+    headers: Sequence[tuple[str, str]] | None = None
 
 
 def subscription_from_row(row: Row) -> Subscription:
