@@ -123,6 +123,7 @@ class Service:
         *,
         api_key_params: list[dict[str, str]] | None = None,
         notification_email: str = "ops@company-a.example",
+        headers: list[dict[str, str]] | None = None,
     ) -> Subscription:
         """Create a subscription of company A to ORDER_STATUS."""
         data = await self.api.data(
@@ -133,6 +134,7 @@ class Service:
                     "callbackUrl": callback_url,
                     "notificationEmail": notification_email,
                     "apiKeyParams": api_key_params or [],
+                    "headers": headers or [],
                 }
             },
             key=self.tenants.key_a,

@@ -64,6 +64,23 @@ CASES: dict[str, tuple[str, Any, str]] = {
         lambda id: {"id": id},
         "event",
     ),
+    "WebhookSubscription.headers": (
+        "query($id: ID!) { webhookSubscription(id: $id) { id headers { name valueHint } } }",
+        lambda id: {"id": id},
+        "subscription",
+    ),
+    "updateWebhookSubscription-headers": (
+        "mutation($input: UpdateWebhookSubscriptionInput!) {"
+        " updateWebhookSubscription(input: $input) {"
+        f" subscription {{ id headers {{ name valueHint }} }} {USER_ERRORS} }} }}",
+        lambda id: {
+            "input": {
+                "id": id,
+                "headers": [{"name": "Authorization", "value": "Bearer taken-over"}],
+            }
+        },
+        "subscription",
+    ),
     "updateWebhookSubscription": (
         "mutation($input: UpdateWebhookSubscriptionInput!) {"
         f" updateWebhookSubscription(input: $input) {{ subscription {{ id }} {USER_ERRORS} }} }}",
@@ -107,6 +124,7 @@ A_SNAPSHOT = """
 query($id: ID!) {
   webhookSubscription(id: $id) {
     id callbackUrl notificationEmail isActive description updatedAt
+    headers { name valueHint }
     deliveries { nodes { id status cycle attemptCount } }
   }
   events { nodes { id isTest } }
@@ -148,6 +166,7 @@ async def build_world(
                 "webhook": "ORDER_STATUS",
                 "callbackUrl": "http://127.0.0.1:9/hook",
                 "notificationEmail": "ops@example.com",
+                "headers": [{"name": "Authorization", "value": f"Bearer {company}-0123456789"}],
             }
         },
         key=key,

@@ -112,6 +112,7 @@ CONFIDENTIAL_COLUMNS = {
         "callback_url",
         "notification_email",
         "api_key_params",
+        "headers",
         "signing_secret",
         "previous_signing_secret",
         "previous_secret_expires_at",

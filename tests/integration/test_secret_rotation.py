@@ -48,7 +48,11 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
             old,
             tenants.a,
             NewSubscription(
-                "ORDER_STATUS", URL, "ops@example.com", api_key_params=[("token", "s3cr3t-value")]
+                "ORDER_STATUS",
+                URL,
+                "ops@example.com",
+                api_key_params=[("token", "s3cr3t-value")],
+                headers=[("Authorization", "Bearer h3ader-value")],
             ),
         )
         delivery_id = await deliver_to(old, tenants.a)
@@ -66,6 +70,7 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
         target = build_target(new, endpoint, created.created_at)
     assert target.secrets == (secret,)
     assert target.url == URL + "?token=s3cr3t-value"
+    assert target.headers == (("Authorization", "Bearer h3ader-value"),)
 
 
 async def test_without_rotation_the_new_key_alone_cannot_decrypt(
