@@ -112,7 +112,10 @@ def test_an_api_key_value_in_the_payload_is_masked_in_each_of_its_forms() -> Non
 
 
 def test_signing_secrets_are_masked_with_and_without_their_prefix() -> None:
-    current, previous = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_b2xkc2VjcmV0a2V5Zm9ydGVzdHM="
+    current, previous = (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_b2xkc2VjcmV0a2V5Zm9ydGVzdHM=",
+    )
     redact = Redactor(values_to_redact(api_key_values=[], signing_secrets=[current, previous]))
     payload = order_status_payload(order_notes=f"{current} {previous.removeprefix('whsec_')}")
 
