@@ -13,6 +13,12 @@ from app.domain.events import NewEvent
 from app.domain.subscriptions import UNCHANGED, NewSubscription, SubscriptionChanges
 from schema.enums import DeliveryStatus
 
+FILTER = (
+    "Only events whose payload matches this filter are delivered (README, 'Content "
+    'filters\'), e.g. {"order_status": {"$in": ["notified", "completed"]}}; '
+    "null: every event."
+)
+
 
 @strawberry.input
 class ApiKeyParamInput:
@@ -35,6 +41,7 @@ class CreateWebhookSubscriptionInput:
     )
     is_active: bool | None = True
     description: str | None = None
+    filter: JSON | None = strawberry.field(default=None, description=FILTER)
 
     def to_domain(self) -> NewSubscription:
         return NewSubscription(
@@ -44,6 +51,7 @@ class CreateWebhookSubscriptionInput:
             api_key_params=_params(self.api_key_params) or [],
             is_active=True if self.is_active is None else self.is_active,
             description=self.description,
+            filter=self.filter,
         )
 
 
@@ -57,6 +65,9 @@ class UpdateWebhookSubscriptionInput:
     )
     is_active: bool | None = None
     description: str | None = strawberry.UNSET
+    filter: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="Replaces the filter when given; null removes it."
+    )
 
     def to_domain(self) -> SubscriptionChanges:
         return SubscriptionChanges(
@@ -65,6 +76,7 @@ class UpdateWebhookSubscriptionInput:
             api_key_params=_params(self.api_key_params),
             is_active=self.is_active,
             description=UNCHANGED if self.description is strawberry.UNSET else self.description,
+            filter=UNCHANGED if self.filter is strawberry.UNSET else self.filter,
         )
 
 

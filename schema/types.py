@@ -83,7 +83,7 @@ class PageInfo:
 
 @strawberry.type(
     description="A company's callback for a webhook. Its configuration (callbackUrl, "
-    "notificationEmail, apiKeyParams, description) is for COMPANY keys: FORBIDDEN for "
+    "notificationEmail, apiKeyParams, description, filter) is for COMPANY keys: FORBIDDEN for "
     "PUBLISHER keys, which reach a subscription only through a delivery."
 )
 class WebhookSubscription:
@@ -111,6 +111,14 @@ class WebhookSubscription:
     @strawberry.field
     def description(self, info: Info) -> str | None:
         return self._configuration(info).description
+
+    @strawberry.field(
+        description="Its content filter as saved (keys may come back in another order); "
+        "null: it receives every event of its webhook."
+    )
+    def filter(self, info: Info) -> JSON | None:
+        found = self._configuration(info).filter
+        return None if found is None else _json(found)
 
     created_at: datetime
     updated_at: datetime
