@@ -136,6 +136,26 @@ async def test_a_filter_is_saved_compiled_and_shown_back(
     assert path is not None and '"order_status"' in path
 
 
+INLINE = """
+mutation {
+  createWebhookSubscription(input: {
+    webhook: "ORDER_STATUS", callbackUrl: "http://127.0.0.1:9/inline",
+    notificationEmail: "ops@example.com", filter: {order_status: "notified"}
+  }) { subscription { filter } userErrors { field code } }
+}"""
+
+
+async def test_a_simple_filter_can_be_written_in_the_document(
+    api: GraphQLClient, tenants: Tenants
+) -> None:
+    data = await api.data(INLINE, key=tenants.key_a)
+
+    assert data["createWebhookSubscription"] == {
+        "subscription": {"filter": ONLY_NOTIFIED},
+        "userErrors": [],
+    }
+
+
 async def test_update_replaces_keeps_or_clears_the_filter(
     api: GraphQLClient, services: Services, tenants: Tenants
 ) -> None:
