@@ -34,6 +34,7 @@ from app.core.payload_filter import (
     Condition,
     Not,
     Scalar,
+    json_kind,
     operand_list,
     operand_scalar,
 )
@@ -88,7 +89,7 @@ def _equal(value: Scalar) -> str:
 def _one_of(values: tuple[Scalar, ...]) -> str:
     tests = []
     # One type check per type listed, then its values: values of other types never match.
-    for kind, group in groupby(sorted(values, key=_kind), key=_kind):
+    for kind, group in groupby(sorted(values, key=json_kind), key=json_kind):
         members = list(group)
         if kind == "null":
             tests.append(_type_is(None))
@@ -98,18 +99,8 @@ def _one_of(values: tuple[Scalar, ...]) -> str:
     return " || ".join(tests)
 
 
-def _kind(value: Scalar) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "string"
-
-
 def _type_is(value: Scalar) -> str:
-    return f'@.type() == "{_kind(value)}"'
+    return f'@.type() == "{json_kind(value)}"'
 
 
 def _literal(value: Scalar) -> str:

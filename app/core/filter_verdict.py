@@ -23,6 +23,7 @@ from app.core.payload_filter import (
     Condition,
     Scalar,
     Where,
+    json_kind,
     operand_list,
     operand_scalar,
 )
@@ -168,25 +169,13 @@ def _condition(condition: Condition, payload: dict[str, Any]) -> tuple[bool, str
     return False, f"{actual}, not {words} {shown}{_type_note(found, wanted_value)}"
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _number(value: int | float) -> Decimal:
     # A float as the decimal it is written as in JSON (its repr), not its binary value.
     return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
 
 
 def _equal(value: Any, wanted: Scalar) -> bool:
-    if _kind(value) != _kind(wanted):
+    if json_kind(value) != json_kind(wanted):
         return False
     if isinstance(value, int | float) and isinstance(wanted, int | float):
         return _number(value) == _number(wanted)
@@ -194,7 +183,7 @@ def _equal(value: Any, wanted: Scalar) -> bool:
 
 
 def _ordered(name: str, value: Any, wanted: Scalar) -> bool:
-    if _kind(value) != _kind(wanted):
+    if json_kind(value) != json_kind(wanted):
         return False
     compare = _ORDER_FUNCTIONS[name]
     if isinstance(value, int | float) and isinstance(wanted, int | float):
@@ -220,7 +209,7 @@ def _type_note(found: list[Any], wanted: Scalar) -> str:
     """Why equal-looking values differ: a number never equals a string, and so on."""
     if not _single_scalar(found) or found[0] is None or wanted is None:
         return ""
-    kind, wanted_kind = _kind(found[0]), _kind(wanted)
+    kind, wanted_kind = json_kind(found[0]), json_kind(wanted)
     if kind == wanted_kind:
         return ""
     return f" (a {kind} never compares with a {wanted_kind})"

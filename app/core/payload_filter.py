@@ -343,6 +343,20 @@ def _too_many(field: Field) -> UserError:
     )
 
 
+def json_kind(value: Any) -> str:
+    """A decoded JSON value's type as jsonpath's ``.type()`` names it: null, boolean,
+    number, string, array or object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
 def operand_list(condition: Condition) -> tuple[Scalar, ...]:
     """The values a ``$in``/``$nin`` condition lists (its operand is a tuple then)."""
     if not isinstance(condition.operand, tuple):

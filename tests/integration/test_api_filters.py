@@ -10,6 +10,7 @@ import pytest
 
 from app.core.payload_filter import MAX_FILTER_BYTES, MAX_FILTER_DEPTH, MAX_FILTER_NODES
 from app.store.services import Services
+from tests.integration.test_api_subscriptions import sql
 from tests.payloads import order_status_payload
 from tests.receivers import Receiver
 from tests.service import GraphQLClient, Tenants
@@ -100,13 +101,6 @@ async def tried(api: GraphQLClient, key: str, **variables: Any) -> dict[str, Any
     data = await api.data(TEST_FILTER, variables, key=key)
     result: dict[str, Any] = data["testSubscriptionFilter"]
     return result
-
-
-async def sql(services: Services, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Run SQL as the owner (set-up and checks only)."""
-    async with services.db.pool.connection() as connection:
-        cursor = await connection.execute(statement, params)
-        return await cursor.fetchall() if cursor.description else []
 
 
 async def stored(services: Services, subscription_id: str) -> tuple[Any, str | None]:
