@@ -62,6 +62,14 @@ of its input value, then an index or a name within it, e.g. ``("callback_url",)`
 ``("api_key_params", 2, "name")``."""
 
 
+class JsonKey(str):
+    """A key of a JSON value the client sent (a filter's field path or operator), as a
+    part of a :data:`Field`: reported as it was written, never renamed as field names
+    are (``order_status`` stays ``order_status``)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class UserError:
     """One problem with one input field."""
