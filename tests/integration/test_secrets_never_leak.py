@@ -128,7 +128,7 @@ mutation {
 DELIVERY_STATUSES = "query { deliveries { nodes { id status cycle } } }"
 
 SUBSCRIPTION_FIELDS = """
-  id callbackUrl notificationEmail isActive description createdAt updatedAt
+  id callbackUrl notificationEmail isActive description createdAt updatedAt filter
   apiKeyParams { name valueHint }
   headers { name valueHint }
   webhook { key name }
