@@ -263,7 +263,10 @@ class OutboxMailer:
         return self._directory
 
     async def send(self, message: EmailMessage) -> None:
-        """Write ``message`` to the outbox and to the log (INFO)."""
+        """Write ``message`` to the outbox, and its recipient, subject and file to the log
+        (INFO). Not its body: that holds the failed payloads, an order's client names,
+        emails and phone numbers, which the log's wider audience has no need of
+        (``webhooks emails show`` prints the whole email)."""
         stamped = _with_date(message)
         if stamped["Message-ID"] is None:
             # Without one the file needs a name all the same; such a message cannot
@@ -273,9 +276,12 @@ class OutboxMailer:
         data = stamped.as_bytes(policy=policy.SMTP)
         path = await asyncio.to_thread(_write_atomically, self._directory, name, data)
         self._logger.info(
-            "No SMTP server configured (WEBHOOKS_SMTP_URL); email kept in %s:\n%s",
+            "No SMTP server configured (WEBHOOKS_SMTP_URL); email to %s (%s) kept in %s; "
+            "`webhooks emails show %s` prints it",
+            stamped["To"],
+            stamped["Subject"],
             path,
-            readable_email(stamped),
+            path.stem,
         )
 
 
