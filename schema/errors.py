@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from graphql import GraphQLError
 from strawberry.utils.str_converters import to_camel_case
 
-from app.core.errors import Field, InvalidArgument, UserError, UserErrorCode
+from app.core.errors import Field, InvalidArgument, JsonKey, UserError, UserErrorCode
 
 FieldPaths = Mapping[str, tuple[str, ...]]
 """Where a mutation's arguments hold domain fields, by the domain's name: the GraphQL
@@ -48,12 +48,16 @@ def arguments_checked() -> Iterator[None]:
 def graphql_path(field: Field, paths: FieldPaths) -> list[str]:
     """A domain field's path in the mutation's arguments, e.g. ``("api_key_params", 0,
     "name")`` -> ``["input", "apiKeyParams", "0", "name"]``; names are camelCased as
-    Strawberry names the fields."""
+    Strawberry names the fields, keys inside a JSON value (:class:`JsonKey`) kept as they
+    are: ``("payload", JsonKey("order_id"))`` -> ``["input", "payload", "order_id"]``."""
     name, *rest = field
     prefix = paths.get(str(name), ("input", to_camel_case(str(name))))
     return [
         *prefix,
-        *(str(part) if isinstance(part, int) else to_camel_case(part) for part in rest),
+        *(
+            str(part) if isinstance(part, int | JsonKey) else to_camel_case(part)
+            for part in rest
+        ),
     ]
 
 

@@ -22,7 +22,8 @@ that catches them) expect. The tree, each class with its module
       _Refused                     app.web.refusals
       JsonRefused                  app.web.request_json, also a json.JSONDecodeError
       SocketRefused                app.web.socket_guard
-      CommandError                 app.run.cli
+      CommandError                 app.run.command
+        UsageError                 app.run.command
       PortInUse                    app.run.development
       AlreadyRunning               app.run.development
       ClusterError                 app.run.postgres_cluster, also a RuntimeError
@@ -50,16 +51,25 @@ class UserErrorCode(StrEnum):
     UNKNOWN_WEBHOOK = "UNKNOWN_WEBHOOK"
     FORBIDDEN_TARGET = "FORBIDDEN_TARGET"
     TOO_LARGE = "TOO_LARGE"
+    SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
 
 
 class WebhooksError(Exception):
     """The base of every exception the service defines."""
 
 
+class JsonKey(str):
+    """A key inside a JSON value (a payload's field name) within a :data:`Field`: the API
+    reports it as it is, where it camelCases the domain's own names."""
+
+    __slots__ = ()
+
+
 Field = tuple[str | int, ...]
 """An input field as the domain names it: a parameter of the domain function or a field
 of its input value, then an index or a name within it, e.g. ``("callback_url",)`` or
-``("api_key_params", 2, "name")``."""
+``("api_key_params", 2, "name")``; within a JSON value, keys are :class:`JsonKey`, e.g.
+``("payload", JsonKey("client"), JsonKey("email"))``."""
 
 
 @dataclass(frozen=True)
