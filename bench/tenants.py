@@ -3,9 +3,11 @@ and a GraphQL client for publishing and reading over HTTP or in-process ASGI."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,14 +20,13 @@ from app.store.services import Services, open_services
 from app.web.server import build_app
 
 WEBHOOK = "ORDER_STATUS"
-PAYLOAD = {
-    "orderId": "ord_12345",
-    "status": "SCHEDULED",
-    "previousStatus": "PLACED",
-    "address": "123 Main St, Denver, CO 80202",
-    "scheduledFor": "2026-12-01T15:00:00Z",
-    "updatedAt": "2026-11-28T06:00:00Z",
-}
+# What the order system publishes: the catalogue's sample, so each publish pays for the
+# schema validation of a real payload (the file is the one migration 0013 stored).
+PAYLOAD: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parents[1] / "examples/catalogue/order_status.sample.json").read_text(
+        encoding="utf-8"
+    )
+)
 
 PUBLISH = """
 mutation Publish($input: PublishEventInput!) {
