@@ -15,6 +15,13 @@ from app.store.services import Services
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "catalogue"
 ORDER_STATUS_SCHEMA_FILE = EXAMPLES / "order_status.schema.json"
 ORDER_STATUS_SAMPLE_FILE = EXAMPLES / "order_status.sample.json"
+# ORDER_STATUS's name and description as migration 0013 wrote them (the README's put
+# command repeats them, so that putting the example files changes nothing).
+ORDER_STATUS_NAME = "Order Status"
+ORDER_STATUS_DESCRIPTION = (
+    "Sent whenever an order changes status, from placement through scheduling, the shoot, "
+    "editing and delivery of the media. The subject is the order id (order_id, as a string)."
+)
 # A schema any JSON object matches: for types whose payloads a test does not care about.
 ANY_OBJECT = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}
 

@@ -23,7 +23,7 @@ _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
 # Above this size an invalid payload is reported by its first violation only: listing
 # every violation costs the library time per violation and a copy of the offending
 # value each, so a large hostile payload would cost seconds (measured in the README).
-DETAILED_REPORT_BYTES = 16 * 1024
+DETAILED_REPORT_BYTES = 8 * 1024
 MAX_SHOWN_CHARACTERS = 40
 
 Pointer = tuple[str | int, ...]

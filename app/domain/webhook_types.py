@@ -389,7 +389,7 @@ def payload_errors(
             UserError(
                 ("payload",),
                 f"More violations are not listed (at most {MAX_REPORTED_VIOLATIONS} are, and "
-                "only the first one for a payload over 16 KiB).",
+                "only the first one for a payload over 8 KiB).",
                 UserErrorCode.SCHEMA_MISMATCH,
             )
         )

@@ -21,19 +21,14 @@ from tests.acceptance.processes import (
     service_environment,
 )
 from tests.catalogue import (
+    ORDER_STATUS_DESCRIPTION,
+    ORDER_STATUS_NAME,
     ORDER_STATUS_SAMPLE_FILE,
     ORDER_STATUS_SCHEMA_FILE,
     order_status_sample,
     order_status_schema,
 )
 from tests.payloads import order_status_payload
-
-# As migration 0013 wrote ORDER_STATUS: the README's put command repeats them.
-ORDER_STATUS_NAME = "Order Status"
-ORDER_STATUS_DESCRIPTION = (
-    "Sent whenever an order changes status, from placement through scheduling, the shoot, "
-    "editing and delivery of the media. The subject is the order id (order_id, as a string)."
-)
 
 
 @pytest.fixture
