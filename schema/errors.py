@@ -54,10 +54,7 @@ def graphql_path(field: Field, paths: FieldPaths) -> list[str]:
     prefix = paths.get(str(name), ("input", to_camel_case(str(name))))
     return [
         *prefix,
-        *(
-            str(part) if isinstance(part, int | JsonKey) else to_camel_case(part)
-            for part in rest
-        ),
+        *(str(part) if isinstance(part, int | JsonKey) else to_camel_case(part) for part in rest),
     ]
 
 

@@ -34,7 +34,7 @@ from app.core.payload_schema import (
     status_values,
     subject_from,
 )
-from app.core.validation import MAX_SUBJECT, check_text
+from app.core.validation import MAX_SUBJECT, check_text, holds_nul, unstorable
 from app.store.database import Database, Row, Session
 
 KEY_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -176,6 +176,11 @@ def definition_errors(definition: WebhookTypeDefinition) -> list[UserError]:
     ):
         if not value.strip():
             errors.append(UserError((field,), f"A {field} is required.", UserErrorCode.REQUIRED))
+        elif unstorable(value):  # e.g. a command line's bytes that are not UTF-8
+            errors.append(
+                UserError((field,), f"The {field} is not valid UTF-8 text.", UserErrorCode.INVALID)
+            )
+            continue
         errors += check_text((field,), value, limit, field)
     schema_errors = _storage_errors("schema", definition.payload_schema, MAX_SCHEMA_BYTES) or [
         UserError(("schema",), problem, UserErrorCode.INVALID)
@@ -216,7 +221,17 @@ def definition_errors(definition: WebhookTypeDefinition) -> list[UserError]:
 
 
 def _storage_errors(field: str, value: Any, limit: int) -> list[UserError]:
-    """A schema or sample must fit ``limit`` bytes as JSON, and a jsonb column."""
+    """A schema or sample must fit a jsonb column, and ``limit`` bytes as JSON."""
+    if holds_nul(value):
+        # Checked first: such a string cannot even be encoded to measure its size.
+        return [
+            UserError(
+                (field,),
+                f"The {field} contains U+0000 or an unpaired surrogate, which the database "
+                "cannot store.",
+                UserErrorCode.INVALID,
+            )
+        ]
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > limit:
         return [
@@ -226,30 +241,7 @@ def _storage_errors(field: str, value: Any, limit: int) -> list[UserError]:
                 UserErrorCode.TOO_LARGE,
             )
         ]
-    if _has_nul(value):
-        return [
-            UserError(
-                (field,),
-                f"The {field} contains U+0000, which the database cannot store.",
-                UserErrorCode.INVALID,
-            )
-        ]
     return []
-
-
-def _has_nul(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def _pointer_errors(

@@ -10,6 +10,7 @@ import pytest
 
 from app.store.services import Services
 from tests.catalogue import add_webhook_type, order_status_sample, order_status_schema
+from tests.integration.test_api_events import counts
 from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
@@ -49,18 +50,6 @@ async def subscribe(api: GraphQLClient, tenants: Tenants) -> None:
     }
     data = await api.data(SUBSCRIBE, {"input": subscription}, key=tenants.key_a)
     assert data["createWebhookSubscription"]["userErrors"] == []
-
-
-async def counts(services: Services) -> tuple[int, int, int]:
-    """How many events, deliveries and queued jobs exist."""
-    async with services.db.pool.connection() as connection:
-        cursor = await connection.execute(
-            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries),"
-            " (SELECT count(*) FROM procrastinate_jobs)"
-        )
-        row = await cursor.fetchone()
-    assert row is not None
-    return row
 
 
 def without(field: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ def test_a_bad_key_is_refused(key: str) -> None:
         ({"name": "N" * 101}, ("name",), UserErrorCode.TOO_LARGE),
         ({"description": ""}, ("description",), UserErrorCode.REQUIRED),
         ({"description": "bad\x00text"}, ("description",), UserErrorCode.INVALID),
+        ({"name": "Order \udcff"}, ("name",), UserErrorCode.INVALID),
         ({"payload_schema": {"type": "array"}}, ("schema",), UserErrorCode.INVALID),
         (
             {"payload_schema": {"type": "object", "x": "y" * 300_000}},
@@ -58,6 +59,7 @@ def test_a_bad_key_is_refused(key: str) -> None:
         ),
         ({"sample_payload": [1]}, ("sample",), UserErrorCode.INVALID),
         ({"sample_payload": {"x": "\u0000"}}, ("sample",), UserErrorCode.INVALID),
+        ({"sample_payload": {"\ud800": 1}}, ("sample",), UserErrorCode.INVALID),
     ],
 )
 def test_each_field_is_checked(
