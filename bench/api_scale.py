@@ -6,7 +6,6 @@ generated with SQL in a few statements per company, then one company's
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +20,7 @@ from bench.explain import explain
 from bench.queries import BENCH_QUERIES
 from bench.stats import summary_ms
 from bench.suite import Bench, start_api
-from bench.tenants import PAYLOAD, WEBHOOK, GraphQLClient, company_key
+from bench.tenants import PAYLOAD, PAYLOAD_JSON, WEBHOOK, GraphQLClient, company_key
 
 SUBSCRIPTIONS_PER_COMPANY = 10
 WARM_UP = 10
@@ -48,9 +47,7 @@ def generate(database_url: str, rows: int, companies: int) -> dict[str, Any]:
     """Fill the database with about ``rows`` deliveries; returns what was made and how fast."""
     events_per_company = max(1, rows // (companies * SUBSCRIPTIONS_PER_COMPANY))
     spacing = DAYS * 86400 / (events_per_company * companies)
-    body = delivery_body(
-        new_id(), WEBHOOK, "scale", "ord_1", datetime.now(UTC), json.dumps(PAYLOAD).encode()
-    )
+    body = delivery_body(new_id(), WEBHOOK, "scale", "ord_1", datetime.now(UTC), PAYLOAD_JSON)
     started = time.monotonic()
     # Autocommit: each transaction() block below is its own transaction, one per company.
     with psycopg.connect(database_url, autocommit=True) as connection:

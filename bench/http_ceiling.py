@@ -26,16 +26,14 @@ from app.domain.events import delivery_body
 from bench.processes import PYTHON, Child, environment
 from bench.stats import rate
 from bench.suite import Bench
-from bench.tenants import PAYLOAD, WEBHOOK
+from bench.tenants import PAYLOAD_JSON, WEBHOOK
 
 WARM_UP_REQUESTS = 100
 
 
 async def send_many(url: str, requests: int, concurrency: int, start_at: float) -> dict[str, Any]:
     """Send ``requests`` POSTs with ``concurrency`` in flight, starting at ``start_at``."""
-    body = delivery_body(
-        new_id(), WEBHOOK, "bench", "ord_12345", datetime.now(UTC), json.dumps(PAYLOAD).encode()
-    )
+    body = delivery_body(new_id(), WEBHOOK, "bench", "ord_12345", datetime.now(UTC), PAYLOAD_JSON)
     # A webhook id of the form fan_out_event (sql/queries/events.sql) gives each delivery.
     webhook_id = "msg_" + new_id().hex
     headers = webhook_headers([generate_secret()], webhook_id, int(time.time()), body, attempt=1)

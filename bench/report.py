@@ -249,7 +249,8 @@ def table(data: Result) -> str:
     load = f", load average {min(loads):.1f}-{max(loads):.1f}" if loads else ""
     lines = [
         f"Benchmark ({data['mode']}, {data['machine']['cpus']} CPUs, PostgreSQL "
-        f"{data['machine']['postgresql']}, {data['duration_seconds']} s{load})",
+        f"{data['machine']['postgresql']}, {data['duration_seconds']} s{load},"
+        f" {data['payload_bytes']:,}-byte payloads)",
         "",
         "| | Measure | Result | Target |",
         "|---|---|---|---|",

@@ -3,6 +3,9 @@
     pip install standardwebhooks
     SIGNING_SECRET=whsec_... python examples/receiver.py 9000
 
+With ``AUTHORIZATION="Bearer ..."`` as well, a request must also carry that
+``Authorization`` header (a custom header of the subscription), or it is answered 401.
+
 Standard library HTTP server plus the `standardwebhooks` package; swap in your web
 framework and keep the three steps. Processed ids are kept in memory here: use your
 database (a unique key on webhook-id) in real life.
@@ -10,6 +13,7 @@ database (a unique key on webhook-id) in real life.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import queue
@@ -20,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 verifier = Webhook(os.environ["SIGNING_SECRET"])
+expected_authorization = os.environ.get("AUTHORIZATION", "")
 seen: set[str] = set()
 seen_lock = threading.Lock()
 work: queue.Queue[dict[str, object]] = queue.Queue()
@@ -33,6 +38,14 @@ class Receiver(BaseHTTPRequestHandler):
             event = verifier.verify(body, headers)  # 1. verify the signature and timestamp
         except WebhookVerificationError:
             self.answer(400)
+            return
+        # The signature does not cover custom headers: a credential sent in one is
+        # checked on its own, in constant time.
+        given = headers.get("authorization", "")
+        if expected_authorization and not hmac.compare_digest(
+            given.encode(), expected_authorization.encode()
+        ):
+            self.answer(401)
             return
         with seen_lock:  # 2. deduplicate: retries and redeliveries reuse the webhook-id
             duplicate = headers["webhook-id"] in seen

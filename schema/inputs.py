@@ -7,6 +7,12 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from app.core.validation import (
+    MAX_HEADER_NAME,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    RESERVED_HEADER_NAMES,
+)
 from app.domain.deliveries import DeliveryFilter as DomainDeliveryFilter
 from app.domain.events import EventFilter as DomainEventFilter
 from app.domain.events import NewEvent
@@ -20,8 +26,23 @@ class ApiKeyParamInput:
     value: str
 
 
-def _params(params: list[ApiKeyParamInput] | None) -> list[tuple[str, str]] | None:
+@strawberry.input
+class HeaderInput:
+    name: str = strawberry.field(description="An HTTP token, e.g. 'Authorization'.")
+    value: str = strawberry.field(description="Printable ASCII; stored encrypted.")
+
+
+def _params(
+    params: list[ApiKeyParamInput] | list[HeaderInput] | None,
+) -> list[tuple[str, str]] | None:
     return None if params is None else [(param.name, param.value) for param in params]
+
+
+HEADERS_DESCRIPTION = (
+    "Sent with every request (not signed). Names are case-insensitive and unique; "
+    f"refused: {', '.join(RESERVED_HEADER_NAMES)}. At most {MAX_HEADERS}; names up to "
+    f"{MAX_HEADER_NAME} characters, values up to {MAX_HEADER_VALUE}."
+)
 
 
 @strawberry.input
@@ -35,6 +56,9 @@ class CreateWebhookSubscriptionInput:
     )
     is_active: bool | None = True
     description: str | None = None
+    headers: list[HeaderInput] | None = strawberry.field(
+        default_factory=list, description=HEADERS_DESCRIPTION
+    )
 
     def to_domain(self) -> NewSubscription:
         return NewSubscription(
@@ -42,6 +66,7 @@ class CreateWebhookSubscriptionInput:
             callback_url=self.callback_url,
             notification_email=self.notification_email,
             api_key_params=_params(self.api_key_params) or [],
+            headers=_params(self.headers) or [],
             is_active=True if self.is_active is None else self.is_active,
             description=self.description,
         )
@@ -57,12 +82,18 @@ class UpdateWebhookSubscriptionInput:
     )
     is_active: bool | None = None
     description: str | None = strawberry.UNSET
+    headers: list[HeaderInput] | None = strawberry.field(
+        default=None,
+        description="Replaces the whole list when given (a way to rotate a value); "
+        "absent keeps it.",
+    )
 
     def to_domain(self) -> SubscriptionChanges:
         return SubscriptionChanges(
             callback_url=self.callback_url,
             notification_email=self.notification_email,
             api_key_params=_params(self.api_key_params),
+            headers=_params(self.headers),
             is_active=self.is_active,
             description=UNCHANGED if self.description is strawberry.UNSET else self.description,
         )

@@ -109,6 +109,14 @@ class ApiKeyParam:
     )
 
 
+@strawberry.type(description="A custom header sent with every request of a subscription.")
+class HeaderHint:
+    name: str
+    value_hint: str = strawberry.field(
+        description="Masked value, e.g. '••••3f9a'; the full value is never returned."
+    )
+
+
 @strawberry.type
 class PageInfo:
     has_next_page: bool
@@ -117,7 +125,7 @@ class PageInfo:
 
 @strawberry.type(
     description="A company's callback for a webhook. Its configuration (callbackUrl, "
-    "notificationEmail, apiKeyParams, description) is for COMPANY keys: FORBIDDEN for "
+    "notificationEmail, apiKeyParams, headers, description) is for COMPANY keys: FORBIDDEN for "
     "PUBLISHER keys, which reach a subscription only through a delivery."
 )
 class WebhookSubscription:
@@ -145,6 +153,13 @@ class WebhookSubscription:
     @strawberry.field
     def description(self, info: Info) -> str | None:
         return self._configuration(info).description
+
+    @strawberry.field(description="Custom headers, values masked.")
+    def headers(self, info: Info) -> list[HeaderHint]:
+        return [
+            HeaderHint(name=header.name, value_hint=header.value_hint)
+            for header in self._configuration(info).headers
+        ]
 
     created_at: datetime
     updated_at: datetime

@@ -5,7 +5,7 @@ asked not to, the real Procrastinate worker, all with the settings a test names:
 
     service = await open_service(retry_interval_seconds=1, max_attempts=3)
     subscription = await service.subscribe(receiver.url_for("/hook"))
-    delivery_id = await service.publish({"orderId": "o-1"})
+    delivery_id = await service.publish(order_status_payload(n=1))
     delivery = await service.wait_for_status(delivery_id, "FAILED")
 
 Waiting is always polling with a deadline, never a fixed sleep, and a wait fails early
@@ -33,6 +33,7 @@ from app.delivery.worker import run_worker
 from app.domain import api_keys, companies
 from app.store.services import Services, open_services
 from app.web.server import build_app
+from tests.payloads import order_status_payload
 from tests.receivers import RecordedRequest
 from tests.service import GraphQLClient, Tenants, make_settings
 
@@ -122,6 +123,7 @@ class Service:
         *,
         api_key_params: list[dict[str, str]] | None = None,
         notification_email: str = "ops@company-a.example",
+        headers: list[dict[str, str]] | None = None,
     ) -> Subscription:
         """Create a subscription of company A to ORDER_STATUS."""
         data = await self.api.data(
@@ -132,6 +134,7 @@ class Service:
                     "callbackUrl": callback_url,
                     "notificationEmail": notification_email,
                     "apiKeyParams": api_key_params or [],
+                    "headers": headers or [],
                 }
             },
             key=self.tenants.key_a,
@@ -143,7 +146,8 @@ class Service:
     async def publish(
         self, payload: dict[str, Any] | None = None, *, subject: str | None = "order-1"
     ) -> str:
-        """Publish an ORDER_STATUS event for company A; returns its one delivery's id."""
+        """Publish an ORDER_STATUS event for company A (by default the payload of
+        ``order_status_payload()``); returns its one delivery's id."""
         event = await self.publish_event(payload, subject=subject)
         [delivery] = event["deliveries"]
         return str(delivery["id"])
@@ -157,7 +161,7 @@ class Service:
                 "input": {
                     "companyId": self.tenants.a,
                     "webhook": "ORDER_STATUS",
-                    "payload": payload if payload is not None else {"status": "SCHEDULED"},
+                    "payload": payload if payload is not None else order_status_payload(),
                     "subject": subject,
                 }
             },

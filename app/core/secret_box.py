@@ -1,4 +1,4 @@
-"""Secret box: encryption at rest for signing secrets and API-key parameter values.
+"""Secret box: encryption at rest for signing secrets, API-key parameter and header values.
 
 Values are sealed with AES-256-GCM under the master key from ``WEBHOOKS_SECRET_KEY``
 (urlsafe base64 of 32 random bytes; :func:`generate_key` makes one). A sealed value is
@@ -177,3 +177,9 @@ def secret_context(subscription_id: uuid.UUID) -> str:
 def param_context(subscription_id: uuid.UUID, name: str) -> str:
     """Associated data binding an encrypted API key parameter value to its place."""
     return f"subscription:{subscription_id}:param:{name}"
+
+
+def header_context(subscription_id: uuid.UUID, name: str) -> str:
+    """Associated data binding an encrypted custom header value to its place. Header
+    names are case-insensitive, so the context holds the name in lower case."""
+    return f"subscription:{subscription_id}:header:{name.lower()}"

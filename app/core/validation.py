@@ -22,6 +22,43 @@ MAX_PARAM_VALUE = 1024
 MAX_DESCRIPTION = 500
 MAX_SUBJECT = 200
 MAX_IDEMPOTENCY_KEY = 200
+MAX_HEADERS = 20
+MAX_HEADER_NAME = 64
+MAX_HEADER_VALUE = 4096
+
+# RFC 9110 section 5.6.2: a field name is a token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Visible ASCII with inner spaces and tabs. HTTP trims a value's outer whitespace, so a
+# value that starts or ends with some would not arrive as it was given; bytes above
+# 0x7E are read as Latin-1 by some receivers and as UTF-8 by others.
+_HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
+_LINE_BREAK_OR_NUL = re.compile(r"[\r\n\x00]")
+_OURS = "the service sets it on every request"
+_HOP_BY_HOP = "it governs the HTTP exchange itself, not what the receiver reads"
+_RESERVED_HEADERS = {
+    "host": _OURS,
+    "user-agent": _OURS,
+    "transfer-encoding": _OURS,
+    "accept-encoding": _OURS,
+    "expect": _HOP_BY_HOP,
+    "trailer": _HOP_BY_HOP,
+    "te": _HOP_BY_HOP,
+    "connection": _HOP_BY_HOP,
+    "keep-alive": _HOP_BY_HOP,
+    "upgrade": _HOP_BY_HOP,
+    "http2-settings": _HOP_BY_HOP,
+    "cookie": "deliveries carry no cookies",
+}
+_RESERVED_HEADER_PREFIXES = {
+    "webhook-": "webhook-* headers carry the signature (Standard Webhooks)",
+    "content-": "content-* headers describe the body, which is the service's",
+    "proxy-": "proxy-* headers are for proxies, not the receiver",
+}
+# As the API documents them.
+RESERVED_HEADER_NAMES = (
+    *_RESERVED_HEADERS,
+    *(f"{prefix}*" for prefix in _RESERVED_HEADER_PREFIXES),
+)
 
 # Joiners that scripts (Persian, Indic) and emoji sequences need; every other format
 # character is invisible or steers the text direction.
@@ -93,6 +130,79 @@ def check_api_key_params(
                 )
             )
     return errors
+
+
+def reserved_header(name: str) -> str | None:
+    """Why a custom header of this name is refused (case-insensitive), or None when a
+    subscription may set it."""
+    lowered = name.lower()
+    if lowered in _RESERVED_HEADERS:
+        return _RESERVED_HEADERS[lowered]
+    prefixes = _RESERVED_HEADER_PREFIXES.items()
+    return next((why for prefix, why in prefixes if lowered.startswith(prefix)), None)
+
+
+def check_headers(field: Field, headers: Sequence[tuple[str, str]]) -> list[UserError]:
+    """Names must be tokens we do not own, unique without regard to case; values visible
+    ASCII. No message repeats a value: header values are secrets."""
+    if len(headers) > MAX_HEADERS:
+        # Only this: one error per entry of a list this long would say nothing more.
+        return [UserError(field, f"At most {MAX_HEADERS} headers.", UserErrorCode.INVALID)]
+    errors: list[UserError] = []
+    seen: set[str] = set()
+    for index, (name, value) in enumerate(headers):
+        where = (*field, index)
+        name_error = _header_name_error(name, seen)
+        if name_error is not None:
+            errors.append(UserError((*where, "name"), *name_error))
+        seen.add(name.lower())
+        value_error = _header_value_error(value)
+        if value_error is not None:
+            errors.append(UserError((*where, "value"), *value_error))
+    return errors
+
+
+def _header_name_error(name: str, seen: set[str]) -> tuple[str, UserErrorCode] | None:
+    if not name:
+        return "A header name is required.", UserErrorCode.REQUIRED
+    if len(name) > MAX_HEADER_NAME:
+        return f"A header name has at most {MAX_HEADER_NAME} characters.", UserErrorCode.TOO_LARGE
+    if not _HEADER_NAME.fullmatch(name):
+        return (
+            "A header name is an HTTP token: letters, digits and !#$%&'*+-.^_`|~ only.",
+            UserErrorCode.INVALID,
+        )
+    reason = reserved_header(name)
+    if reason is not None:
+        return f"The header {name!r} cannot be set: {reason}.", UserErrorCode.INVALID
+    if name.lower() in seen:
+        return (
+            f"The header {name!r} is given twice (names ignore case).",
+            UserErrorCode.DUPLICATE,
+        )
+    return None
+
+
+def _header_value_error(value: str) -> tuple[str, UserErrorCode] | None:
+    if not value:
+        return "A header value is required.", UserErrorCode.REQUIRED
+    if len(value) > MAX_HEADER_VALUE:
+        return (
+            f"A header value has at most {MAX_HEADER_VALUE} characters.",
+            UserErrorCode.TOO_LARGE,
+        )
+    if _HEADER_VALUE.fullmatch(value):
+        return None
+    if _LINE_BREAK_OR_NUL.search(value):
+        message = "A header value must not contain a line break (CR, LF) or NUL."
+    elif value[0] in " \t" or value[-1] in " \t":
+        message = "A header value must not start or end with a space or tab."
+    else:
+        message = (
+            "A header value has printable ASCII characters only (spaces and tabs inside): "
+            "no control characters, no letters beyond ASCII."
+        )
+    return message, UserErrorCode.INVALID
 
 
 def check_text(field: Field, value: str | None, limit: int, noun: str) -> list[UserError]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -27,13 +28,20 @@ from procrastinate.jobs import DEFAULT_PRIORITY
 
 from app.core.masking import masked_url
 from app.core.outages import is_connection_lost
-from app.core.secret_box import param_context, secret_context
+from app.core.secret_box import secret_context
 from app.core.signing import webhook_headers
+from app.core.validation import reserved_header
 from app.delivery import metrics
 from app.delivery.failure_email import REACTIVATE
 from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
-from app.delivery.outgoing import Endpoint, OutgoingDelivery, outgoing_from_row
+from app.delivery.outgoing import (
+    Endpoint,
+    OutgoingDelivery,
+    opened_headers,
+    opened_params,
+    outgoing_from_row,
+)
 from app.delivery.retry_rule import RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
@@ -65,25 +73,20 @@ GONE_REASON = f"the endpoint answered 410 Gone, so the subscription was deactiva
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how to send: URL with API key parameters, and the signing secrets."""
+    """Where and how to send: URL with API key parameters, the signing secrets and the
+    subscription's custom headers."""
 
     url: str
     masked_url: str
     secrets: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]
 
 
 def build_target(services: Services, endpoint: Endpoint, now: datetime) -> Target:
-    """Decrypt the subscription's secrets and append its API key parameters to the URL."""
+    """Decrypt the subscription's secrets and headers, and append its API key parameters
+    to the URL."""
     subscription_id = endpoint.subscription_id
-    params = [
-        (
-            param.name,
-            services.secret_box.decrypt(
-                param.value, context=param_context(subscription_id, param.name)
-            ),
-        )
-        for param in endpoint.api_key_params
-    ]
+    params = opened_params(services.secret_box, endpoint)
     parts = urlsplit(endpoint.callback_url)
     query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params])
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
@@ -100,8 +103,26 @@ def build_target(services: Services, endpoint: Endpoint, now: datetime) -> Targe
             )
         )
     return Target(
-        url=url, masked_url=masked_url(url, [name for name, _ in params]), secrets=tuple(secrets)
+        url=url,
+        masked_url=masked_url(url, [name for name, _ in params]),
+        secrets=tuple(secrets),
+        headers=tuple(opened_headers(services.secret_box, endpoint)),
     )
+
+
+def request_headers(ours: Mapping[str, str], custom: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """An attempt's headers: the subscription's custom ones, then ours over them. A custom
+    header never stands beside or replaces one of ours, whatever its case, nor one the
+    rules reserve: the create and update checks refuse them, and this holds even for a
+    row stored before a rule was added."""
+    taken = {name.lower() for name in ours}
+    headers = {
+        name: value
+        for name, value in custom
+        if name.lower() not in taken and reserved_header(name) is None
+    }
+    headers.update(ours)
+    return headers
 
 
 async def make_attempt(
@@ -142,9 +163,10 @@ async def make_attempt(
         return "postponed"
     try:
         target = build_target(services, delivery.endpoint, datetime.now(UTC))
-        headers = webhook_headers(
+        signed = webhook_headers(
             target.secrets, delivery.webhook_id, int(time.time()), delivery.body, attempt=attempt
         )
+        headers = request_headers(signed, target.headers)
         outcome = await transport.send(target.url, delivery.body, headers)
     finally:
         if in_flight is not None and slot is not None:

@@ -8,16 +8,26 @@ the :class:`OutgoingDelivery` made of it, never the row.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from app.core.delivery_status import DeliveryStatus
+from app.core.secret_box import SecretBox, header_context, param_context, secret_context
 from app.store.database import Row
 
 
 @dataclass(frozen=True)
 class SealedParam:
     """An API key parameter appended to the URL; ``value`` still encrypted."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SealedHeader:
+    """A custom header sent with every attempt; ``value`` still encrypted."""
 
     name: str
     value: str
@@ -35,6 +45,7 @@ class Endpoint:
     previous_secret_expires_at: datetime | None
     is_active: bool
     deleted_at: datetime | None
+    headers: tuple[SealedHeader, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -71,6 +82,9 @@ def endpoint_from_row(row: Row) -> Endpoint:
         previous_secret_expires_at=row["previous_secret_expires_at"],
         is_active=row["is_active"],
         deleted_at=row["deleted_at"],
+        headers=tuple(
+            SealedHeader(name=header["name"], value=header["value"]) for header in row["headers"]
+        ),
     )
 
 
@@ -88,3 +102,38 @@ def outgoing_from_row(row: Row) -> OutgoingDelivery:
         body=bytes(row["body"]),
         endpoint=endpoint_from_row(row),
     )
+
+
+def opened_params(box: SecretBox, endpoint: Endpoint) -> list[tuple[str, str]]:
+    """The endpoint's API key parameters, values decrypted."""
+    return [
+        (
+            param.name,
+            box.decrypt(param.value, context=param_context(endpoint.subscription_id, param.name)),
+        )
+        for param in endpoint.api_key_params
+    ]
+
+
+def opened_headers(box: SecretBox, endpoint: Endpoint) -> list[tuple[str, str]]:
+    """The endpoint's custom headers, values decrypted."""
+    return [
+        (
+            header.name,
+            box.decrypt(
+                header.value, context=header_context(endpoint.subscription_id, header.name)
+            ),
+        )
+        for header in endpoint.headers
+    ]
+
+
+def secret_values(box: SecretBox, endpoint: Endpoint) -> Iterator[str]:
+    """Every secret of the endpoint in clear (signing secrets, API key parameter values,
+    header values): what text a person reads, such as an email, must not contain."""
+    context = secret_context(endpoint.subscription_id)
+    yield box.decrypt(endpoint.signing_secret, context=context)
+    if endpoint.previous_signing_secret:
+        yield box.decrypt(endpoint.previous_signing_secret, context=context)
+    for _name, value in (*opened_params(box, endpoint), *opened_headers(box, endpoint)):
+        yield value

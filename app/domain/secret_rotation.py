@@ -1,4 +1,5 @@
-"""Master key rotation: re-encrypt every secret at rest under the current primary key.
+"""Master key rotation: re-encrypt every secret at rest under the current primary key
+(signing secrets, API key parameter values, header values).
 
 Procedure (README, "Security"): generate a new key, start every process with
 ``WEBHOOKS_SECRET_KEY=<new>`` and ``WEBHOOKS_PREVIOUS_SECRET_KEYS=<old>`` (both decrypt),
@@ -8,14 +9,20 @@ run ``webhooks secret-key rotate``, then drop the old key from the environment.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from app.core.secret_box import SecretBox, param_context, secret_context
+from app.core.secret_box import SecretBox, header_context, param_context, secret_context
 from app.store.database import Database
 
 BATCH_SIZE = 200
+
+# An API key parameter or a header as stored: {"name", "value" (sealed), "hint"}.
+Entry = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -37,31 +44,37 @@ async def reencrypt_secrets(db: Database, box: SecretBox) -> RotationReport:
             for row in rows:
                 context = secret_context(row["id"])
                 tokens = [row["signing_secret"], row["previous_signing_secret"]] + [
-                    param["value"] for param in row["api_key_params"]
+                    entry["value"] for entry in (*row["api_key_params"], *row["headers"])
                 ]
                 if not any(token and box.needs_reencrypt(token) for token in tokens):
                     continue
-
-                def again(token: str, where: str) -> str:
-                    return box.encrypt(box.decrypt(token, context=where), context=where)
-
-                params = [
-                    {
-                        **param,
-                        "value": again(param["value"], param_context(row["id"], param["name"])),
-                    }
-                    for param in row["api_key_params"]
-                ]
                 previous = row["previous_signing_secret"]
                 await tx.execute(
                     "store_reencrypted_secrets",
                     id=row["id"],
-                    signing_secret=again(row["signing_secret"], context),
-                    previous_signing_secret=again(previous, context) if previous else None,
-                    api_key_params=Jsonb(params),
+                    signing_secret=_again(box, row["signing_secret"], context),
+                    previous_signing_secret=_again(box, previous, context) if previous else None,
+                    api_key_params=_resealed(
+                        box, row["api_key_params"], partial(param_context, row["id"])
+                    ),
+                    headers=_resealed(box, row["headers"], partial(header_context, row["id"])),
                 )
                 changed += 1
         seen += len(rows)
         if len(rows) < BATCH_SIZE:
             return RotationReport(subscriptions=seen, reencrypted=changed)
         after_id = rows[-1]["id"]
+
+
+def _again(box: SecretBox, token: str, context: str) -> str:
+    return box.encrypt(box.decrypt(token, context=context), context=context)
+
+
+def _resealed(box: SecretBox, entries: list[Entry], context: Callable[[str], str]) -> Jsonb:
+    """Stored API key parameters or headers, each value sealed anew for ``context(name)``."""
+    return Jsonb(
+        [
+            {**entry, "value": _again(box, entry["value"], context(entry["name"]))}
+            for entry in entries
+        ]
+    )

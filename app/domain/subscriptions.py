@@ -1,7 +1,8 @@
 """Subscriptions: a company's callback URLs for a webhook, with their signing secrets.
 
-Signing secrets and API key parameter values are encrypted at rest and never returned:
-the secret is shown once (on create and rotate), parameter values only as a hint.
+Signing secrets, API key parameter values and custom header values are encrypted at
+rest and never returned: the secret is shown once (on create and rotate), parameter and
+header values only as a hint.
 Every function is confined to the viewer's company; another company's id behaves as a
 missing one.
 """
@@ -9,9 +10,10 @@ missing one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from psycopg.errors import UniqueViolation
@@ -21,7 +23,7 @@ from app.core.errors import Field, InvalidInput, UserError, UserErrorCode, not_f
 from app.core.ids import new_id, try_uuid
 from app.core.masking import mask_value
 from app.core.pagination import Page, PageRequest, make_page
-from app.core.secret_box import SecretBox, param_context, secret_context
+from app.core.secret_box import SecretBox, header_context, param_context, secret_context
 from app.core.settings import Settings
 from app.core.signing import generate_secret
 from app.core.target_policy import (
@@ -35,6 +37,7 @@ from app.core.validation import (
     MAX_DESCRIPTION,
     check_api_key_params,
     check_email,
+    check_headers,
     check_text,
     check_visible,
 )
@@ -54,6 +57,14 @@ class ApiKeyParam:
 
 
 @dataclass(frozen=True)
+class CustomHeader:
+    """A header sent with every request; its value shown only as a hint."""
+
+    name: str
+    value_hint: str
+
+
+@dataclass(frozen=True)
 class Subscription:
     id: uuid.UUID
     company_id: str
@@ -61,6 +72,7 @@ class Subscription:
     callback_url: str
     notification_email: str
     api_key_params: tuple[ApiKeyParam, ...]
+    headers: tuple[CustomHeader, ...]
     is_active: bool
     description: str | None
     created_at: datetime
@@ -89,17 +101,20 @@ class NewSubscription:
     api_key_params: Sequence[tuple[str, str]] = ()
     is_active: bool = True
     description: str | None = None
+    headers: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True)
 class SubscriptionChanges:
-    """Fields to change; None keeps a field, except ``description`` (UNCHANGED keeps it)."""
+    """Fields to change; None keeps a field, except ``description`` (UNCHANGED keeps it).
+    A list given (parameters, headers) replaces the whole list."""
 
     callback_url: str | None = None
     notification_email: str | None = None
     api_key_params: Sequence[tuple[str, str]] | None = None
     is_active: bool | None = None
     description: str | None = UNCHANGED
+    headers: Sequence[tuple[str, str]] | None = None
 
 
 def subscription_from_row(row: Row) -> Subscription:
@@ -112,6 +127,10 @@ def subscription_from_row(row: Row) -> Subscription:
         api_key_params=tuple(
             ApiKeyParam(name=param["name"], value_hint=param["hint"])
             for param in row["api_key_params"]
+        ),
+        headers=tuple(
+            CustomHeader(name=header["name"], value_hint=header["hint"])
+            for header in row["headers"]
         ),
         is_active=row["is_active"],
         description=row["description"],
@@ -187,19 +206,33 @@ def _duplicate_url() -> InvalidInput:
     return InvalidInput([UserError(("callback_url",), message, UserErrorCode.DUPLICATE)])
 
 
-def _encrypt_params(
-    box: SecretBox, subscription_id: uuid.UUID, params: Sequence[tuple[str, str]]
+def _seal(
+    box: SecretBox, context: Callable[[str], str], entries: Sequence[tuple[str, str]]
 ) -> Jsonb:
+    """Named values (API key parameters, headers) as stored: each value sealed for
+    ``context(name)``, with its hint."""
     return Jsonb(
         [
             {
                 "name": name,
-                "value": box.encrypt(value, context=param_context(subscription_id, name)),
+                "value": box.encrypt(value, context=context(name)),
                 "hint": mask_value(value),
             }
-            for name, value in params
+            for name, value in entries
         ]
     )
+
+
+def _encrypt_params(
+    box: SecretBox, subscription_id: uuid.UUID, params: Sequence[tuple[str, str]]
+) -> Jsonb:
+    return _seal(box, partial(param_context, subscription_id), params)
+
+
+def _encrypt_headers(
+    box: SecretBox, subscription_id: uuid.UUID, headers: Sequence[tuple[str, str]]
+) -> Jsonb:
+    return _seal(box, partial(header_context, subscription_id), headers)
 
 
 async def create_subscription(
@@ -214,6 +247,7 @@ async def create_subscription(
     errors += check_email(("notification_email",), new.notification_email)
     errors += check_api_key_params(("api_key_params",), new.api_key_params, new.callback_url)
     errors += check_text(("description",), new.description, MAX_DESCRIPTION, "description")
+    errors += check_headers(("headers",), new.headers)
     if errors:
         raise InvalidInput(errors)
 
@@ -227,6 +261,7 @@ async def create_subscription(
         callback_url=new.callback_url.strip(),
         notification_email=new.notification_email.strip(),
         api_key_params=_encrypt_params(box, subscription_id, new.api_key_params),
+        headers=_encrypt_headers(box, subscription_id, new.headers),
         is_active=new.is_active,
         description=new.description,
         signing_secret=box.encrypt(secret, context=secret_context(subscription_id)),
@@ -256,6 +291,8 @@ async def update_subscription(
         errors += check_email(("notification_email",), changes.notification_email)
     if changes.description is not UNCHANGED:
         errors += check_text(("description",), changes.description, MAX_DESCRIPTION, "description")
+    if changes.headers is not None:
+        errors += check_headers(("headers",), changes.headers)
     async with db.transaction() as tx:
         current = await tx.fetch_one("get_subscription_for_update", id=key, company_id=company_id)
         if current is None:
@@ -270,6 +307,7 @@ async def update_subscription(
             if changes.api_key_params is None
             else _encrypt_params(box, key, changes.api_key_params)
         )
+        headers = None if changes.headers is None else _encrypt_headers(box, key, changes.headers)
         try:
             row = await tx.fetch_one(
                 "update_subscription",
@@ -280,6 +318,7 @@ async def update_subscription(
                     changes.notification_email.strip() if changes.notification_email else None
                 ),
                 api_key_params=params,
+                headers=headers,
                 is_active=changes.is_active,
                 set_description=changes.description is not UNCHANGED,
                 description=None if changes.description is UNCHANGED else changes.description,

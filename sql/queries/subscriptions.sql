@@ -1,26 +1,26 @@
 -- insert_subscription --
 -- Create a subscription; returns nothing when the same target already exists.
 INSERT INTO subscriptions (
-    id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+    id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
     is_active, description, signing_secret
 ) VALUES (
     %(id)s, %(company_id)s, %(webhook_key)s, %(callback_url)s, %(notification_email)s,
-    %(api_key_params)s, %(is_active)s, %(description)s, %(signing_secret)s
+    %(api_key_params)s, %(headers)s, %(is_active)s, %(description)s, %(signing_secret)s
 )
 ON CONFLICT (company_id, webhook_key, callback_url) WHERE deleted_at IS NULL DO NOTHING
-RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
           is_active, description, created_at, updated_at;
 
 -- get_subscription --
 -- One live subscription of a company.
-SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        is_active, description, created_at, updated_at
 FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL;
 
 -- get_subscription_for_update --
 -- Lock one live subscription of a company for a change.
-SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        is_active, description, created_at, updated_at
 FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
@@ -29,7 +29,7 @@ FOR UPDATE;
 -- get_subscriptions_any_company --
 -- Subscriptions by id whatever their company or state (DataLoader for deliveries, which
 -- are already scoped); deleted ones are still readable through their past deliveries.
-SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        is_active, description, created_at, updated_at
 FROM subscriptions
 WHERE id = ANY(%(ids)s);
@@ -43,7 +43,7 @@ WHERE id = ANY(%(ids)s);
 
 -- list_subscriptions --
 -- One page of a company's live subscriptions, newest first (keyset).
-SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        is_active, description, created_at, updated_at
 FROM subscriptions
 WHERE company_id = %(company_id)s AND deleted_at IS NULL
@@ -60,13 +60,14 @@ UPDATE subscriptions SET
     callback_url = coalesce(%(callback_url)s, callback_url),
     notification_email = coalesce(%(notification_email)s, notification_email),
     api_key_params = coalesce(%(api_key_params)s, api_key_params),
+    headers = coalesce(%(headers)s, headers),
     is_active = coalesce(%(is_active)s, is_active),
     description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,
     deactivated_reason = CASE WHEN coalesce(%(is_active)s, is_active) THEN NULL
                               ELSE deactivated_reason END,
     updated_at = now()
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
-RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
           is_active, description, created_at, updated_at;
 
 -- delete_subscription --
@@ -84,12 +85,12 @@ UPDATE subscriptions SET
     signing_secret = %(signing_secret)s,
     updated_at = now()
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
-RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params,
+RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
           is_active, description, created_at, updated_at;
 
 -- subscriptions_with_secrets --
 -- A batch of subscriptions (deleted ones too) with their encrypted secrets, by id.
-SELECT id, signing_secret, previous_signing_secret, api_key_params
+SELECT id, signing_secret, previous_signing_secret, api_key_params, headers
 FROM subscriptions
 WHERE (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
 ORDER BY id
@@ -100,5 +101,6 @@ FOR UPDATE;
 -- Replace a subscription's encrypted secrets with their re-encrypted forms.
 UPDATE subscriptions SET signing_secret = %(signing_secret)s,
     previous_signing_secret = %(previous_signing_secret)s,
-    api_key_params = %(api_key_params)s
+    api_key_params = %(api_key_params)s,
+    headers = %(headers)s
 WHERE id = %(id)s;

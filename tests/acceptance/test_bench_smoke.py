@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.tenants import PAYLOAD_JSON
+
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = "ABCDEFGHIJ"
 BUDGET_SECONDS = 60  # what the smoke mode promises; enforced with room for a busy machine
@@ -46,4 +48,7 @@ def test_the_smoke_benchmark_runs_every_section_and_writes_its_json(tmp_path: Pa
     assert sorted(latest["sections"]) == list(SECTIONS)
     assert latest["targets"]
     assert all(isinstance(target["met"], bool) for target in latest["targets"])
+    # and the size of the payload every phase published, which moves its figures
+    assert latest["payload_bytes"] == len(PAYLOAD_JSON)
+    assert f"{len(PAYLOAD_JSON):,}-byte payloads" in completed.stdout
     print(f"smoke benchmark took {elapsed:.0f} s")

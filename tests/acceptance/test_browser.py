@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.acceptance.processes import environment, run_cli
+from tests.payloads import order_status_payload
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -127,11 +128,12 @@ mutation { createWebhookSubscription(input: {webhook: "ORDER_STATUS",
   subscription { id } userErrors { message } } }
 """
 PUBLISH = """
-mutation($companyId: ID!, $subject: String!) {
+mutation($companyId: ID!, $subject: String!, $payload: JSON!) {
   publishEvent(input: {companyId: $companyId, webhook: "ORDER_STATUS", subject: $subject,
-    payload: {n: 1}}) { event { id } userErrors { message } }
+    payload: $payload}) { event { id } userErrors { message } }
 }
 """
+PAYLOAD = order_status_payload(n=1)
 # The header editor is a CodeMirror instance; setting its text is what pasting does.
 SET_HEADERS = """(text) => {
   const editor = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')]
@@ -141,7 +143,7 @@ SET_HEADERS = """(text) => {
 }"""
 
 
-def graphql(base: str, key: str, query: str, variables: dict[str, str] | None = None) -> Any:
+def graphql(base: str, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
     response = httpx.post(
         base + "/graphql",
         json={"query": query, "variables": variables or {}},
@@ -234,7 +236,12 @@ async def test_graphiql_subscriptions_use_the_key_in_the_header_editor(
             for attempt in range(20):
                 for company in ("demo", "other"):
                     subject = f"for-{company}-{attempt}"
-                    graphql(base, publisher, PUBLISH, {"companyId": company, "subject": subject})
+                    graphql(
+                        base,
+                        publisher,
+                        PUBLISH,
+                        {"companyId": company, "subject": subject, "payload": PAYLOAD},
+                    )
                 await asyncio.sleep(0.5)
                 if "for-other" in await result.inner_text():
                     break

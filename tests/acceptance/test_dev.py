@@ -31,6 +31,7 @@ from tests.acceptance.processes import (
     wait_for_status,
     wait_until,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver
 
 WEBHOOK_TYPES = "{ webhookTypes { key name } }"
@@ -130,11 +131,12 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
         types = api.data(WEBHOOK_TYPES, key=keys["company_key"])["webhookTypes"]
         assert {"key": "ORDER_STATUS", "name": "Order Status"} in types
         subscription_id, secret = subscribe(api, keys["company_key"], receiver.url_for("/local"))
-        event = publish(api, keys["publisher_key"], keys["company"], {"orderId": "dev-1"})
+        first_order = order_status_payload(external_id="dev-1")
+        event = publish(api, keys["publisher_key"], keys["company"], first_order)
         [request] = receiver.wait_for(1, timeout=15)
         wait_for_status(api, keys["company_key"], event["deliveries"][0]["id"], "SUCCEEDED")
     Webhook(secret).verify(request.body, dict(request.headers))
-    assert request.json()["data"] == {"orderId": "dev-1"}
+    assert request.json()["data"] == first_order
 
     stop_with(signal.SIGINT, first, data_dir)
 
@@ -147,10 +149,11 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
         assert subscriptions["webhookSubscriptions"]["nodes"] == [
             {"id": subscription_id, "callbackUrl": receiver.url_for("/local")}
         ]
-        publish(api, keys["publisher_key"], keys["company"], {"orderId": "dev-2"})
+        second_order = order_status_payload(external_id="dev-2")
+        publish(api, keys["publisher_key"], keys["company"], second_order)
         requests = receiver.wait_for(2, timeout=15)
     Webhook(secret).verify(requests[1].body, dict(requests[1].headers))
-    assert requests[1].json()["data"] == {"orderId": "dev-2"}
+    assert requests[1].json()["data"] == second_order
 
     # this time stopped as a service manager would
     stop_with(signal.SIGTERM, second, data_dir)

@@ -24,6 +24,7 @@ from tests.acceptance.processes import (
     wait_for_status,
 )
 from tests.database import PostgresServer
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, RecordedRequest
 
 EVENTS = """
@@ -39,6 +40,8 @@ query Lookups($subscription: ID!, $event: ID!, $delivery: ID!) {
   delivery(id: $delivery) { id }
 }
 """
+ORDER_42 = order_status_payload(order_id=42)
+ORDER_7 = order_status_payload(order_id=7)
 
 
 @pytest.fixture
@@ -83,8 +86,9 @@ def test_the_issues_done_means_flow(
     with Api(server.url("")) as api:
         # A subscribes; the publisher publishes for A and for B (no worker runs yet)
         subscription_id, _ = subscribe(api, key_a, receiver.url_for("/a"))
-        event_a = publish(api, publisher, "company-a", {"orderId": "A-1", "status": "SHOT"}, "A-1")
-        event_b = publish(api, publisher, "company-b", {"orderId": "B-1", "status": "SHOT"}, "B-1")
+        shot = order_status_payload(order_status="assembly")
+        event_a = publish(api, publisher, "company-a", shot | {"order_id": 101}, "A-1")
+        event_b = publish(api, publisher, "company-b", shot | {"order_id": 201}, "B-1")
         [delivery_a] = event_a["deliveries"]
         assert event_b["deliveries"] == []
 
@@ -145,7 +149,7 @@ def test_serve_and_worker_deliver_a_signed_webhook(
     with Api(server.url("")) as api:
         subscription_id, secret = subscribe(api, tenants.key_a, receiver.url_for("/hooks/order"))
         published_at = time.monotonic()
-        event = publish(api, tenants.publisher, tenants.a, {"orderId": "o-42"}, subject="o-42")
+        event = publish(api, tenants.publisher, tenants.a, ORDER_42, subject="o-42")
         [request] = receiver.wait_for(1, timeout=10)
         latency = request.received_at - published_at
         [delivery] = event["deliveries"]
@@ -161,7 +165,7 @@ def test_serve_and_worker_deliver_a_signed_webhook(
         "companyId": tenants.a,
         "subject": "o-42",
         "createdAt": verified_body(request, secret)["createdAt"],
-        "data": {"orderId": "o-42"},
+        "data": ORDER_42,
     }
     assert request.header("webhook-id") == delivery["webhookId"] == done["webhookId"]
     assert request.header("webhook-attempt") == "1"
@@ -186,7 +190,7 @@ def test_serve_with_worker_delivers_on_its_own(
     ready = server.wait_for_http("/readyz")
     with Api(server.url("")) as api:
         _, secret = subscribe(api, tenants.key_a, receiver.url_for("/hook"))
-        event = publish(api, tenants.publisher, tenants.a, {"orderId": "o-7"})
+        event = publish(api, tenants.publisher, tenants.a, ORDER_7)
         [request] = receiver.wait_for(1, timeout=10)
         [delivery] = event["deliveries"]
         done = wait_for_status(api, tenants.key_a, delivery["id"], "SUCCEEDED")
@@ -195,7 +199,7 @@ def test_serve_with_worker_delivers_on_its_own(
         "ready": True,
         "checks": {"database": True, "migrations": True, "resources": True, "worker": True},
     }
-    assert verified_body(request, secret)["data"] == {"orderId": "o-7"}
+    assert verified_body(request, secret)["data"] == ORDER_7
     assert request.header("webhook-id") == done["webhookId"]
     assert [attempt["number"] for attempt in done["attempts"]] == [1]
     assert server.returncode is None, server.describe()

@@ -31,6 +31,7 @@ from tests.acceptance.processes import (
     wait_for_listeners,
     wait_until,
 )
+from tests.payloads import order_status_payload
 
 STOPS = {
     "sigterm": (signal.SIGTERM, ()),
@@ -62,7 +63,7 @@ class BackgroundPublish(threading.Thread):
                 "companyId": self.company_id,
                 "webhook": "ORDER_STATUS",
                 "subject": "in-flight",
-                "payload": {"orderId": "in-flight"},
+                "payload": order_status_payload(external_id="in-flight"),
             }
         }
         try:

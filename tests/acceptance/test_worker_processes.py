@@ -29,6 +29,7 @@ from tests.acceptance.processes import (
     wait_for_status,
     wait_until,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, Reply, hang, respond
 from tests.service import create_subscription_for, make_settings, publish_event_with
 
@@ -63,7 +64,9 @@ def test_a_killed_workers_attempt_is_made_again_with_the_same_webhook_id(
     receiver.script("/slow", [hang(), respond(200)])
     with Api(server.url("")) as api:
         _, secret = subscribe(api, tenants.key_a, receiver.url_for("/slow"))
-        [delivery] = publish(api, tenants.publisher, tenants.a, {"orderId": "k-1"})["deliveries"]
+        [delivery] = publish(
+            api, tenants.publisher, tenants.a, order_status_payload(external_id="k-1")
+        )["deliveries"]
         receiver.wait_for(1, timeout=10)
 
         # when it is SIGKILLed mid-request and another worker starts
@@ -112,7 +115,9 @@ def test_sigterm_lets_the_in_flight_attempt_finish_and_be_recorded(
     receiver.script("/slow", reply)
     with Api(server.url("")) as api:
         subscribe(api, tenants.key_a, receiver.url_for("/slow"))
-        [delivery] = publish(api, tenants.publisher, tenants.a, {"orderId": "t-1"})["deliveries"]
+        [delivery] = publish(
+            api, tenants.publisher, tenants.a, order_status_payload(external_id="t-1")
+        )["deliveries"]
         receiver.wait_for(1, timeout=10)
 
         worker.send(signal.SIGTERM)
@@ -164,7 +169,12 @@ async def test_500_deliveries_by_two_workers_arrive_exactly_once_each(
             async with publishing:
                 await publish_event_with(
                     services,
-                    NewEvent("company-a", "ORDER_STATUS", {"n": number}, subject=f"o-{number}"),
+                    NewEvent(
+                        "company-a",
+                        "ORDER_STATUS",
+                        order_status_payload(n=number),
+                        subject=f"o-{number}",
+                    ),
                 )
 
         # when 500 events are published (each wakes both workers, which race for it)

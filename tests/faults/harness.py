@@ -55,6 +55,7 @@ from tests.acceptance.processes import (
     wait_until,
 )
 from tests.database import make_scratch_dir
+from tests.payloads import order_status_payload
 from tests.receivers import RecordedRequest
 from tests.service import create_subscription_for, publish_event_with
 
@@ -420,7 +421,7 @@ class Publisher:
                     "input": {
                         "companyId": self.company_id,
                         "webhook": "ORDER_STATUS",
-                        "payload": {"n": number},
+                        "payload": order_status_payload(n=number),
                         "subject": f"o-{number}",
                     }
                 }

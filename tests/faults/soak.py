@@ -38,6 +38,7 @@ from app.store.services import open_services
 from tests.acceptance.processes import Process
 from tests.database import make_scratch_dir
 from tests.faults.harness import OwnedPostgres, Stack, Sub, delivery_ids_in, duplicates
+from tests.payloads import order_status_payload
 from tests.receivers import (
     Receiver,
     RecordedRequest,
@@ -125,7 +126,12 @@ async def publish_load(
             try:
                 event = await publish_event_with(
                     services,
-                    NewEvent(sub.company_id, "ORDER_STATUS", {"n": number}, subject=f"s-{number}"),
+                    NewEvent(
+                        sub.company_id,
+                        "ORDER_STATUS",
+                        order_status_payload(n=number),
+                        subject=f"s-{number}",
+                    ),
                 )
                 published.append(str(event.id))
             except Exception as error:  # keep publishing; say so

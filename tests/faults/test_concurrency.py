@@ -21,6 +21,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     stack_fixture,
     summary,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver
 
 
@@ -42,7 +43,7 @@ def test_concurrent_publishes_with_one_idempotency_key_make_one_event(stack: Sta
                     "webhook": "ORDER_STATUS",
                     "subject": "ord-1",
                     "idempotencyKey": "ord-1:SCHEDULED",
-                    "payload": {"orderId": "ord-1", "status": "SCHEDULED"},
+                    "payload": order_status_payload(),
                 }
             }
             limits = httpx.Limits(max_connections=calls)
@@ -139,7 +140,7 @@ def test_a_retention_purge_does_not_stall_publishing_or_delivery(stack: Stack) -
                     until = time.monotonic() + seconds
                     while time.monotonic() < until:
                         began = time.monotonic()
-                        await stack.publish_one(services, live, {"t": began})
+                        await stack.publish_one(services, live, order_status_payload(t=began))
                         into.append(time.monotonic() - began)
                         await asyncio.sleep(0.02)
 

@@ -18,6 +18,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     owned_postgres_fixture,
     stack_fixture,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver
 
 DELIVERIES = "{ deliveries(first: 1) { nodes { id status } } }"
@@ -105,7 +106,13 @@ def test_a_database_restart_under_load_loses_no_event_and_needs_no_manual_restar
             began = time.monotonic()
             fresh = api.data(
                 PUBLISH_EVENT,
-                {"input": {"companyId": tenants.a, "webhook": "ORDER_STATUS", "payload": {}}},
+                {
+                    "input": {
+                        "companyId": tenants.a,
+                        "webhook": "ORDER_STATUS",
+                        "payload": order_status_payload(),
+                    }
+                },
                 key=tenants.publisher,
             )["publishEvent"]["event"]
         [arrived] = receiver.wait_for(1, timeout=POLL_INTERVAL * 3)
@@ -161,7 +168,7 @@ def test_after_a_long_outage_the_worker_delivers_within_seconds_of_the_databases
         # then the worker is listening, and delivering, within seconds
         stack.wait_for_listeners(1, worker, timeout=40)
         listening_after = time.monotonic() - up_at
-        stack.publish([(sub, {"after": "outage"})])
+        stack.publish([(sub, order_status_payload(after="outage"))])
         [arrived] = receiver.wait_for(1, timeout=40)
     delivered_after = arrived.received_at - up_at
     print(

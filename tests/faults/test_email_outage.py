@@ -18,6 +18,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     owned_postgres_fixture,
     stack_fixture,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, respond
 from tests.smtp import ReceivedMail, SmtpTestServer
 
@@ -63,9 +64,9 @@ def test_failures_during_an_smtp_outage_are_all_reported_once_it_is_back(
 
         # when 50 deliveries fail for good in two bursts, further apart than the window
         started = time.monotonic()
-        stack.publish([(sub, {"n": n}) for n in range(burst)])
+        stack.publish([(sub, order_status_payload(n=n)) for n in range(burst)])
         time.sleep(WINDOW + 1.5)
-        stack.publish([(sub, {"n": n}) for n in range(burst, count)])
+        stack.publish([(sub, order_status_payload(n=n)) for n in range(burst, count)])
         wait_until(
             lambda: stack.status_counts()["FAILED"] == count,
             timeout=30,

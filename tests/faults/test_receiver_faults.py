@@ -28,6 +28,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     stack_fixture,
     summary,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import (
     Receiver,
     RecordedRequest,
@@ -55,7 +56,7 @@ def test_a_hung_endpoint_does_not_starve_a_healthy_one(stack: Stack) -> None:
         stack.worker()
 
         # when 200 deliveries to each are published, interleaved, 50 a second
-        plan = [(sub, {"n": n}) for n in range(count) for sub in (slow, quick)]
+        plan = [(sub, order_status_payload(n=n)) for n in range(count) for sub in (slow, quick)]
         started = time.monotonic()
         published = stack.run(stack.publish_async(plan, pace=0.02))
         quick_requests = receiver.wait_for(count, timeout=60, path="/quick")
@@ -127,7 +128,9 @@ def test_hung_endpoints_leave_healthy_deliveries_their_latency_however_many_ther
 
         # and the healthy latency with nothing hanging, measured first
         def healthy_round(tag: str) -> list[float]:
-            plan = [(sub, {"tag": tag, "n": n}) for n in range(rounds) for sub in healthy]
+            plan = [
+                (sub, order_status_payload(tag=tag, n=n)) for n in range(rounds) for sub in healthy
+            ]
             expected = len(receiver.requests) + len(plan)
             published = stack.run(stack.publish_async(plan, pace=0.05))
             receiver.wait_for(expected, timeout=60)
@@ -139,7 +142,9 @@ def test_hung_endpoints_leave_healthy_deliveries_their_latency_however_many_ther
         # each of them once (the healthy ones would otherwise wait behind older jobs in
         # the queue, not for a slot), and the healthy ones keep publishing for a while
         # longer than a request timeout
-        stack.publish([(sub, {"n": n}) for n in range(per_hung) for sub in dead_subs])
+        stack.publish(
+            [(sub, order_status_payload(n=n)) for n in range(per_hung) for sub in dead_subs]
+        )
         wait_until(
             lambda: stack.sql(FRESH_JOBS)[0]["n"] == 0, timeout=120, message="fresh jobs left"
         )
@@ -217,7 +222,7 @@ def test_chaotic_receivers_end_every_delivery_succeeded_or_failed_and_reported(
 
         # when they are published
         started = time.monotonic()
-        stack.publish([(subs[n % companies], {"n": n}) for n in range(count)])
+        stack.publish([(subs[n % companies], order_status_payload(n=n)) for n in range(count)])
         settled = stack.wait_settled(count, timeout=120, final=["SUCCEEDED", "FAILED"])
         took = time.monotonic() - started
         failed = {

@@ -20,6 +20,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     stack_fixture,
     summary,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, RecordedRequest, respond
 from tests.smtp import SmtpTestServer
 
@@ -66,13 +67,15 @@ def test_a_slow_mail_server_does_not_slow_healthy_deliveries(stack: Stack) -> No
 
         # when healthy deliveries are measured alone ...
         alone = stack.run(
-            stack.publish_async([(quick, {"n": n}) for n in range(HEALTHY)], pace=0.05)
+            stack.publish_async(
+                [(quick, order_status_payload(n=n)) for n in range(HEALTHY)], pace=0.05
+            )
         )
         receiver.wait_for(HEALTHY, timeout=30, path="/quick")
 
         # ... then again while every failing subscription's email is due and the first
         # ones are in the middle of their slow SMTP conversations
-        stack.publish([(sub, {"fail": True}) for sub in failing])
+        stack.publish([(sub, order_status_payload(fail=True)) for sub in failing])
         wait_until(
             lambda: stack.status_counts()["FAILED"] == FAILING,
             timeout=30,
@@ -81,7 +84,9 @@ def test_a_slow_mail_server_does_not_slow_healthy_deliveries(stack: Stack) -> No
         time.sleep(STEP_DELAY)
         emails_before = len(smtp.messages)
         beside = stack.run(
-            stack.publish_async([(quick, {"n": n}) for n in range(HEALTHY, 2 * HEALTHY)], pace=0.05)
+            stack.publish_async(
+                [(quick, order_status_payload(n=n)) for n in range(HEALTHY, 2 * HEALTHY)], pace=0.05
+            )
         )
         quick_requests = receiver.wait_for(2 * HEALTHY, timeout=60, path="/quick")
         emails_during = len(smtp.messages) - emails_before

@@ -23,6 +23,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     owned_postgres_fixture,
     stack_fixture,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, RecordedRequest, Reply, respond
 
 
@@ -82,7 +83,7 @@ def test_sigkilled_workers_lose_nothing_and_resend_at_most_the_attempt_in_flight
     )
     stack.company("acme")
     sub = stack.subscribe("acme", slow_receiver.receiver.url_for("/hook"))
-    published = stack.publish([(sub, {"n": n}) for n in range(count)])
+    published = stack.publish([(sub, order_status_payload(n=n)) for n in range(count)])
     started = time.monotonic()
     worker = stack.worker("worker-0")
 
@@ -147,7 +148,7 @@ def test_sigterm_finishes_and_records_the_attempts_in_flight_then_exits(
             stack.company(f"tenant-{number}")
             subs.append(stack.subscribe(f"tenant-{number}", receiver.url_for(f"/t{number}")))
         worker = stack.worker("worker-1")
-        published = stack.publish([(subs[n % 5], {"n": n}) for n in range(count)])
+        published = stack.publish([(subs[n % 5], order_status_payload(n=n)) for n in range(count)])
 
         # when it gets SIGTERM while many requests are in flight
         receiver.wait_for(20, timeout=20)

@@ -16,6 +16,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     owned_postgres_fixture,
     stack_fixture,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, respond
 
 STALLED_AFTER_SECONDS = 5.0  # the smallest WEBHOOKS_STALLED_AFTER_SECONDS
@@ -38,7 +39,7 @@ def test_a_worker_resumed_after_being_pruned_as_stalled_rejoins_cleanly(stack: S
         receiver.script("/hook", respond(200, delay=1.0))
         sub = stack.subscribe("acme", receiver.url_for("/hook"))
         paused = stack.worker("paused")
-        stack.publish([(sub, {"n": n}) for n in range(EVENTS)])
+        stack.publish([(sub, order_status_payload(n=n)) for n in range(EVENTS)])
         receiver.wait_for(EVENTS, timeout=20)
         [registration] = stack.sql("SELECT id FROM procrastinate_workers")
 
@@ -57,7 +58,7 @@ def test_a_worker_resumed_after_being_pruned_as_stalled_rejoins_cleanly(stack: S
             paused.send(signal.SIGCONT)
         log_before = len(paused.log())
         time.sleep(3.0)  # its heartbeats, fetches and the stale attempts' endings run
-        stack.publish([(sub, {"n": n}) for n in range(EVENTS, 2 * EVENTS)])
+        stack.publish([(sub, order_status_payload(n=n)) for n in range(EVENTS, 2 * EVENTS)])
         counts = stack.wait_settled(2 * EVENTS, timeout=40, final=("SUCCEEDED",))
         stack.wait_for_listeners(2, paused, timeout=10)
         resumed_log = paused.log()[log_before:]

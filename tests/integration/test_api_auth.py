@@ -11,6 +11,7 @@ import pytest
 from app.domain import api_keys
 from app.domain.api_keys import generate_key
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 VIEWER = "query { viewer { role company { id name } } }"
@@ -70,7 +71,13 @@ OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "redeliverFailed": (REDELIVER_FAILED, {"id": SOME_ID}),
     "publishEvent": (
         PUBLISH,
-        {"input": {"companyId": "company-a", "webhook": "ORDER_STATUS", "payload": {"a": 1}}},
+        {
+            "input": {
+                "companyId": "company-a",
+                "webhook": "ORDER_STATUS",
+                "payload": order_status_payload(),
+            }
+        },
     ),
 }
 COMPANY_ONLY = [

@@ -9,6 +9,7 @@ import pytest
 
 from app.store.services import Services
 from tests.catalogue import add_webhook_type
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 CREATE = """
@@ -123,7 +124,7 @@ async def publish(
             "input": {
                 "companyId": company,
                 "webhook": webhook,
-                "payload": {"orderId": subject},
+                "payload": order_status_payload(external_id=subject),
                 "subject": subject,
             }
         },
@@ -282,7 +283,7 @@ async def test_delivery_by_id_with_its_event_subscription_and_attempts(
     assert delivery["event"] == {
         "id": scenario.second_event,
         "subject": "ord_2",
-        "payload": {"orderId": "ord_2"},
+        "payload": order_status_payload(external_id="ord_2"),
         "webhook": {"key": "ORDER_STATUS"},
         "company": {"id": tenants.a},
     }

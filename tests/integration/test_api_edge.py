@@ -18,6 +18,7 @@ from app.core.settings import Settings
 from app.store.services import Services
 from app.web.request_json import MAX_DEPTH, MAX_NUMBER_CHARACTERS
 from app.web.server import build_app
+from tests.payloads import order_status_payload
 from tests.service import Tenants
 
 VIEWER = "query { viewer { role } }"
@@ -38,13 +39,21 @@ def publish_body(company_id: str, payload: str) -> str:
     )
 
 
+def order_status_with(member: str) -> str:
+    """A valid ORDER_STATUS payload as JSON text, with ``member`` (``"name": value``, also
+    written out by hand) added as its last field."""
+    return json.dumps(order_status_payload())[:-1] + ", " + member + "}"
+
+
 def nested(levels: int) -> str:
     """An array ``levels`` deep."""
     return "[" * levels + "]" * levels
 
 
-# The request body, "variables" and "input" are three levels around the payload.
+# The request body, "variables" and "input" are three levels around the payload, and the
+# payload is one more around its fields.
 AROUND_PAYLOAD = 3
+AROUND_FIELD = AROUND_PAYLOAD + 1
 
 
 async def events(services: Services) -> int:
@@ -103,8 +112,8 @@ async def test_variables_nested_too_deeply_are_refused_with_one_clear_error(
     levels: int,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    # Given a body nested `levels` deep, in its payload
-    body = publish_body(tenants.a, nested(levels - AROUND_PAYLOAD))
+    # Given a body nested `levels` deep, in a field of its payload
+    body = publish_body(tenants.a, order_status_with('"deep": ' + nested(levels - AROUND_FIELD)))
 
     # When it is posted
     response = await post_raw(client, body, tenants.publisher)
@@ -118,7 +127,7 @@ async def test_variables_nested_too_deeply_are_refused_with_one_clear_error(
 async def test_variables_nested_up_to_the_bound_are_fine(
     client: httpx.AsyncClient, tenants: Tenants, services: Services
 ) -> None:
-    body = publish_body(tenants.a, '{"deep": ' + nested(MAX_DEPTH - AROUND_PAYLOAD - 1) + "}")
+    body = publish_body(tenants.a, order_status_with('"deep": ' + nested(MAX_DEPTH - AROUND_FIELD)))
 
     response = await post_raw(client, body, tenants.publisher)
 
@@ -136,7 +145,7 @@ async def test_a_huge_number_is_refused_and_nothing_is_published(
     digits: int,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    body = publish_body(tenants.a, '{"n": ' + "9" * digits + "}")
+    body = publish_body(tenants.a, order_status_with('"n": ' + "9" * digits))
 
     response = await post_raw(client, body, tenants.publisher)
 
@@ -145,11 +154,13 @@ async def test_a_huge_number_is_refused_and_nothing_is_published(
     assert_one_line(caplog)
 
 
-@pytest.mark.parametrize("payload", ["1e400", "NaN", "-Infinity"])
+@pytest.mark.parametrize("number", ["1e400", "NaN", "-Infinity"])
 async def test_numbers_outside_json_are_refused(
-    client: httpx.AsyncClient, tenants: Tenants, payload: str
+    client: httpx.AsyncClient, tenants: Tenants, number: str
 ) -> None:
-    response = await post_raw(client, publish_body(tenants.a, f"[{payload}]"), tenants.publisher)
+    body = publish_body(tenants.a, order_status_with(f'"n": [{number}]'))
+
+    response = await post_raw(client, body, tenants.publisher)
 
     assert refusal(response)
 
@@ -227,17 +238,17 @@ async def test_the_root_redirects_to_graphql(client: httpx.AsyncClient) -> None:
     assert response.headers["location"] == "/graphql"
 
 
-@pytest.mark.parametrize("payload", ['{"note": "\\ud800"}', '{"\\udfff": 1}'])
+@pytest.mark.parametrize("member", ['"note": "\\ud800"', '"\\udfff": 1'])
 async def test_an_unpaired_surrogate_is_refused_as_bad_input_and_nothing_is_published(
     client: httpx.AsyncClient,
     tenants: Tenants,
     services: Services,
     caplog: pytest.LogCaptureFixture,
-    payload: str,
+    member: str,
 ) -> None:
     # Given a payload whose JSON escapes decode to a lone surrogate (no UTF-8 encodes it)
     caplog.set_level(logging.DEBUG)
-    body = publish_body(tenants.a, payload)
+    body = publish_body(tenants.a, order_status_with(member))
 
     # When it is published
     response = await post_raw(client, body, tenants.publisher)

@@ -20,12 +20,14 @@ from schema.masking import UNEXPECTED
 from tests.service import GraphQLClient, Tenants
 
 INLINE_SECRET = "inline-SECRET-4242424242"
+INLINE_HEADER_SECRET = "inline-HEADER-SECRET-6464646464"
 
 CREATE_FIELDS = f"""
     webhook: "ORDER_STATUS"
     callbackUrl: "https://hooks.example.com/in"
     notificationEmail: "ops@example.com"
     apiKeyParams: [{{name: "api_key", value: "{INLINE_SECRET}"}}]
+    headers: [{{name: "Authorization", value: "Bearer {INLINE_HEADER_SECRET}"}}]
 """
 
 CREATE = f"""
@@ -44,7 +46,8 @@ CREATE_WITH_WRONG_TYPE = CREATE.replace("webhook:", f'isActive: "{INLINE_SECRET}
 
 UPDATE = """
 mutation {
-  updateWebhookSubscription(input: {id: "%s", apiKeyParams: [{name: "api_key", value: "%s"}]}) {
+  updateWebhookSubscription(input: {id: "%s", apiKeyParams: [{name: "api_key", value: "%s"}]
+                                    headers: [{name: "Authorization", value: "Bearer %s"}]}) {
     subscription { id }
   }
 }
@@ -56,6 +59,12 @@ SUBSCRIPTION_IDS = "query { webhookSubscriptions { nodes { id } } }"
 def texts(caplog: pytest.LogCaptureFixture) -> list[str]:
     """Every record as the log shows it, traceback included."""
     return [caplog.handler.format(record) for record in caplog.records]
+
+
+def leaked(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The records showing an inline API key parameter value or header value."""
+    secrets = (INLINE_SECRET, INLINE_HEADER_SECRET)
+    return [text for text in texts(caplog) if any(secret in text for secret in secrets)]
 
 
 def graphql_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -94,7 +103,7 @@ async def test_a_client_error_is_one_info_line_without_the_document(
     assert record.exc_info is None
     assert code in record.getMessage()
     assert "\n" not in record.getMessage()
-    assert not [text for text in texts(caplog) if INLINE_SECRET in text]
+    assert not leaked(caplog)
 
 
 async def test_the_refusal_line_names_each_error_by_code_and_place(
@@ -125,7 +134,9 @@ async def test_an_unexpected_error_is_logged_with_its_id_and_traceback_but_no_li
     monkeypatch.setattr(subscriptions, "update_subscription", crash)
 
     # When a mutation with an inline secret crashes
-    body = await api.post(UPDATE % (subscription_id, INLINE_SECRET), key=tenants.key_a)
+    body = await api.post(
+        UPDATE % (subscription_id, INLINE_SECRET, INLINE_HEADER_SECRET), key=tenants.key_a
+    )
 
     # Then the client gets the masked error, and the log one ERROR with id and traceback
     [error] = body["errors"]
@@ -136,7 +147,7 @@ async def test_an_unexpected_error_is_logged_with_its_id_and_traceback_but_no_li
     assert getattr(record, "correlation_id", None) == correlation_id
     assert record.exc_info is not None
     assert "the database went away" in texts(caplog)[0]
-    assert not [text for text in texts(caplog) if INLINE_SECRET in text]
+    assert not leaked(caplog)
 
 
 async def test_an_exception_in_an_extension_is_masked_and_logged_too(
@@ -163,4 +174,4 @@ async def test_an_exception_in_an_extension_is_masked_and_logged_too(
     [record] = graphql_records(caplog)
     assert getattr(record, "correlation_id", None) == error["extensions"]["correlationId"]
     assert record.exc_info is not None
-    assert not [text for text in texts(caplog) if INLINE_SECRET in text]
+    assert not leaked(caplog)

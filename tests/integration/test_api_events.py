@@ -10,6 +10,7 @@ import pytest
 from app.core.settings import Settings
 from app.store.services import Services
 from tests.catalogue import add_webhook_type
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 EVENT_FIELDS = """
@@ -63,7 +64,7 @@ def event_input(company: str, **changes: Any) -> dict[str, Any]:
     return {
         "companyId": company,
         "webhook": "ORDER_STATUS",
-        "payload": {"orderId": "ord_1", "status": "SCHEDULED"},
+        "payload": order_status_payload(),
         "subject": "ord_1",
     } | changes
 
@@ -139,7 +140,7 @@ async def test_publish_creates_one_pending_delivery_per_active_matching_subscrip
     # ...and the event is recorded as published
     assert event["company"] == {"id": tenants.a, "name": "Company A"}
     assert event["webhook"] == {"key": "ORDER_STATUS"}
-    assert event["payload"] == {"orderId": "ord_1", "status": "SCHEDULED"}
+    assert event["payload"] == order_status_payload()
     assert event["subject"] == "ord_1"
     assert event["isTest"] is False
     assert event["idempotencyKey"] is None
@@ -219,7 +220,7 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], list[str], str]] = {
     "payload-string": ({"payload": "shipped"}, ["input", "payload"], "INVALID"),
     "payload-null-like-number": ({"payload": 42}, ["input", "payload"], "INVALID"),
     "payload-too-large": (
-        {"payload": {"blob": "x" * (256 * 1024)}},
+        {"payload": order_status_payload(blob="x" * (256 * 1024))},
         ["input", "payload"],
         "TOO_LARGE",
     ),
@@ -254,7 +255,9 @@ async def test_bad_input_is_a_user_error_and_writes_nothing(
 
 
 async def test_the_size_error_states_the_limit(api: GraphQLClient, tenants: Tenants) -> None:
-    payload = await publish_payload(api, tenants, tenants.a, payload={"blob": "x" * 300_000})
+    payload = await publish_payload(
+        api, tenants, tenants.a, payload=order_status_payload(blob="x" * 300_000)
+    )
 
     assert "262144 bytes" in payload["userErrors"][0]["message"]
 

@@ -10,6 +10,7 @@ import pytest
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
 from tests.catalogue import add_webhook_type
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants, create_subscription_for
 
 PUBLISH = """
@@ -20,11 +21,13 @@ mutation($input: PublishEventInput!) {
   }
 }"""
 KEY = "ord_1:SCHEDULED"
+# Two extra fields, so that a retry can differ from the first event in small ways.
+FIRST_PAYLOAD = order_status_payload(rooms=4, rush=False)
 FIRST = {
     "companyId": "company-a",
     "webhook": "ORDER_STATUS",
     "subject": "ord_1",
-    "payload": {"orderId": "ord_1", "status": "SCHEDULED", "rooms": 4, "rush": False},
+    "payload": FIRST_PAYLOAD,
     "idempotencyKey": KEY,
 }
 
@@ -65,12 +68,8 @@ async def first_event(api: GraphQLClient, services: Services, tenants: Tenants) 
 
 SAME_EVENT = {
     "identical": {},
-    "keys-reordered": {
-        "payload": {"rush": False, "rooms": 4, "status": "SCHEDULED", "orderId": "ord_1"}
-    },
-    "integer-as-decimal": {
-        "payload": {"orderId": "ord_1", "status": "SCHEDULED", "rooms": 4.0, "rush": False}
-    },
+    "keys-reordered": {"payload": dict(reversed(FIRST_PAYLOAD.items()))},
+    "integer-as-decimal": {"payload": order_status_payload(rooms=4.0, rush=False)},
 }
 
 
@@ -90,21 +89,21 @@ async def test_a_retry_with_the_same_key_returns_the_first_event_and_writes_noth
 
 DIFFERENT_EVENT: dict[str, tuple[dict[str, Any], str]] = {
     "payload": (
-        {"payload": {"orderId": "ord_1", "status": "CANCELLED", "rooms": 4, "rush": False}},
+        {"payload": order_status_payload(order_status="cancelled", rooms=4, rush=False)},
         "a different payload",
     ),
     "payload-true-is-not-1": (
-        {"payload": {"orderId": "ord_1", "status": "SCHEDULED", "rooms": 4, "rush": 0}},
+        {"payload": order_status_payload(rooms=4, rush=0)},
         "a different payload",
     ),
     "payload-member-missing": (
-        {"payload": {"orderId": "ord_1", "status": "SCHEDULED", "rooms": 4}},
+        {"payload": order_status_payload(rooms=4)},
         "a different payload",
     ),
     "subject": ({"subject": "ord_2"}, "a different subject"),
     "subject-absent": ({"subject": None}, "a different subject"),
     "subject-and-payload": (
-        {"subject": "ord_2", "payload": {"orderId": "ord_2"}},
+        {"subject": "ord_2", "payload": order_status_payload(order_id=2, rooms=4, rush=False)},
         "a different subject and payload",
     ),
 }

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 CREATE = """
@@ -63,6 +64,23 @@ CASES: dict[str, tuple[str, Any, str]] = {
         lambda id: {"id": id},
         "event",
     ),
+    "WebhookSubscription.headers": (
+        "query($id: ID!) { webhookSubscription(id: $id) { id headers { name valueHint } } }",
+        lambda id: {"id": id},
+        "subscription",
+    ),
+    "updateWebhookSubscription-headers": (
+        "mutation($input: UpdateWebhookSubscriptionInput!) {"
+        " updateWebhookSubscription(input: $input) {"
+        f" subscription {{ id headers {{ name valueHint }} }} {USER_ERRORS} }} }}",
+        lambda id: {
+            "input": {
+                "id": id,
+                "headers": [{"name": "Authorization", "value": "Bearer taken-over"}],
+            }
+        },
+        "subscription",
+    ),
     "updateWebhookSubscription": (
         "mutation($input: UpdateWebhookSubscriptionInput!) {"
         f" updateWebhookSubscription(input: $input) {{ subscription {{ id }} {USER_ERRORS} }} }}",
@@ -106,6 +124,7 @@ A_SNAPSHOT = """
 query($id: ID!) {
   webhookSubscription(id: $id) {
     id callbackUrl notificationEmail isActive description updatedAt
+    headers { name valueHint }
     deliveries { nodes { id status cycle attemptCount } }
   }
   events { nodes { id isTest } }
@@ -147,6 +166,7 @@ async def build_world(
                 "webhook": "ORDER_STATUS",
                 "callbackUrl": "http://127.0.0.1:9/hook",
                 "notificationEmail": "ops@example.com",
+                "headers": [{"name": "Authorization", "value": f"Bearer {company}-0123456789"}],
             }
         },
         key=key,
@@ -154,7 +174,13 @@ async def build_world(
     subscription = created["createWebhookSubscription"]["subscription"]["id"]
     published = await api.data(
         PUBLISH,
-        {"input": {"companyId": company, "webhook": "ORDER_STATUS", "payload": {"of": company}}},
+        {
+            "input": {
+                "companyId": company,
+                "webhook": "ORDER_STATUS",
+                "payload": order_status_payload(of=company),
+            }
+        },
         key=tenants.publisher,
     )
     event = published["publishEvent"]["event"]

@@ -23,6 +23,7 @@ from schema.limits import ALIASES_CODE, COST_CODE, DEPTH_CODE
 from schema.masking import UNEXPECTED
 from schema.root import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from schema.validation import OPERATION_NAME_REQUIRED
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants, make_settings
 
 PUBLISH = """
@@ -139,7 +140,10 @@ async def test_a_query_deeper_than_the_limit_is_refused_unexecuted(
 
     response = await http.post(
         "/graphql",
-        json={"query": DEEP_PUBLISH, "variables": publish_input(tenants.a, {"n": 1})},
+        json={
+            "query": DEEP_PUBLISH,
+            "variables": publish_input(tenants.a, order_status_payload(n=1)),
+        },
         headers=bearer(tenants.publisher),
     )
 
@@ -160,7 +164,7 @@ async def test_too_many_aliases_are_refused_unexecuted(
         "/graphql",
         json={
             "query": aliased_publishes(MAX_ALIASES + 1),
-            "variables": publish_input(tenants.a, {"n": 1}),
+            "variables": publish_input(tenants.a, order_status_payload(n=1)),
         },
         headers=bearer(tenants.publisher),
     )
@@ -182,7 +186,7 @@ async def test_aliases_up_to_the_limit_are_fine(
         "/graphql",
         json={
             "query": aliased_publishes(3),
-            "variables": publish_input(tenants.a, {"n": 1}),
+            "variables": publish_input(tenants.a, order_status_payload(n=1)),
         },
         headers=bearer(tenants.publisher),
     )
@@ -200,7 +204,7 @@ async def test_too_many_tokens_are_refused_unexecuted(
         "/graphql",
         json={
             "query": publish_with_many_tokens(),
-            "variables": publish_input(tenants.a, {"n": 1}),
+            "variables": publish_input(tenants.a, order_status_payload(n=1)),
         },
         headers=bearer(tenants.publisher),
     )
@@ -216,7 +220,7 @@ async def test_a_batch_of_operations_is_refused_unexecuted(
     http: httpx.AsyncClient, services: Services, tenants: Tenants
 ) -> None:
     before = await count_rows(services, "events")
-    operation = {"query": PUBLISH, "variables": publish_input(tenants.a, {"n": 1})}
+    operation = {"query": PUBLISH, "variables": publish_input(tenants.a, order_status_payload(n=1))}
 
     response = await http.post(
         "/graphql", json=[operation, operation], headers=bearer(tenants.publisher)
@@ -317,7 +321,10 @@ async def test_a_body_over_the_cap_gets_413_and_nothing_is_stored(
 
     response = await http.post(
         "/graphql",
-        json={"query": PUBLISH, "variables": publish_input(tenants.a, {"x": "a" * (cap + 1)})},
+        json={
+            "query": PUBLISH,
+            "variables": publish_input(tenants.a, order_status_payload(x="a" * (cap + 1))),
+        },
         headers=bearer(tenants.publisher),
     )
 
@@ -335,7 +342,10 @@ async def test_a_streamed_body_over_the_cap_gets_413_and_nothing_is_stored(
     # Chunked, so no Content-Length announces the size: the cap is counted while reading.
     cap = max(settings.max_request_bytes, settings.max_payload_bytes + 64 * 1024)
     document = json.dumps(
-        {"query": PUBLISH, "variables": publish_input(tenants.a, {"x": "a" * (cap + 1)})}
+        {
+            "query": PUBLISH,
+            "variables": publish_input(tenants.a, order_status_payload(x="a" * (cap + 1))),
+        }
     ).encode()
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -359,7 +369,7 @@ async def test_a_payload_over_its_limit_but_under_the_body_cap_is_a_user_error(
     api: GraphQLClient, services: Services, settings: Settings, tenants: Tenants
 ) -> None:
     before = await count_rows(services, "events")
-    payload = {"x": "a" * (settings.max_payload_bytes + 100)}
+    payload = order_status_payload(x="a" * (settings.max_payload_bytes + 100))
 
     data = await api.data(PUBLISH, publish_input(tenants.a, payload), key=tenants.publisher)
 
@@ -603,7 +613,7 @@ async def test_two_authorization_headers_are_refused_and_nothing_runs(
     services: Services, settings: Settings, tenants: Tenants
 ) -> None:
     before = await count_rows(services, "events")
-    document = {"query": PUBLISH, "variables": publish_input(tenants.a, {"n": 1})}
+    document = {"query": PUBLISH, "variables": publish_input(tenants.a, order_status_payload(n=1))}
     async with client_for(settings, services) as client:
         responses = [
             await client.post(

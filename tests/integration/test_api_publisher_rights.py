@@ -2,9 +2,9 @@
 
 The order system publishes for every company and follows what it published. It never
 reads a subscription's configuration (callback URL, with whatever a tenant put in its
-query string, notification email, API key parameters, description) nor what a receiver
-answered (response bodies, error texts, the URLs attempts went to). The database role
-it runs as is held to the same (tests/integration/test_row_level_security.py).
+query string, notification email, API key parameters, custom headers, description) nor
+what a receiver answered (response bodies, error texts, the URLs attempts went to). The
+database role it runs as is held to the same (tests/integration/test_row_level_security.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 TENANT_SECRET = "tenant-own-query-secret-7f3a"
 CALLBACK_URL = f"http://127.0.0.1:9/hooks/acme-orders?token={TENANT_SECRET}"
 PARAM_VALUE = "param-value-9d41c0"
+HEADER_NAME = "X-Acme-Private"
+HEADER_VALUE = "header-value-5e62b7"
 EMAIL = "ops-private@company-a.example"
 DESCRIPTION = "the integration behind the VPN"
 RESPONSE_BODY = "receiver answer: internal stack trace at db-7.acme.internal"
@@ -31,6 +34,8 @@ CONFIDENTIAL = [
     "acme-orders",
     TENANT_SECRET,
     PARAM_VALUE[-4:],
+    HEADER_NAME,
+    HEADER_VALUE[-4:],
     EMAIL,
     DESCRIPTION,
     "stack trace",
@@ -75,6 +80,7 @@ CONFIGURATION_FIELDS = [
     "callbackUrl",
     "notificationEmail",
     "apiKeyParams { name valueHint }",
+    "headers { name valueHint }",
     "description",
 ]
 
@@ -105,6 +111,7 @@ async def published(api: GraphQLClient, services: Services, tenants: Tenants) ->
                 "notificationEmail": EMAIL,
                 "description": DESCRIPTION,
                 "apiKeyParams": [{"name": "api_key", "value": PARAM_VALUE}],
+                "headers": [{"name": HEADER_NAME, "value": HEADER_VALUE}],
             }
         },
         key=tenants.key_a,
@@ -113,7 +120,13 @@ async def published(api: GraphQLClient, services: Services, tenants: Tenants) ->
     event = (
         await api.data(
             PUBLISH,
-            {"input": {"companyId": tenants.a, "webhook": "ORDER_STATUS", "payload": {"n": 1}}},
+            {
+                "input": {
+                    "companyId": tenants.a,
+                    "webhook": "ORDER_STATUS",
+                    "payload": order_status_payload(n=1),
+                }
+            },
             key=tenants.publisher,
         )
     )["publishEvent"]["event"]

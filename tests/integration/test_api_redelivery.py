@@ -9,6 +9,7 @@ import pytest
 
 from app.domain.events import TEST_ORDER_ID
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
 CREATE = """
@@ -87,7 +88,13 @@ async def publish(api: GraphQLClient, tenants: Tenants, company: str) -> list[st
     """Publish an ORDER_STATUS event; returns its deliveries' ids."""
     data = await api.data(
         PUBLISH,
-        {"input": {"companyId": company, "webhook": "ORDER_STATUS", "payload": {"n": 1}}},
+        {
+            "input": {
+                "companyId": company,
+                "webhook": "ORDER_STATUS",
+                "payload": order_status_payload(n=1),
+            }
+        },
         key=tenants.publisher,
     )
     return [delivery["id"] for delivery in data["publishEvent"]["event"]["deliveries"]]

@@ -14,6 +14,7 @@ from app.domain import api_keys, companies
 from app.store.services import Services, open_services
 from app.web.server import build_app
 from tests.catalogue import add_webhook_type
+from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants, make_settings
 
 SUBSCRIPTION_FIELDS = """
@@ -99,7 +100,13 @@ async def publish(api: GraphQLClient, tenants: Tenants, company: str) -> list[di
     """Publish an ORDER_STATUS event; returns its deliveries."""
     data = await api.data(
         PUBLISH,
-        {"input": {"companyId": company, "webhook": "ORDER_STATUS", "payload": {"n": 1}}},
+        {
+            "input": {
+                "companyId": company,
+                "webhook": "ORDER_STATUS",
+                "payload": order_status_payload(n=1),
+            }
+        },
         key=tenants.publisher,
     )
     assert data["publishEvent"]["userErrors"] == []

@@ -16,6 +16,7 @@ from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
 from app.store.database import WORKER_SCOPE, scoped
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, make_settings, publish_event_with
 
 
@@ -44,7 +45,9 @@ async def a_delivery_whose_subscription_is_at_its_cap(
         tenants.a,
         NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),
     )
-    event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+    )
     [delivery] = await services.db.fetch_all(
         "deliveries_of_events", event_ids=[event.id], company_id=None
     )

@@ -7,6 +7,7 @@ import asyncio
 from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, respond
 from tests.service import GraphQLClient, Tenants, create_subscription_for, publish_event_with
 
@@ -28,7 +29,9 @@ async def test_the_attempt_url_masks_api_key_values(
                 api_key_params=[("token", "very-secret-token-value")],
             ),
         )
-        event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+        event = await publish_event_with(
+            services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+        )
         await receiver.wait_for_async(1)
     [delivery] = await services.db.fetch_all(
         "deliveries_of_events", event_ids=[event.id], company_id=None

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants
 
 PUBLISH = """
@@ -30,7 +31,13 @@ ROOM_AGAIN = "DROP TRIGGER test_no_room ON events; DROP FUNCTION test_no_room();
 
 
 async def publish(http: httpx.AsyncClient, tenants: Tenants) -> httpx.Response:
-    variables = {"input": {"companyId": tenants.a, "webhook": "ORDER_STATUS", "payload": {}}}
+    variables = {
+        "input": {
+            "companyId": tenants.a,
+            "webhook": "ORDER_STATUS",
+            "payload": order_status_payload(),
+        }
+    }
     return await http.post(
         "/graphql",
         json={"query": PUBLISH, "variables": variables},

@@ -23,6 +23,7 @@ from tests.delivery import (
     parse_time,
     verify,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import (
     Receiver,
     Reply,
@@ -130,7 +131,7 @@ async def test_the_request_carries_the_documented_headers_query_and_body(
             receiver.url_for("/hooks/orders?tenant=a&region=us"),
             api_key_params=[{"name": "api_key", "value": "key-value-5f3a9c1e"}],
         )
-        payload = {"orderId": "ord_1", "status": "SHOT", "tags": ["a", "ü"], "n": 1.5}
+        payload = order_status_payload(order_status="assembly", tags=["a", "ü"], n=1.5)
 
         # When an event is published
         event = await service.publish_event(payload, subject="ord_1")

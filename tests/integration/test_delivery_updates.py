@@ -20,6 +20,7 @@ from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
 from tests.delivery import OpenService
 from tests.delivery import open_service_fixture as open_service_fixture
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, respond
 from tests.service import Tenants, create_subscription_for, publish_event_with, served
 
@@ -123,10 +124,12 @@ async def test_each_company_receives_only_its_own_updates(
     try:
         await asyncio.sleep(0.3)  # both subscriptions are listening
         event_a = await publish_event_with(
-            services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}, subject="for-a")
+            services,
+            NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1), subject="for-a"),
         )
         event_b = await publish_event_with(
-            services, NewEvent(tenants.b, "ORDER_STATUS", {"n": 2}, subject="for-b")
+            services,
+            NewEvent(tenants.b, "ORDER_STATUS", order_status_payload(n=2), subject="for-b"),
         )
         updates_a = await received(socket_a, 1.5)
         updates_b = await received(socket_b, 0.5)
@@ -217,7 +220,9 @@ async def test_changes_heard_late_are_still_told_as_they_happened(
     socket = await connect(server_url, tenants.key_a, FOLLOW)
     try:
         await listening(services)
-        event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+        event = await publish_event_with(
+            services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+        )
         [pending] = await updates_until(socket, "PENDING")
 
         # When it fails once and then succeeds before the API process hears of either

@@ -16,6 +16,7 @@ from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription, get_subscription
 from app.store.database import WORKER_SCOPE, scoped
 from app.store.services import Services, open_services
+from tests.payloads import order_status_payload
 from tests.service import (
     Tenants,
     company_viewer,
@@ -53,7 +54,9 @@ async def given_deliveries(
         services, company, NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/", "ops@x.co")
     )
     for status, age in outcomes:
-        event = await publish_event_with(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+        event = await publish_event_with(
+            services, NewEvent(company, "ORDER_STATUS", order_status_payload(n=1))
+        )
         async with services.db.transaction() as tx:
             await tx.connection.execute(
                 "UPDATE deliveries SET status = %s, completed_at = %s WHERE event_id = %s",
@@ -72,7 +75,9 @@ async def test_a_subscription_failing_for_the_whole_period_is_deactivated_and_to
         tenants.a,
         [("FAILED", timedelta(hours=2)), ("FAILED", timedelta(minutes=5))],
     )
-    pending = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 2}))
+    pending = await publish_event_with(
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=2))
+    )
 
     with scoped(WORKER_SCOPE):
         assert await deactivate_failing_subscriptions(services) == 1

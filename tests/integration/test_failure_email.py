@@ -21,6 +21,7 @@ from tests.delivery import (
     email_time,
     open_service_fixture,  # noqa: F401 -- the open_service fixture
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, respond
 from tests.smtp import ReceivedMail, SmtpTestServer
 
@@ -61,7 +62,9 @@ async def test_after_the_last_failure_one_email_reports_every_attempt(
         )
 
         # When an event's delivery fails 3 times
-        event = await service.publish_event({"status": "SHOT"}, subject="ord_77")
+        event = await service.publish_event(
+            order_status_payload(order_status="assembly"), subject="ord_77"
+        )
         [delivery_ref] = event["deliveries"]
         delivery = await service.wait_for_status(delivery_ref["id"], "FAILED")
 

@@ -14,6 +14,7 @@ from app.domain.subscriptions import NewSubscription
 from app.store.database import Row, Session
 from app.store.queue import AttemptJob, FanOutMismatch, defer_attempts
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
 JOB_COLUMNS = (
@@ -45,7 +46,9 @@ async def test_publishing_queues_the_jobs_procrastinates_own_defer_makes(
 ) -> None:
     # Given three subscriptions, and an event published to them
     await subscribe(services, tenants.a, 3)
-    event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+    )
     published = await rows(
         services,
         f"SELECT j.id, {JOB_COLUMNS} FROM procrastinate_jobs j ORDER BY j.id",
@@ -85,7 +88,9 @@ async def test_jobs_are_queued_in_the_order_of_the_subscriptions(
     subscriptions = await subscribe(services, tenants.a, 5)
 
     # When an event is published to them
-    event = await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+    )
 
     # Then the workers take the deliveries in that order (job ids ascending)
     queued = await rows(
@@ -106,7 +111,7 @@ async def test_a_test_event_queues_one_job_for_its_subscription_only(
     # When one of them is sent a test event
     event = await publish_event_with(
         services,
-        NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}),
+        NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1)),
         is_test=True,
         only_subscription=first,
     )
@@ -140,7 +145,9 @@ async def test_a_fan_out_whose_jobs_and_deliveries_differ_writes_nothing(
 
     # When an event is published to them, then publishing fails
     with pytest.raises(FanOutMismatch, match="queued 1 jobs for 2 deliveries"):
-        await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+        await publish_event_with(
+            services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+        )
 
     # and nothing of it was written: no event, no delivery, no job
     assert await rows(services, "SELECT id FROM events") == []

@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import gc
 import ipaddress
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ from app.web.server import build_app
 from schema.masking import UNEXPECTED
 from schema.nul_characters import MESSAGE as NUL_MESSAGE
 from schema.root import build_schema
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, make_settings, publish_event_with
 
 EXAMPLES = int(os.environ.get("WEBHOOKS_FUZZ_EXAMPLES", "150"))
@@ -165,8 +167,8 @@ BY_NAME: dict[str, list[str | int | None]] = {
     "eventId": ["@EVENT@", "@DELIVERY@"],
     "subject": ["ord_1", "ord_2"],
     "idempotencyKey": ["key-1", "key-1", "key-2"],
-    "name": ["api_key", "token", "tenant", "a b"],
-    "value": ["apikey-0123456789", "v" * 2000],
+    "name": ["api_key", "token", "tenant", "a b", "Authorization", "webhook-id", "Host"],
+    "value": ["apikey-0123456789", "v" * 2000, "Bearer a\r\nX: b", "v" * 5000],
     "first": [1, 2, 100, None],
     "after": [None, None, None, "MA", "bnVsbA", "eyJhIjogMX0"],
     "since": ["2026-01-01T00:00:00Z"],
@@ -299,7 +301,9 @@ async def seeded(services: Services, tenants: Tenants) -> Seeded:
     for number in (1, 2):
         event = await publish_event_with(
             services,
-            NewEvent(tenants.a, "ORDER_STATUS", {"orderId": f"ord_{number}"}, f"ord_{number}"),
+            NewEvent(
+                tenants.a, "ORDER_STATUS", order_status_payload(order_id=number), f"ord_{number}"
+            ),
         )
     async with services.db.pool.connection() as connection:
         cursor = await connection.execute(
@@ -328,6 +332,17 @@ def unexpected_errors(response: httpx.Response) -> list[Any]:
     return [error for error in errors if str(error.get("message", "")).startswith(UNEXPECTED)]
 
 
+def graphql_literal(value: Any) -> str:
+    """``value`` written as a GraphQL input literal (object keys are bare names)."""
+    if isinstance(value, dict):
+        members = (f"{key}: {graphql_literal(item)}" for key, item in value.items())
+        return "{" + ", ".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(graphql_literal(item) for item in value) + "]"
+    # Strings, numbers, true, false and null read the same in JSON and in GraphQL.
+    return json.dumps(value)
+
+
 # Operations that crashed the API before (found by this fuzzer or by hand around what
 # it found), replayed on every run.
 NUL_IN_FILTER = '{ webhookSubscriptions(filter: {webhook: "\\u0000"}) { nodes { id } } }'
@@ -335,20 +350,20 @@ NUL_IN_SUBJECT = '{ events(filter: {subject: "a\\u0000b"}) { nodes { id } } }'
 NUL_IN_DELIVERY_FILTER = '{ deliveries(filter: {webhook: "\\u0000"}) { nodes { id } } }'
 NUL_IN_COMPANY_ID = """
 mutation {
-  publishEvent(input: {companyId: "\\u0000", webhook: "ORDER_STATUS", payload: {a: 1}}) {
+  publishEvent(input: {companyId: "\\u0000", webhook: "ORDER_STATUS", payload: @PAYLOAD@}) {
     event { id }
     userErrors { code }
   }
 }
-"""
+""".replace("@PAYLOAD@", graphql_literal(order_status_payload()))
 NUL_IN_PAYLOAD = """
 mutation {
-  publishEvent(input: {companyId: "@COMPANY@", webhook: "ORDER_STATUS", payload: {a: "\\u0000"}}) {
+  publishEvent(input: {companyId: "@COMPANY@", webhook: "ORDER_STATUS", payload: @PAYLOAD@}) {
     event { id }
     userErrors { code }
   }
 }
-"""
+""".replace("@PAYLOAD@", graphql_literal(order_status_payload(a="\x00")))
 # A failing field cancels its siblings; one waiting on a DataLoader future shared with
 # another branch used to cancel that branch too, and the request died with CancelledError.
 FAILING_BESIDE_SHARED_LOADS = """
@@ -435,8 +450,12 @@ async def test_nul_characters_are_refused_whether_literal_or_variable(
         await client.post(
             "/graphql", json={"query": seeded.fill(NUL_IN_PAYLOAD)}, headers=publisher
         ),
-        await client.post("/graphql", json=publish({"a": "x\x00y"}), headers=publisher),
-        await client.post("/graphql", json=publish({"a\x00": 1}), headers=publisher),
+        await client.post(
+            "/graphql", json=publish(order_status_payload(a="x\x00y")), headers=publisher
+        ),
+        await client.post(
+            "/graphql", json=publish(order_status_payload(**{"a\x00": 1})), headers=publisher
+        ),
         await client.post("/graphql", json={"query": NUL_IN_FILTER}, headers=company),
     ]
 

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
 
@@ -35,7 +36,9 @@ async def test_queue_depth_and_oldest_due_job_come_from_the_database(
         services, tenants.a, NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/", "o@x.co")
     )
     for _ in range(3):
-        await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+        await publish_event_with(
+            services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+        )
     await asyncio.sleep(0.2)
     metrics = await scrape(http)
     assert metrics[("webhooks_queue_depth", (("queue", "deliveries"), ("state", "due")))] == 3
@@ -50,7 +53,9 @@ async def test_attempts_and_outcomes_are_counted_by_the_worker(
     await create_subscription_for(
         services, tenants.a, NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/", "o@x.co")
     )
-    await publish_event_with(services, NewEvent(tenants.a, "ORDER_STATUS", {"n": 1}))
+    await publish_event_with(
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=1))
+    )
     deadline = asyncio.get_running_loop().time() + 5
     while (await scrape(http)).get(refused, 0) <= before.get(refused, 0):
         assert asyncio.get_running_loop().time() < deadline, "no attempt was counted"

@@ -19,6 +19,7 @@ from app.domain.events import NewEvent
 from app.domain.redelivery import redeliver
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, company_viewer, create_subscription_for, publish_event_with
 from tests.smtp import free_port
 
@@ -28,12 +29,14 @@ RECEIVER = Path(__file__).resolve().parents[2] / "examples" / "receiver.py"
 class RunningReceiver:
     """examples/receiver.py as a subprocess, its stdout (one JSON line per POST) in a file."""
 
-    def __init__(self, secret: str, port: int, log: Path) -> None:
+    def __init__(
+        self, secret: str, port: int, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.log = log
         self._out = log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, str(RECEIVER), str(port)],
-            env={**os.environ, "SIGNING_SECRET": secret},
+            env={**os.environ, "SIGNING_SECRET": secret, **(env or {})},
             stdout=self._out,
             stderr=subprocess.STDOUT,
         )
@@ -55,11 +58,11 @@ class RunningReceiver:
 
 
 @pytest.fixture
-def start_receiver(tmp_path: Path) -> Iterator[Callable[[str, int], RunningReceiver]]:
+def start_receiver(tmp_path: Path) -> Iterator[Callable[..., RunningReceiver]]:
     started: list[RunningReceiver] = []
 
-    def start(secret: str, port: int) -> RunningReceiver:
-        started.append(RunningReceiver(secret, port, tmp_path / f"receiver-{port}.log"))
+    def start(secret: str, port: int, env: dict[str, str] | None = None) -> RunningReceiver:
+        started.append(RunningReceiver(secret, port, tmp_path / f"receiver-{port}.log", env))
         return started[-1]
 
     yield start
@@ -83,7 +86,7 @@ async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
     await receiver.wait_until(lambda: "listening" in receiver.log.read_text())
 
     event = await publish_event_with(
-        services, NewEvent(tenants.a, "ORDER_STATUS", {"orderId": "ord_1"}, subject="ord_1")
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(), subject="ord_1")
     )
     await receiver.wait_until(lambda: len(receiver.lines()) >= 1)
     first = receiver.lines()[0]
@@ -94,7 +97,7 @@ async def test_the_example_receiver_verifies_and_deduplicates_real_deliveries(
         "companyId": tenants.a,
         "subject": "ord_1",
         "createdAt": first["event"]["createdAt"],
-        "data": {"orderId": "ord_1"},
+        "data": order_status_payload(),
     }
 
     [delivery] = await services.db.fetch_all(
@@ -126,6 +129,49 @@ async def test_the_example_receiver_refuses_a_forged_signature(
         )
     assert response.status_code == 400
     assert receiver.lines() == []
+
+
+async def test_the_example_receiver_checks_the_authorization_header_a_subscription_sends(
+    services: Services,
+    tenants: Tenants,
+    worker: asyncio.Task[None],
+    start_receiver: Callable[..., RunningReceiver],
+) -> None:
+    # Given two receivers expecting one bearer token: one subscription sends it as a
+    # custom header, the other sends none
+    token = "Bearer kit-token-0123456789"
+    receivers, subscriptions = [], []
+    for headers in ([("Authorization", token)], []):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/hook"
+        created, secret = await create_subscription_for(
+            services,
+            tenants.a,
+            NewSubscription("ORDER_STATUS", url, "ops@example.com", headers=headers),
+        )
+        subscriptions.append(created.id)
+        receivers.append(start_receiver(secret, port, {"AUTHORIZATION": token}))
+    for receiver in receivers:
+        log = receiver.log
+        await receiver.wait_until(lambda: "listening" in log.read_text())  # noqa: B023 -- awaited at once
+
+    # When an event goes to both
+    event = await publish_event_with(
+        services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(), subject="41")
+    )
+    rows = await services.db.fetch_all(
+        "deliveries_of_events", event_ids=[event.id], company_id=None
+    )
+    by_subscription = {row["subscription_id"]: row["id"] for row in rows}
+    deliveries = [by_subscription[subscription] for subscription in subscriptions]
+
+    # Then the one with the header is taken, the other answered 401 and retried later
+    await wait_for_status(services, deliveries[0], "SUCCEEDED")
+    await wait_for_status(services, deliveries[1], "RETRYING")
+    assert [line["event"]["id"] for line in receivers[0].lines()] == [str(event.id)]
+    assert receivers[1].lines() == []
+    failed = await services.db.fetch_one("get_delivery", id=deliveries[1], company_id=None)
+    assert failed is not None and failed["last_response_status"] == 401
 
 
 async def wait_for_status(services: Services, delivery_id: object, status: str) -> None:

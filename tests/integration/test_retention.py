@@ -9,6 +9,7 @@ from app.domain.events import NewEvent
 from app.domain.retention import purge_old_data
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
 OLD = datetime.now(UTC) - timedelta(days=45)
@@ -23,7 +24,9 @@ async def given_a_delivery(
         company,
         NewSubscription("ORDER_STATUS", f"http://127.0.0.1:9/{uuid.uuid4()}", "o@x.co"),
     )
-    event = await publish_event_with(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(
+        services, NewEvent(company, "ORDER_STATUS", order_status_payload(n=1))
+    )
     async with services.db.transaction() as tx:
         cursor = await tx.connection.execute(
             "UPDATE deliveries SET status = %s, completed_at = %s, created_at = %s "

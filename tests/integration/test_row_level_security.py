@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
 from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, RowScope, scoped
 from app.store.services import Services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
 TENANT_TABLES = ["subscriptions", "events", "deliveries", "delivery_attempts", "api_keys"]
@@ -28,7 +30,9 @@ async def given_data_for_both(services: Services, tenants: Tenants) -> None:
             company,
             NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),
         )
-        await publish_event_with(services, NewEvent(company, "ORDER_STATUS", {"n": 1}))
+        await publish_event_with(
+            services, NewEvent(company, "ORDER_STATUS", order_status_payload(n=1))
+        )
     async with services.db.transaction() as tx:
         await tx.connection.execute(
             "INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,"
@@ -75,8 +79,8 @@ async def test_company_a_cannot_write_a_row_for_company_b(
         async with services.db.transaction() as tx:
             await tx.connection.execute(
                 "INSERT INTO events (company_id, webhook_key, payload) "
-                "VALUES (%s, 'ORDER_STATUS', '{}')",
-                (tenants.b,),
+                "VALUES (%s, 'ORDER_STATUS', %s)",
+                (tenants.b, Jsonb(order_status_payload())),
             )
 
 
@@ -108,6 +112,7 @@ CONFIDENTIAL_COLUMNS = {
         "callback_url",
         "notification_email",
         "api_key_params",
+        "headers",
         "signing_secret",
         "previous_signing_secret",
         "previous_secret_expires_at",

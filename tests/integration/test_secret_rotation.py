@@ -14,6 +14,7 @@ from app.domain.events import NewEvent
 from app.domain.secret_rotation import reencrypt_secrets
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services, open_services
+from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, make_settings, publish_event_with
 
 URL = "http://127.0.0.1:9/hook"
@@ -21,7 +22,9 @@ URL = "http://127.0.0.1:9/hook"
 
 async def deliver_to(services: Services, company_id: str) -> uuid.UUID:
     """Publish an event; the id of its one delivery."""
-    event = await publish_event_with(services, NewEvent(company_id, "ORDER_STATUS", {"n": 1}))
+    event = await publish_event_with(
+        services, NewEvent(company_id, "ORDER_STATUS", order_status_payload(n=1))
+    )
     [delivery] = await services.db.fetch_all(
         "deliveries_of_events", event_ids=[event.id], company_id=None
     )
@@ -45,7 +48,11 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
             old,
             tenants.a,
             NewSubscription(
-                "ORDER_STATUS", URL, "ops@example.com", api_key_params=[("token", "s3cr3t-value")]
+                "ORDER_STATUS",
+                URL,
+                "ops@example.com",
+                api_key_params=[("token", "s3cr3t-value")],
+                headers=[("Authorization", "Bearer h3ader-value")],
             ),
         )
         delivery_id = await deliver_to(old, tenants.a)
@@ -63,6 +70,7 @@ async def test_rotation_reencrypts_secrets_so_the_old_key_can_be_dropped(
         target = build_target(new, endpoint, created.created_at)
     assert target.secrets == (secret,)
     assert target.url == URL + "?token=s3cr3t-value"
+    assert target.headers == (("Authorization", "Bearer h3ader-value"),)
 
 
 async def test_without_rotation_the_new_key_alone_cannot_decrypt(

@@ -1,16 +1,17 @@
 """No secret ever shows up where people or logs can read it, over a full run.
 
-A subscription with API key parameters is created through GraphQL, events are
+A subscription with API key parameters and custom headers is created through GraphQL, events are
 published, the real worker fails to deliver them to a receiver that always answers 500,
 the failure email goes out through a real SMTP server, the signing secret is rotated,
 a failed delivery is redelivered (signed with both secrets), and a mutation carrying a
-new API key value crashes unexpectedly, once as a variable and once written inline;
-documents with an inline API key value fail (a typo, no key, the wrong role). Then every
-secret (the signing secrets shown once, each API key parameter value, inline ones too,
-the COMPANY and PUBLISHER keys, the master key) is searched for in everything a person
-or a log can read: every log record of every logger at DEBUG, every GraphQL response
-after the one-time display, every row of every table, and the raw email. Only the
-receiver sees API key values (in its query string), which is what they are for.
+new API key value and a new header value crashes unexpectedly, once as variables and once
+written inline; documents with inline API key and header values fail (a typo, no key,
+the wrong role). Then every secret (the signing secrets shown once, each API key
+parameter and header value, inline ones too, the COMPANY and PUBLISHER keys, the master
+key) is searched for in everything a person or a log can read: every log record of every
+logger at DEBUG, every GraphQL response after the one-time display, every row of every
+table, and the raw email. Only the receiver sees API key values (in its query string)
+and header values, which is what they are for.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app.domain import subscriptions
 from app.store.services import Services
 from schema.masking import UNEXPECTED
 from schema.root import build_schema
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, respond
 from tests.service import GraphQLClient, Tenants, make_settings
 from tests.smtp import SmtpTestServer
@@ -41,11 +43,16 @@ API_TOKEN_VALUE = "apikey-TOKEN-9876543210"
 NEW_API_KEY_VALUE = "apikey-NEWVALUE-5555555555"
 INLINE_API_KEY_VALUE = "apikey-INLINE-7777777777"
 INLINE_CRASH_VALUE = "apikey-INLINECRASH-3333333333"
+BEARER_TOKEN = "hdr-BEARER-0123456789"  # sent as "Bearer <token>": the token is the secret
+HEADER_VALUE = "hdr-TOKEN-9876543210"
+NEW_HEADER_VALUE = "hdr-NEWVALUE-5555555555"
+INLINE_HEADER_VALUE = "hdr-INLINE-7777777777"
+INLINE_CRASH_HEADER_VALUE = "hdr-INLINECRASH-3333333333"
 
 CREATE = """
 mutation Create($input: CreateWebhookSubscriptionInput!) {
   createWebhookSubscription(input: $input) {
-    subscription { id callbackUrl apiKeyParams { name valueHint } }
+    subscription { id callbackUrl apiKeyParams { name valueHint } headers { name valueHint } }
     signingSecret
     userErrors { field code message }
   }
@@ -97,6 +104,7 @@ mutation {{
     callbackUrl: "https://hooks.acme.example/planomatic"
     notificationEmail: "ops@acme.example"
     apiKeyParams: [{{name: "api_key", value: "{INLINE_API_KEY_VALUE}"}}]
+    headers: [{{name: "X-Api-Token", value: "{INLINE_HEADER_VALUE}"}}]
   }}) {{
     subscription {{ id callbackUrl apiKeyParams {{ name valueHint }} isActive }}
     signingSecret
@@ -108,7 +116,10 @@ CREATE_INLINE_WITH_TYPO = CREATE_INLINE.replace("isActive", "isActiv")
 
 UPDATE_INLINE = """
 mutation {
-  updateWebhookSubscription(input: {id: "%s", apiKeyParams: [{name: "api_key", value: "%s"}]}) {
+  updateWebhookSubscription(input: {
+    id: "%s", apiKeyParams: [{name: "api_key", value: "%s"}]
+    headers: [{name: "X-Api-Token", value: "%s"}]
+  }) {
     subscription { id }
   }
 }
@@ -119,6 +130,7 @@ DELIVERY_STATUSES = "query { deliveries { nodes { id status cycle } } }"
 SUBSCRIPTION_FIELDS = """
   id callbackUrl notificationEmail isActive description createdAt updatedAt
   apiKeyParams { name valueHint }
+  headers { name valueHint }
   webhook { key name }
 """
 
@@ -323,6 +335,10 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
                     {"name": "api_key", "value": API_KEY_VALUE},
                     {"name": "token", "value": API_TOKEN_VALUE},
                 ],
+                "headers": [
+                    {"name": "Authorization", "value": f"Bearer {BEARER_TOKEN}"},
+                    {"name": "X-Api-Token", "value": HEADER_VALUE},
+                ],
             }
         },
         key=tenants.key_a,
@@ -341,7 +357,7 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
                 "input": {
                     "companyId": tenants.a,
                     "webhook": "ORDER_STATUS",
-                    "payload": {"orderId": f"ord_{number}", "status": "PLACED"},
+                    "payload": order_status_payload(order_id=number),
                     "subject": f"ord_{number}",
                 }
             },
@@ -378,6 +394,7 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
             "input": {
                 "id": subscription_id,
                 "apiKeyParams": [{"name": "api_key", "value": NEW_API_KEY_VALUE}],
+                "headers": [{"name": "X-Api-Token", "value": NEW_HEADER_VALUE}],
             }
         },
         key=tenants.key_a,
@@ -385,7 +402,8 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
     assert crashed["errors"][0]["message"].startswith(UNEXPECTED)
     # and one whose API key value is written inline in the document
     crashed = await client.post(
-        UPDATE_INLINE % (subscription_id, INLINE_CRASH_VALUE), key=tenants.key_a
+        UPDATE_INLINE % (subscription_id, INLINE_CRASH_VALUE, INLINE_CRASH_HEADER_VALUE),
+        key=tenants.key_a,
     )
     assert crashed["errors"][0]["message"].startswith(UNEXPECTED)
     monkeypatch.undo()
@@ -415,6 +433,8 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
     assert len(requests) == 6
     assert all(request.params["api_key"] == [API_KEY_VALUE] for request in requests)
     assert all(request.params["token"] == [API_TOKEN_VALUE] for request in requests)
+    assert all(request.header("authorization") == f"Bearer {BEARER_TOKEN}" for request in requests)
+    assert all(request.header("x-api-token") == HEADER_VALUE for request in requests)
     assert mails
 
     # The logs searched include what deliveries log: each attempt, retried and then
@@ -441,6 +461,11 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
         "crashed update's api_key parameter": NEW_API_KEY_VALUE,
         "inline api_key parameter of failed documents": INLINE_API_KEY_VALUE,
         "inline api_key parameter of a crashed update": INLINE_CRASH_VALUE,
+        "Authorization header's token": BEARER_TOKEN,
+        "X-Api-Token header": HEADER_VALUE,
+        "crashed update's header": NEW_HEADER_VALUE,
+        "inline header of failed documents": INLINE_HEADER_VALUE,
+        "inline header of a crashed update": INLINE_CRASH_HEADER_VALUE,
         "COMPANY key": tenants.key_a,
         "other COMPANY key": tenants.key_b,
         "PUBLISHER key": tenants.publisher,
@@ -477,6 +502,7 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
         ("Delivery", DELIVERY_FIELDS),
         ("DeliveryAttempt", ATTEMPT_FIELDS),
         ("ApiKeyParam", SUBSCRIPTION_FIELDS),
+        ("HeaderHint", SUBSCRIPTION_FIELDS),
         ("Event", COMPANY_LISTINGS),
     ],
 )

@@ -21,6 +21,7 @@ from tests.delivery import (
     Service,
     open_service_fixture,  # noqa: F401 -- the open_service fixture
 )
+from tests.payloads import order_status_payload
 from tests.raw_receiver import RawConnection, RawReceiver, RawRequest
 from tests.receivers import Receiver, Reply, respond
 
@@ -84,7 +85,7 @@ async def publish_for_company_b(service: Service) -> str:
             "input": {
                 "companyId": service.tenants.b,
                 "webhook": "ORDER_STATUS",
-                "payload": {"status": "SCHEDULED"},
+                "payload": order_status_payload(),
                 "subject": "order-b",
             }
         },

@@ -12,9 +12,17 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from app.core.delivery_status import DeliveryStatus
-from app.core.secret_box import SecretBox, generate_key, param_context, secret_context
-from app.delivery.attempts import _skip_reason, build_target
-from app.delivery.outgoing import Endpoint, OutgoingDelivery, SealedParam
+from app.core.secret_box import (
+    SecretBox,
+    SecretBoxError,
+    generate_key,
+    header_context,
+    param_context,
+    secret_context,
+)
+from app.core.signing import webhook_headers
+from app.delivery.attempts import _skip_reason, build_target, request_headers
+from app.delivery.outgoing import Endpoint, OutgoingDelivery, SealedHeader, SealedParam
 from app.store.services import Services
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
@@ -96,6 +104,7 @@ class Subscription:
         *,
         previous: str | None = None,
         previous_expires_at: datetime | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> Endpoint:
         return Endpoint(
             subscription_id=self.id,
@@ -111,6 +120,10 @@ class Subscription:
             previous_secret_expires_at=previous_expires_at,
             is_active=True,
             deleted_at=None,
+            headers=tuple(
+                SealedHeader(name, self.box.encrypt(value, context=header_context(self.id, name)))
+                for name, value in headers
+            ),
         )
 
 
@@ -174,3 +187,46 @@ def test_the_previous_secret_signs_alongside_only_until_it_expires(
     )
 
     assert build_target(subscription.services, endpoint, NOW).secrets == secrets
+
+
+def test_custom_headers_are_opened_for_the_request() -> None:
+    subscription = Subscription()
+    endpoint = subscription.endpoint(
+        "https://h.example/in", headers=[("Authorization", "Bearer t-1"), ("X-Tenant", "acme")]
+    )
+
+    target = build_target(subscription.services, endpoint, NOW)
+
+    assert target.headers == (("Authorization", "Bearer t-1"), ("X-Tenant", "acme"))
+    # The URL shown for the attempt says nothing of them.
+    assert target.masked_url == "https://h.example/in"
+
+
+def test_a_header_value_sealed_for_another_name_does_not_open() -> None:
+    # Given a value sealed for "X-A" stored under the name "X-B" (a swapped row)
+    subscription = Subscription()
+    sealed = subscription.box.encrypt(
+        "v-0123456789", context=header_context(subscription.id, "X-A")
+    )
+    endpoint = subscription.endpoint("https://h.example/in")
+    swapped = Endpoint(**{**vars(endpoint), "headers": (SealedHeader("X-B", sealed),)})
+
+    # Then it is refused, not sent under the wrong name
+    with pytest.raises(SecretBoxError):
+        build_target(subscription.services, swapped, NOW)
+
+
+def test_our_headers_are_sent_over_the_subscriptions_whatever_their_case() -> None:
+    ours = webhook_headers([CURRENT], "msg_1", 1_700_000_000, b"{}", attempt=2)
+    custom = [
+        ("Authorization", "Bearer t-1"),
+        ("Webhook-Signature", "v1,forged"),  # refused by the checks; stored before them
+        ("USER-AGENT", "evil/1"),
+        ("Accept-Encoding", "gzip"),
+        ("Content-Type", "text/plain"),
+        ("X-Tenant", "acme"),
+    ]
+
+    headers = request_headers(ours, custom)
+
+    assert headers == {"Authorization": "Bearer t-1", "X-Tenant": "acme", **ours}

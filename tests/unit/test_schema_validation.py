@@ -6,6 +6,7 @@ import pytest
 
 from schema.root import build_schema
 from schema.validation import OPERATION_NAME_REQUIRED
+from tests.payloads import order_status_payload
 
 TWO_OPERATIONS = "query A { a: __typename } query B { b: __typename }"
 MISSPELT_FIELD = "{ viewr { role } }"
@@ -16,7 +17,9 @@ query Failed($status: DeliveryStatus) { deliveries(filter: {status: $status}) { 
 INPUT_VARIABLE = (
     "mutation Publish($input: PublishEventInput!) { publishEvent(input: $input) { event { id } } }"
 )
-MISSPELT_INPUT = {"input": {"companyId": "acme", "webhok": "ORDER_STATUS", "payload": {}}}
+MISSPELT_INPUT = {
+    "input": {"companyId": "acme", "webhok": "ORDER_STATUS", "payload": order_status_payload()}
+}
 
 
 async def test_several_operations_without_operation_name_are_refused() -> None:
