@@ -9,7 +9,8 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - D  publish-to-receive latency at a steady 50 events/s, measured at the receiver
 - E  retry punctuality: lateness of attempt 2 against its due time
 - F  API latency over 1,000,000 deliveries (``webhooks serve`` over HTTP), with EXPLAIN
-- G  publishEvent latency with 100 matching subscriptions (``webhooks serve``)
+- G  publishEvent latency with 100 matching subscriptions (``webhooks serve``), and with
+     100 content-filtered ones (half matching; all matching)
 - H  peak RSS of a worker with 1,000 deliveries in flight to a slow receiver
 - I  burst throughput and latency with 20,000 retries waiting, against none
 - J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)

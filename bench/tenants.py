@@ -48,18 +48,27 @@ async def publisher_key(services: Services) -> str:
     return (await api_keys.create_key(services.db, "PUBLISHER", None)).key
 
 
-async def subscribe(services: Services, company_id: str, urls: list[str]) -> None:
-    """One ORDER_STATUS subscription per URL (URLs must differ: they are unique per company)."""
+async def subscribe(
+    services: Services,
+    company_id: str,
+    urls: list[str],
+    filters: list[dict[str, Any]] | None = None,
+) -> None:
+    """One ORDER_STATUS subscription per URL (URLs must differ: they are unique per
+    company), with the content filter of the same index when ``filters`` are given."""
     checks = CallbackChecks.of(services.settings, services.resolver)
     viewer = Viewer(role="COMPANY", key_prefix="pwk_00bench", company_id=company_id)
-    for url in urls:
+    for index, url in enumerate(urls):
         await create_subscription(
             services.db,
             services.secret_box,
             checks,
             viewer,
             NewSubscription(
-                webhook_key=WEBHOOK, callback_url=url, notification_email="ops@bench.invalid"
+                webhook_key=WEBHOOK,
+                callback_url=url,
+                notification_email="ops@bench.invalid",
+                filter=None if filters is None else filters[index],
             ),
         )
 
@@ -86,8 +95,11 @@ class GraphQLClient:
         data: dict[str, Any] = body["data"]
         return data
 
-    async def publish(self, company_id: str, subject: str) -> float:
-        """Publish one event; returns the wall-clock time (time.time()) it was sent at."""
+    async def publish(
+        self, company_id: str, subject: str, payload: dict[str, Any] | None = None
+    ) -> float:
+        """Publish one event (``payload``, else PAYLOAD); returns the wall-clock time
+        (time.time()) it was sent at."""
         sent = time.time()
         data = await self.data(
             PUBLISH,
@@ -96,7 +108,7 @@ class GraphQLClient:
                     "companyId": company_id,
                     "webhook": WEBHOOK,
                     "subject": subject,
-                    "payload": PAYLOAD,
+                    "payload": PAYLOAD if payload is None else payload,
                 }
             },
         )

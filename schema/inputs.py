@@ -19,6 +19,12 @@ from app.domain.events import NewEvent
 from app.domain.subscriptions import UNCHANGED, NewSubscription, SubscriptionChanges
 from schema.enums import DeliveryStatus
 
+FILTER = (
+    "Only events whose payload matches this filter are delivered (README, 'Content "
+    'filters\'), e.g. {"order_status": {"$in": ["notified", "completed"]}}; '
+    "null: every event."
+)
+
 
 @strawberry.input
 class ApiKeyParamInput:
@@ -59,6 +65,7 @@ class CreateWebhookSubscriptionInput:
     headers: list[HeaderInput] | None = strawberry.field(
         default_factory=list, description=HEADERS_DESCRIPTION
     )
+    filter: JSON | None = strawberry.field(default=None, description=FILTER)
 
     def to_domain(self) -> NewSubscription:
         return NewSubscription(
@@ -69,6 +76,7 @@ class CreateWebhookSubscriptionInput:
             headers=_params(self.headers) or [],
             is_active=True if self.is_active is None else self.is_active,
             description=self.description,
+            filter=self.filter,
         )
 
 
@@ -87,6 +95,9 @@ class UpdateWebhookSubscriptionInput:
         description="Replaces the whole list when given (a way to rotate a value); "
         "absent keeps it.",
     )
+    filter: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="Replaces the filter when given; null removes it."
+    )
 
     def to_domain(self) -> SubscriptionChanges:
         return SubscriptionChanges(
@@ -96,6 +107,7 @@ class UpdateWebhookSubscriptionInput:
             headers=_params(self.headers),
             is_active=self.is_active,
             description=UNCHANGED if self.description is strawberry.UNSET else self.description,
+            filter=UNCHANGED if self.filter is strawberry.UNSET else self.filter,
         )
 
 

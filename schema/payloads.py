@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.core.errors import UserError as DomainUserError
+from app.core.filter_verdict import Verdict
 from schema.errors import FieldPaths, graphql_message, graphql_path
 from schema.types import Delivery, Event, UserError, WebhookSubscription
 
@@ -53,3 +54,42 @@ class DeliveryPayload:
 class RedeliverFailedPayload:
     count: int = 0
     user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="A clause of a filter that failed, and why.")
+class FilterMismatch:
+    clause: list[str] = strawberry.field(
+        description="Where the clause is in the filter, e.g. ['order_status', '$in']."
+    )
+    reason: str = strawberry.field(
+        description='What was found, e.g. \'order_status is "scheduled", not one of '
+        '["notified", "completed"]\'.'
+    )
+
+
+@strawberry.type
+class SubscriptionFilterTest:
+    matched: bool | None = strawberry.field(
+        default=None,
+        description="Whether the payload passes the filter, as the fan-out decides it; null "
+        "when the input was refused (userErrors).",
+    )
+    reasons: list[str] = strawberry.field(
+        default_factory=list,
+        description="Why it matched, or why not: one line per clause that decided it.",
+    )
+    mismatches: list[FilterMismatch] = strawberry.field(
+        default_factory=list, description="The clauses that failed, when it did not match."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def from_verdict(cls, verdict: Verdict) -> SubscriptionFilterTest:
+        return cls(
+            matched=verdict.matched,
+            reasons=list(verdict.reasons),
+            mismatches=[
+                FilterMismatch(clause=[str(part) for part in line.where], reason=line.reason)
+                for line in verdict.mismatches
+            ],
+        )

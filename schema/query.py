@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.scalars import JSON
 
 from app.core.pagination import page_request
-from app.domain import deliveries, events, subscriptions
+from app.domain import deliveries, events, subscription_filters, subscriptions
 from schema.connections import (
     DeliveryConnection,
     EventConnection,
@@ -13,8 +14,10 @@ from schema.connections import (
     delivery_connection,
 )
 from schema.context import Info
-from schema.errors import arguments_checked
+from schema.errors import FieldPaths, arguments_checked
 from schema.inputs import DeliveryFilter, EventFilter, WebhookSubscriptionFilter
+from schema.mutation import refusals_as
+from schema.payloads import SubscriptionFilterTest
 from schema.types import (
     ApiKeyRole,
     Company,
@@ -24,6 +27,14 @@ from schema.types import (
     WebhookSubscription,
     WebhookType,
 )
+
+# testSubscriptionFilter's arguments, by the domain's names.
+FILTER_TEST_ARGUMENTS: FieldPaths = {
+    "filter": ("filter",),
+    "payload": ("payload",),
+    "webhook_key": ("webhook",),
+    "subscription_id": ("subscriptionId",),
+}
 
 
 @strawberry.type
@@ -124,3 +135,34 @@ class Query:
         viewer = info.context.require_viewer()
         found = await deliveries.get_delivery(info.context.services.db, viewer, str(id))
         return Delivery.from_model(found) if found else None
+
+    @strawberry.field(
+        description="Tests a content filter on a payload before saving it, or a saved "
+        "subscription's filter (subscriptionId): matched or not, and why. The payload is "
+        "an event's data; omitted, the webhook's sample payload. The webhook defaults to the "
+        "subscription's, else ORDER_STATUS. COMPANY keys only."
+    )
+    @refusals_as(SubscriptionFilterTest, FILTER_TEST_ARGUMENTS)
+    async def test_subscription_filter(
+        self,
+        info: Info,
+        filter: JSON | None = None,
+        subscription_id: strawberry.ID | None = None,
+        payload: JSON | None = None,
+        webhook: str | None = None,
+    ) -> SubscriptionFilterTest:
+        viewer = info.context.require_company(
+            "filters belong to a company's subscriptions, which PUBLISHER keys do not read."
+        )
+        verdict = await subscription_filters.try_filter(
+            info.context.services.db,
+            viewer,
+            info.context.event_limits.max_payload_bytes,
+            subscription_filters.FilterTrial(
+                filter=filter,
+                subscription_id=None if subscription_id is None else str(subscription_id),
+                payload=payload,
+                webhook_key=webhook,
+            ),
+        )
+        return SubscriptionFilterTest.from_verdict(verdict)

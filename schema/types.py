@@ -125,8 +125,8 @@ class PageInfo:
 
 @strawberry.type(
     description="A company's callback for a webhook. Its configuration (callbackUrl, "
-    "notificationEmail, apiKeyParams, headers, description) is for COMPANY keys: FORBIDDEN for "
-    "PUBLISHER keys, which reach a subscription only through a delivery."
+    "notificationEmail, apiKeyParams, headers, description, filter) is for COMPANY keys: "
+    "FORBIDDEN for PUBLISHER keys, which reach a subscription only through a delivery."
 )
 class WebhookSubscription:
     # A PUBLISHER key's loader brings the summary only (app/domain/subscriptions.py).
@@ -160,6 +160,14 @@ class WebhookSubscription:
             HeaderHint(name=header.name, value_hint=header.value_hint)
             for header in self._configuration(info).headers
         ]
+
+    @strawberry.field(
+        description="Its content filter as saved (keys may come back in another order); "
+        "null: it receives every event of its webhook."
+    )
+    def filter(self, info: Info) -> JSON | None:
+        found = self._configuration(info).filter
+        return None if found is None else _json(found)
 
     created_at: datetime
     updated_at: datetime

@@ -40,6 +40,14 @@ class ReceivedMail:
     # Whether the session had upgraded with STARTTLS when the message came in.
     tls: bool = False
 
+    @property
+    def text(self) -> str:
+        """The plain-text body, decoded, with newlines for SMTP's line ends."""
+        body = self.message.get_body(preferencelist=("plain",))
+        assert body is not None, "the message has no plain-text body"
+        content: str = body.get_content()
+        return content.replace("\r\n", "\n")
+
 
 class SmtpTestServer:
     """An SMTP server on 127.0.0.1 that records what it receives.

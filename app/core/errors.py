@@ -58,18 +58,19 @@ class WebhooksError(Exception):
     """The base of every exception the service defines."""
 
 
-class JsonKey(str):
-    """A key inside a JSON value (a payload's field name) within a :data:`Field`: the API
-    reports it as it is, where it camelCases the domain's own names."""
-
-    __slots__ = ()
-
-
 Field = tuple[str | int, ...]
 """An input field as the domain names it: a parameter of the domain function or a field
 of its input value, then an index or a name within it, e.g. ``("callback_url",)`` or
 ``("api_key_params", 2, "name")``; within a JSON value, keys are :class:`JsonKey`, e.g.
 ``("payload", JsonKey("client"), JsonKey("email"))``."""
+
+
+class JsonKey(str):
+    """A key of a JSON value the client sent (a filter's field path or operator, a
+    payload's field name), as a part of a :data:`Field`: reported as it was written,
+    never renamed as field names are (``order_status`` stays ``order_status``)."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)

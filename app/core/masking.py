@@ -86,3 +86,92 @@ def _mask_password(netloc: str) -> str:
         return netloc
     user, colon, _password = userinfo.partition(":")
     return f"{user}:{MASK}@{host}" if colon else netloc
+
+
+class Redactor:
+    """Replaces every occurrence of some secret values in a text with :data:`MASK`.
+
+    For text that came from elsewhere (a publisher's payload, a receiver's error) and is
+    about to be shown where the values must not be: occurrences that overlap or touch
+    become one mask, so no piece of a value is left standing between two masks. Build it
+    once for many texts; its repr names how many values it holds, never the values.
+
+    Each value is searched with ``str.find`` and, after a match, extended by the value's
+    smallest period (an overlapping occurrence is either a whole number of periods later,
+    found by the extension, or starts after the match's first ``len - period`` characters,
+    where the next search begins): time linear in the text for each value.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self._values = tuple(
+            (value, _smallest_period(value)) for value in dict.fromkeys(values) if value
+        )
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._values)} values)"
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __call__(self, text: str) -> str:
+        spans: list[tuple[int, int]] = []
+        for value, period in self._values:
+            spans += _occurrences(text, value, period)
+        if not spans:
+            return text
+        spans.sort()
+        pieces: list[str] = []
+        done = 0
+        start, end = spans[0]
+        for next_start, next_end in spans[1:]:
+            if next_start <= end:
+                end = max(end, next_end)
+                continue
+            pieces += [text[done:start], MASK]
+            done, start, end = end, next_start, next_end
+        pieces += [text[done:start], MASK, text[end:]]
+        return "".join(pieces)
+
+
+def _occurrences(text: str, value: str, period: int) -> list[tuple[int, int]]:
+    """Spans covering every occurrence of ``value`` in ``text`` (runs of overlapping
+    occurrences a period apart as one span)."""
+    length = len(value)
+    tail = value[length - period :]
+    spans = []
+    start = text.find(value)
+    while start != -1:
+        end = start + length
+        # The run goes on while the text repeats the value's last period; that is checked
+        # a doubling block at a time, so a long run costs a few comparisons, not one per
+        # period.
+        block = tail
+        while True:
+            if text.startswith(block, end):
+                end += len(block)
+                block += block
+            elif len(block) > period:
+                block = block[: len(block) // 2]
+            else:
+                break
+        spans.append((start, end))
+        # The last occurrence of the run starts at end - length; another overlapping it
+        # starts more than length - period characters after it.
+        start = text.find(value, end - period + 1)
+    return spans
+
+
+def _smallest_period(value: str) -> int:
+    """The smallest p > 0 with value[i] == value[i + p] for every i (KMP's failure
+    function)."""
+    border = [0] * len(value)
+    length = 0
+    for index in range(1, len(value)):
+        while length and value[index] != value[length]:
+            length = border[length - 1]
+        if value[index] == value[length]:
+            length += 1
+        border[index] = length
+    return len(value) - (border[-1] if value else 0)

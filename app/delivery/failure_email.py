@@ -1,9 +1,17 @@
 """Failure email: the notice sent after the last attempt of a delivery fails.
 
-Pure rendering: the caller loads the subscription, its failed deliveries and their
-attempts, masks the callback URL, and passes plain values in; this module only turns
-them into an :class:`email.message.EmailMessage`. It unmasks nothing and looks nothing
-up, so what it can reveal is exactly what it is given.
+Pure rendering: the caller loads the subscription, its failed deliveries, their
+attempts and payloads (app/delivery/email_payload.py), masks the callback URL, and passes
+plain values in, with a :class:`Redactor` of the subscription's secret values; this module
+only turns them into an :class:`email.message.EmailMessage`. It unmasks nothing and looks
+nothing up, so what it can reveal is exactly what it is given, and the text that came from
+elsewhere (event subjects, attempt errors; payloads come redacted) goes through the
+redactor.
+
+Each delivery shows its payload until the email holds ``EMAIL_PAYLOAD_CAP_BYTES`` of
+them; that delivery and every later one name their event without it, and a note near the
+top says how many. Lines too long for SMTP as they are get a transfer encoding (see
+:func:`_set_body`).
 
 One notice may cover several deliveries of one subscription (grouped per window).
 Its ``Message-ID`` is derived from the subscription and delivery ids, so sending the
@@ -16,12 +24,20 @@ import hashlib
 import re
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import quoprimime
 from email.message import EmailMessage
 from email.utils import parseaddr
+from typing import Final, Literal
 
-from app.core.masking import strip_query
+from app.core.masking import Redactor, strip_query
+from app.delivery.email_payload import (
+    EMAIL_PAYLOAD_CAP_BYTES,
+    PAYLOAD_CAP_BYTES,
+    PayloadText,
+    kib,
+)
 
 _PRODUCT = "PlanOmatic Webhooks"
 _FALLBACK_DOMAIN = "planomatic-webhooks.invalid"
@@ -31,6 +47,16 @@ _DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 _MAX_ERROR_CHARS = 300
 _MAX_SUBJECT_URL_CHARS = 60
 _WIDTH = 76
+# RFC 5322's recommended line length (its limit is 998); longer lines need encoding.
+_MAX_LINE_BYTES = 78
+# Bytes quoted-printable writes as they are (tab and space too, but at a line's end).
+_QP_LITERAL = bytes([9, 10, 32, *(b for b in range(33, 127) if b != ord("="))])
+_QP_RISKY_START = re.compile(r"^(?:From |\.)", re.MULTILINE)
+_CAP = kib(PAYLOAD_CAP_BYTES)
+_EMAIL_CAP = f"{EMAIL_PAYLOAD_CAP_BYTES // (1024 * 1024)} MiB"
+# A delivery whose payload did not fit into the email's payload budget.
+_LEFT_OUT: Final = "left out"
+_Shown = PayloadText | Literal["left out"] | None
 # The end of every deactivation reason: how the email's reader turns it back on.
 REACTIVATE = "reactivate it with updateWebhookSubscription(isActive: true)"
 
@@ -54,6 +80,8 @@ class FailedDelivery:
     event_id: str
     subject: str | None
     attempts: Sequence[AttemptLine]
+    # None: the payload could not be read (the email says so and how to query it).
+    payload: PayloadText | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +98,8 @@ class FailureNotice:
     # Why delivery stopped early, when it did; e.g. "the endpoint answered 410 Gone,
     # so the subscription was deactivated".
     reason: str | None = None
+    # The subscription's secret values, masked wherever outside text shows in the email.
+    redact: Redactor = field(default_factory=lambda: Redactor(()), repr=False)
 
 
 def notice_id(notice: FailureNotice) -> str:
@@ -98,7 +128,7 @@ def render_failure_email(notice: FailureNotice) -> EmailMessage:
     message["X-PlanOmatic-Notice-Id"] = identifier
     # RFC 3834: tells vacation responders and ticket systems not to answer.
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(_body(notice))
+    _set_body(message, _body(notice))
     return message
 
 
@@ -138,17 +168,69 @@ def _body(notice: FailureNotice) -> str:
         f"Callback URL:    {notice.callback_url_masked}",
         f"Subscription id: {notice.subscription_id}",
     ]
-    for position, delivery in enumerate(notice.deliveries, start=1):
+    shown = _shown_payloads(notice.deliveries)
+    left_out = shown.count(_LEFT_OUT)
+    if left_out:
+        lines += [
+            "",
+            textwrap.fill(
+                f"The payloads of {left_out} of these {count} deliveries are left out: one "
+                f"email shows at most {_EMAIL_CAP} of payloads. Each delivery names its "
+                "event; query it to see the payload.",
+                _WIDTH,
+            ),
+        ]
+    for position, (delivery, payload) in enumerate(zip(notice.deliveries, shown, strict=True), 1):
         heading = f"Delivery {position} of {count}" if count > 1 else "Delivery"
-        lines += ["", heading, "-" * len(heading), *_delivery_lines(delivery)]
+        lines += ["", heading, "-" * len(heading), *_delivery_lines(notice, delivery, payload)]
     lines += ["", "What happens next", "-----------------", *_next_steps(notice)]
     return "\n".join(lines) + "\n"
 
 
-def _delivery_lines(delivery: FailedDelivery) -> list[str]:
+def _shown_payloads(deliveries: Sequence[FailedDelivery]) -> list[_Shown]:
+    """Each delivery's payload while the email's payload budget lasts; from the first one
+    that does not fit on, :data:`_LEFT_OUT` (later ones are not squeezed in: the reader
+    sees one point where payloads stop)."""
+    shown: list[_Shown] = []
+    used = 0
+    full = False
+    for delivery in deliveries:
+        size = delivery.payload.shown_bytes if delivery.payload is not None else 0
+        full = full or used + size > EMAIL_PAYLOAD_CAP_BYTES
+        if full:
+            shown.append(_LEFT_OUT)
+        else:
+            used += size
+            shown.append(delivery.payload)
+    return shown
+
+
+def _payload_lines(event_id: str, payload: _Shown) -> list[str]:
+    query = f'query {{ event(id: "{event_id}") {{ payload }} }}'
+    if payload == _LEFT_OUT:
+        return [
+            f"Payload:     left out (this email already shows {_EMAIL_CAP} of payloads);",
+            f"             the full event: {query}",
+        ]
+    if not isinstance(payload, PayloadText):
+        return [f"Payload:     unavailable; the full event: {query}"]
+    cut = f"payload cut at {_CAP} of {kib(payload.full_bytes)}"
+    lines = [
+        f"Payload (cut at {_CAP} of {kib(payload.full_bytes)}):" if payload.cut else "Payload:"
+    ]
+    # Indented, so no line of it can start with "From " or "." (which mbox files and SMTP
+    # treat specially); JSON escapes CR and LF inside strings, so its lines are its own.
+    lines += [f"  {line}" for line in payload.text.split("\n")]
+    if payload.cut:
+        lines.append(f"  [{cut}; the full event: {query}]")
+    return lines
+
+
+def _delivery_lines(notice: FailureNotice, delivery: FailedDelivery, payload: _Shown) -> list[str]:
+    redact = notice.redact
     lines = [
         f"Event id:    {delivery.event_id}",
-        f"Subject:     {delivery.subject if delivery.subject else '(none)'}",
+        f"Subject:     {_one_line(redact(delivery.subject)) if delivery.subject else '(none)'}",
         f"Delivery id: {delivery.delivery_id}",
         f"Webhook id:  {delivery.webhook_id}  (the webhook-id header of every attempt)",
         "Attempts:",
@@ -164,9 +246,9 @@ def _delivery_lines(delivery: FailedDelivery) -> list[str]:
         )
         line = f"  #{attempt.number}  {_utc_iso(attempt.started_at)}  {status}"
         if attempt.error:
-            line += f"  error: {_shorten(_one_line(attempt.error), _MAX_ERROR_CHARS)}"
+            line += f"  error: {_shorten(_one_line(redact(attempt.error)), _MAX_ERROR_CHARS)}"
         lines.append(line)
-    return lines
+    return [*lines, *_payload_lines(delivery.event_id, payload)]
 
 
 def _next_steps(notice: FailureNotice) -> list[str]:
@@ -192,6 +274,35 @@ def _next_steps(notice: FailureNotice) -> list[str]:
         "You receive this email because this address is the notification email of",
         f"subscription {notice.subscription_id}.",
     ]
+
+
+def _set_body(message: EmailMessage, body: str) -> None:
+    """The plain-text body, encoded for SMTP.
+
+    Short lines go as they are (7bit or 8bit, the email package's choice). Longer ones
+    (a payload's long strings, a long URL) need quoted-printable, which keeps ASCII
+    readable, or base64 where that is shorter (mostly non-ASCII text, whose every byte
+    costs three characters in quoted-printable; base64 costs a third more whatever the
+    text, and is kept for that case because spam filters distrust base64 ASCII text).
+    Quoted-printable's soft breaks fall anywhere, so one could open a line with "From "
+    (an mbox file takes that for the next message) or "." (SMTP's end of data, unless
+    stuffed): those line starts are written as escapes, in lines short enough for them.
+    """
+    data = body.encode()
+    if max(len(line) for line in data.split(b"\n")) <= _MAX_LINE_BYTES:
+        message.set_content(body)
+        return
+    if 6 * len(data.translate(None, _QP_LITERAL)) > len(data):
+        message.set_content(body, cte="base64")
+        return
+    # The headers only; the payload is encoded here, with room for the escapes.
+    message.set_content("", cte="quoted-printable")
+    encoded = quoprimime.body_encode(data.decode("latin-1"), _MAX_LINE_BYTES - 4)
+    message.set_payload(_QP_RISKY_START.sub(_escape_line_start, encoded))
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    return "=2E" if match.group() == "." else "=46rom "
 
 
 def _redeliver_since(notice: FailureNotice) -> str:

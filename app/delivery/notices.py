@@ -15,19 +15,32 @@ lease runs out and the notice is taken again), the conversation is bounded by
 ``WEBHOOKS_EMAIL_CONCURRENCY`` email jobs at once: one more puts itself off instead of
 taking a slot that a delivery needs. Each address gets a bounded number of notices
 (app/delivery/address_limit.py); over it, the job waits and the failures fold into the next email.
+
+The email shows each delivery's payload (app/delivery/email_payload.py), read from the
+event's delivered body when the notice is rendered, with the subscription's secret
+values masked; they are decrypted for that only, and never leave this module but as a
+:class:`Redactor`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
-from app.core.masking import with_masked_params
+from app.core.masking import Redactor, with_masked_params
+from app.core.secret_box import SecretBoxError, header_context, param_context, secret_context
 from app.delivery import metrics
 from app.delivery.address_limit import AddressLimit, AddressUsage, next_opening
+from app.delivery.email_payload import (
+    EMAIL_PAYLOAD_CAP_BYTES,
+    PayloadText,
+    render_payload,
+    values_to_redact,
+)
 from app.delivery.failure_email import (
     AttemptLine,
     FailedDelivery,
@@ -54,6 +67,9 @@ LEASE_RECHECK_SECONDS = 2.0
 # that doubling to half a minute took; a slow SMTP server costs one re-queue per waiting
 # email every few seconds.
 MAX_POSTPONE_SECONDS = 4.0
+# Events whose payloads one query reads for an email: the page is read whole, so this
+# bounds what is read past the email's payload budget.
+PAYLOAD_PAGE = 16
 
 
 class EmailSlots:
@@ -297,6 +313,12 @@ async def _render(services: Services, tx: Session, notice: Row) -> EmailMessage 
                 error=attempt["error"],
             )
         )
+    redact = _redactor(services, subscription)
+    payloads: list[PayloadText | None] = [None] * len(deliveries)
+    if redact is not None:
+        payloads = await _payloads(
+            tx, subscription["company_id"], [row["event_id"] for row in deliveries], redact
+        )
     secret_names = [param["name"] for param in subscription["api_key_params"]]
     return render_failure_email(
         FailureNotice(
@@ -313,9 +335,88 @@ async def _render(services: Services, tx: Session, notice: Row) -> EmailMessage 
                     event_id=str(row["event_id"]),
                     subject=row["subject"],
                     attempts=by_delivery.get((row["id"], row["cycle"]), []),
+                    payload=payload,
                 )
-                for row in deliveries
+                for row, payload in zip(deliveries, payloads, strict=True)
             ],
             reason=notice["reason"],
+            redact=redact if redact is not None else Redactor(()),
         )
     )
+
+
+def _redactor(services: Services, subscription: Row) -> Redactor | None:
+    """A redactor of the subscription's secret values (see ``values_to_redact``), or None
+    when one cannot be decrypted: the email then goes out without payloads, which might
+    hold the value, rather than not at all."""
+    key: uuid.UUID = subscription["id"]
+    box = services.secret_box
+    try:
+        api_key_values = [
+            box.decrypt(param["value"], context=param_context(key, param["name"]))
+            for param in subscription["api_key_params"]
+        ]
+        header_values = [
+            box.decrypt(header["value"], context=header_context(key, header["name"]))
+            for header in subscription["headers"]
+        ]
+        signing_secrets = [
+            box.decrypt(sealed, context=secret_context(key))
+            for sealed in (subscription["signing_secret"], subscription["previous_signing_secret"])
+            if sealed
+        ]
+    except SecretBoxError as error:
+        logger.warning(
+            "failure email without payloads: a secret of its subscription cannot be "
+            "decrypted to mask it (%s)",
+            type(error).__name__,
+            extra={"subscription_id": str(key)},
+        )
+        return None
+    return Redactor(
+        values_to_redact(
+            api_key_values=api_key_values,
+            header_values=header_values,
+            signing_secrets=signing_secrets,
+        )
+    )
+
+
+async def _payloads(
+    tx: Session, company_id: str, event_ids: list[uuid.UUID], redact: Redactor
+) -> list[PayloadText | None]:
+    """Each event's payload as the email shows it (None: unreadable, or past the email's
+    payload budget), read a page of events at a time and only until the payloads read
+    exceed that budget: a notice of thousands of deliveries reads about what it shows."""
+    payloads: list[PayloadText | None] = []
+    used = 0
+    for start in range(0, len(event_ids), PAYLOAD_PAGE):
+        page = event_ids[start : start + PAYLOAD_PAGE]
+        rows = await tx.fetch_all(
+            "notice_payloads", event_ids=list(set(page)), company_id=company_id
+        )
+        by_id = {row["id"]: row for row in rows}
+        for event_id in page:
+            row = by_id.get(event_id)
+            payload = None
+            if row is not None and used <= EMAIL_PAYLOAD_CAP_BYTES:
+                payload = _payload_of(row, redact)
+                used += payload.shown_bytes if payload is not None else 0
+            payloads.append(payload)
+        if used > EMAIL_PAYLOAD_CAP_BYTES:
+            break
+    return payloads + [None] * (len(event_ids) - len(payloads))
+
+
+def _payload_of(row: Row, redact: Redactor) -> PayloadText | None:
+    """The event's data, rendered: from the delivered body, else the stored payload."""
+    if row["body"] is None:
+        return render_payload(row["payload"], redact)
+    try:
+        data = json.loads(bytes(row["body"]))["data"]
+    except (ValueError, KeyError, TypeError):
+        # Only delivery_body writes bodies, so this is a bug; it must not keep the failure
+        # email from going out.
+        logger.exception("an event body is not the JSON envelope of its payload")
+        return None
+    return render_payload(data, redact)

@@ -8,12 +8,11 @@ the :class:`OutgoingDelivery` made of it, never the row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from app.core.delivery_status import DeliveryStatus
-from app.core.secret_box import SecretBox, header_context, param_context, secret_context
+from app.core.secret_box import SecretBox, header_context, param_context
 from app.store.database import Row
 
 
@@ -126,14 +125,3 @@ def opened_headers(box: SecretBox, endpoint: Endpoint) -> list[tuple[str, str]]:
         )
         for header in endpoint.headers
     ]
-
-
-def secret_values(box: SecretBox, endpoint: Endpoint) -> Iterator[str]:
-    """Every secret of the endpoint in clear (signing secrets, API key parameter values,
-    header values): what text a person reads, such as an email, must not contain."""
-    context = secret_context(endpoint.subscription_id)
-    yield box.decrypt(endpoint.signing_secret, context=context)
-    if endpoint.previous_signing_secret:
-        yield box.decrypt(endpoint.previous_signing_secret, context=context)
-    for _name, value in (*opened_params(box, endpoint), *opened_headers(box, endpoint)):
-        yield value

@@ -42,11 +42,12 @@ from app.core.validation import (
     check_visible,
 )
 from app.core.viewer import Viewer
+from app.domain.subscription_filters import stored_filter
 from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Database, Row
 from app.store.queue import cancel_open_deliveries
 
-# A description can be cleared (set to None), so keeping it needs a marker of its own.
+# A description and a filter can be cleared (set to None), so keeping one needs a marker.
 UNCHANGED: Any = object()
 
 
@@ -77,6 +78,8 @@ class Subscription:
     description: str | None
     created_at: datetime
     updated_at: datetime
+    # Its content filter as written (app/core/payload_filter.py); None: every event.
+    filter: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,12 +105,14 @@ class NewSubscription:
     is_active: bool = True
     description: str | None = None
     headers: Sequence[tuple[str, str]] = ()
+    filter: Any = None
 
 
 @dataclass(frozen=True)
 class SubscriptionChanges:
-    """Fields to change; None keeps a field, except ``description`` (UNCHANGED keeps it).
-    A list given (parameters, headers) replaces the whole list."""
+    """Fields to change; None keeps a field, except ``description`` and ``filter``
+    (UNCHANGED keeps them, None clears them). A list given (parameters, headers)
+    replaces the whole list."""
 
     callback_url: str | None = None
     notification_email: str | None = None
@@ -115,6 +120,7 @@ class SubscriptionChanges:
     is_active: bool | None = None
     description: str | None = UNCHANGED
     headers: Sequence[tuple[str, str]] | None = None
+    filter: Any = UNCHANGED
 
 
 def subscription_from_row(row: Row) -> Subscription:
@@ -136,6 +142,7 @@ def subscription_from_row(row: Row) -> Subscription:
         description=row["description"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        filter=row["filter"],
     )
 
 
@@ -248,6 +255,8 @@ async def create_subscription(
     errors += check_api_key_params(("api_key_params",), new.api_key_params, new.callback_url)
     errors += check_text(("description",), new.description, MAX_DESCRIPTION, "description")
     errors += check_headers(("headers",), new.headers)
+    content_filter, filter_errors = stored_filter(("filter",), new.filter)
+    errors += filter_errors
     if errors:
         raise InvalidInput(errors)
 
@@ -265,6 +274,8 @@ async def create_subscription(
         is_active=new.is_active,
         description=new.description,
         signing_secret=box.encrypt(secret, context=secret_context(subscription_id)),
+        filter=content_filter.document,
+        filter_path=content_filter.path,
     )
     if row is None:
         raise _duplicate_url()
@@ -293,6 +304,11 @@ async def update_subscription(
         errors += check_text(("description",), changes.description, MAX_DESCRIPTION, "description")
     if changes.headers is not None:
         errors += check_headers(("headers",), changes.headers)
+    set_filter = changes.filter is not UNCHANGED
+    content_filter, filter_errors = stored_filter(
+        ("filter",), changes.filter if set_filter else None
+    )
+    errors += filter_errors
     async with db.transaction() as tx:
         current = await tx.fetch_one("get_subscription_for_update", id=key, company_id=company_id)
         if current is None:
@@ -322,6 +338,9 @@ async def update_subscription(
                 is_active=changes.is_active,
                 set_description=changes.description is not UNCHANGED,
                 description=None if changes.description is UNCHANGED else changes.description,
+                set_filter=set_filter,
+                filter=content_filter.document,
+                filter_path=content_filter.path,
             )
         except UniqueViolation:
             raise _duplicate_url() from None

@@ -72,9 +72,11 @@ SELECT extract(epoch FROM min(leased_until) - now()) AS seconds_left FROM failur
 WHERE subscription_id = %(subscription_id)s AND sent_at IS NULL AND leased_until > now();
 
 -- notice_subscription --
--- What a failure email says about the subscription.
+-- What a failure email says about the subscription, and its secrets (still encrypted),
+-- which the email masks wherever they occur.
 SELECT s.id, s.company_id, s.webhook_key, s.callback_url, s.notification_email,
-       s.api_key_params, w.name AS webhook_name
+       s.api_key_params, s.headers, s.signing_secret, s.previous_signing_secret,
+       w.name AS webhook_name
 FROM subscriptions s JOIN webhook_types w ON w.key = s.webhook_key
 WHERE s.id = %(id)s;
 
@@ -84,6 +86,14 @@ SELECT d.id, d.webhook_id, d.event_id, d.subject, r.cycle
 FROM failed_delivery_reports r JOIN deliveries d ON d.id = r.delivery_id
 WHERE r.notice_id = %(notice_id)s
 ORDER BY d.created_at, d.id;
+
+-- notice_payloads --
+-- The payloads of some events of a company that a failure email shows: the delivered
+-- body (its data keeps the publisher's key order), or the stored payload where retention
+-- dropped the body (every delivery of the event succeeded since, after a redelivery).
+SELECT id, body, CASE WHEN body IS NULL THEN payload END AS payload
+FROM events
+WHERE id = ANY(%(event_ids)s) AND company_id = %(company_id)s;
 
 -- mark_notice_sent --
 -- The email went out.

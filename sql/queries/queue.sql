@@ -8,7 +8,8 @@ VALUES (%(worker_id)s, now())
 ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat;
 
 -- fan_out_event --
--- One delivery per active subscription of the event's company to its webhook, each with
+-- One delivery per active subscription of the event's company to its webhook whose filter
+-- matches the event's payload (a test event, for one subscription, ignores it), each with
 -- the job of its first attempt, in one statement. The jobs go in through Procrastinate's
 -- own procrastinate_defer_jobs_v1 (the function batch_defer_jobs_async calls), so its
 -- triggers run as for any deferred job; arguments as AttemptJob.as_task_kwargs gives them.
@@ -21,6 +22,8 @@ WITH fanned_out AS (
     WHERE s.company_id = %(company_id)s AND s.webhook_key = %(webhook_key)s
       AND s.is_active AND s.deleted_at IS NULL
       AND (%(subscription_id)s::uuid IS NULL OR s.id = %(subscription_id)s)
+      AND (%(subscription_id)s::uuid IS NOT NULL OR webhooks_filter_matches(
+               (SELECT e.payload FROM events e WHERE e.id = %(event_id)s), s.filter_path))
     ORDER BY s.created_at, s.id
     RETURNING id, cycle
 ), queued AS (

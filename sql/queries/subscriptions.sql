@@ -2,26 +2,31 @@
 -- Create a subscription; returns nothing when the same target already exists.
 INSERT INTO subscriptions (
     id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-    is_active, description, signing_secret
+    is_active, description, signing_secret,
+    filter, filter_path
 ) VALUES (
     %(id)s, %(company_id)s, %(webhook_key)s, %(callback_url)s, %(notification_email)s,
-    %(api_key_params)s, %(headers)s, %(is_active)s, %(description)s, %(signing_secret)s
+    %(api_key_params)s, %(headers)s, %(is_active)s, %(description)s, %(signing_secret)s,
+    %(filter)s, %(filter_path)s::jsonpath
 )
 ON CONFLICT (company_id, webhook_key, callback_url) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-          is_active, description, created_at, updated_at;
+          is_active, description, created_at, updated_at,
+          filter;
 
 -- get_subscription --
 -- One live subscription of a company.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-       is_active, description, created_at, updated_at
+       is_active, description, created_at, updated_at,
+       filter
 FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL;
 
 -- get_subscription_for_update --
 -- Lock one live subscription of a company for a change.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-       is_active, description, created_at, updated_at
+       is_active, description, created_at, updated_at,
+       filter
 FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 FOR UPDATE;
@@ -30,7 +35,8 @@ FOR UPDATE;
 -- Subscriptions by id whatever their company or state (DataLoader for deliveries, which
 -- are already scoped); deleted ones are still readable through their past deliveries.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-       is_active, description, created_at, updated_at
+       is_active, description, created_at, updated_at,
+       filter
 FROM subscriptions
 WHERE id = ANY(%(ids)s);
 
@@ -44,7 +50,8 @@ WHERE id = ANY(%(ids)s);
 -- list_subscriptions --
 -- One page of a company's live subscriptions, newest first (keyset).
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-       is_active, description, created_at, updated_at
+       is_active, description, created_at, updated_at,
+       filter
 FROM subscriptions
 WHERE company_id = %(company_id)s AND deleted_at IS NULL
   AND (%(webhook_key)s::text IS NULL OR webhook_key = %(webhook_key)s)
@@ -63,12 +70,15 @@ UPDATE subscriptions SET
     headers = coalesce(%(headers)s, headers),
     is_active = coalesce(%(is_active)s, is_active),
     description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,
+    filter = CASE WHEN %(set_filter)s THEN %(filter)s ELSE filter END,
+    filter_path = CASE WHEN %(set_filter)s THEN %(filter_path)s::jsonpath ELSE filter_path END,
     deactivated_reason = CASE WHEN coalesce(%(is_active)s, is_active) THEN NULL
                               ELSE deactivated_reason END,
     updated_at = now()
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-          is_active, description, created_at, updated_at;
+          is_active, description, created_at, updated_at,
+          filter;
 
 -- delete_subscription --
 -- Soft-delete: past deliveries keep pointing at it and stay queryable.
@@ -86,7 +96,8 @@ UPDATE subscriptions SET
     updated_at = now()
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
-          is_active, description, created_at, updated_at;
+          is_active, description, created_at, updated_at,
+          filter;
 
 -- subscriptions_with_secrets --
 -- A batch of subscriptions (deleted ones too) with their encrypted secrets, by id.

@@ -34,6 +34,17 @@ CASES: dict[str, tuple[str, Any, str]] = {
         lambda id: {"id": id},
         "subscription",
     ),
+    "WebhookSubscription.filter": (
+        "query($id: ID!) { webhookSubscription(id: $id) { id filter } }",
+        lambda id: {"id": id},
+        "subscription",
+    ),
+    "testSubscriptionFilter": (
+        "query($id: ID!) { testSubscriptionFilter(subscriptionId: $id) {"
+        f" matched reasons mismatches {{ clause reason }} {USER_ERRORS} }} }}",
+        lambda id: {"id": id},
+        "subscription",
+    ),
     "WebhookSubscription.deliveries": (
         "query($id: ID!) { webhookSubscription(id: $id) { deliveries { nodes { id } } } }",
         lambda id: {"id": id},
@@ -84,7 +95,14 @@ CASES: dict[str, tuple[str, Any, str]] = {
     "updateWebhookSubscription": (
         "mutation($input: UpdateWebhookSubscriptionInput!) {"
         f" updateWebhookSubscription(input: $input) {{ subscription {{ id }} {USER_ERRORS} }} }}",
-        lambda id: {"input": {"id": id, "isActive": False, "description": "taken over"}},
+        lambda id: {
+            "input": {
+                "id": id,
+                "isActive": False,
+                "description": "taken over",
+                "filter": {"order_status": "taken over"},
+            }
+        },
         "subscription",
     ),
     "deleteWebhookSubscription": (
@@ -125,6 +143,7 @@ query($id: ID!) {
   webhookSubscription(id: $id) {
     id callbackUrl notificationEmail isActive description updatedAt
     headers { name valueHint }
+    id callbackUrl notificationEmail isActive description updatedAt filter
     deliveries { nodes { id status cycle attemptCount } }
   }
   events { nodes { id isTest } }
@@ -135,6 +154,11 @@ LISTS = {
     "events": "query { events(first: 100) { nodes { id } } }",
     "deliveries": "query { deliveries(first: 100) { nodes { id } } }",
 }
+
+
+# Each world's subscription carries a filter (its event passes it): company B must
+# neither see A's nor test it.
+WORLD_FILTER = {"order_status": {"$ne": "cancelled"}}
 
 
 @dataclass(frozen=True)
@@ -167,6 +191,7 @@ async def build_world(
                 "callbackUrl": "http://127.0.0.1:9/hook",
                 "notificationEmail": "ops@example.com",
                 "headers": [{"name": "Authorization", "value": f"Bearer {company}-0123456789"}],
+                "filter": WORLD_FILTER,
             }
         },
         key=key,

@@ -11,7 +11,6 @@ within the grouping window share one email.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from email.message import EmailMessage
 
 import pytest
 
@@ -37,11 +36,7 @@ def smtp() -> Iterator[SmtpTestServer]:
 
 def text_of(mail: ReceivedMail) -> str:
     """The plain-text body, decoded, with newlines for SMTP's line ends."""
-    message: EmailMessage = mail.message
-    body = message.get_body(preferencelist=("plain",))
-    assert body is not None
-    content: str = body.get_content()
-    return content.replace("\r\n", "\n")
+    return mail.text
 
 
 def flat(text: str) -> str:

@@ -118,12 +118,17 @@ CONFIDENTIAL_COLUMNS = {
         "previous_secret_expires_at",
         "description",
         "deactivated_reason",
+        "filter",
     ],
     "delivery_attempts": ["response_body", "error", "url"],
 }
-# What the publisher does read: what fan-out matches, and delivery statuses.
+# What the publisher does read: what fan-out matches (a filter in its compiled form
+# only), and delivery statuses.
 PUBLISHER_COLUMNS = {
-    "subscriptions": ["id", "company_id", "webhook_key", "is_active", "deleted_at", "created_at"],
+    "subscriptions": [
+        *("id", "company_id", "webhook_key", "is_active", "deleted_at", "created_at"),
+        "filter_path",
+    ],
     "delivery_attempts": ["delivery_id", "cycle", "number", "started_at", "response_status"],
     "deliveries": ["id", "status", "attempt_count", "last_response_status", "completed_at"],
     "events": ["id", "company_id", "payload", "body"],

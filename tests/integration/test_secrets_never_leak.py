@@ -483,7 +483,10 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
     for table, dump in dumps.items():
         places[f"table {table}"] = dump
     for index, mail in enumerate(mails):
+        # Decoded too: a transfer encoding can break a value over lines (quoted-printable)
+        # or hide it entirely (base64).
         places[f"email {index}"] = mail.raw.decode("utf-8", errors="replace")
+        places[f"email {index}, decoded"] = mail.text
     found = leaks(secrets, places)
     assert not found, "secrets found:\n" + "\n".join(found)
 

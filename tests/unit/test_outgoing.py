@@ -8,20 +8,12 @@ from typing import Any
 
 import pytest
 
-from app.core.secret_box import (
-    SecretBox,
-    generate_key,
-    header_context,
-    param_context,
-    secret_context,
-)
 from app.delivery.outgoing import (
     Endpoint,
     OutgoingDelivery,
     SealedHeader,
     SealedParam,
     outgoing_from_row,
-    secret_values,
 )
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
@@ -89,31 +81,3 @@ def test_only_an_active_undeleted_subscription_takes_deliveries(
     row = context_row(is_active=is_active, deleted_at=deleted_at)
 
     assert outgoing_from_row(row).endpoint.is_open is is_open
-
-
-def test_secret_values_open_every_secret_of_the_endpoint() -> None:
-    # Given an endpoint with a rotated secret, a parameter and two headers, all sealed
-    box = SecretBox(generate_key())
-    endpoint = Endpoint(
-        subscription_id=SUBSCRIPTION,
-        callback_url="https://h.example/in",
-        api_key_params=(
-            SealedParam(
-                "token", box.encrypt("t0ken", context=param_context(SUBSCRIPTION, "token"))
-            ),
-        ),
-        signing_secret=box.encrypt("whsec_new", context=secret_context(SUBSCRIPTION)),
-        previous_signing_secret=box.encrypt("whsec_old", context=secret_context(SUBSCRIPTION)),
-        previous_secret_expires_at=NOW,
-        is_active=True,
-        deleted_at=None,
-        headers=tuple(
-            SealedHeader(name, box.encrypt(value, context=header_context(SUBSCRIPTION, name)))
-            for name, value in [("Authorization", "Bearer abc"), ("X-Tenant", "acme-7")]
-        ),
-    )
-
-    # Then all of them come out in clear, for text a person reads to be cleaned of them
-    assert sorted(secret_values(box, endpoint)) == sorted(
-        ["whsec_new", "whsec_old", "t0ken", "Bearer abc", "acme-7"]
-    )
