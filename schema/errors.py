@@ -48,7 +48,8 @@ def arguments_checked() -> Iterator[None]:
 def graphql_path(field: Field, paths: FieldPaths) -> list[str]:
     """A domain field's path in the mutation's arguments, e.g. ``("api_key_params", 0,
     "name")`` -> ``["input", "apiKeyParams", "0", "name"]``; names are camelCased as
-    Strawberry names the fields; a :class:`JsonKey` (inside a JSON value) stays as sent."""
+    Strawberry names the fields; a :class:`JsonKey` (inside a JSON value) stays as sent:
+    ``("payload", JsonKey("order_id"))`` -> ``["input", "payload", "order_id"]``."""
     name, *rest = field
     prefix = paths.get(str(name), ("input", to_camel_case(str(name))))
     return [

@@ -16,26 +16,13 @@ from typing import Any
 from graphql import BREAK, DocumentNode, GraphQLError, StringValueNode, Visitor, visit
 from strawberry.extensions import SchemaExtension
 
+from app.core.validation import holds_nul, unstorable
 from schema.documents import DocumentCache
 
-NUL = "\x00"
 MESSAGE = (
     "Strings must not contain the NUL character (\\u0000) or an unpaired surrogate"
     " (\\ud800-\\udfff alone)."
 )
-
-
-def unstorable(text: str) -> bool:
-    """Whether ``text`` holds U+0000 or a code point that UTF-8 cannot encode."""
-    if NUL in text:
-        return True
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 class RefuseNulCharacters(SchemaExtension):
@@ -64,28 +51,6 @@ class RefuseNulCharacters(SchemaExtension):
                 GraphQLError(MESSAGE, extensions={"code": "BAD_USER_INPUT"})
             ]
         yield
-
-
-def holds_nul(value: Any) -> bool:
-    """Whether a JSON value (variables) has U+0000 or an unpaired surrogate in any string
-    or object key.
-
-    A walk with a stack of its own, not recursion: the depth of client JSON is bounded
-    where it is parsed (``app.web.request_json``), but not every caller's value comes from
-    there, and a few hundred levels of recursion used to end in a RecursionError.
-    """
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if unstorable(item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
 
 
 def document_holds_nul(document: DocumentNode | None) -> bool:

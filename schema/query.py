@@ -55,6 +55,12 @@ class Query:
         found = await info.context.loaders.webhook_types()
         return [WebhookType.from_model(webhook) for webhook in found.values()]
 
+    @strawberry.field(description="One webhook of the catalogue by key, e.g. ORDER_STATUS.")
+    async def webhook_type(self, info: Info, key: str) -> WebhookType | None:
+        info.context.require_viewer()
+        found = (await info.context.loaders.webhook_types()).get(key)
+        return WebhookType.from_model(found) if found else None
+
     @strawberry.field(description="The viewer's company's subscriptions, newest first.")
     async def webhook_subscriptions(
         self,

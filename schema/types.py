@@ -48,6 +48,12 @@ class Viewer:
     company: Company | None = strawberry.field(description="Null for PUBLISHER keys.")
 
 
+@strawberry.type(description="One value of a webhook's status field, and what it means.")
+class WebhookStatusValue:
+    value: str = strawberry.field(description="As payloads carry it, e.g. 'scheduled'.")
+    description: str | None
+
+
 @strawberry.type
 class WebhookType:
     key: str = strawberry.field(
@@ -55,7 +61,28 @@ class WebhookType:
     )
     name: str = strawberry.field(description="Human name, e.g. 'Order Status'.")
     description: str
-    sample_payload: JSON
+    sample_payload: JSON = strawberry.field(
+        description="A payload that matches `schema`, with invented values; test events "
+        "(sendTestEvent) carry it."
+    )
+    schema: JSON = strawberry.field(
+        description="The JSON Schema (draft 2020-12) every payload of this webhook matches; "
+        "publishEvent refuses others (SCHEMA_MISMATCH). Payloads may carry fields it does "
+        "not list: receivers ignore those they do not know."
+    )
+    subject_pointer: str | None = strawberry.field(
+        description="JSON pointer to the payload value that is an event's subject when the "
+        "publisher gives none, e.g. /order_id: the subject of an ORDER_STATUS event is the "
+        "order id, as a string. Null: the subject is only what the publisher gives."
+    )
+    status_pointer: str | None = strawberry.field(
+        description="JSON pointer to the payload's status field, e.g. /order_status; "
+        "`statuses` lists its values."
+    )
+    statuses: list[WebhookStatusValue] = strawberry.field(
+        description="The values of the status field, each with its meaning, as the schema "
+        "lists them; empty without a status field."
+    )
 
     @classmethod
     def from_model(cls, webhook: webhook_types.WebhookType) -> WebhookType:
@@ -64,6 +91,13 @@ class WebhookType:
             name=webhook.name,
             description=webhook.description,
             sample_payload=_json(webhook.sample_payload),
+            schema=_json(webhook.payload_schema),
+            subject_pointer=webhook.subject_pointer,
+            status_pointer=webhook.status_pointer,
+            statuses=[
+                WebhookStatusValue(value=status.value, description=status.description)
+                for status in webhook.statuses
+            ],
         )
 
 

@@ -22,7 +22,8 @@ that catches them) expect. The tree, each class with its module
       _Refused                     app.web.refusals
       JsonRefused                  app.web.request_json, also a json.JSONDecodeError
       SocketRefused                app.web.socket_guard
-      CommandError                 app.run.cli
+      CommandError                 app.run.command
+        UsageError                 app.run.command
       PortInUse                    app.run.development
       AlreadyRunning               app.run.development
       ClusterError                 app.run.postgres_cluster, also a RuntimeError
@@ -50,6 +51,7 @@ class UserErrorCode(StrEnum):
     UNKNOWN_WEBHOOK = "UNKNOWN_WEBHOOK"
     FORBIDDEN_TARGET = "FORBIDDEN_TARGET"
     TOO_LARGE = "TOO_LARGE"
+    SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
 
 
 class WebhooksError(Exception):
@@ -59,13 +61,14 @@ class WebhooksError(Exception):
 Field = tuple[str | int, ...]
 """An input field as the domain names it: a parameter of the domain function or a field
 of its input value, then an index or a name within it, e.g. ``("callback_url",)`` or
-``("api_key_params", 2, "name")``."""
+``("api_key_params", 2, "name")``; within a JSON value, keys are :class:`JsonKey`, e.g.
+``("payload", JsonKey("client"), JsonKey("email"))``."""
 
 
 class JsonKey(str):
-    """A key of a JSON value the client sent (a filter's field path or operator), as a
-    part of a :data:`Field`: reported as it was written, never renamed as field names
-    are (``order_status`` stays ``order_status``)."""
+    """A key of a JSON value the client sent (a filter's field path or operator, a
+    payload's field name), as a part of a :data:`Field`: reported as it was written,
+    never renamed as field names are (``order_status`` stays ``order_status``)."""
 
     __slots__ = ()
 

@@ -267,3 +267,43 @@ def check_payload(
             )
         ]
     return encoded, []
+
+
+# PostgreSQL's text and jsonb cannot hold U+0000, and no UTF-8 encodes an unpaired
+# surrogate (JSON's "\ud800" decodes to one): such strings are refused before any query.
+NUL = "\x00"
+
+
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds U+0000 or a code point that UTF-8 cannot encode."""
+    if NUL in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a JSON value (GraphQL variables, an operator's schema or sample) has U+0000
+    or an unpaired surrogate in any string or object key.
+
+    A walk with a stack of its own, not recursion: the depth of client JSON is bounded
+    where it is parsed (``app.web.request_json``), but not every caller's value comes from
+    there, and a few hundred levels of recursion used to end in a RecursionError.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if unstorable(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

@@ -21,12 +21,18 @@ from app.core.settings import Settings
 from app.core.validation import MAX_IDEMPOTENCY_KEY, MAX_SUBJECT, check_payload, check_text
 from app.core.viewer import Viewer
 from app.domain.subscriptions import require_active_subscription
-from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
+from app.domain.webhook_types import (
+    PayloadRules,
+    derived_subject,
+    get_webhook_type,
+    payload_errors,
+    payload_rules,
+    unknown_webhook,
+)
 from app.store.database import Database, Row, Session
 from app.store.queue import fan_out_event
 
-# The subject and order id of every test event: obviously not an order (the samples'
-# "ord_12345" is also the README's example of a real one).
+# The subject of every test event: obviously not an order id (those are numbers).
 TEST_ORDER_ID = "ord_test_event"
 
 
@@ -140,6 +146,12 @@ async def publish_event(
     published, and the comparison is exact. A used key with anything different is a
     publisher's bug, not a retry: a ``DUPLICATE`` user error on the ``idempotency_key``
     naming what differs (as Stripe does), and nothing is written.
+
+    The payload must match its webhook's JSON Schema: each violation is a
+    ``SCHEMA_MISMATCH`` user error at its JSON pointer in the payload. Without a subject,
+    the event's subject is the payload's value at the webhook's subject pointer (for
+    ORDER_STATUS the order id, as a string); a subject given is kept as it is, the
+    publisher may know better.
     """
     payload_json, errors = check_payload(("payload",), new.payload, limits.max_payload_bytes)
     errors += check_text(("subject",), new.subject, MAX_SUBJECT, "subject")
@@ -156,11 +168,21 @@ async def publish_event(
     event_id = new_id()
     now = datetime.now(UTC)
     created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    # The company and webhook are looked up on the transaction's own connection: two
-    # round trips, where a pooled session each took four (publishing is on the hot path).
-    # A user error raised inside rolls back, so nothing is written either way.
+    # The company and the webhook's rules are looked up on the transaction's own
+    # connection: two round trips, where a pooled session each took four (publishing is
+    # on the hot path); the webhook's schema travels only when this process has not
+    # compiled its current version. A user error raised inside rolls back, so nothing
+    # is written either way.
     async with db.transaction() as tx:
-        errors = await _reference_errors(tx, new) + errors
+        reference_errors, rules = await _reference_errors(tx, new)
+        errors = reference_errors + errors
+        subject = new.subject
+        if rules is not None and payload_json is not None:
+            # Checked only once the payload is an object within the size cap.
+            errors += payload_errors(rules, new.payload, len(payload_json))
+            if subject is None:
+                subject, subject_errors = derived_subject(rules, new.payload)
+                errors += subject_errors
         if errors:
             raise InvalidInput(errors)
         if payload_json is None:
@@ -169,7 +191,7 @@ async def publish_event(
             event_id,
             new.webhook_key,
             new.company_id,
-            new.subject,
+            subject,
             created_at,
             payload_json,
             is_test=is_test,
@@ -179,7 +201,7 @@ async def publish_event(
             id=event_id,
             company_id=new.company_id,
             webhook_key=new.webhook_key,
-            subject=new.subject,
+            subject=subject,
             payload=Jsonb(new.payload),
             idempotency_key=new.idempotency_key,
             is_test=is_test,
@@ -193,7 +215,7 @@ async def publish_event(
                 company_id=new.company_id,
                 idempotency_key=new.idempotency_key,
                 webhook_key=new.webhook_key,
-                subject=new.subject,
+                subject=subject,
                 payload=Jsonb(new.payload),
             )
             if existing is None:
@@ -206,7 +228,7 @@ async def publish_event(
             event_id=event_id,
             company_id=new.company_id,
             webhook_key=new.webhook_key,
-            subject=new.subject,
+            subject=subject,
             max_attempts=limits.max_attempts,
             subscription_id=only_subscription,
         )
@@ -240,14 +262,17 @@ def _check_same_request(existing: Row) -> None:
     )
 
 
-async def _reference_errors(tx: Session, new: NewEvent) -> list[UserError]:
+async def _reference_errors(
+    tx: Session, new: NewEvent
+) -> tuple[list[UserError], PayloadRules | None]:
+    """Errors of the company and webhook named, and the webhook's rules if it exists."""
     errors: list[UserError] = []
     if await tx.fetch_one("get_company", id=new.company_id) is None:
         errors.append(missing(("company_id",), "company"))
-    webhooks = {row["key"] for row in await tx.fetch_all("list_webhook_types")}
-    if new.webhook_key not in webhooks:
+    rules = await payload_rules(tx, new.webhook_key)
+    if rules is None:
         errors.append(unknown_webhook(new.webhook_key))
-    return errors
+    return errors, rules
 
 
 async def get_event(db: Database, viewer: Viewer, event_id: str) -> Event | None:
@@ -286,28 +311,26 @@ async def send_test_event(
 ) -> Event:
     """Deliver the webhook's sample payload to one subscription, through the normal path.
 
-    The event is marked ``isTest``, its body says ``"test": true``, and its subject and
-    the payload's ``orderId`` are :data:`TEST_ORDER_ID`, never a real-looking order, so
-    receivers and front-ends can tell it apart.
+    The event is marked ``isTest``, its body says ``"test": true``, and its subject is
+    :data:`TEST_ORDER_ID`, never a real-looking order, so receivers and front-ends can
+    tell it apart. The sample goes as it is: its values are invented, and it matches the
+    type's schema (an operator's put checks that).
     """
     subscription = await require_active_subscription(
         db, viewer, subscription_id, to="send a test event"
     )
-    webhook = (await webhook_types_by_key(db))[subscription["webhook_key"]]
+    webhook = await get_webhook_type(db, subscription["webhook_key"])
+    if webhook is None:
+        raise RuntimeError("a subscription's webhook type is missing")
     return await publish_event(
         db,
         limits,
         NewEvent(
             company_id=viewer.own_company,
             webhook_key=webhook.key,
-            payload=sample_for_test_event(webhook.sample_payload),
+            payload=webhook.sample_payload,
             subject=TEST_ORDER_ID,
         ),
         is_test=True,
         only_subscription=subscription["id"],
     )
-
-
-def sample_for_test_event(sample: dict[str, Any]) -> dict[str, Any]:
-    """A webhook's sample payload as a test event carries it: no real-looking order id."""
-    return {**sample, "orderId": TEST_ORDER_ID} if "orderId" in sample else dict(sample)

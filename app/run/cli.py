@@ -1,34 +1,32 @@
-"""The ``webhooks`` command: run the service, the worker, migrations, and manage keys.
+"""The ``webhooks`` command: run the service, the worker, migrations, and manage keys
+and the webhook catalogue (``webhook-type``: app/run/catalogue.py).
 
 ``--json`` output is one JSON object on stdout; human output and logs go elsewhere.
-A bad setting stops the command with the message and exit code 2.
+A bad setting or bad input stops the command with the message and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.errors import UndefinedTable
 
-from app.core import event_loop
-from app.core.errors import WebhooksError
 from app.core.logs import configure_logging
 from app.core.settings import Settings, SettingsError
 from app.domain import api_keys, companies
+from app.run import catalogue
+from app.run.command import CommandError, UsageError, emit, require_database, with_services
 from app.store.migrations import apply_migrations
-from app.store.services import Services, open_services
+from app.store.services import Services
 
 if TYPE_CHECKING:
     from app.delivery.mailer import OutboxEntry
-
-T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"webhooks: configuration error: {error}", file=sys.stderr)
         return 2
+    except UsageError as error:
+        print(f"webhooks: {error}", file=sys.stderr)
+        return 2
     except CommandError as error:
         print(f"webhooks: {error}", file=sys.stderr)
         return 1
@@ -73,10 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-class CommandError(WebhooksError):
-    """A command could not do what was asked; the message says why."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -165,16 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(handler=_secret_key_rotate)
 
+    catalogue.add_commands(commands)
+
     export = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(handler=_schema, settings_free=True)
     return parser
-
-
-def _emit(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data))
-    else:
-        print(human)
 
 
 def _with_dev_database(settings: Settings) -> Settings:
@@ -188,30 +180,10 @@ def _with_dev_database(settings: Settings) -> Settings:
     return settings.with_overrides(database_url=url)
 
 
-def _require_database(settings: Settings) -> str:
-    if settings.database_url is None:
-        raise SettingsError(
-            "WEBHOOKS_DATABASE_URL (or DATABASE_URL) is not set, and no `webhooks dev` runs "
-            f"with the data directory {Path(settings.data_dir).absolute()} (WEBHOOKS_DATA_DIR) "
-            "to lend its database"
-        )
-    return settings.database_url
-
-
-def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
-    _require_database(settings)
-
-    async def run() -> T:
-        async with open_services(settings) as services:
-            return await work(services)
-
-    return event_loop.run(run())
-
-
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    applied = apply_migrations(_require_database(settings))
+    applied = apply_migrations(require_database(settings))
     human = "\n".join(f"applied {name}" for name in applied) or "database is up to date"
-    _emit(args, {"applied": applied}, human)
+    emit(args, {"applied": applied}, human)
     return 0
 
 
@@ -222,8 +194,8 @@ def _company_create(args: argparse.Namespace, settings: Settings) -> int:
         except companies.CompanyError as error:
             raise CommandError(str(error)) from None
 
-    company = _with_services(settings, work)
-    _emit(
+    company = with_services(settings, work)
+    emit(
         args,
         {"id": company.id, "name": company.name},
         f"created company {company.id} ({company.name})",
@@ -235,9 +207,9 @@ def _company_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(services: Services) -> list[companies.Company]:
         return await companies.list_companies(services.db)
 
-    found = _with_services(settings, work)
+    found = with_services(settings, work)
     data = {"companies": [{"id": company.id, "name": company.name} for company in found]}
-    _emit(args, data, "\n".join(f"{company.id}\t{company.name}" for company in found))
+    emit(args, data, "\n".join(f"{company.id}\t{company.name}" for company in found))
     return 0
 
 
@@ -249,8 +221,8 @@ def _key_create(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(f"no company with id {args.company_id!r}")
         return await api_keys.create_key(services.db, "COMPANY", args.company_id)
 
-    created = _with_services(settings, work)
-    _emit(
+    created = with_services(settings, work)
+    emit(
         args,
         {
             "key": created.key,
@@ -277,13 +249,13 @@ def _key_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(services: Services) -> list[api_keys.KeyInfo]:
         return await api_keys.list_keys(services.db, args.company_id)
 
-    found = _with_services(settings, work)
+    found = with_services(settings, work)
     lines = [
         f"{info.prefix}\t{info.role}\t{info.company_id or '-'}\t"
         f"{'revoked' if info.revoked_at else 'active'}"
         for info in found
     ]
-    _emit(args, {"keys": [_key_info(info) for info in found]}, "\n".join(lines))
+    emit(args, {"keys": [_key_info(info) for info in found]}, "\n".join(lines))
     return 0
 
 
@@ -291,10 +263,10 @@ def _key_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async def work(services: Services) -> api_keys.KeyInfo | None:
         return await api_keys.revoke_key(services.db, args.prefix)
 
-    revoked = _with_services(settings, work)
+    revoked = with_services(settings, work)
     if revoked is None:
         raise CommandError(f"no API key with prefix {args.prefix!r}")
-    _emit(args, _key_info(revoked), f"revoked {revoked.prefix}")
+    emit(args, _key_info(revoked), f"revoked {revoked.prefix}")
     return 0
 
 
@@ -340,7 +312,7 @@ def _emails_list(args: argparse.Namespace, settings: Settings) -> int:
         f"{entry.to or '-'}\t{entry.subject or '-'}\t{entry.name.removesuffix('.eml')}"
         for entry in entries
     ]
-    _emit(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
     return 0
 
 
@@ -378,8 +350,8 @@ def _secret_key_rotate(args: argparse.Namespace, settings: Settings) -> int:
     async def work(services: Services) -> RotationReport:
         return await reencrypt_secrets(services.db, services.secret_box)
 
-    report = _with_services(settings, work)
-    _emit(
+    report = with_services(settings, work)
+    emit(
         args,
         {"subscriptions": report.subscriptions, "reencrypted": report.reencrypted},
         f"re-encrypted the secrets of {report.reencrypted} of {report.subscriptions} subscriptions",
@@ -397,7 +369,7 @@ def _schema(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.run.runner import serve
 
-    _require_database(settings)
+    require_database(settings)
     serve(settings, host=args.host, port=args.port, with_worker=args.with_worker)
     return 0
 
@@ -405,7 +377,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.run.runner import run_worker_process
 
-    _require_database(settings)
+    require_database(settings)
     if args.concurrency is not None:
         if args.concurrency < 1:
             raise CommandError("--concurrency must be at least 1")

@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.core import event_loop
 from app.core.errors import WebhooksError
 from app.core.settings import Settings
 from app.domain import api_keys, companies
+from app.domain.webhook_types import get_webhook_type
 from app.run.postgres_cluster import LocalCluster
 from app.run.runner import serve, sigterm_interrupts
 from app.store.migrations import apply_migrations, ensure_development_database
@@ -37,6 +39,12 @@ EXAMPLE_RECEIVER_PORT = 9000
 # with the same data directory and no database configured use it (app/run/cli.py).
 DEV_DATABASE_FILE = "dev-database-url"
 DEV_LOCK_FILE = "dev.lock"
+# The body of the banner's publish step: a full ORDER_STATUS payload is too long to type.
+PUBLISH_EXAMPLE_FILE = "publish-order-status.json"
+PUBLISH_EXAMPLE_QUERY = (
+    "mutation Publish($input: PublishEventInput!) { publishEvent(input: $input) "
+    "{ event { id subject deliveries { id status } } userErrors { field message code } } }"
+)
 
 
 class PortInUse(WebhooksError):
@@ -127,6 +135,8 @@ def _run_development(settings: Settings, port: int, data_dir: Path) -> None:
         saved = DemoKeys(**json.loads(keys_file.read_text())) if keys_file.exists() else None
         demo = event_loop.run(ensure_demo(settings, saved))
         _save_keys(keys_file, demo)
+        example = event_loop.run(publish_example(settings))
+        (data_dir / PUBLISH_EXAMPLE_FILE).write_text(json.dumps(example, indent=2) + "\n")
         (data_dir / DEV_DATABASE_FILE).write_text(database_url + "\n")
         serve(settings, port=port, with_worker=True, banner=banner(settings, demo, port))
     finally:
@@ -154,6 +164,28 @@ async def ensure_demo(settings: Settings, saved: DemoKeys | None) -> DemoKeys:
         company_key = await api_keys.create_key(services.db, "COMPANY", DEMO_COMPANY_ID)
         publisher_key = await api_keys.create_key(services.db, "PUBLISHER", None)
     return DemoKeys(DEMO_COMPANY_ID, company_key.key, publisher_key.key)
+
+
+async def publish_example(settings: Settings) -> dict[str, Any]:
+    """The GraphQL request of the banner's publish step: an ORDER_STATUS event for the
+    demo company whose payload is the catalogue's sample (so it matches the schema);
+    no subject, so it is the order id."""
+    async with open_services(settings) as services:
+        webhook = await get_webhook_type(services.db, "ORDER_STATUS")
+    if webhook is None:
+        raise RuntimeError("the catalogue has no ORDER_STATUS")
+    payload = webhook.sample_payload
+    return {
+        "query": PUBLISH_EXAMPLE_QUERY,
+        "variables": {
+            "input": {
+                "companyId": DEMO_COMPANY_ID,
+                "webhook": webhook.key,
+                "idempotencyKey": f"{payload.get('order_id')}:{payload.get('order_status')}",
+                "payload": payload,
+            }
+        },
+    }
 
 
 def _save_keys(keys_file: Path, demo: DemoKeys) -> None:
@@ -193,12 +225,7 @@ def banner(settings: Settings, demo: DemoKeys, port: int) -> str:
         f'callbackUrl: \\"{callback}\\", notificationEmail: \\"ops@demo.example\\"}}) '
         "{ subscription { id callbackUrl } signingSecret userErrors { field message } } }"
     )
-    publish = (
-        'mutation { publishEvent(input: {companyId: \\"demo\\", webhook: \\"ORDER_STATUS\\", '
-        'subject: \\"1001\\", idempotencyKey: \\"1001:scheduled\\", '
-        'payload: {order_id: 1001, order_status: \\"scheduled\\"}}) '
-        "{ event { id deliveries { id status } } userErrors { field message } } }"
-    )
+    publish_body = Path(settings.data_dir) / PUBLISH_EXAMPLE_FILE
     return f"""
 PlanOmatic Webhooks (development) is running.
 
@@ -227,10 +254,11 @@ curl -s {base}/graphql -H 'Authorization: Bearer {demo.company_key}' \\
   2. Run the example receiver with the signingSecret that step 1 printed:
 SIGNING_SECRET=whsec_... {python} {receiver_script} {EXAMPLE_RECEIVER_PORT}
 
-  3. Publish an event, as the order system does (PUBLISHER key):
+  3. Publish an event, as the order system does (PUBLISHER key); the body is the
+     catalogue's ORDER_STATUS sample (`{cli} webhook-type show ORDER_STATUS --sample`):
 curl -s {base}/graphql -H 'Authorization: Bearer {demo.publisher_key}' \\
   -H 'content-type: application/json' \\
-  -d '{{"query": "{publish}"}}'
+  -d @{publish_body}
 
   4. Watch deliveries live: in GraphiQL (header above) run
        subscription {{ deliveryUpdates {{ id status attemptCount lastResponseStatus }} }}

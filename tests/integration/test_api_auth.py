@@ -229,7 +229,7 @@ async def test_the_catalogue_lists_order_status(api: GraphQLClient, tenants: Ten
     assert order_status["name"] == "Order Status"
     assert order_status["description"]
     assert isinstance(order_status["samplePayload"], dict)
-    assert "orderId" in order_status["samplePayload"]
+    assert order_status["samplePayload"]["order_status"] == "scheduled"
 
 
 async def test_a_company_viewer_has_its_role_and_company(

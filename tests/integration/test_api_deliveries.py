@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.store.services import Services
+from tests.catalogue import add_webhook_type
 from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
@@ -135,11 +136,7 @@ async def publish(
 
 @pytest.fixture
 async def scenario(api: GraphQLClient, services: Services, tenants: Tenants) -> Scenario:
-    await sql(
-        services,
-        "INSERT INTO webhook_types (key, name, description, sample_payload)"
-        " VALUES ('MEDIA_READY', 'Media Ready', 'Media delivered.', '{}')",
-    )
+    await add_webhook_type(services, "MEDIA_READY")
     orders = await subscribe(api, tenants.key_a, "ORDER_STATUS", "orders")
     media_hook = await subscribe(api, tenants.key_a, "MEDIA_READY", "media")
     first_event, [first] = await publish(api, tenants, tenants.a, "ORDER_STATUS", "ord_1")

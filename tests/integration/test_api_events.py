@@ -9,6 +9,7 @@ import pytest
 
 from app.core.settings import Settings
 from app.store.services import Services
+from tests.catalogue import add_webhook_type
 from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants
 
@@ -103,16 +104,6 @@ async def counts(services: Services) -> tuple[int, int, int]:
         " (SELECT count(*) FROM procrastinate_jobs)",
     )
     return rows[0]
-
-
-async def add_webhook_type(services: Services, key: str) -> None:
-    await sql(
-        services,
-        "INSERT INTO webhook_types (key, name, description, sample_payload)"
-        " VALUES (%s, %s, 'A second webhook.', '{\"orderId\": \"ord_1\"}')",
-        key,
-        key.title(),
-    )
 
 
 # --- fan-out --------------------------------------------------------------------------

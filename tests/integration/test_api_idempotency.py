@@ -9,6 +9,7 @@ import pytest
 
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
+from tests.catalogue import add_webhook_type
 from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants, create_subscription_for
 
@@ -130,11 +131,7 @@ async def test_a_used_key_with_another_webhook_is_a_duplicate_error(
     api: GraphQLClient, services: Services, tenants: Tenants, first_event: dict[str, Any]
 ) -> None:
     # Given a second webhook type, and an ORDER_STATUS event published with a key
-    async with services.db.pool.connection() as connection:
-        await connection.execute(
-            "INSERT INTO webhook_types (key, name, description, sample_payload)"
-            " VALUES ('MEDIA_READY', 'Media Ready', 'Media are ready.', '{}')"
-        )
+    await add_webhook_type(services, "MEDIA_READY")
 
     # When a MEDIA_READY event with the same subject and payload reuses the key
     again = await publish(api, tenants, webhook="MEDIA_READY")

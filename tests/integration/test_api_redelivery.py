@@ -318,15 +318,16 @@ async def test_send_test_event_delivers_the_sample_to_that_subscription_only(
     # When a test event is sent to one of them
     data = await api.data(SEND_TEST, {"id": target}, key=tenants.key_a)
 
-    # Then a test event with the webhook's sample payload (its order id an obvious test
-    # one) has one delivery, to the target
+    # Then a test event with the webhook's sample payload as it is, and a subject that is
+    # obviously no order id, has one delivery, to the target
     payload = data["sendTestEvent"]
     assert payload["userErrors"] == []
     event = payload["event"]
     assert event["isTest"] is True
     assert event["company"] == {"id": tenants.a}
     assert event["webhook"]["key"] == "ORDER_STATUS"
-    assert event["payload"] == {**event["webhook"]["samplePayload"], "orderId": TEST_ORDER_ID}
+    assert event["payload"] == event["webhook"]["samplePayload"]
+    assert event["subject"] == TEST_ORDER_ID
     [delivery] = event["deliveries"]
     assert delivery["subscription"] == {"id": target}
     assert delivery["status"] == "PENDING"

@@ -13,6 +13,7 @@ import pytest
 from app.domain import api_keys, companies
 from app.store.services import Services, open_services
 from app.web.server import build_app
+from tests.catalogue import add_webhook_type
 from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants, make_settings
 
@@ -627,11 +628,7 @@ async def test_the_list_filters_by_webhook_and_active_state(
     api: GraphQLClient, services: Services, tenants: Tenants
 ) -> None:
     # Given a second webhook in the catalogue, and subscriptions to both, active or not
-    await sql(
-        services,
-        "INSERT INTO webhook_types (key, name, description, sample_payload) "
-        "VALUES ('MEDIA_READY', 'Media Ready', 'Media delivered.', '{\"orderId\": \"o\"}')",
-    )
+    await add_webhook_type(services, "MEDIA_READY", sample={"orderId": "o"})
     active_order = await create(api, tenants.key_a, callbackUrl="http://127.0.0.1:9/1")
     inactive_order = await create(
         api, tenants.key_a, callbackUrl="http://127.0.0.1:9/2", isActive=False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.errors import Field, UserError, UserErrorCode, missing
+from app.core.errors import Field, JsonKey, UserError, UserErrorCode, missing
 from app.domain.webhook_types import unknown_webhook
 from schema.errors import FieldPaths, graphql_message, graphql_path
 from schema.mutation import (
@@ -28,6 +28,17 @@ from schema.mutation import (
         (("subscription_id",), SUBSCRIPTION_BY_ID, ["id"]),
         (("subscription_id",), SUBSCRIPTION_BY_SUBSCRIPTION_ID, ["subscriptionId"]),
         (("delivery_id",), DELIVERY_BY_DELIVERY_ID, ["deliveryId"]),
+        # Keys inside a payload are the publisher's: kept as they are, not camelCased.
+        (
+            ("payload", JsonKey("property_info"), JsonKey("postal_code")),
+            WEBHOOK_IN_INPUT,
+            ["input", "payload", "property_info", "postal_code"],
+        ),
+        (
+            ("payload", JsonKey("appointments"), 0, JsonKey("start_datetime")),
+            WEBHOOK_IN_INPUT,
+            ["input", "payload", "appointments", "0", "start_datetime"],
+        ),
     ],
 )
 def test_a_domain_field_is_reported_at_its_graphql_path(
