@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 
 from app.core.errors import InvalidInput, JsonKey, UserError, UserErrorCode
 from app.core.payload_schema import (
@@ -141,8 +141,8 @@ async def put_webhook_type(db: Database, definition: WebhookTypeDefinition) -> P
         key=definition.key,
         name=definition.name,
         description=definition.description,
-        payload_schema=Jsonb(definition.payload_schema),
-        sample_payload=Jsonb(definition.sample_payload),
+        payload_schema=Json(definition.payload_schema),
+        sample_payload=Json(definition.sample_payload),
         subject_pointer=definition.subject_pointer,
         status_pointer=definition.status_pointer,
     )

@@ -17,8 +17,15 @@
 -- of those files changes nothing). The toy camelCase sample goes; events already
 -- published keep their payloads.
 
+-- The schema and the sample are json, not jsonb: a catalogue is read by people, and json
+-- keeps a document's keys in the order its author wrote them (jsonb sorts them by
+-- length). Nothing queries inside them; publishing compiles the schema in Python.
 ALTER TABLE webhook_types
-    ADD COLUMN payload_schema jsonb CHECK (jsonb_typeof(payload_schema) = 'object'),
+    DROP CONSTRAINT webhook_types_sample_payload_check,
+    ALTER COLUMN sample_payload TYPE json USING sample_payload::json,
+    ADD CONSTRAINT webhook_types_sample_payload_check
+        CHECK (json_typeof(sample_payload) = 'object'),
+    ADD COLUMN payload_schema json CHECK (json_typeof(payload_schema) = 'object'),
     ADD COLUMN subject_pointer text CHECK (subject_pointer ~ '^(/[^/]*)+$'),
     ADD COLUMN status_pointer text CHECK (status_pointer ~ '^(/[^/]*)+$'),
     ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();

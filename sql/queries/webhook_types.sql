@@ -13,6 +13,8 @@ FROM webhook_types WHERE key = %(key)s;
 -- put_webhook_type --
 -- Create a type, or replace every field of the one with this key; returns nothing when
 -- that changes nothing (so updated_at, the version running processes cache by, stays).
+-- The documents compare as JSON values (jsonb), so a file that only reorders keys or
+-- spacing is no change.
 -- created: the row is new (xmax is 0 for a row this statement inserted).
 INSERT INTO webhook_types AS w (key, name, description, payload_schema, sample_payload,
                                 subject_pointer, status_pointer, updated_at)
@@ -23,10 +25,10 @@ ON CONFLICT (key) DO UPDATE SET
     payload_schema = EXCLUDED.payload_schema, sample_payload = EXCLUDED.sample_payload,
     subject_pointer = EXCLUDED.subject_pointer, status_pointer = EXCLUDED.status_pointer,
     updated_at = now()
-WHERE (w.name, w.description, w.payload_schema, w.sample_payload, w.subject_pointer,
-       w.status_pointer)
-      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.payload_schema,
-                        EXCLUDED.sample_payload, EXCLUDED.subject_pointer,
+WHERE (w.name, w.description, w.payload_schema::jsonb, w.sample_payload::jsonb,
+       w.subject_pointer, w.status_pointer)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.payload_schema::jsonb,
+                        EXCLUDED.sample_payload::jsonb, EXCLUDED.subject_pointer,
                         EXCLUDED.status_pointer)
 RETURNING key, name, description, payload_schema, sample_payload, subject_pointer,
           status_pointer, updated_at, xmax = 0 AS created;

@@ -40,6 +40,12 @@ async def test_order_status_has_its_schema_sample_statuses_and_subject(
         assert order_status["name"] == "Order Status"
         assert order_status["schema"] == order_status_schema()
         assert order_status["samplePayload"] == order_status_sample()
+        # ...keys in the order the operator wrote them, as a person reads a catalogue
+        assert list(order_status["schema"]) == list(order_status_schema())
+        assert list(order_status["schema"]["properties"]) == list(
+            order_status_schema()["properties"]
+        )
+        assert list(order_status["samplePayload"]) == list(order_status_sample())
         # ...its subject is the order id, and says so
         assert order_status["subjectPointer"] == "/order_id"
         assert "subject is the order id" in order_status["description"]
