@@ -235,6 +235,26 @@ async def test_a_retry_without_subject_finds_the_first_event(
     assert (await counts(services))[0] == 1
 
 
+async def test_an_order_id_written_with_a_fraction_of_zero_is_the_same_subject(
+    api: GraphQLClient, services: Services, tenants: Tenants
+) -> None:
+    # Given an order id a JSON encoder wrote as 332818.0, which the schema's integer accepts
+    first = await publish(
+        api, tenants, order_status_payload(order_id=332818.0), idempotencyKey="332818:x"
+    )
+    # When the order system retries it written as 332818
+    again = await publish(
+        api, tenants, order_status_payload(order_id=332818), idempotencyKey="332818:x"
+    )
+
+    # Then both name order 332818, and the retry finds the first event
+    assert first["userErrors"] == []
+    assert first["event"]["subject"] == "332818"
+    assert again["userErrors"] == []
+    assert again["event"]["id"] == first["event"]["id"]
+    assert (await counts(services))[0] == 1
+
+
 async def test_a_type_without_subject_pointer_leaves_the_subject_empty(
     api: GraphQLClient, services: Services, tenants: Tenants
 ) -> None:
