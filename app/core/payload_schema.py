@@ -15,6 +15,8 @@ from typing import Any
 
 import jsonschema_rs
 
+from app.core.schema_expansion import Expansion, expansion
+
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 # A reference into the same document: "#", "#/$defs/x" or an anchor "#name".
 _LOCAL_REF_KEYWORDS = ("$ref", "$dynamicRef")
@@ -24,6 +26,14 @@ _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
 # every violation costs the library time per violation and a copy of the offending
 # value each, so a large hostile payload would cost seconds (measured in the README).
 DETAILED_REPORT_BYTES = 8 * 1024
+# The library gathers every violation before giving the first, and a schema can check one
+# value many times (an allOf, a definition named twice): listing is for payloads whose
+# values times the schema's subschemas stay under this, and for schemas that do not
+# recurse (listing a recursive one walks every path through the payload).
+DETAILED_REPORT_WORK = 50_000
+# More subschemas than this, with every $ref followed, is refused: validating a payload
+# visits them per value (a doubling chain of references is 2**depth of them).
+MAX_EXPANDED_SUBSCHEMAS = 100_000
 MAX_SHOWN_CHARACTERS = 40
 
 Pointer = tuple[str | int, ...]
@@ -171,6 +181,20 @@ def schema_problems(schema: Any) -> list[str]:
         compile_schema(schema)
     except ValueError as error:
         problems.append(f"the schema does not compile: {error}")
+    return problems or _weight_problems(expansion(schema, MAX_EXPANDED_SUBSCHEMAS))
+
+
+def _weight_problems(weight: Expansion) -> list[str]:
+    problems = [
+        f"$ref {json.dumps(reference)} cannot be followed in this document"
+        for reference in weight.unresolved
+    ]
+    if weight.subschemas > MAX_EXPANDED_SUBSCHEMAS:
+        problems.append(
+            f"the schema expands to more than {MAX_EXPANDED_SUBSCHEMAS:,} subschemas once its "
+            "$refs are followed (each $ref counts as what it names): validating would take "
+            "that much work per payload value"
+        )
     return problems
 
 
@@ -202,14 +226,16 @@ def _references(schema: Any) -> Iterator[tuple[Pointer, str, str]]:
 class PayloadSchema:
     """A compiled payload schema: validates payloads and reports their violations."""
 
-    def __init__(self, validator: jsonschema_rs.Validator) -> None:
+    def __init__(self, validator: jsonschema_rs.Validator, weight: Expansion) -> None:
         self._validator = validator
+        # The subschemas one payload value may meet; None: the listing would not be bounded.
+        self._per_value = None if weight.recursive else weight.subschemas
 
     def check(self, payload: Any, encoded_size: int, limit: int) -> Report:
         """At most ``limit`` violations of ``payload`` (``encoded_size`` bytes as JSON)."""
         if self._validator.is_valid(payload):
             return Report(())
-        if encoded_size > DETAILED_REPORT_BYTES:
+        if not self._lists_all(payload, encoded_size):
             try:
                 self._validator.validate(payload)
             except jsonschema_rs.ValidationError as error:
@@ -221,6 +247,27 @@ class PayloadSchema:
                 return Report(tuple(found), more=True)
             found.append(violation_of(violation))
         return Report(tuple(found))
+
+    def _lists_all(self, payload: Any, encoded_size: int) -> bool:
+        if encoded_size > DETAILED_REPORT_BYTES or self._per_value is None:
+            return False
+        budget = DETAILED_REPORT_WORK // max(self._per_value, 1)
+        return _values_within(payload, budget)
+
+
+def _values_within(document: Any, budget: int) -> bool:
+    """Whether ``document`` holds at most ``budget`` JSON values (stops counting past it)."""
+    stack = [document]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
 
 
 def compile_schema(schema: dict[str, Any]) -> PayloadSchema:
@@ -236,7 +283,7 @@ def compile_schema(schema: dict[str, Any]) -> PayloadSchema:
         )
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError) as error:
         raise ValueError(error.message) from None
-    return PayloadSchema(validator)
+    return PayloadSchema(validator, expansion(schema, MAX_EXPANDED_SUBSCHEMAS))
 
 
 def violation_of(error: jsonschema_rs.ValidationError) -> Violation:

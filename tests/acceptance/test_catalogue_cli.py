@@ -29,6 +29,7 @@ from tests.catalogue import (
     order_status_schema,
 )
 from tests.payloads import order_status_payload
+from tests.unit.test_schema_expansion import doubling
 
 
 @pytest.fixture
@@ -186,6 +187,11 @@ BAD_SCHEMAS: dict[str, tuple[str, str]] = {
     ),
     "root-not-object": ('{"type": "array"}', '--schema {file}: the root must say "type": "object"'),
     "nan": ('{"type": "object", "maximum": NaN}', "--schema {file}: not JSON: NaN is not"),
+    # Checking the sample against it would not end: each definition names the next twice.
+    "reference-bomb": (
+        json.dumps(doubling(40)),
+        "--schema {file}: the schema expands to more than 100,000 subschemas",
+    ),
 }
 
 

@@ -3,6 +3,7 @@ words, JSON pointers, and the status values a schema lists."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from app.core.payload_schema import (
     subject_from,
 )
 from tests.catalogue import order_status_sample, order_status_schema
+from tests.unit.test_schema_expansion import doubling
 
 ORDER_STATUS = compile_schema(order_status_schema())
 
@@ -130,6 +132,45 @@ def test_only_the_limit_is_reported_and_more_is_said() -> None:
     assert report.more
 
 
+def test_a_heavy_schema_lists_only_the_first_violation_of_a_small_payload() -> None:
+    # Given a schema that checks every element 2,000 times: a 500-byte payload has
+    # 400,000 violations, which the library would gather in full (seconds) to list 20
+    heavy = compile_schema(
+        {"type": "object", "properties": {"a": {"items": {"allOf": [{"type": "string"}] * 2000}}}}
+    )
+    started = time.monotonic()
+
+    report = heavy.check({"a": [1] * 200}, 500, 20)
+
+    assert [violation.message for violation in report.violations] == [
+        "/a/0: expected a string, got 1"
+    ]
+    assert report.more
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_recursive_schema_lists_only_the_first_violation() -> None:
+    # Each level names the level below twice: listing walks every path, 2**depth of them.
+    twice = {"properties": {"x": {"$ref": "#/$defs/level"}}}
+    schema = {
+        "type": "object",
+        "$defs": {"level": {"type": "object", "allOf": [twice, {**twice, "title": "again"}]}},
+        "properties": {"x": {"$ref": "#/$defs/level"}},
+    }
+    payload = node = {}
+    for _ in range(18):
+        node["x"] = {}
+        node = node["x"]
+    node["x"] = 5
+    started = time.monotonic()
+
+    report = compile_schema(schema).check(payload, 200, 20)
+
+    assert len(report.violations) == 1
+    assert report.more
+    assert time.monotonic() - started < 0.5
+
+
 def test_a_large_payload_is_reported_by_its_first_violation_only() -> None:
     payload = order_status_sample() | {"appointments": [1, 2, 3]}
 
@@ -202,6 +243,8 @@ def test_the_order_status_schema_has_no_problems() -> None:
             {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},
             "the schema does not compile: ",
         ),
+        # A kilobyte that a validator would walk 2**40 times per payload value.
+        (doubling(40), "the schema expands to more than 100,000 subschemas once its $refs"),
         # Patterns use the linear-time engine: no look-around, no back-references.
         (
             {"type": "object", "properties": {"a": {"pattern": "(?<=x)y"}}},
