@@ -8,6 +8,7 @@ A bad setting or bad input stops the command with the message and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,20 @@ if TYPE_CHECKING:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        # Written out here, inside the try: at interpreter exit a closed pipe would
+        # print a traceback instead.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`webhooks ... | head`): what was left to print has no
+        # one to go to. Point stdout at /dev/null so the exit's own flush is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler

@@ -371,3 +371,22 @@ def test_emails_list_of_an_empty_outbox_says_so(tmp_path: Path) -> None:
     assert result.returncode == 0, result.describe()
     assert result.stdout == ""
     assert "no emails in the outbox" in result.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback() -> None:
+    # Given `webhooks schema | head -0`: the pipe's reader is gone before anything is written
+    process = subprocess.Popen(
+        [WEBHOOKS, "schema"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+
+    # Then it ends quietly, with a failure status
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 1
+    assert "Traceback" not in stderr
+    assert "BrokenPipeError" not in stderr
