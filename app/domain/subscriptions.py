@@ -46,7 +46,7 @@ from app.core.viewer import Viewer
 from app.domain.subscription_filters import stored_filter
 from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Database, Row
-from app.store.queue import cancel_open_deliveries
+from app.store.queue import cancel_open_deliveries, repace_waiting_attempts
 
 # A description and a filter can be cleared (set to None), so keeping one needs a marker.
 UNCHANGED: Any = object()
@@ -362,6 +362,9 @@ async def update_subscription(
             raise RuntimeError(f"subscription {key} vanished while it was locked for update")
         if not row["is_active"]:
             await cancel_open_deliveries(tx, key)
+        elif row["max_deliveries_per_second"] != current["max_deliveries_per_second"]:
+            # Attempts waiting for slots spaced at the old rate (or none) take new ones.
+            await repace_waiting_attempts(tx, key)
     return subscription_from_row(row)
 
 
