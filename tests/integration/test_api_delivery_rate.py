@@ -11,20 +11,15 @@ from app.store.services import Services
 from tests.service import GraphQLClient, Tenants
 
 FIELDS = "id updatedAt maxDeliveriesPerSecond"
-CREATE = f"""
-mutation($input: CreateWebhookSubscriptionInput!) {{
-  createWebhookSubscription(input: $input) {{
-    subscription {{ {FIELDS} }}
-    userErrors {{ field code message }}
-  }}
-}}"""
-UPDATE = f"""
-mutation($input: UpdateWebhookSubscriptionInput!) {{
-  updateWebhookSubscription(input: $input) {{
-    subscription {{ {FIELDS} }}
-    userErrors {{ field code message }}
-  }}
-}}"""
+PAYLOAD = f"subscription {{ {FIELDS} }} userErrors {{ field code message }}"
+CREATE = (
+    "mutation($input: CreateWebhookSubscriptionInput!) {"
+    f" createWebhookSubscription(input: $input) {{ {PAYLOAD} }} }}"
+)
+UPDATE = (
+    "mutation($input: UpdateWebhookSubscriptionInput!) {"
+    f" updateWebhookSubscription(input: $input) {{ {PAYLOAD} }} }}"
+)
 GET = f"query($id: ID!) {{ webhookSubscription(id: $id) {{ {FIELDS} }} }}"
 RATE_FIELD = ["input", "maxDeliveriesPerSecond"]
 
