@@ -5,12 +5,12 @@ measured at the receiver over any one-second window. A token bucket with a burst
 second's worth does not keep that: a full bucket goes at once and its refill follows
 within the same second, twice the rate. Attempts are paced instead (GCRA without a burst
 allowance): each reserves a *slot*, a subscription's slots one spacing apart
-(:func:`slot_spacing`). A receiver sees the slots through the jitter of the way there (the
-network, the workers' and its own scheduling), so the spacing allows for some: at least
-1/rate, so that slots kept to the dot put at most ``rate`` in any one-second window, and
-enough that arrivals up to ``JITTER_ALLOWANCE_SECONDS`` apart from their slots' spacing
-put at most ``rate + 1`` there, the stated tolerance. Above twenty a second that costs a
-few percent of the rate.
+(:func:`slot_spacing`). Slots kept to the dot put at most ``rate`` deliveries in any
+one-second window. A receiver sees them through the jitter of the way there (the network,
+the workers' scheduling and its own), so the spacing allows for some: while deliveries'
+delays differ by less than ``JITTER_ALLOWANCE_SECONDS``, a window holds at most
+``rate + 1``, the stated tolerance. That is free up to twenty a second, and costs a few
+percent of the rate above.
 
 The reservation is one statement on the subscription's pacing row (``reserve_delivery_slot``
 in sql/queries/pacing.sql): the slot is the first free moment or now, whichever is later,
@@ -68,7 +68,7 @@ from app.store.services import Services
 
 logger = logging.getLogger(__name__)
 
-# How much later than its slot one delivery may arrive than another, and a window still
+# How much more one delivery's delay may be than another's, and any one-second window still
 # hold at most rate + 1 (see slot_spacing).
 JITTER_ALLOWANCE_SECONDS = 0.05
 # How long ahead of its slot a paced attempt is taken: a few slots, and at most this.
@@ -88,9 +88,10 @@ Wait = Literal["none", "in_place", "requeue"]
 def slot_spacing(per_second: int) -> timedelta:
     """The time between two slots of a rate, rounded up to PostgreSQL's microsecond.
 
-    n + 1 arrivals in a window shorter than a second span n spacings, less the difference
-    of their delays: at least 1/rate apart, ``rate + 1`` on time never fit; at least
-    (1 + J)/(rate + 1) apart, ``rate + 2`` never fit while delays differ by less than J.
+    Two arrivals k slots apart whose delays differ by d are k * spacing - d apart, and in
+    one window less than a second. With the spacing at least 1/rate and d = 0, k < rate:
+    at most ``rate`` arrivals. With it at least (1 + J) / (rate + 1) and d < J,
+    k < rate + 1: at most ``rate + 1``, J being ``JITTER_ALLOWANCE_SECONDS``.
     """
     if per_second < 1:
         raise ValueError("a delivery rate is at least 1 a second")

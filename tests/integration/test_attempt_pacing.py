@@ -20,6 +20,7 @@ from app.core.settings import Settings
 from app.delivery.attempts import make_attempt
 from app.delivery.fairness import InFlight
 from app.delivery.mailer import OutboxMailer
+from app.delivery.metrics import REGISTRY
 from app.delivery.notices import EmailSlots
 from app.delivery.pacing import (
     PACED_PRIORITY,
@@ -120,6 +121,11 @@ async def publish(services: Services, tenants: Tenants, count: int) -> list[str]
     return ids
 
 
+def paced_count(wait: str) -> float:
+    value = REGISTRY.get_sample_value("webhooks_attempts_paced_total", {"wait": wait})
+    return value or 0.0
+
+
 async def attempt(services: Services, delivery_id: str, number: int = 1, **options: Any) -> str:
     async with build_transport(services.settings, services, concurrency=5) as transport:
         with scoped(WORKER_SCOPE):
@@ -181,14 +187,17 @@ async def test_an_attempt_whose_slot_is_later_is_requeued_for_it_and_is_no_attem
     await limited_subscription(services, tenants, receiver.url_for("/one"), 1)
     first, second = await publish(services, tenants, 2)
     before = await delivery_row(services, second)
+    requeued = paced_count("requeue")
 
     # When the first is attempted, and then the second at once
     assert await attempt(services, first) == "succeeded"
     result = await attempt(services, second)
 
-    # Then the second is not sent, and nothing about it is recorded or used up...
+    # Then the second is not sent (but counted as put off), and nothing about it is
+    # recorded or used up...
     assert result == "paced"
     assert len(receiver.requests) == 1
+    assert paced_count("requeue") == requeued + 1
     assert await delivery_row(services, second) == before
     assert (before["status"], before["attempt_count"], before["max_attempts"]) == ("PENDING", 0, 10)
     assert before["attempts"] == 0
