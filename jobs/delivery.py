@@ -33,4 +33,7 @@ async def deliver_webhook(context: JobContext, /, **arguments: JSONValue) -> str
             job.attempt,
             in_flight=runtime.in_flight,
             postponed=job.postponed,
+            # A job Procrastinate runs again (it failed, or stalled) lost its slot meanwhile.
+            held_slot=job.slot if context.job.attempts == 0 else None,
+            wake_ups=runtime.wake_ups,
         )

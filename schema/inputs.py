@@ -8,9 +8,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.core.validation import (
+    MAX_DELIVERIES_PER_SECOND,
     MAX_HEADER_NAME,
     MAX_HEADER_VALUE,
     MAX_HEADERS,
+    MIN_DELIVERIES_PER_SECOND,
     RESERVED_HEADER_NAMES,
 )
 from app.domain.deliveries import DeliveryFilter as DomainDeliveryFilter
@@ -23,6 +25,12 @@ FILTER = (
     "Only events whose payload matches this filter are delivered (README, 'Content "
     'filters\'), e.g. {"order_status": {"$in": ["notified", "completed"]}}; '
     "null: every event."
+)
+
+RATE = (
+    "At most this many deliveries a second to the callback URL, all workers together "
+    f"(README, 'Delivery rate'); {MIN_DELIVERIES_PER_SECOND} to {MAX_DELIVERIES_PER_SECOND}; "
+    "null: no limit."
 )
 
 
@@ -66,6 +74,7 @@ class CreateWebhookSubscriptionInput:
         default_factory=list, description=HEADERS_DESCRIPTION
     )
     filter: JSON | None = strawberry.field(default=None, description=FILTER)
+    max_deliveries_per_second: int | None = strawberry.field(default=None, description=RATE)
 
     def to_domain(self) -> NewSubscription:
         return NewSubscription(
@@ -77,6 +86,7 @@ class CreateWebhookSubscriptionInput:
             is_active=True if self.is_active is None else self.is_active,
             description=self.description,
             filter=self.filter,
+            max_deliveries_per_second=self.max_deliveries_per_second,
         )
 
 
@@ -98,6 +108,11 @@ class UpdateWebhookSubscriptionInput:
     filter: JSON | None = strawberry.field(
         default=strawberry.UNSET, description="Replaces the filter when given; null removes it."
     )
+    max_deliveries_per_second: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Replaces the delivery rate when given; null removes the limit. Attempts "
+        "already waiting for a slot take one at the new rate.",
+    )
 
     def to_domain(self) -> SubscriptionChanges:
         return SubscriptionChanges(
@@ -108,6 +123,11 @@ class UpdateWebhookSubscriptionInput:
             is_active=self.is_active,
             description=UNCHANGED if self.description is strawberry.UNSET else self.description,
             filter=UNCHANGED if self.filter is strawberry.UNSET else self.filter,
+            max_deliveries_per_second=(
+                UNCHANGED
+                if self.max_deliveries_per_second is strawberry.UNSET
+                else self.max_deliveries_per_second
+            ),
         )
 
 

@@ -125,7 +125,8 @@ class PageInfo:
 
 @strawberry.type(
     description="A company's callback for a webhook. Its configuration (callbackUrl, "
-    "notificationEmail, apiKeyParams, headers, description, filter) is for COMPANY keys: "
+    "notificationEmail, apiKeyParams, headers, description, filter, "
+    "maxDeliveriesPerSecond) is for COMPANY keys: "
     "FORBIDDEN for PUBLISHER keys, which reach a subscription only through a delivery."
 )
 class WebhookSubscription:
@@ -168,6 +169,13 @@ class WebhookSubscription:
     def filter(self, info: Info) -> JSON | None:
         found = self._configuration(info).filter
         return None if found is None else _json(found)
+
+    @strawberry.field(
+        description="At most this many deliveries a second go to its callback URL (README, "
+        "'Delivery rate'); null: no limit."
+    )
+    def max_deliveries_per_second(self, info: Info) -> int | None:
+        return self._configuration(info).max_deliveries_per_second
 
     created_at: datetime
     updated_at: datetime

@@ -25,6 +25,10 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_HEADERS = 20
 MAX_HEADER_NAME = 64
 MAX_HEADER_VALUE = 4096
+# A subscription's delivery rate, in deliveries per second (app/delivery/pacing.py). Above
+# this a receiver is no weak one, and one paced attempt costs a worker about two jobs.
+MIN_DELIVERIES_PER_SECOND = 1
+MAX_DELIVERIES_PER_SECOND = 1000
 
 # RFC 9110 section 5.6.2: a field name is a token.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -203,6 +207,21 @@ def _header_value_error(value: str) -> tuple[str, UserErrorCode] | None:
             "no control characters, no letters beyond ASCII."
         )
     return message, UserErrorCode.INVALID
+
+
+def check_delivery_rate(field: Field, value: int | None) -> list[UserError]:
+    """A delivery rate is a whole number of deliveries per second in range; None is no
+    limit."""
+    if value is None:
+        return []
+    bounds = f"from {MIN_DELIVERIES_PER_SECOND} to {MAX_DELIVERIES_PER_SECOND}"
+    if value < MIN_DELIVERIES_PER_SECOND:
+        message = f"A delivery rate is {bounds} deliveries per second; null means no limit."
+        return [UserError(field, message, UserErrorCode.INVALID)]
+    if value > MAX_DELIVERIES_PER_SECOND:
+        message = f"A delivery rate is {bounds} deliveries per second."
+        return [UserError(field, message, UserErrorCode.TOO_LARGE)]
+    return []
 
 
 def check_text(field: Field, value: str | None, limit: int, noun: str) -> list[UserError]:

@@ -15,6 +15,7 @@ maintenance loop's bounded re-queueing (``app/delivery/worker.py``) takes over, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -42,6 +43,7 @@ from app.delivery.outgoing import (
     opened_params,
     outgoing_from_row,
 )
+from app.delivery.pacing import WakeUps, wait_for_slot
 from app.delivery.retry_rule import RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
@@ -59,6 +61,7 @@ Result = Literal[
     "already-recorded",
     "missing",
     "postponed",
+    "paced",
     "unrecorded",
 ]
 
@@ -133,12 +136,17 @@ async def make_attempt(
     attempt: int,
     in_flight: InFlight | None = None,
     postponed: int = 0,
+    held_slot: datetime | None = None,
+    wake_ups: WakeUps | None = None,
 ) -> Result:
     """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
 
     With ``in_flight``, an attempt that this worker's fairness rules refuse a slot (its
     subscription has its share, or slow endpoints have theirs) is postponed (re-queued
     later, nothing recorded) instead; ``postponed`` says how often that already happened.
+    An attempt to a subscription with a delivery rate waits for its slot: the one it holds
+    (``held_slot``), or one it reserves now, re-queued for it unless it is soon
+    (app/delivery/pacing.py).
     """
     key = uuid.UUID(delivery_id)
     delivery = await _load(services, key)
@@ -157,11 +165,17 @@ async def make_attempt(
         return "cancelled"
 
     subscription_id = delivery.endpoint.subscription_id
+    job = AttemptJob(key, cycle, attempt, postponed, held_slot)
+    rate_wait = await wait_for_slot(services, delivery, job, wake_ups)
+    if rate_wait is None:
+        return "paced"
     slot = in_flight.try_acquire(subscription_id) if in_flight is not None else None
     if in_flight is not None and slot is None:
         await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
     try:
+        if rate_wait:
+            await asyncio.sleep(rate_wait)
         target = build_target(services, delivery.endpoint, datetime.now(UTC))
         signed = webhook_headers(
             target.secrets, delivery.webhook_id, int(time.time()), delivery.body, attempt=attempt

@@ -39,6 +39,14 @@ ATTEMPT_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
     registry=REGISTRY,
 )
+PACED_ATTEMPTS = Counter(
+    "webhooks_attempts_paced_total",
+    "Attempts put off to a slot of their subscription's delivery rate (not attempts: nothing "
+    "recorded), by how they waited for it (in_place: a moment in their worker slot; requeue: "
+    "queued for the slot).",
+    ["wait"],
+    registry=REGISTRY,
+)
 RECORD_FAILURES = Counter(
     "webhooks_attempt_record_failures_total",
     "Sent attempts whose outcome could not be recorded, by what was recorded instead "

@@ -45,6 +45,8 @@ class Endpoint:
     is_active: bool
     deleted_at: datetime | None
     headers: tuple[SealedHeader, ...] = ()
+    # Its delivery rate (app/delivery/pacing.py); None: attempts go as they come.
+    max_deliveries_per_second: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -66,6 +68,8 @@ class OutgoingDelivery:
     max_attempts: int
     body: bytes
     endpoint: Endpoint
+    # The database's clock when the row was read.
+    loaded_at: datetime | None = None
 
 
 def endpoint_from_row(row: Row) -> Endpoint:
@@ -84,6 +88,7 @@ def endpoint_from_row(row: Row) -> Endpoint:
         headers=tuple(
             SealedHeader(name=header["name"], value=header["value"]) for header in row["headers"]
         ),
+        max_deliveries_per_second=row["max_deliveries_per_second"],
     )
 
 
@@ -100,6 +105,7 @@ def outgoing_from_row(row: Row) -> OutgoingDelivery:
         max_attempts=row["max_attempts"],
         body=bytes(row["body"]),
         endpoint=endpoint_from_row(row),
+        loaded_at=row["loaded_at"],
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from app.delivery.endpoint_health import deactivate_failing_subscriptions
 from app.delivery.fairness import InFlight, slow_after_seconds
 from app.delivery.mailer import Mailer, mailer_from_settings
 from app.delivery.notices import EmailSlots
+from app.delivery.pacing import WakeUps
 from app.delivery.transport import Transport
 from app.store.database import WORKER_SCOPE, bind_scope
 from app.store.queue import (
@@ -31,6 +33,7 @@ from app.store.queue import (
     orphaned_attempts,
     requeue_stalled_jobs,
     subscriptions_with_unsent_notices,
+    wake_delivery_workers,
 )
 from app.store.services import Services
 
@@ -58,6 +61,7 @@ class WorkerRuntime:
     mailer: Mailer
     in_flight: InFlight
     email_slots: EmailSlots
+    wake_ups: WakeUps
 
 
 @dataclass
@@ -107,6 +111,7 @@ async def run_worker(
             slow_after_seconds(settings.slow_attempt_seconds, settings.request_timeout_seconds),
         ),
         email_slots=EmailSlots(settings.email_concurrency),
+        wake_ups=WakeUps(partial(wake_delivery_workers, services.db)),
     )
     heartbeat = max(1.0, settings.stalled_after_seconds / 4)
     async with transport:
@@ -133,6 +138,7 @@ async def run_worker(
             # connection wait) and waiting for the loop hung the worker for good. The flag
             # ends the loop anyway, and the wait is bounded.
             stopping.set()
+            runtime.wake_ups.close()
             maintenance.cancel()
             await asyncio.wait({maintenance}, timeout=MAINTENANCE_STOP_SECONDS)
             if not maintenance.done():

@@ -36,6 +36,7 @@ from app.core.target_policy import (
 from app.core.validation import (
     MAX_DESCRIPTION,
     check_api_key_params,
+    check_delivery_rate,
     check_email,
     check_headers,
     check_text,
@@ -45,7 +46,7 @@ from app.core.viewer import Viewer
 from app.domain.subscription_filters import stored_filter
 from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Database, Row
-from app.store.queue import cancel_open_deliveries
+from app.store.queue import cancel_open_deliveries, repace_waiting_attempts
 
 # A description and a filter can be cleared (set to None), so keeping one needs a marker.
 UNCHANGED: Any = object()
@@ -80,6 +81,8 @@ class Subscription:
     updated_at: datetime
     # Its content filter as written (app/core/payload_filter.py); None: every event.
     filter: dict[str, Any] | None = None
+    # Its delivery rate (app/delivery/pacing.py); None: no limit.
+    max_deliveries_per_second: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,13 +109,14 @@ class NewSubscription:
     description: str | None = None
     headers: Sequence[tuple[str, str]] = ()
     filter: Any = None
+    max_deliveries_per_second: int | None = None
 
 
 @dataclass(frozen=True)
 class SubscriptionChanges:
-    """Fields to change; None keeps a field, except ``description`` and ``filter``
-    (UNCHANGED keeps them, None clears them). A list given (parameters, headers)
-    replaces the whole list."""
+    """Fields to change; None keeps a field, except ``description``, ``filter`` and
+    ``max_deliveries_per_second`` (UNCHANGED keeps them, None clears them). A list given
+    (parameters, headers) replaces the whole list."""
 
     callback_url: str | None = None
     notification_email: str | None = None
@@ -121,6 +125,7 @@ class SubscriptionChanges:
     description: str | None = UNCHANGED
     headers: Sequence[tuple[str, str]] | None = None
     filter: Any = UNCHANGED
+    max_deliveries_per_second: Any = UNCHANGED
 
 
 def subscription_from_row(row: Row) -> Subscription:
@@ -143,6 +148,7 @@ def subscription_from_row(row: Row) -> Subscription:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         filter=row["filter"],
+        max_deliveries_per_second=row["max_deliveries_per_second"],
     )
 
 
@@ -255,6 +261,7 @@ async def create_subscription(
     errors += check_api_key_params(("api_key_params",), new.api_key_params, new.callback_url)
     errors += check_text(("description",), new.description, MAX_DESCRIPTION, "description")
     errors += check_headers(("headers",), new.headers)
+    errors += check_delivery_rate(("max_deliveries_per_second",), new.max_deliveries_per_second)
     content_filter, filter_errors = stored_filter(("filter",), new.filter)
     errors += filter_errors
     if errors:
@@ -271,6 +278,7 @@ async def create_subscription(
         notification_email=new.notification_email.strip(),
         api_key_params=_encrypt_params(box, subscription_id, new.api_key_params),
         headers=_encrypt_headers(box, subscription_id, new.headers),
+        max_deliveries_per_second=new.max_deliveries_per_second,
         is_active=new.is_active,
         description=new.description,
         signing_secret=box.encrypt(secret, context=secret_context(subscription_id)),
@@ -304,6 +312,10 @@ async def update_subscription(
         errors += check_text(("description",), changes.description, MAX_DESCRIPTION, "description")
     if changes.headers is not None:
         errors += check_headers(("headers",), changes.headers)
+    rate = changes.max_deliveries_per_second
+    set_rate = rate is not UNCHANGED
+    if set_rate:
+        errors += check_delivery_rate(("max_deliveries_per_second",), rate)
     set_filter = changes.filter is not UNCHANGED
     content_filter, filter_errors = stored_filter(
         ("filter",), changes.filter if set_filter else None
@@ -335,6 +347,8 @@ async def update_subscription(
                 ),
                 api_key_params=params,
                 headers=headers,
+                set_rate=set_rate,
+                max_deliveries_per_second=rate if set_rate else None,
                 is_active=changes.is_active,
                 set_description=changes.description is not UNCHANGED,
                 description=None if changes.description is UNCHANGED else changes.description,
@@ -348,6 +362,9 @@ async def update_subscription(
             raise RuntimeError(f"subscription {key} vanished while it was locked for update")
         if not row["is_active"]:
             await cancel_open_deliveries(tx, key)
+        elif row["max_deliveries_per_second"] != current["max_deliveries_per_second"]:
+            # Attempts waiting for slots spaced at the old rate (or none) take new ones.
+            await repace_waiting_attempts(tx, key)
     return subscription_from_row(row)
 
 

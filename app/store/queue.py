@@ -129,7 +129,9 @@ class AttemptJob:
     """The delivery job's arguments: attempt ``attempt`` of ``cycle`` of a delivery.
 
     ``postponed`` counts how often the worker already put this attempt off
-    (app/delivery/fairness.py); the job carries it only once it is not 0. The fan-out
+    (app/delivery/fairness.py); the job carries it only once it is not 0. ``slot`` is the
+    moment (the database's clock) of the slot of its subscription's delivery rate that the
+    attempt holds (app/delivery/pacing.py), carried only by a job queued for one. The fan-out
     statement (``fan_out_event`` in sql/queries/queue.sql) builds the same arguments for
     first attempts in SQL; tests/unit/test_queue_jobs.py holds the two together.
     """
@@ -138,6 +140,7 @@ class AttemptJob:
     cycle: int
     attempt: int
     postponed: int = 0
+    slot: datetime.datetime | None = None
 
     def as_task_kwargs(self) -> dict[str, JSONValue]:
         """The job's ``task_kwargs``, as the delivery task is called with them."""
@@ -148,24 +151,29 @@ class AttemptJob:
         }
         if self.postponed:
             kwargs["postponed"] = self.postponed
+        if self.slot is not None:
+            kwargs["slot"] = self.slot.isoformat()
         return kwargs
 
     @classmethod
     def from_task_kwargs(cls, kwargs: Mapping[str, object]) -> AttemptJob:
         """The attempt a delivery job's ``task_kwargs`` name (see :meth:`as_task_kwargs`)."""
-        unknown = set(kwargs) - {"delivery_id", "cycle", "attempt", "postponed"}
+        unknown = set(kwargs) - {"delivery_id", "cycle", "attempt", "postponed", "slot"}
         if unknown:
             raise TypeError(f"a delivery job got unexpected arguments: {sorted(unknown)}")
         delivery_id, cycle, attempt = kwargs["delivery_id"], kwargs["cycle"], kwargs["attempt"]
         postponed = kwargs.get("postponed", 0)
+        slot = kwargs.get("slot")
         if not (
             isinstance(delivery_id, str)
             and isinstance(cycle, int)
             and isinstance(attempt, int)
             and isinstance(postponed, int)
+            and isinstance(slot, str | None)
         ):
             raise TypeError(f"a delivery job's arguments have the wrong types: {dict(kwargs)}")
-        return cls(uuid.UUID(delivery_id), cycle, attempt, postponed)
+        held = None if slot is None else datetime.datetime.fromisoformat(slot)
+        return cls(uuid.UUID(delivery_id), cycle, attempt, postponed, held)
 
 
 @dataclass(frozen=True)
@@ -308,6 +316,20 @@ async def defer_notice(
             await deferrer.defer_async(**arguments)
     except AlreadyEnqueued:
         pass
+
+
+async def repace_waiting_attempts(tx: Session, subscription_id: uuid.UUID) -> int:
+    """Inside ``tx``: make a subscription's attempts queued for a slot of its delivery
+    rate due now, holding no slot (its rate changed); returns how many."""
+    return await tx.execute(
+        "repace_waiting_attempts", subscription_id=subscription_id, priority=DEFAULT_PRIORITY
+    )
+
+
+async def wake_delivery_workers(db: Database) -> None:
+    """Wake every worker listening on the delivery queue, as a new job does: scheduled
+    jobs coming due are otherwise found only by polling."""
+    await db.execute("wake_delivery_workers", queue=DELIVERY_QUEUE)
 
 
 async def requeue_stalled_jobs(app: procrastinate.App, *, seconds_since_heartbeat: float) -> int:

@@ -37,6 +37,24 @@ WITH fanned_out AS (
 SELECT (SELECT count(*) FROM fanned_out) AS deliveries,
        coalesce((SELECT cardinality(job_ids) FROM queued), 0) AS jobs;
 
+-- repace_waiting_attempts --
+-- The attempts of a subscription queued for a slot of its delivery rate (jobs carrying a
+-- "slot"), made due now at the default priority and without the slot: the rate changed,
+-- so each takes a slot at the new one when it runs (app/delivery/pacing.py). The lock is
+-- compared in the "C" collation, as the fetch does, for the same index (migration 0011).
+UPDATE procrastinate_jobs j SET scheduled_at = now(), args = j.args - 'slot',
+    priority = %(priority)s
+FROM deliveries d
+WHERE d.subscription_id = %(subscription_id)s AND d.status IN ('PENDING', 'RETRYING')
+  AND j.lock COLLATE "C" = d.id::text COLLATE "C" AND j.status = 'todo' AND j.args ? 'slot';
+
+-- wake_delivery_workers --
+-- Wake the workers listening on the delivery queue, with the notification a job's insert
+-- sends (procrastinate_notify_queue_job_inserted_v1): a paced attempt is due, and
+-- scheduled jobs coming due are otherwise found only by polling.
+SELECT pg_notify('procrastinate_queue_v1#' || %(queue)s,
+                 json_build_object('type', 'job_inserted', 'job_id', NULL)::text);
+
 -- orphaned_deliveries --
 -- Open deliveries overdue by a margin with no queued or running job: a lost job
 -- (e.g. one that crashed while the database was down) is re-queued from these. Each one

@@ -2,21 +2,26 @@
 -- Create a subscription; returns nothing when the same target already exists.
 INSERT INTO subscriptions (
     id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+    max_deliveries_per_second,
     is_active, description, signing_secret,
     filter, filter_path
 ) VALUES (
     %(id)s, %(company_id)s, %(webhook_key)s, %(callback_url)s, %(notification_email)s,
-    %(api_key_params)s, %(headers)s, %(is_active)s, %(description)s, %(signing_secret)s,
+    %(api_key_params)s, %(headers)s,
+    %(max_deliveries_per_second)s,
+    %(is_active)s, %(description)s, %(signing_secret)s,
     %(filter)s, %(filter_path)s::jsonpath
 )
 ON CONFLICT (company_id, webhook_key, callback_url) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+          max_deliveries_per_second,
           is_active, description, created_at, updated_at,
           filter;
 
 -- get_subscription --
 -- One live subscription of a company.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+       max_deliveries_per_second,
        is_active, description, created_at, updated_at,
        filter
 FROM subscriptions
@@ -25,6 +30,7 @@ WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL;
 -- get_subscription_for_update --
 -- Lock one live subscription of a company for a change.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+       max_deliveries_per_second,
        is_active, description, created_at, updated_at,
        filter
 FROM subscriptions
@@ -35,6 +41,7 @@ FOR UPDATE;
 -- Subscriptions by id whatever their company or state (DataLoader for deliveries, which
 -- are already scoped); deleted ones are still readable through their past deliveries.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+       max_deliveries_per_second,
        is_active, description, created_at, updated_at,
        filter
 FROM subscriptions
@@ -50,6 +57,7 @@ WHERE id = ANY(%(ids)s);
 -- list_subscriptions --
 -- One page of a company's live subscriptions, newest first (keyset).
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+       max_deliveries_per_second,
        is_active, description, created_at, updated_at,
        filter
 FROM subscriptions
@@ -68,6 +76,8 @@ UPDATE subscriptions SET
     notification_email = coalesce(%(notification_email)s, notification_email),
     api_key_params = coalesce(%(api_key_params)s, api_key_params),
     headers = coalesce(%(headers)s, headers),
+    max_deliveries_per_second = CASE WHEN %(set_rate)s THEN %(max_deliveries_per_second)s::integer
+                                     ELSE max_deliveries_per_second END,
     is_active = coalesce(%(is_active)s, is_active),
     description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,
     filter = CASE WHEN %(set_filter)s THEN %(filter)s ELSE filter END,
@@ -77,6 +87,7 @@ UPDATE subscriptions SET
     updated_at = now()
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+          max_deliveries_per_second,
           is_active, description, created_at, updated_at,
           filter;
 
@@ -96,6 +107,7 @@ UPDATE subscriptions SET
     updated_at = now()
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
+          max_deliveries_per_second,
           is_active, description, created_at, updated_at,
           filter;
 

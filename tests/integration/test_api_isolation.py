@@ -92,6 +92,24 @@ CASES: dict[str, tuple[str, Any, str]] = {
         },
         "subscription",
     ),
+    "WebhookSubscription.maxDeliveriesPerSecond": (
+        "query($id: ID!) { webhookSubscription(id: $id) { id maxDeliveriesPerSecond } }",
+        lambda id: {"id": id},
+        "subscription",
+    ),
+    "updateWebhookSubscription-rate": (
+        "mutation($input: UpdateWebhookSubscriptionInput!) {"
+        " updateWebhookSubscription(input: $input) {"
+        f" subscription {{ id maxDeliveriesPerSecond }} {USER_ERRORS} }} }}",
+        lambda id: {"input": {"id": id, "maxDeliveriesPerSecond": 1000}},
+        "subscription",
+    ),
+    "updateWebhookSubscription-rate-removed": (
+        "mutation($input: UpdateWebhookSubscriptionInput!) {"
+        f" updateWebhookSubscription(input: $input) {{ subscription {{ id }} {USER_ERRORS} }} }}",
+        lambda id: {"input": {"id": id, "maxDeliveriesPerSecond": None}},
+        "subscription",
+    ),
     "updateWebhookSubscription": (
         "mutation($input: UpdateWebhookSubscriptionInput!) {"
         f" updateWebhookSubscription(input: $input) {{ subscription {{ id }} {USER_ERRORS} }} }}",
@@ -144,6 +162,7 @@ query($id: ID!) {
     id callbackUrl notificationEmail isActive description updatedAt
     headers { name valueHint }
     id callbackUrl notificationEmail isActive description updatedAt filter
+    maxDeliveriesPerSecond
     deliveries { nodes { id status cycle attemptCount } }
   }
   events { nodes { id isTest } }
@@ -159,6 +178,8 @@ LISTS = {
 # Each world's subscription carries a filter (its event passes it): company B must
 # neither see A's nor test it.
 WORLD_FILTER = {"order_status": {"$ne": "cancelled"}}
+# ...and a delivery rate: B must neither see A's nor set it (up or off).
+WORLD_RATE = 3
 
 
 @dataclass(frozen=True)
@@ -192,6 +213,7 @@ async def build_world(
                 "notificationEmail": "ops@example.com",
                 "headers": [{"name": "Authorization", "value": f"Bearer {company}-0123456789"}],
                 "filter": WORLD_FILTER,
+                "maxDeliveriesPerSecond": WORLD_RATE,
             }
         },
         key=key,

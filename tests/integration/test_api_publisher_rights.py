@@ -2,7 +2,8 @@
 
 The order system publishes for every company and follows what it published. It never
 reads a subscription's configuration (callback URL, with whatever a tenant put in its
-query string, notification email, API key parameters, custom headers, description) nor
+query string, notification email, API key parameters, custom headers, description,
+delivery rate) nor
 what a receiver answered (response bodies, error texts, the URLs attempts went to). The
 database role it runs as is held to the same (tests/integration/test_row_level_security.py).
 """
@@ -82,6 +83,7 @@ CONFIGURATION_FIELDS = [
     "apiKeyParams { name valueHint }",
     "headers { name valueHint }",
     "description",
+    "maxDeliveriesPerSecond",
 ]
 
 
@@ -112,6 +114,7 @@ async def published(api: GraphQLClient, services: Services, tenants: Tenants) ->
                 "description": DESCRIPTION,
                 "apiKeyParams": [{"name": "api_key", "value": PARAM_VALUE}],
                 "headers": [{"name": HEADER_NAME, "value": HEADER_VALUE}],
+                "maxDeliveriesPerSecond": 7,
             }
         },
         key=tenants.key_a,

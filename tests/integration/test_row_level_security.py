@@ -119,6 +119,7 @@ CONFIDENTIAL_COLUMNS = {
         "description",
         "deactivated_reason",
         "filter",
+        "max_deliveries_per_second",
     ],
     "delivery_attempts": ["response_body", "error", "url"],
 }
@@ -197,3 +198,33 @@ async def test_the_publishers_role_reads_what_publishing_and_statuses_need(
     await given_data_for_both(services, tenants)
     with scoped(PUBLISHER_SCOPE):
         assert len(await read_column(services, table, column)) >= 2  # both companies' rows
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"), [("company", False), ("publisher", False), ("worker", True)]
+)
+async def test_only_the_worker_reads_and_moves_a_subscriptions_pacing(
+    services: Services, tenants: Tenants, role: str, allowed: bool
+) -> None:
+    # Given a subscription's pacing row (its next free slot), as the worker keeps it
+    await given_data_for_both(services, tenants)
+    async with services.db.pool.connection() as connection:
+        await connection.execute(
+            "INSERT INTO subscription_pacing SELECT id, 1, now() FROM subscriptions LIMIT 1"
+        )
+
+    # When SQL reads and moves it directly as the role
+    async def read_and_move() -> None:
+        async with services.db.transaction() as tx:
+            await tx.connection.execute("SELECT next_slot FROM subscription_pacing")
+            await tx.connection.execute(
+                "UPDATE subscription_pacing SET next_slot = now() + interval '1 hour'"
+            )
+
+    # Then only the worker may: a company or the publisher could stall another's deliveries
+    with scoped(ROLES[role]):
+        if allowed:
+            await read_and_move()
+        else:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                await read_and_move()

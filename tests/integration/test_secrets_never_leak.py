@@ -131,6 +131,7 @@ SUBSCRIPTION_FIELDS = """
   id callbackUrl notificationEmail isActive description createdAt updatedAt filter
   apiKeyParams { name valueHint }
   headers { name valueHint }
+  maxDeliveriesPerSecond
   webhook { key name }
 """
 

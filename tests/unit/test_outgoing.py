@@ -23,6 +23,7 @@ DELIVERY, EVENT, SUBSCRIPTION = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 def context_row(**changes: Any) -> dict[str, Any]:
     """A row as ``load_attempt_context`` returns it (the body as psycopg may hand it over)."""
     return {
+        "loaded_at": NOW,
         "id": DELIVERY,
         "webhook_id": "msg_2Lb",
         "company_id": "acme",
@@ -41,6 +42,7 @@ def context_row(**changes: Any) -> dict[str, Any]:
         "previous_secret_expires_at": NOW,
         "is_active": True,
         "deleted_at": None,
+        "max_deliveries_per_second": 25,
         **changes,
     }
 
@@ -66,7 +68,9 @@ def test_the_row_becomes_the_delivery_and_its_endpoint_secrets_still_sealed() ->
             is_active=True,
             deleted_at=None,
             headers=(SealedHeader("Authorization", "sealed-bearer"),),
+            max_deliveries_per_second=25,
         ),
+        loaded_at=NOW,
     )
 
 

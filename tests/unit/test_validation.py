@@ -12,6 +12,7 @@ from app.core.validation import (
     MAX_API_KEY_PARAMS,
     MAX_PARAM_VALUE,
     check_api_key_params,
+    check_delivery_rate,
     check_email,
     check_payload,
     check_text,
@@ -26,6 +27,24 @@ SUBJECT = ("subject",)
 
 def _codes(errors: list[UserError]) -> list[tuple[Field, str]]:
     return [(error.field, error.code) for error in errors]
+
+
+# --- delivery rates -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [None, 1, 50, 1000])
+def test_a_rate_from_one_to_a_thousand_or_none_is_accepted(rate: int | None) -> None:
+    assert check_delivery_rate(("rate",), rate) == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "code"), [(0, "INVALID"), (-5, "INVALID"), (1001, "TOO_LARGE"), (2**40, "TOO_LARGE")]
+)
+def test_a_rate_out_of_range_is_refused_saying_the_range(rate: int, code: str) -> None:
+    [error] = check_delivery_rate(("rate",), rate)
+
+    assert (error.field, error.code) == (("rate",), code)
+    assert "from 1 to 1000 deliveries per second" in error.message
 
 
 # --- emails ---------------------------------------------------------------------------

@@ -1,0 +1,394 @@
+"""An attempt to a rate-limited subscription waits for its slot: reserved once, in one
+statement, by any number of workers at once; a later one is re-queued for it, and that is
+neither a failure nor an attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from procrastinate.job_context import JobContext
+from procrastinate.jobs import DEFAULT_PRIORITY, Job
+
+from app.core.settings import Settings
+from app.delivery.attempts import make_attempt
+from app.delivery.fairness import InFlight
+from app.delivery.mailer import OutboxMailer
+from app.delivery.metrics import REGISTRY
+from app.delivery.notices import EmailSlots
+from app.delivery.pacing import (
+    PACED_PRIORITY,
+    WakeUps,
+    lead_seconds,
+    reserve_slot,
+    slot_spacing,
+)
+from app.delivery.worker import WorkerRuntime, build_transport
+from app.domain.events import NewEvent
+from app.domain.subscriptions import (
+    CallbackChecks,
+    NewSubscription,
+    SubscriptionChanges,
+    update_subscription,
+)
+from app.store.database import WORKER_SCOPE, scoped
+from app.store.services import Services
+from jobs.delivery import deliver_webhook
+from tests.arrivals import busiest_second
+from tests.payloads import order_status_payload
+from tests.receivers import Receiver, respond
+from tests.service import (
+    Tenants,
+    company_viewer,
+    create_subscription_for,
+    make_settings,
+    publish_event_with,
+)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # A retry interval long enough to see that pacing never moves it; the default polling
+    # interval, so that the worker test shows the wake-ups keeping paced jobs on time.
+    return make_settings(
+        database_url, tmp_path, retry_interval_seconds=30.0, poll_interval_seconds=0.5
+    )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as started:
+        yield started
+
+
+async def owner_rows(services: Services, query: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows as the owner reads them (test checks only)."""
+    async with services.db.pool.connection() as connection:
+        cursor = await connection.execute(query, params)
+        names = [column.name for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+
+async def jobs_of(services: Services, delivery_id: str) -> list[dict[str, Any]]:
+    return await owner_rows(
+        services,
+        "SELECT args, scheduled_at, priority, status, now() AS now FROM procrastinate_jobs"
+        " WHERE lock = %s ORDER BY id",
+        delivery_id,
+    )
+
+
+async def delivery_row(services: Services, delivery_id: str) -> dict[str, Any]:
+    [row] = await owner_rows(
+        services,
+        "SELECT status, attempt_count, max_attempts, next_attempt_at,"
+        " (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts"
+        " FROM deliveries d WHERE id = %s",
+        delivery_id,
+    )
+    return row
+
+
+async def limited_subscription(
+    services: Services, tenants: Tenants, url: str, per_second: int | None
+) -> uuid.UUID:
+    subscription, _ = await create_subscription_for(
+        services,
+        tenants.a,
+        NewSubscription(
+            "ORDER_STATUS", url, "ops@example.com", max_deliveries_per_second=per_second
+        ),
+    )
+    return subscription.id
+
+
+async def publish(services: Services, tenants: Tenants, count: int) -> list[str]:
+    ids = []
+    for number in range(count):
+        event = await publish_event_with(
+            services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=number))
+        )
+        [row] = await services.db.fetch_all(
+            "deliveries_of_events", event_ids=[event.id], company_id=None
+        )
+        ids.append(str(row["id"]))
+    return ids
+
+
+def paced_count(wait: str) -> float:
+    value = REGISTRY.get_sample_value("webhooks_attempts_paced_total", {"wait": wait})
+    return value or 0.0
+
+
+async def attempt(services: Services, delivery_id: str, number: int = 1, **options: Any) -> str:
+    async with build_transport(services.settings, services, concurrency=5) as transport:
+        with scoped(WORKER_SCOPE):
+            return await make_attempt(services, transport, delivery_id, 1, number, **options)
+
+
+# --- the reservation ---------------------------------------------------------------------
+
+
+async def test_workers_reserving_at_once_get_distinct_slots_one_spacing_apart(
+    services: Services, tenants: Tenants
+) -> None:
+    # Given a subscription limited to 50 a second
+    subscription = await limited_subscription(services, tenants, "http://127.0.0.1:9/h", 50)
+
+    # When 40 attempts reserve a slot at once (as many workers would)
+    with scoped(WORKER_SCOPE):
+        reservations = await asyncio.gather(
+            *(reserve_slot(services.db, subscription, 50) for _ in range(40))
+        )
+
+    # Then no two share one: they follow each other one spacing apart from the first,
+    # which is now
+    slots = sorted(reservation.slot for reservation in reservations)
+    spacing = slot_spacing(50)
+    assert slots == [slots[0] + spacing * index for index in range(40)]
+    first = min(reservations, key=lambda reservation: reservation.slot)
+    assert first.wait_seconds == 0
+    assert all(reservation.now <= reservation.slot + spacing for reservation in reservations)
+
+
+async def test_another_rate_starts_the_slots_afresh_from_now(
+    services: Services, tenants: Tenants
+) -> None:
+    # Given slots reserved a minute ahead at one a second
+    subscription = await limited_subscription(services, tenants, "http://127.0.0.1:9/h", 1)
+    with scoped(WORKER_SCOPE):
+        for _ in range(60):
+            later = await reserve_slot(services.db, subscription, 1)
+        assert later.wait_seconds > 58
+
+        # When an attempt reserves at another rate (the subscription's was changed)
+        changed = await reserve_slot(services.db, subscription, 50)
+
+    # Then it goes now, and the next one a spacing of the new rate later
+    assert changed.wait_seconds == 0
+    with scoped(WORKER_SCOPE):
+        following = await reserve_slot(services.db, subscription, 50)
+    assert following.slot - changed.slot == slot_spacing(50)
+
+
+# --- waiting for a slot is no attempt ------------------------------------------------------
+
+
+async def test_an_attempt_whose_slot_is_later_is_requeued_for_it_and_is_no_attempt(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given a subscription limited to one delivery a second, and two deliveries to it
+    await limited_subscription(services, tenants, receiver.url_for("/one"), 1)
+    first, second = await publish(services, tenants, 2)
+    before = await delivery_row(services, second)
+    requeued = paced_count("requeue")
+
+    # When the first is attempted, and then the second at once
+    assert await attempt(services, first) == "succeeded"
+    result = await attempt(services, second)
+
+    # Then the second is not sent (but counted as put off), and nothing about it is
+    # recorded or used up...
+    assert result == "paced"
+    assert len(receiver.requests) == 1
+    assert paced_count("requeue") == requeued + 1
+    assert await delivery_row(services, second) == before
+    assert (before["status"], before["attempt_count"], before["max_attempts"]) == ("PENDING", 0, 10)
+    assert before["attempts"] == 0
+    # ...but the same attempt is queued again (beside the fan-out's job this test ran by
+    # hand), holding the slot a second after the first's, due a lead ahead of it, before
+    # fresh work
+    [fanned_out, paced] = await jobs_of(services, second)
+    assert "slot" not in fanned_out["args"]
+    slot = datetime.fromisoformat(paced["args"]["slot"])
+    assert {key: paced["args"][key] for key in ("delivery_id", "cycle", "attempt")} == {
+        "delivery_id": second,
+        "cycle": 1,
+        "attempt": 1,
+    }
+    assert "postponed" not in paced["args"]
+    assert paced["scheduled_at"] == slot - timedelta(seconds=lead_seconds(1))
+    assert 0.8 < (slot - paced["now"]).total_seconds() <= 1.0
+    assert paced["priority"] == PACED_PRIORITY > DEFAULT_PRIORITY
+
+    # When the queued job runs, a lead ahead of its slot
+    await asyncio.sleep(max(0.0, (paced["scheduled_at"] - datetime.now(UTC)).total_seconds()))
+    result = await attempt(services, second, held_slot=slot)
+
+    # Then it waits for its slot, goes without reserving another, and is attempt 1
+    assert result == "succeeded"
+    arrived = receiver.requests[1]
+    assert arrived.received_wall >= slot
+    assert arrived.header("webhook-attempt") == "1"
+    assert (await delivery_row(services, second))["attempts"] == 1
+    assert [job["args"] for job in await jobs_of(services, first)] == [
+        {"delivery_id": first, "cycle": 1, "attempt": 1}
+    ]
+
+
+async def test_a_retry_waits_for_a_slot_keeping_its_number_and_its_schedule(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given a subscription limited to one a second whose receiver failed attempt 1
+    receiver.script("/fails", [respond(500), respond(200)])
+    await limited_subscription(services, tenants, receiver.url_for("/fails"), 1)
+    [delivery] = await publish(services, tenants, 1)
+    assert await attempt(services, delivery) == "retrying"
+    before = await delivery_row(services, delivery)
+    [_, retry] = await jobs_of(services, delivery)
+
+    # When attempt 2 runs within the second of attempt 1's slot (its retry came due early:
+    # a redelivery, a short interval)
+    result = await attempt(services, delivery, 2)
+
+    # Then it waits for its slot as attempt 2: the retry's schedule, its number and the
+    # ten attempts are as attempt 1 left them
+    assert result == "paced"
+    assert await delivery_row(services, delivery) == before
+    assert before["status"] == "RETRYING" and before["attempt_count"] == 1
+    assert retry["scheduled_at"] == before["next_attempt_at"]
+    [*_, paced] = await jobs_of(services, delivery)
+    assert paced["args"]["attempt"] == 2
+    assert len(receiver.requests) == 1
+
+
+async def test_a_subscription_without_a_rate_reserves_nothing(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    await limited_subscription(services, tenants, receiver.url_for("/free"), None)
+    deliveries = await publish(services, tenants, 3)
+
+    results = [await attempt(services, delivery) for delivery in deliveries]
+
+    assert results == ["succeeded"] * 3
+    assert await owner_rows(services, "SELECT * FROM subscription_pacing") == []
+
+
+@pytest.mark.parametrize(
+    ("runs", "result", "reserved"),
+    [(0, "succeeded", False), (1, "paced", True)],
+    ids=["first-run", "run-again"],
+)
+async def test_a_paced_job_run_again_by_procrastinate_reserves_a_new_slot(
+    services: Services,
+    tenants: Tenants,
+    receiver: Receiver,
+    runs: int,
+    result: str,
+    reserved: bool,
+) -> None:
+    # Given a delivery queued for its slot a second from now (one a second)
+    await limited_subscription(services, tenants, receiver.url_for("/j"), 1)
+    first, second = await publish(services, tenants, 2)
+    assert [await attempt(services, first), await attempt(services, second)] == [
+        "succeeded",
+        "paced",
+    ]
+    [*_, paced] = await jobs_of(services, second)
+    before = await owner_rows(services, "SELECT next_slot FROM subscription_pacing")
+
+    # When the delivery task runs its job a lead ahead of the slot: as queued, or after
+    # Procrastinate ran it before (it failed, or its worker died: the slot may be gone)
+    await asyncio.sleep(max(0.0, (paced["scheduled_at"] - datetime.now(UTC)).total_seconds()))
+    async with build_transport(services.settings, services, concurrency=5) as transport:
+        runtime = WorkerRuntime(
+            services=services,
+            transport=transport,
+            mailer=OutboxMailer(Path(services.settings.data_dir) / "outbox"),
+            in_flight=InFlight(cap=5),
+            email_slots=EmailSlots(1),
+            wake_ups=WakeUps(lambda: asyncio.sleep(0)),
+        )
+        job = Job(
+            id=1,
+            queue="deliveries",
+            lock=second,
+            queueing_lock=None,
+            task_name="deliver_webhook",
+            task_kwargs=paced["args"],
+            attempts=runs,
+        )
+        context = JobContext(
+            app=services.queue,
+            job=job,
+            start_timestamp=time.time(),
+            additional_context={"runtime": runtime},
+            abort_reason=lambda: None,
+        )
+        outcome = await deliver_webhook(context, **paced["args"])
+
+    # Then the first run goes at the slot it holds; a run again takes a new one
+    assert outcome == result
+    after = await owner_rows(services, "SELECT next_slot FROM subscription_pacing")
+    assert (after != before) is reserved
+
+
+# --- a change of the rate ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("new_rate", [50, None], ids=["raised", "removed"])
+async def test_a_new_rate_hands_the_waiting_attempts_new_slots(
+    services: Services, tenants: Tenants, receiver: Receiver, new_rate: int | None
+) -> None:
+    # Given three deliveries to a subscription limited to one a second: two wait for slots
+    subscription = await limited_subscription(services, tenants, receiver.url_for("/r"), 1)
+    deliveries = await publish(services, tenants, 3)
+    assert [await attempt(services, delivery) for delivery in deliveries] == [
+        "succeeded",
+        "paced",
+        "paced",
+    ]
+
+    # When its rate is changed
+    await update_subscription(
+        services.db,
+        services.secret_box,
+        CallbackChecks.of(services.settings, services.resolver),
+        company_viewer(tenants.a),
+        str(subscription),
+        SubscriptionChanges(max_deliveries_per_second=new_rate),
+    )
+
+    # Then the waiting attempts are due now, as fresh work holding no slot...
+    for delivery in deliveries[1:]:
+        [*_, waiting] = await jobs_of(services, delivery)
+        assert "slot" not in waiting["args"]
+        assert waiting["scheduled_at"] <= waiting["now"]
+        assert waiting["priority"] == DEFAULT_PRIORITY
+    # ...and each goes at once under the new rate
+    assert [await attempt(services, delivery) for delivery in deliveries[1:]] == [
+        "succeeded",
+        "succeeded",
+    ]
+    assert len(receiver.requests) == 3
+
+
+# --- with the real worker -----------------------------------------------------------------
+
+
+async def test_the_worker_spreads_a_burst_at_the_rate(
+    services: Services, tenants: Tenants, receiver: Receiver, worker: asyncio.Task[None]
+) -> None:
+    # Given the real worker polling at the default interval (half a second: paced jobs
+    # found by polling would go in bunches), and a subscription limited to 20 a second
+    await limited_subscription(services, tenants, receiver.url_for("/burst"), 20)
+
+    # When 40 events are published at once
+    started = time.monotonic()
+    await publish(services, tenants, 40)
+    requests = await receiver.wait_for_async(40, timeout=10)
+
+    # Then no second holds more than 20 (+1), the burst takes about 39 / 20 s, and each
+    # arrived once as attempt 1
+    moments = [request.received_at for request in requests]
+    assert busiest_second(moments) <= 21
+    assert 1.9 <= moments[-1] - moments[0] <= 3.0
+    assert moments[0] - started < 1.0
+    assert len({request.header("webhook-id") for request in requests}) == 40
+    assert {request.header("webhook-attempt") for request in requests} == {"1"}
