@@ -9,8 +9,8 @@ allowance): each reserves a *slot*, a subscription's slots one spacing apart
 one-second window. A receiver sees them through the jitter of the way there (the network,
 the workers' scheduling and its own), so the spacing allows for some: while deliveries'
 delays differ by less than ``JITTER_ALLOWANCE_SECONDS``, a window holds at most
-``rate + 1``, the stated tolerance. That is free up to twenty a second, and costs a few
-percent of the rate above.
+``rate + 1``, the stated tolerance. That is free up to ten a second, and costs up to a
+tenth of the rate above.
 
 The reservation is one statement on the subscription's pacing row (``reserve_delivery_slot``
 in sql/queries/pacing.sql): the slot is the first free moment or now, whichever is later,
@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 # How much more one delivery's delay may be than another's, and any one-second window still
 # hold at most rate + 1 (see slot_spacing).
-JITTER_ALLOWANCE_SECONDS = 0.05
+JITTER_ALLOWANCE_SECONDS = 0.1
 # How long ahead of its slot a paced attempt is taken: a few slots, and at most this.
 LEAD_SLOTS = 4
 MAX_LEAD_SECONDS = 0.1
@@ -96,7 +96,8 @@ def slot_spacing(per_second: int) -> timedelta:
     if per_second < 1:
         raise ValueError("a delivery rate is at least 1 a second")
     seconds = max(1 / per_second, (1 + JITTER_ALLOWANCE_SECONDS) / (per_second + 1))
-    # Rounded to a nanosecond first: 1.05 / 1000 is 1050.0000000000002 microseconds.
+    # Rounded to a nanosecond first: float division leaves a trace past the microsecond
+    # (1.05 / 1000 is 1050.0000000000002 of them).
     return timedelta(microseconds=math.ceil(round(seconds * 1_000_000, 3)))
 
 
@@ -204,10 +205,10 @@ async def wait_for_slot(
 class WakeUps:
     """Wake-ups of the delivery workers at the slots of the paced jobs this process queued.
 
-    :meth:`at` asks for one no earlier than a moment of the event loop's clock; those
-    within ``granularity`` of each other share one. ``wake`` is what waking is (a
-    notification to every listening worker); one that fails is logged, and polling finds
-    the job instead, up to a polling interval late.
+    :meth:`at` asks for one no earlier than a moment of the event loop's clock; those in
+    the same ``granularity``-long tick of that clock share one (at the tick's end).
+    ``wake`` is what waking is (a notification to every listening worker); one that fails
+    is logged, and polling finds the job instead, up to a polling interval late.
     """
 
     def __init__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -81,7 +82,7 @@ def test_slots_exactly_one_over_the_rate_apart_would_let_jitter_put_three_more()
     # Then slots exactly 20 ms apart would put 53 in the second after the first arrival,
     # while the spacing the pacing uses keeps it to one more than the rate
     assert busiest_second(arrivals([index / 50 for index in range(60)])) == 53
-    assert busiest_second(arrivals(slots(50, 60))) == 51
+    assert busiest_second(arrivals(slots(50, 60))) <= 51
 
 
 @pytest.mark.parametrize("per_second", RATES)
@@ -90,8 +91,8 @@ def test_the_spacing_costs_no_more_of_the_rate_than_the_allowance_needs(per_seco
     needed = max(1 / per_second, (1 + JITTER_ALLOWANCE_SECONDS) / (per_second + 1))
 
     assert needed - 1e-9 <= spacing < needed + 1e-6
-    # Up to twenty a second the allowance is free; above, slots come a few percent slower.
-    assert 1 / spacing >= per_second * (0.95 if per_second > 20 else 0.99999)
+    # Up to ten a second the allowance is free; above, slots come up to a tenth slower.
+    assert 1 / spacing >= per_second * (0.9 if per_second > 10 else 0.99999)
 
 
 def test_a_rate_under_one_has_no_spacing() -> None:
@@ -110,12 +111,12 @@ def test_the_lead_is_a_few_slots_and_at_most_a_tenth_of_a_second() -> None:
 
 @pytest.mark.parametrize(
     ("wait", "how"),
-    [(0.0, "none"), (0.001, "in_place"), (0.08, "in_place"), (0.0824, "requeue"), (30, "requeue")],
+    [(0.0, "none"), (0.001, "in_place"), (0.086, "in_place"), (0.0864, "requeue"), (30, "requeue")],
 )
 def test_a_slot_now_goes_one_within_the_lead_waits_in_place_a_later_one_is_requeued(
     wait: float, how: str
 ) -> None:
-    # 50 a second: a lead of four spacings, about 82 ms
+    # 50 a second: a lead of four spacings, about 86 ms
     assert how_to_wait(wait, 50) == how
 
 
@@ -175,10 +176,11 @@ async def test_a_wake_up_comes_at_its_moment_never_before() -> None:
     assert wake_ups.pending == 0
 
 
-async def test_wake_ups_within_the_granularity_are_one() -> None:
+async def test_wake_ups_within_one_tick_of_the_granularity_are_one() -> None:
     wakes = Wakes()
     wake_ups = WakeUps(wakes, granularity=0.01)
-    moment = asyncio.get_running_loop().time() + 0.03
+    # Three moments inside one tick of 10 ms (a tick's boundary between them would make two)
+    moment = (math.floor(asyncio.get_running_loop().time() / 0.01) + 3) * 0.01 + 0.0005
 
     for offset in (0.0, 0.001, 0.002):
         wake_ups.at(moment + offset)
