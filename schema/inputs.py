@@ -17,7 +17,7 @@ from app.domain.deliveries import DeliveryFilter as DomainDeliveryFilter
 from app.domain.events import EventFilter as DomainEventFilter
 from app.domain.events import NewEvent
 from app.domain.subscriptions import UNCHANGED, NewSubscription, SubscriptionChanges
-from schema.enums import DeliveryStatus
+from schema.enums import DeliveryOrdering, DeliveryStatus
 
 FILTER = (
     "Only events whose payload matches this filter are delivered (README, 'Content "
@@ -66,6 +66,11 @@ class CreateWebhookSubscriptionInput:
         default_factory=list, description=HEADERS_DESCRIPTION
     )
     filter: JSON | None = strawberry.field(default=None, description=FILTER)
+    ordering: DeliveryOrdering | None = strawberry.field(
+        default=DeliveryOrdering.NONE,
+        description="PER_SUBJECT: deliveries that share a subject go one after another, in "
+        "publish order (README, 'Ordered delivery'). Null: NONE.",
+    )
 
     def to_domain(self) -> NewSubscription:
         return NewSubscription(
@@ -77,6 +82,7 @@ class CreateWebhookSubscriptionInput:
             is_active=True if self.is_active is None else self.is_active,
             description=self.description,
             filter=self.filter,
+            ordering=self.ordering or DeliveryOrdering.NONE,
         )
 
 
@@ -98,6 +104,11 @@ class UpdateWebhookSubscriptionInput:
     filter: JSON | None = strawberry.field(
         default=strawberry.UNSET, description="Replaces the filter when given; null removes it."
     )
+    ordering: DeliveryOrdering | None = strawberry.field(
+        default=None,
+        description="Orders the deliveries made from now on; absent or null keeps it. "
+        "Switched to NONE, the HELD deliveries are sent at once.",
+    )
 
     def to_domain(self) -> SubscriptionChanges:
         return SubscriptionChanges(
@@ -108,6 +119,7 @@ class UpdateWebhookSubscriptionInput:
             is_active=self.is_active,
             description=UNCHANGED if self.description is strawberry.UNSET else self.description,
             filter=UNCHANGED if self.filter is strawberry.UNSET else self.filter,
+            ordering=self.ordering,
         )
 
 

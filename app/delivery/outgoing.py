@@ -66,6 +66,8 @@ class OutgoingDelivery:
     max_attempts: int
     body: bytes
     endpoint: Endpoint
+    # Its number in its subject's queue (ordered subscriptions only): webhook-sequence.
+    sequence: int | None = None
 
 
 def endpoint_from_row(row: Row) -> Endpoint:
@@ -100,6 +102,7 @@ def outgoing_from_row(row: Row) -> OutgoingDelivery:
         max_attempts=row["max_attempts"],
         body=bytes(row["body"]),
         endpoint=endpoint_from_row(row),
+        sequence=row.get("sequence"),
     )
 
 

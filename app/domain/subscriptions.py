@@ -19,6 +19,7 @@ from typing import Any
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
+from app.core.delivery_ordering import DeliveryOrdering
 from app.core.errors import Field, InvalidInput, UserError, UserErrorCode, not_found
 from app.core.ids import new_id, try_uuid
 from app.core.masking import mask_value
@@ -45,7 +46,7 @@ from app.core.viewer import Viewer
 from app.domain.subscription_filters import stored_filter
 from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Database, Row
-from app.store.queue import cancel_open_deliveries
+from app.store.queue import cancel_open_deliveries, release_held_deliveries
 
 # A description and a filter can be cleared (set to None), so keeping one needs a marker.
 UNCHANGED: Any = object()
@@ -80,6 +81,7 @@ class Subscription:
     updated_at: datetime
     # Its content filter as written (app/core/payload_filter.py); None: every event.
     filter: dict[str, Any] | None = None
+    ordering: DeliveryOrdering = DeliveryOrdering.NONE
 
 
 @dataclass(frozen=True)
@@ -106,13 +108,15 @@ class NewSubscription:
     description: str | None = None
     headers: Sequence[tuple[str, str]] = ()
     filter: Any = None
+    ordering: DeliveryOrdering = DeliveryOrdering.NONE
 
 
 @dataclass(frozen=True)
 class SubscriptionChanges:
     """Fields to change; None keeps a field, except ``description`` and ``filter``
     (UNCHANGED keeps them, None clears them). A list given (parameters, headers)
-    replaces the whole list."""
+    replaces the whole list. A new ``ordering`` orders the deliveries made from then on;
+    switched off, it sends the HELD ones at once."""
 
     callback_url: str | None = None
     notification_email: str | None = None
@@ -121,6 +125,7 @@ class SubscriptionChanges:
     description: str | None = UNCHANGED
     headers: Sequence[tuple[str, str]] | None = None
     filter: Any = UNCHANGED
+    ordering: DeliveryOrdering | None = None
 
 
 def subscription_from_row(row: Row) -> Subscription:
@@ -143,6 +148,7 @@ def subscription_from_row(row: Row) -> Subscription:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         filter=row["filter"],
+        ordering=DeliveryOrdering(row["ordering"]),
     )
 
 
@@ -276,6 +282,7 @@ async def create_subscription(
         signing_secret=box.encrypt(secret, context=secret_context(subscription_id)),
         filter=content_filter.document,
         filter_path=content_filter.path,
+        ordering=new.ordering,
     )
     if row is None:
         raise _duplicate_url()
@@ -290,7 +297,8 @@ async def update_subscription(
     subscription_id: str,
     changes: SubscriptionChanges,
 ) -> Subscription:
-    """Change a subscription; deactivating it cancels its pending deliveries."""
+    """Change a subscription; deactivating it cancels its pending deliveries (held ones
+    too), switching its ordering off sends the held ones."""
     company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
@@ -341,6 +349,7 @@ async def update_subscription(
                 set_filter=set_filter,
                 filter=content_filter.document,
                 filter_path=content_filter.path,
+                ordering=changes.ordering,
             )
         except UniqueViolation:
             raise _duplicate_url() from None
@@ -348,6 +357,8 @@ async def update_subscription(
             raise RuntimeError(f"subscription {key} vanished while it was locked for update")
         if not row["is_active"]:
             await cancel_open_deliveries(tx, key)
+        elif current["ordering"] != row["ordering"] == DeliveryOrdering.NONE:
+            await release_held_deliveries(tx, key)
     return subscription_from_row(row)
 
 
