@@ -123,7 +123,9 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER deliveries_hand_on_subject_queue
+-- Triggers of one event fire in name order: this one after deliveries_notify_update, so
+-- live updates tell of the end before they tell of the next one let go.
+CREATE TRIGGER deliveries_pass_on_subject_queue
     AFTER UPDATE ON deliveries
     FOR EACH ROW
     WHEN (OLD.in_queue AND NOT NEW.in_queue AND NEW.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED'))
@@ -137,11 +139,13 @@ CREATE INDEX deliveries_open
 
 -- Rights. The publisher numbers the deliveries it fans out: it reads a subscription's
 -- ordering (as it reads the compiled filter: how the fan-out treats it, not where it
--- sends) and writes the queue rows. The worker and a COMPANY key's requests end
--- deliveries (attempts, cancellations), so the triggers update queue rows as them.
+-- sends) and writes the queue rows. A COMPANY key's test events run the same fan-out
+-- statement (a test event is never numbered, but the statement's INSERT needs the
+-- right all the same). The worker and a COMPANY key's requests end deliveries
+-- (attempts, cancellations), so the triggers update queue rows as them.
 GRANT SELECT (ordering) ON subscriptions TO webhooks_publisher;
-GRANT SELECT, INSERT, UPDATE ON subject_queues TO webhooks_publisher;
-GRANT SELECT, UPDATE ON subject_queues TO webhooks_worker, webhooks_api;
+GRANT SELECT, INSERT, UPDATE ON subject_queues TO webhooks_publisher, webhooks_api;
+GRANT SELECT, UPDATE ON subject_queues TO webhooks_worker;
 
 ALTER TABLE subject_queues ENABLE ROW LEVEL SECURITY;
 CREATE POLICY company_scope ON subject_queues TO webhooks_api
