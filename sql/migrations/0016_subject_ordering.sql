@@ -131,12 +131,6 @@ CREATE TRIGGER deliveries_pass_on_subject_queue
     WHEN (OLD.in_queue AND NOT NEW.in_queue AND NEW.status IN ('SUCCEEDED', 'FAILED', 'CANCELLED'))
     EXECUTE FUNCTION webhooks_hand_on_subject_queue('deliveries', 'deliver_webhook', '0');
 
--- HELD deliveries are open too: cancelling a subscription's open deliveries finds them
--- (through the triggers above), and its index covers them.
-DROP INDEX deliveries_open;
-CREATE INDEX deliveries_open
-    ON deliveries (subscription_id) WHERE status IN ('PENDING', 'RETRYING', 'HELD');
-
 -- Rights. The publisher numbers the deliveries it fans out: it reads a subscription's
 -- ordering (as it reads the compiled filter: how the fan-out treats it, not where it
 -- sends) and writes the queue rows. A COMPANY key's test events run the same fan-out
