@@ -10,7 +10,6 @@ attempt may be sent again (at-least-once), but nothing later of its order passes
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -27,48 +26,31 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     owned_postgres_fixture,
     stack_fixture,
 )
+from tests.faults.test_worker_faults import SlowReceiver
 from tests.payloads import order_status_payload
-from tests.receivers import Receiver, RecordedRequest, Reply, respond
+from tests.receivers import RecordedRequest
 from tests.service import publish_event_with
 
 
-class FlakyReceiver:
-    """Answers after 5-30 ms and fails about one attempt in six (both seeded per
-    webhook-id and attempt); knows how many requests it holds right now."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.holding = 0
-        self._lock = threading.Lock()
-        self.receiver = Receiver()
-
-    def __enter__(self) -> FlakyReceiver:
-        self.receiver.script("/hook", self._reply)
-        self.receiver.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.receiver.stop()
-
-    def _reply(self, request: RecordedRequest) -> Reply:
-        rng = random.Random(
-            f"{self.seed}:{request.header('webhook-id')}:{request.header('webhook-attempt')}"
-        )
-        status = 500 if rng.random() < 1 / 6 else 200
-        with self._lock:
-            self.holding += 1
-        try:
-            time.sleep(rng.uniform(0.005, 0.03))
-        finally:
-            with self._lock:
-                self.holding -= 1
-        return respond(status)
-
-
 @pytest.fixture
-def flaky() -> Iterator[FlakyReceiver]:
-    with FlakyReceiver(seed=14) as receiver:
+def flaky() -> Iterator[SlowReceiver]:
+    """A receiver answering after 5-30 ms that fails about one attempt in six (seeded)."""
+    with SlowReceiver(seed=14, delay=(0.005, 0.03), error_rate=1 / 6) as receiver:
         yield receiver
+
+
+def given_ordered_load(stack: Stack, url: str, orders: int, events: int, **settings: float) -> None:
+    """An ordered subscription to ``url`` with ``events`` events of each of ``orders``
+    orders waiting (retries 0.2 s apart, up to 10 attempts)."""
+    stack.configure(
+        WEBHOOKS_RETRY_INTERVAL_SECONDS=0.2,
+        WEBHOOKS_POLL_INTERVAL_SECONDS=0.1,
+        WEBHOOKS_MAX_ATTEMPTS=10,
+        **settings,
+    )
+    stack.company("acme")
+    sub = stack.subscribe("acme", url, ordering=DeliveryOrdering.PER_SUBJECT)
+    publish_orders(stack, sub, orders, events)
 
 
 def publish_orders(stack: Stack, sub: Sub, orders: int, events: int) -> None:
@@ -119,23 +101,19 @@ def assert_queues_emptied(stack: Stack) -> None:
 
 
 def test_sigkilled_workers_never_let_a_later_event_of_an_order_pass_an_earlier_one(
-    stack: Stack, flaky: FlakyReceiver
+    stack: Stack, flaky: SlowReceiver
 ) -> None:
     # given an ordered subscription with 8 events of each of 10 orders waiting, one
     # worker at concurrency 4, and a receiver failing about one attempt in six
     orders, events, kills = 10, 8, 3
-    stack.configure(
+    given_ordered_load(
+        stack,
+        flaky.receiver.url_for("/hook"),
+        orders,
+        events,
         WEBHOOKS_STALLED_AFTER_SECONDS=5,
         WEBHOOKS_WORKER_CONCURRENCY=4,
-        WEBHOOKS_RETRY_INTERVAL_SECONDS=0.2,
-        WEBHOOKS_POLL_INTERVAL_SECONDS=0.1,
-        WEBHOOKS_MAX_ATTEMPTS=10,
     )
-    stack.company("acme")
-    sub = stack.subscribe(
-        "acme", flaky.receiver.url_for("/hook"), ordering=DeliveryOrdering.PER_SUBJECT
-    )
-    publish_orders(stack, sub, orders, events)
     assert stack.status_counts() == Counter({"PENDING": orders, "HELD": orders * (events - 1)})
     worker = stack.worker("worker-0")
 
@@ -161,23 +139,13 @@ def test_sigkilled_workers_never_let_a_later_event_of_an_order_pass_an_earlier_o
     assert_queues_emptied(stack)
 
 
-def test_two_workers_deliver_each_order_in_publish_order(
-    stack: Stack, flaky: FlakyReceiver
-) -> None:
+def test_two_workers_deliver_each_order_in_publish_order(stack: Stack, flaky: SlowReceiver) -> None:
     # given an ordered subscription with 10 events of each of 20 orders waiting, and a
     # receiver failing about one attempt in six
     orders, events = 20, 10
-    stack.configure(
-        WEBHOOKS_WORKER_CONCURRENCY=10,
-        WEBHOOKS_RETRY_INTERVAL_SECONDS=0.2,
-        WEBHOOKS_POLL_INTERVAL_SECONDS=0.1,
-        WEBHOOKS_MAX_ATTEMPTS=10,
+    given_ordered_load(
+        stack, flaky.receiver.url_for("/hook"), orders, events, WEBHOOKS_WORKER_CONCURRENCY=10
     )
-    stack.company("acme")
-    sub = stack.subscribe(
-        "acme", flaky.receiver.url_for("/hook"), ordering=DeliveryOrdering.PER_SUBJECT
-    )
-    publish_orders(stack, sub, orders, events)
 
     # when two worker processes deliver them
     workers = [stack.worker("worker-1"), stack.worker("worker-2", listening=2)]
