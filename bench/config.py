@@ -30,6 +30,9 @@ class Sizes:
     backlog_events: int = 1000  # I: events of the burst
     backlog_seconds: float = 10.0  # I: how long the steady stream lasts
     backlog_rate: float = 50.0  # I: events per second of the steady stream
+    ordered_subjects: int = 100  # K: subjects (orders)
+    ordered_events: int = 10  # K: events per subject
+    ordered_fanout: int = 10  # K: subscriptions of each company
     smoke: bool = False
 
     def with_rows(self, rows: int | None) -> Sizes:
@@ -60,5 +63,7 @@ SMOKE = Sizes(
     backlog_events=20,
     backlog_seconds=1.0,
     backlog_rate=20.0,
+    ordered_subjects=10,
+    ordered_events=3,
     smoke=True,
 )

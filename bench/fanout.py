@@ -8,7 +8,10 @@ cities, services, nested logic), half of them matching: the fan-out then evaluat
 filters and makes 50 deliveries. Its p99 is reported beside the unfiltered one, with
 their ratio (the target: at most 1.5). A third company's 100 filters all match: 100
 evaluations and the same 100 deliveries as the unfiltered company, which isolates what
-evaluating costs. All publish the catalogue's ORDER_STATUS sample.
+evaluating costs. A fourth company's 100 subscriptions are ordered per subject: each
+call also numbers its deliveries in 100 subject queues (every event has a subject of its
+own here, so each call writes 100 new queue rows and sends every delivery at once: the
+fan-out's extra work at its largest). All publish the catalogue's ORDER_STATUS sample.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from app.core.delivery_ordering import DeliveryOrdering
 from bench.queries import BENCH_QUERIES
 from bench.stats import summary_ms
 from bench.suite import Bench, start_api
@@ -28,7 +32,8 @@ from bench.tenants import GraphQLClient, create_company, publisher_key, subscrib
 COMPANY = "g-fanout"
 FILTERED_COMPANY = "g-fanout-filtered"
 MATCHING_COMPANY = "g-fanout-all-match"
-COMPANIES = (COMPANY, FILTERED_COMPANY, MATCHING_COMPANY)
+ORDERED_COMPANY = "g-fanout-ordered"
+COMPANIES = (COMPANY, FILTERED_COMPANY, MATCHING_COMPANY, ORDERED_COMPANY)
 WARM_UP = 5
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "catalogue" / "order_status.sample.json"
 
@@ -58,7 +63,7 @@ NOT_MATCHING: list[dict[str, Any]] = [
 def filters_for(company: str, count: int) -> list[dict[str, Any]] | None:
     """One filter per subscription of ``company``: none, matching and not in turn, or
     all matching."""
-    if company == COMPANY:
+    if company in (COMPANY, ORDERED_COMPANY):
         return None
     cycle = (
         [item for pair in zip(MATCHING, NOT_MATCHING, strict=True) for item in pair]
@@ -84,7 +89,15 @@ async def run(bench: Bench) -> dict[str, Any]:
                 for index in range(sizes.fanout_subscriptions)
             ]
             await subscribe(
-                services, company, urls, filters_for(company, sizes.fanout_subscriptions)
+                services,
+                company,
+                urls,
+                filters_for(company, sizes.fanout_subscriptions),
+                ordering=(
+                    DeliveryOrdering.PER_SUBJECT
+                    if company == ORDERED_COMPANY
+                    else DeliveryOrdering.NONE
+                ),
             )
     api, base_url = start_api(bench, database_url, "api-fanout")
     durations: dict[str, list[float]] = {company: [] for company in COMPANIES}
@@ -116,11 +129,22 @@ async def run(bench: Bench) -> dict[str, Any]:
             result[f"{name}_p99_ratio"] = round(
                 section["latency"]["p99_ms"] / result["latency"]["p99_ms"], 2
             )
+    ordered = _section(sizes.fanout_subscriptions, durations[ORDERED_COMPANY])
+    result["ordered"] = {
+        **ordered,
+        "title": f"publishEvent latency, {sizes.fanout_subscriptions} subscriptions ordered "
+        "per subject (a new subject each call)",
+    }
+    for quantile in ("p50_ms", "p99_ms"):
+        result[f"ordered_{quantile[:3]}_ratio"] = round(
+            ordered["latency"][quantile] / result["latency"][quantile], 2
+        )
     bench.log(
         f"[bench] G publish latency {result['latency']}; slowest calls {result['slowest']}; "
         f"half the filters matching {result['filtered']['latency']} "
         f"(p99 ratio {result['filtered_p99_ratio']}); every filter matching "
-        f"{result['all_matching']['latency']} (p99 ratio {result['all_matching_p99_ratio']})"
+        f"{result['all_matching']['latency']} (p99 ratio {result['all_matching_p99_ratio']}); "
+        f"ordered per subject {result['ordered']['latency']}"
     )
     return result
 

@@ -135,3 +135,13 @@ INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id;
 EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
 SELECT * FROM procrastinate_fetch_job_v2(
     ARRAY['deliveries', 'notices', 'maintenance']::character varying[], %(worker)s);
+
+-- overtaken_deliveries --
+-- A company's numbered (ordered) deliveries whose first attempt started before the one
+-- numbered just before them, of the same subscription and subject, had ended (phase K).
+SELECT count(*) FROM deliveries d
+JOIN deliveries p ON p.subscription_id = d.subscription_id AND p.subject = d.subject
+                 AND p.sequence = d.sequence - 1
+WHERE d.company_id = %(company_id)s AND d.sequence IS NOT NULL
+  AND (SELECT min(a.started_at) FROM delivery_attempts a WHERE a.delivery_id = d.id)
+      < p.completed_at;

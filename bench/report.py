@@ -227,6 +227,20 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                     goal,
                 )
             )
+        ordered = sections["G"].get("ordered")
+        if ordered is not None:
+            latency = ordered["latency"]
+            table.append(
+                (
+                    "G",
+                    f"publishEvent, {ordered['subscriptions']} subscriptions ordered per subject "
+                    "(a new subject each call)",
+                    f"p50 {_fmt(latency['p50_ms'])} / p99 {_fmt(latency['p99_ms'])} ms "
+                    f"({sections['G']['ordered_p50_ratio']:.2f}x / "
+                    f"{sections['G']['ordered_p99_ratio']:.2f}x unordered)",
+                    "",
+                )
+            )
     if "H" in sections:
         memory = sections["H"]
         table.append(
@@ -265,6 +279,21 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                     "",
                 )
             )
+    for run in sections.get("K", {}).get("runs", []):
+        publish = run["publish"]
+        ordered = run["ordering"] == "PER_SUBJECT"
+        table.append(
+            (
+                "K",
+                f"{run['subjects']} subjects x {run['events'] // run['subjects']} events x fan-out "
+                f"{run['fanout']}, {run['workers']} workers, "
+                + ("ordered per subject" if ordered else "unordered"),
+                f"{_fmt(run['per_second'])} deliveries/s; publishEvent p50 "
+                f"{_fmt(publish['p50_ms'])} / p99 {_fmt(publish['p99_ms'])} ms"
+                + (f"; {run['overtaken']} overtaken" if ordered else ""),
+                "",
+            )
+        )
     return table
 
 

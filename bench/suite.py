@@ -14,6 +14,8 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - H  peak RSS of a worker with 1,000 deliveries in flight to a slow receiver
 - I  burst throughput and latency with 20,000 retries waiting, against none
 - J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)
+- K  ordered delivery per subject: 100 subjects x 10 events at fan-out 10, ordered and
+     unordered subscriptions in turns, 2 workers
 
 At most four busy processes at a time (driver, receiver, two workers; or driver,
 receiver, API server), plus PostgreSQL.
@@ -120,6 +122,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         http_ceiling,
         latency,
         memory,
+        ordering,
         queue_ceiling,
         report,
         retries,
@@ -138,6 +141,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "F": api_scale.run,
         "I": retry_backlog.run,
         "J": executor_share.run,
+        "K": ordering.run,
     }
     started = datetime.now(UTC)
     clock = time.monotonic()

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from app.core.delivery_ordering import DeliveryOrdering
 from app.core.settings import Settings
 from app.core.viewer import Viewer
 from app.domain import api_keys, companies
@@ -53,6 +54,7 @@ async def subscribe(
     company_id: str,
     urls: list[str],
     filters: list[dict[str, Any]] | None = None,
+    ordering: DeliveryOrdering = DeliveryOrdering.NONE,
 ) -> None:
     """One ORDER_STATUS subscription per URL (URLs must differ: they are unique per
     company), with the content filter of the same index when ``filters`` are given."""
@@ -69,6 +71,7 @@ async def subscribe(
                 callback_url=url,
                 notification_email="ops@bench.invalid",
                 filter=None if filters is None else filters[index],
+                ordering=ordering,
             ),
         )
 

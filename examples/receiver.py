@@ -6,6 +6,12 @@
 With ``AUTHORIZATION="Bearer ..."`` as well, a request must also carry that
 ``Authorization`` header (a custom header of the subscription), or it is answered 401.
 
+A subscription ordered per subject numbers each subject's deliveries (``webhook-sequence``:
+1, 2, ...); the receiver notes a number past the next one expected (a ``gap``: the ones
+between failed for good or were cancelled) and one at or below the last seen (``old``: an
+earlier event arriving late, such as a redelivery of one that had failed; do not apply it
+over newer state).
+
 Standard library HTTP server plus the `standardwebhooks` package; swap in your web
 framework and keep the three steps. Processed ids are kept in memory here: use your
 database (a unique key on webhook-id) in real life.
@@ -27,6 +33,7 @@ verifier = Webhook(os.environ["SIGNING_SECRET"])
 expected_authorization = os.environ.get("AUTHORIZATION", "")
 seen: set[str] = set()
 seen_lock = threading.Lock()
+last_sequence: dict[str, int] = {}  # per subject, for ordered subscriptions
 work: queue.Queue[dict[str, object]] = queue.Queue()
 
 
@@ -50,11 +57,17 @@ class Receiver(BaseHTTPRequestHandler):
         with seen_lock:  # 2. deduplicate: retries and redeliveries reuse the webhook-id
             duplicate = headers["webhook-id"] in seen
             seen.add(headers["webhook-id"])
+            order = None if duplicate else sequence_order(headers, event)
         if not duplicate:
             work.put(event)
         print(
             json.dumps(
-                {"webhookId": headers["webhook-id"], "duplicate": duplicate, "event": event}
+                {
+                    "webhookId": headers["webhook-id"],
+                    "duplicate": duplicate,
+                    "sequence": order,
+                    "event": event,
+                }
             ),
             flush=True,
         )
@@ -67,6 +80,21 @@ class Receiver(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep stdout for the events
+
+
+def sequence_order(headers: dict[str, str], event: dict[str, object]) -> dict[str, object] | None:
+    """Where a numbered delivery stands among its subject's: next, after a gap, or old.
+    Called with ``seen_lock`` held."""
+    if "webhook-sequence" not in headers:
+        return None
+    number, subject = int(headers["webhook-sequence"]), str(event["subject"])
+    last = last_sequence.get(subject, 0)
+    last_sequence[subject] = max(last, number)
+    if number <= last:
+        return {"number": number, "old": True}
+    if number > last + 1:
+        return {"number": number, "gap": list(range(last + 1, number))}
+    return {"number": number}
 
 
 if __name__ == "__main__":

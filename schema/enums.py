@@ -14,10 +14,11 @@ from typing import TypeVar
 import strawberry
 from strawberry.types.enum import has_enum_definition
 
+from app.core.delivery_ordering import DeliveryOrdering
 from app.core.delivery_status import DeliveryStatus
 from app.core.errors import UserErrorCode
 
-__all__ = ["DeliveryStatus", "UserErrorCode"]
+__all__ = ["DeliveryOrdering", "DeliveryStatus", "UserErrorCode"]
 
 E = TypeVar("E", bound=Enum)
 
@@ -43,5 +44,16 @@ _expose(
         DeliveryStatus.FAILED: "Every attempt failed; nothing more will be sent. "
         "The notification email went out.",
         DeliveryStatus.CANCELLED: "Stopped before success, e.g. its subscription was deleted.",
+        DeliveryStatus.HELD: "Waits for an earlier delivery of its subject to end (PER_SUBJECT "
+        "ordering; `waitingFor` says which); nothing is sent until then.",
+    },
+)
+_expose(
+    DeliveryOrdering,
+    {
+        DeliveryOrdering.NONE: "Deliveries are sent as they come, in no promised order.",
+        DeliveryOrdering.PER_SUBJECT: "Deliveries that share a subject (an order id) are sent "
+        "strictly in publish order: each waits (HELD) until every earlier one of its subject "
+        "has ended. Other subjects never wait for it. Events without a subject are unordered.",
     },
 )

@@ -19,7 +19,7 @@ from app.domain.deliveries import DeliveryFilter as DomainDeliveryFilter
 from app.domain.events import EventFilter as DomainEventFilter
 from app.domain.events import NewEvent
 from app.domain.subscriptions import UNCHANGED, NewSubscription, SubscriptionChanges
-from schema.enums import DeliveryStatus
+from schema.enums import DeliveryOrdering, DeliveryStatus
 
 FILTER = (
     "Only events whose payload matches this filter are delivered (README, 'Content "
@@ -75,6 +75,11 @@ class CreateWebhookSubscriptionInput:
     )
     filter: JSON | None = strawberry.field(default=None, description=FILTER)
     max_deliveries_per_second: int | None = strawberry.field(default=None, description=RATE)
+    ordering: DeliveryOrdering | None = strawberry.field(
+        default=DeliveryOrdering.NONE,
+        description="PER_SUBJECT: deliveries that share a subject go one after another, in "
+        "publish order (README, 'Ordered delivery'). Null: NONE.",
+    )
 
     def to_domain(self) -> NewSubscription:
         return NewSubscription(
@@ -87,6 +92,7 @@ class CreateWebhookSubscriptionInput:
             description=self.description,
             filter=self.filter,
             max_deliveries_per_second=self.max_deliveries_per_second,
+            ordering=self.ordering or DeliveryOrdering.NONE,
         )
 
 
@@ -113,6 +119,11 @@ class UpdateWebhookSubscriptionInput:
         description="Replaces the delivery rate when given; null removes the limit. Attempts "
         "already waiting for a slot take one at the new rate.",
     )
+    ordering: DeliveryOrdering | None = strawberry.field(
+        default=None,
+        description="Orders the deliveries made from now on; absent or null keeps it. "
+        "Switched to NONE, the HELD deliveries are sent at once.",
+    )
 
     def to_domain(self) -> SubscriptionChanges:
         return SubscriptionChanges(
@@ -128,6 +139,7 @@ class UpdateWebhookSubscriptionInput:
                 if self.max_deliveries_per_second is strawberry.UNSET
                 else self.max_deliveries_per_second
             ),
+            ordering=self.ordering,
         )
 
 

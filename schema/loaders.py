@@ -18,9 +18,11 @@ from app.domain.companies import Company, companies_by_id
 from app.domain.deliveries import (
     Attempt,
     Delivery,
+    SubjectQueue,
     attempts_of_deliveries,
     deliveries_of_events,
     deliveries_of_subscriptions,
+    queue_heads,
 )
 from app.domain.events import Event, events_by_id
 from app.domain.subscriptions import Subscription, SubscriptionSummary, subscriptions_by_id
@@ -85,6 +87,9 @@ class Loaders:
         self.attempts_of_delivery: SharedLoader[uuid.UUID, list[Attempt]] = _loader(
             self._attempts, list
         )
+        self.queue_head: SharedLoader[SubjectQueue, Delivery | None] = _loader(
+            self._queue_heads, lambda: None
+        )
         # Nested under a list (each delivery's subscription, say), every subscription's
         # page would otherwise be a query of its own.
         self.deliveries_of_subscription: SharedLoader[SubscriptionPage, Page[Delivery]] = _loader(
@@ -126,6 +131,9 @@ class Loaders:
 
     async def _attempts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
         return await attempts_of_deliveries(self._db, self._found_for(), ids)
+
+    async def _queue_heads(self, queues: list[SubjectQueue]) -> dict[SubjectQueue, Delivery | None]:
+        return dict(await queue_heads(self._db, self._found_for(), queues))
 
     async def _subscription_pages(
         self, keys: list[SubscriptionPage]

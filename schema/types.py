@@ -14,7 +14,7 @@ from strawberry.scalars import JSON
 from app.core.pagination import page_request
 from app.domain import companies, deliveries, events, subscriptions, webhook_types
 from schema.context import Info
-from schema.enums import DeliveryStatus, UserErrorCode
+from schema.enums import DeliveryOrdering, DeliveryStatus, UserErrorCode
 from schema.errors import arguments_checked
 from schema.loaders import SubscriptionPage
 
@@ -126,7 +126,7 @@ class PageInfo:
 @strawberry.type(
     description="A company's callback for a webhook. Its configuration (callbackUrl, "
     "notificationEmail, apiKeyParams, headers, description, filter, "
-    "maxDeliveriesPerSecond) is for COMPANY keys: "
+    "maxDeliveriesPerSecond, ordering) is for COMPANY keys: "
     "FORBIDDEN for PUBLISHER keys, which reach a subscription only through a delivery."
 )
 class WebhookSubscription:
@@ -176,6 +176,13 @@ class WebhookSubscription:
     )
     def max_deliveries_per_second(self, info: Info) -> int | None:
         return self._configuration(info).max_deliveries_per_second
+
+    @strawberry.field(
+        description="Whether deliveries that share a subject go strictly one after another "
+        "(README, 'Ordered delivery')."
+    )
+    def ordering(self, info: Info) -> DeliveryOrdering:
+        return self._configuration(info).ordering
 
     created_at: datetime
     updated_at: datetime
@@ -278,6 +285,11 @@ class Delivery:
     last_response_status: int | None
     created_at: datetime
     completed_at: datetime | None
+    sequence: int | None = strawberry.field(
+        description="On a PER_SUBJECT subscription, its number among the deliveries of its "
+        "subject (1, 2, ...: the order they are sent in), sent as the `webhook-sequence` "
+        "header; null otherwise (and for events without a subject)."
+    )
 
     @classmethod
     def from_model(
@@ -300,7 +312,20 @@ class Delivery:
             last_response_status=model.last_response_status,
             created_at=model.created_at,
             completed_at=model.completed_at,
+            sequence=model.sequence,
         )
+
+    @strawberry.field(
+        description="For a HELD delivery, the delivery of its subject being sent now, which "
+        "it waits for (the ones between them wait too); null when not HELD."
+    )
+    async def waiting_for(self, info: Info) -> Delivery | None:
+        if self.model.status != DeliveryStatus.HELD or self.model.subject is None:
+            return None
+        head = await info.context.loaders.queue_head.load(
+            (self.model.subscription_id, self.model.subject)
+        )
+        return None if head is None else Delivery.from_model(head)
 
     @strawberry.field
     async def event(self, info: Info) -> Event:

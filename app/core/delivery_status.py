@@ -15,3 +15,4 @@ class DeliveryStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    HELD = "HELD"

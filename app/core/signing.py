@@ -70,15 +70,19 @@ def webhook_headers(
     body: bytes,
     *,
     attempt: int,
+    sequence: int | None = None,
 ) -> dict[str, str]:
     """Every header of one delivery attempt, as the delivery contract lists them.
 
     ``attempt`` is informative for the receiver (1 for the first try); it is not part
-    of the signed content, so the same body and id verify on every attempt.
+    of the signed content, so the same body and id verify on every attempt. ``sequence``,
+    a delivery's number among its subject's on a subscription ordered per subject, is
+    sent as ``webhook-sequence`` (not signed either: the body is shared by every
+    subscription of the event, the number is not).
     """
     if attempt < 1:
         raise ValueError("attempt numbers start at 1")
-    return {
+    headers = {
         "content-type": "application/json",
         "user-agent": user_agent(),
         "webhook-id": message_id,
@@ -86,6 +90,9 @@ def webhook_headers(
         "webhook-signature": signature_header(secrets, message_id, timestamp, body),
         "webhook-attempt": str(attempt),
     }
+    if sequence is not None:
+        headers["webhook-sequence"] = str(sequence)
+    return headers
 
 
 @cache

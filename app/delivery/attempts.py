@@ -178,7 +178,12 @@ async def make_attempt(
             await asyncio.sleep(rate_wait)
         target = build_target(services, delivery.endpoint, datetime.now(UTC))
         signed = webhook_headers(
-            target.secrets, delivery.webhook_id, int(time.time()), delivery.body, attempt=attempt
+            target.secrets,
+            delivery.webhook_id,
+            int(time.time()),
+            delivery.body,
+            attempt=attempt,
+            sequence=delivery.sequence,
         )
         headers = request_headers(signed, target.headers)
         outcome = await transport.send(target.url, delivery.body, headers)

@@ -70,6 +70,8 @@ class OutgoingDelivery:
     endpoint: Endpoint
     # The database's clock when the row was read.
     loaded_at: datetime | None = None
+    # Its number in its subject's queue (ordered subscriptions only): webhook-sequence.
+    sequence: int | None = None
 
 
 def endpoint_from_row(row: Row) -> Endpoint:
@@ -106,6 +108,7 @@ def outgoing_from_row(row: Row) -> OutgoingDelivery:
         body=bytes(row["body"]),
         endpoint=endpoint_from_row(row),
         loaded_at=row["loaded_at"],
+        sequence=row.get("sequence"),
     )
 
 

@@ -34,6 +34,8 @@ class Delivery:
     last_response_status: int | None
     created_at: datetime
     completed_at: datetime | None
+    # Its number among its subject's deliveries on a subscription ordered per subject.
+    sequence: int | None = None
 
 
 def as_changed(delivery: Delivery, change: DeliveryState) -> Delivery:
@@ -99,6 +101,7 @@ def delivery_from_row(row: Row) -> Delivery:
         last_response_status=row["last_response_status"],
         created_at=row["created_at"],
         completed_at=row["completed_at"],
+        sequence=row["sequence"],
     )
 
 
@@ -201,6 +204,25 @@ async def attempts_of_deliveries(
     for row in rows:
         grouped[row["delivery_id"]].append(attempt_from_row(row))
     return grouped
+
+
+# A (subscription, subject) queue of a subscription ordered per subject.
+SubjectQueue = tuple[uuid.UUID, str]
+
+
+async def queue_heads(
+    db: Database, viewer: Viewer, queues: list[SubjectQueue]
+) -> dict[SubjectQueue, Delivery]:
+    """The delivery each queue is sending now, which its HELD deliveries wait for,
+    confined to what the viewer reads; a queue sending nothing is left out."""
+    rows = await db.fetch_all(
+        "queue_heads",
+        subscription_ids=[subscription_id for subscription_id, _ in queues],
+        subjects=[subject for _, subject in queues],
+        company_id=viewer.read_scope,
+    )
+    heads = (delivery_from_row(row) for row in rows)
+    return {(head.subscription_id, head.subject): head for head in heads if head.subject}
 
 
 def attempts_as_of(delivery: Delivery, attempts: list[Attempt]) -> list[Attempt]:

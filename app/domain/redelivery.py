@@ -43,6 +43,11 @@ async def redeliver(
 def _refusal(status: str) -> UserError:
     if status in ("PENDING", "RETRYING"):
         message = "The delivery is still in progress; wait until it succeeds or fails."
+    elif status == "HELD":
+        message = (
+            "The delivery waits for an earlier one of its subject (see waitingFor); "
+            "it will be sent once that one ends."
+        )
     else:
         message = "The delivery's subscription is deleted or inactive; nothing can be sent."
     return UserError(("delivery_id",), message, UserErrorCode.INVALID)

@@ -19,6 +19,7 @@ from typing import Any
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
+from app.core.delivery_ordering import DeliveryOrdering
 from app.core.errors import Field, InvalidInput, UserError, UserErrorCode, not_found
 from app.core.ids import new_id, try_uuid
 from app.core.masking import mask_value
@@ -46,7 +47,11 @@ from app.core.viewer import Viewer
 from app.domain.subscription_filters import stored_filter
 from app.domain.webhook_types import unknown_webhook, webhook_types_by_key
 from app.store.database import Database, Row
-from app.store.queue import cancel_open_deliveries, repace_waiting_attempts
+from app.store.queue import (
+    cancel_open_deliveries,
+    release_held_deliveries,
+    repace_waiting_attempts,
+)
 
 # A description and a filter can be cleared (set to None), so keeping one needs a marker.
 UNCHANGED: Any = object()
@@ -83,6 +88,7 @@ class Subscription:
     filter: dict[str, Any] | None = None
     # Its delivery rate (app/delivery/pacing.py); None: no limit.
     max_deliveries_per_second: int | None = None
+    ordering: DeliveryOrdering = DeliveryOrdering.NONE
 
 
 @dataclass(frozen=True)
@@ -110,13 +116,15 @@ class NewSubscription:
     headers: Sequence[tuple[str, str]] = ()
     filter: Any = None
     max_deliveries_per_second: int | None = None
+    ordering: DeliveryOrdering = DeliveryOrdering.NONE
 
 
 @dataclass(frozen=True)
 class SubscriptionChanges:
     """Fields to change; None keeps a field, except ``description``, ``filter`` and
     ``max_deliveries_per_second`` (UNCHANGED keeps them, None clears them). A list given
-    (parameters, headers) replaces the whole list."""
+    (parameters, headers) replaces the whole list. A new ``ordering`` orders the
+    deliveries made from then on; switched off, it sends the HELD ones at once."""
 
     callback_url: str | None = None
     notification_email: str | None = None
@@ -126,6 +134,7 @@ class SubscriptionChanges:
     headers: Sequence[tuple[str, str]] | None = None
     filter: Any = UNCHANGED
     max_deliveries_per_second: Any = UNCHANGED
+    ordering: DeliveryOrdering | None = None
 
 
 def subscription_from_row(row: Row) -> Subscription:
@@ -149,6 +158,7 @@ def subscription_from_row(row: Row) -> Subscription:
         updated_at=row["updated_at"],
         filter=row["filter"],
         max_deliveries_per_second=row["max_deliveries_per_second"],
+        ordering=DeliveryOrdering(row["ordering"]),
     )
 
 
@@ -284,6 +294,7 @@ async def create_subscription(
         signing_secret=box.encrypt(secret, context=secret_context(subscription_id)),
         filter=content_filter.document,
         filter_path=content_filter.path,
+        ordering=new.ordering,
     )
     if row is None:
         raise _duplicate_url()
@@ -298,7 +309,8 @@ async def update_subscription(
     subscription_id: str,
     changes: SubscriptionChanges,
 ) -> Subscription:
-    """Change a subscription; deactivating it cancels its pending deliveries."""
+    """Change a subscription; deactivating it cancels its pending deliveries (held ones
+    too), switching its ordering off sends the held ones."""
     company_id = viewer.own_company
     key = try_uuid(subscription_id)
     if key is None:
@@ -355,6 +367,7 @@ async def update_subscription(
                 set_filter=set_filter,
                 filter=content_filter.document,
                 filter_path=content_filter.path,
+                ordering=changes.ordering,
             )
         except UniqueViolation:
             raise _duplicate_url() from None
@@ -362,9 +375,12 @@ async def update_subscription(
             raise RuntimeError(f"subscription {key} vanished while it was locked for update")
         if not row["is_active"]:
             await cancel_open_deliveries(tx, key)
-        elif row["max_deliveries_per_second"] != current["max_deliveries_per_second"]:
-            # Attempts waiting for slots spaced at the old rate (or none) take new ones.
-            await repace_waiting_attempts(tx, key)
+        else:
+            if current["ordering"] != row["ordering"] == DeliveryOrdering.NONE:
+                await release_held_deliveries(tx, key)
+            if row["max_deliveries_per_second"] != current["max_deliveries_per_second"]:
+                # Attempts waiting for slots spaced at the old rate (or none) take new ones.
+                await repace_waiting_attempts(tx, key)
     return subscription_from_row(row)
 
 

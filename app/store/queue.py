@@ -4,7 +4,10 @@ Every job is deferred here (delivery attempts, failure-email jobs), by task *nam
 that ``app`` never imports ``jobs``; the tasks themselves live in ``jobs/`` and register
 on this app when the worker imports them. The delivery job's arguments have one shape,
 :class:`AttemptJob`, which its task reads back. Every statement on Procrastinate's tables
-(``procrastinate_*``) is in ``sql/queries/queue.sql`` and runs from here only.
+(``procrastinate_*``) is in ``sql/queries/queue.sql`` and runs from here only, but one:
+a trigger of migration 0016 defers the first attempt of the delivery that a subject queue
+passes to when the one before it ends (whatever statement ended it), through the same
+``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority.
 
 Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused (SIGSTOP, a
 frozen VM, a long GC pause) rejoin: by then another worker may have pruned its
@@ -243,10 +246,11 @@ async def fan_out_event(
 ) -> int:
     """Inside ``tx``: one delivery per matching active subscription (only
     ``subscription_id``'s when given), each with the job of its first attempt, in one
-    statement; returns how many deliveries were made.
+    statement; returns how many deliveries were made. On a subscription ordered per
+    subject, one that waits for an earlier delivery of ``subject`` is HELD, with no job.
 
     Raises :class:`FanOutMismatch` (and so rolls ``tx`` back) if the jobs queued are not
-    one per delivery.
+    one per delivery that is not held.
     """
     # No round trip between deliveries and jobs, and no job rows built and encoded in
     # Python (Procrastinate's batch defer spent more time encoding 100 jobs than
@@ -266,10 +270,11 @@ async def fan_out_event(
     if fanned_out is None:
         raise FanOutMismatch(f"the fan-out of event {event_id} returned no counts")
     deliveries: int = fanned_out["deliveries"]
-    if fanned_out["jobs"] != deliveries:
+    held: int = fanned_out["held"]
+    if fanned_out["jobs"] != deliveries - held:
         raise FanOutMismatch(
             f"the fan-out of event {event_id} queued {fanned_out['jobs']} jobs"
-            f" for {deliveries} deliveries"
+            f" for {deliveries} deliveries" + (f" ({held} held)" if held else "")
         )
     return deliveries
 
@@ -373,6 +378,22 @@ async def cancel_open_deliveries(tx: Session, subscription_id: uuid.UUID) -> Non
     """Inside ``tx``: cancel a subscription's pending and retrying deliveries, and their
     waiting jobs."""
     await tx.execute("cancel_open_deliveries", subscription_id=subscription_id)
+
+
+async def release_held_deliveries(tx: Session, subscription_id: uuid.UUID) -> int:
+    """Inside ``tx``: send a subscription's HELD deliveries now (its ordering was switched
+    off), each with the job of its first attempt; returns how many."""
+    released = await tx.fetch_one(
+        "release_held_deliveries",
+        subscription_id=subscription_id,
+        queue=DELIVERY_QUEUE,
+        task=DELIVER_TASK,
+        priority=DEFAULT_PRIORITY,
+    )
+    count: int = released["released"] if released else 0
+    if released is None or released["jobs"] != count:
+        raise FanOutMismatch(f"releasing the held deliveries of {subscription_id} lost jobs")
+    return count
 
 
 async def purge_finished_jobs(tx: Session, cutoff: datetime.datetime, batch: int) -> int:

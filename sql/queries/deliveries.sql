@@ -2,7 +2,7 @@
 -- One delivery, confined to a company unless company_id is NULL (publisher).
 SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,
        cycle, attempt_count, max_attempts, next_attempt_at, last_attempt_at,
-       last_response_status, created_at, completed_at
+       last_response_status, created_at, completed_at, sequence
 FROM deliveries
 WHERE id = %(id)s AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);
 
@@ -10,7 +10,7 @@ WHERE id = %(id)s AND (%(company_id)s::text IS NULL OR company_id = %(company_id
 -- One page of deliveries, newest first (keyset), confined to a company unless NULL.
 SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,
        cycle, attempt_count, max_attempts, next_attempt_at, last_attempt_at,
-       last_response_status, created_at, completed_at
+       last_response_status, created_at, completed_at, sequence
 FROM deliveries
 WHERE (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
@@ -30,7 +30,7 @@ LIMIT %(limit)s;
 -- (keyset), confined to a company unless NULL: one index range scan per subscription.
 SELECT d.id, d.webhook_id, d.company_id, d.event_id, d.subscription_id, d.webhook_key,
        d.subject, d.status, d.cycle, d.attempt_count, d.max_attempts, d.next_attempt_at,
-       d.last_attempt_at, d.last_response_status, d.created_at, d.completed_at
+       d.last_attempt_at, d.last_response_status, d.created_at, d.completed_at, d.sequence
 FROM unnest(%(subscription_ids)s::uuid[]) AS s(id)
 CROSS JOIN LATERAL (
     SELECT * FROM deliveries
@@ -49,7 +49,7 @@ ORDER BY d.subscription_id, d.created_at DESC, d.id DESC;
 -- company_id is NULL.
 SELECT id, webhook_id, company_id, event_id, subscription_id, webhook_key, subject, status,
        cycle, attempt_count, max_attempts, next_attempt_at, last_attempt_at,
-       last_response_status, created_at, completed_at
+       last_response_status, created_at, completed_at, sequence
 FROM deliveries
 WHERE event_id = ANY(%(event_ids)s)
   AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
@@ -95,3 +95,20 @@ SELECT delivery_id, cycle, number, started_at, duration_ms, response_status,
 FROM delivery_attempts
 WHERE delivery_id = ANY(%(delivery_ids)s)
 ORDER BY delivery_id, cycle, number;
+
+-- queue_heads --
+-- The delivery each of several (subscription, subject) queues is sending: its first open
+-- queued delivery that is not HELD (DataLoader, for what a HELD one waits for), confined
+-- to a company unless NULL.
+SELECT d.id, d.webhook_id, d.company_id, d.event_id, d.subscription_id, d.webhook_key,
+       d.subject, d.status, d.cycle, d.attempt_count, d.max_attempts, d.next_attempt_at,
+       d.last_attempt_at, d.last_response_status, d.created_at, d.completed_at, d.sequence
+FROM unnest(%(subscription_ids)s::uuid[], %(subjects)s::text[]) AS q(subscription_id, subject)
+CROSS JOIN LATERAL (
+    SELECT * FROM deliveries
+    WHERE subscription_id = q.subscription_id AND subject = q.subject AND in_queue
+      AND status IN ('PENDING', 'RETRYING')
+      AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
+    ORDER BY sequence
+    LIMIT 1
+) d;

@@ -13,19 +13,40 @@ ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat;
 -- the job of its first attempt, in one statement. The jobs go in through Procrastinate's
 -- own procrastinate_defer_jobs_v1 (the function batch_defer_jobs_async calls), so its
 -- triggers run as for any deferred job; arguments as AttemptJob.as_task_kwargs gives them.
-WITH fanned_out AS (
-    INSERT INTO deliveries (webhook_id, company_id, event_id, subscription_id, webhook_key,
-                            subject, max_attempts, next_attempt_at)
-    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.company_id, %(event_id)s,
-           s.id, s.webhook_key, %(subject)s, %(max_attempts)s, now()
+-- On a PER_SUBJECT subscription an event with a subject (a test event excepted) takes the
+-- next number of its (subscription, subject) queue (migration 0016): the upsert waits for
+-- a concurrent publish of the subject and sees its committed row, and a delivery that
+-- finds another open one before it is HELD, with no job. Queue rows are taken in id
+-- order, so concurrent publishes of a subject to several subscriptions never deadlock.
+WITH matching AS (
+    SELECT s.id, s.company_id, s.webhook_key, s.created_at,
+           s.ordering = 'PER_SUBJECT' AND %(subject)s::text IS NOT NULL
+               AND %(subscription_id)s::uuid IS NULL AS ordered
     FROM subscriptions s
     WHERE s.company_id = %(company_id)s AND s.webhook_key = %(webhook_key)s
       AND s.is_active AND s.deleted_at IS NULL
       AND (%(subscription_id)s::uuid IS NULL OR s.id = %(subscription_id)s)
       AND (%(subscription_id)s::uuid IS NOT NULL OR webhooks_filter_matches(
                (SELECT e.payload FROM events e WHERE e.id = %(event_id)s), s.filter_path))
-    ORDER BY s.created_at, s.id
-    RETURNING id, cycle
+), numbered AS (
+    INSERT INTO subject_queues AS q (subscription_id, subject, company_id, last_sequence,
+                                     open_count)
+    SELECT m.id, %(subject)s, m.company_id, 1, 1 FROM matching m WHERE m.ordered
+    ORDER BY m.id
+    ON CONFLICT (subscription_id, subject) DO UPDATE
+        SET last_sequence = q.last_sequence + 1, open_count = q.open_count + 1
+    RETURNING q.subscription_id, q.last_sequence, q.open_count > 1 AS held
+), fanned_out AS (
+    INSERT INTO deliveries (webhook_id, company_id, event_id, subscription_id, webhook_key,
+                            subject, max_attempts, next_attempt_at, status, sequence, in_queue)
+    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), m.company_id, %(event_id)s,
+           m.id, m.webhook_key, %(subject)s, %(max_attempts)s,
+           CASE WHEN n.held THEN NULL ELSE now() END,
+           CASE WHEN n.held THEN 'HELD' ELSE 'PENDING' END,
+           n.last_sequence, n.subscription_id IS NOT NULL
+    FROM matching m LEFT JOIN numbered n ON n.subscription_id = m.id
+    ORDER BY m.created_at, m.id
+    RETURNING id, cycle, status
 ), queued AS (
     SELECT procrastinate_defer_jobs_v1(array_agg(
                ROW(%(queue)s::varchar, %(task)s::varchar, %(priority)s::integer, id::text,
@@ -33,8 +54,10 @@ WITH fanned_out AS (
                                             'attempt', 1), NULL
                )::procrastinate_job_to_defer_v1)) AS job_ids
     FROM fanned_out
+    WHERE status = 'PENDING'
 )
 SELECT (SELECT count(*) FROM fanned_out) AS deliveries,
+       (SELECT count(*) FROM fanned_out WHERE status = 'HELD') AS held,
        coalesce((SELECT cardinality(job_ids) FROM queued), 0) AS jobs;
 
 -- repace_waiting_attempts --
@@ -90,7 +113,10 @@ WHERE (r.notice_id IS NULL OR n.sent_at IS NULL)
 -- Cancel the pending and retrying deliveries of a subscription, and their waiting jobs
 -- (as Procrastinate cancels a job): it runs jobs sharing a lock in id order, so a retry
 -- left scheduled minutes ahead would hold back a redelivery until it came due. A job
--- already running finds the delivery finished and records nothing more.
+-- already running finds the delivery finished and records nothing more. Callers close the
+-- subscription first, so each cancelled delivery of a subject queue cancels the HELD ones
+-- behind it (migration 0016's triggers: queue row, then those deliveries, the same lock
+-- order as a delivery that ends while this runs; naming HELD here would lock them first).
 WITH cancelled AS (
     UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_at = NULL
     WHERE subscription_id = %(subscription_id)s AND status IN ('PENDING', 'RETRYING')
@@ -135,3 +161,22 @@ LEFT JOIN LATERAL (
     WHERE job_id = j.id AND type = 'deferred'
 ) e ON j.scheduled_at IS NULL
 WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now());
+
+-- release_held_deliveries --
+-- A subscription's ordering was switched off: its HELD deliveries go now, each with the
+-- job of its first attempt. They stay counted in their queues, so when ordering comes
+-- back, a new delivery of a subject waits until every one of them has ended.
+WITH released AS (
+    UPDATE deliveries SET status = 'PENDING', next_attempt_at = now()
+    WHERE subscription_id = %(subscription_id)s AND in_queue AND status = 'HELD'
+    RETURNING id, cycle, attempt_count
+), queued AS (
+    SELECT procrastinate_defer_jobs_v1(array_agg(
+               ROW(%(queue)s::varchar, %(task)s::varchar, %(priority)s::integer, id::text,
+                   NULL, jsonb_build_object('delivery_id', id::text, 'cycle', cycle,
+                                            'attempt', attempt_count + 1), NULL
+               )::procrastinate_job_to_defer_v1)) AS job_ids
+    FROM released
+)
+SELECT (SELECT count(*) FROM released) AS released,
+       coalesce((SELECT cardinality(job_ids) FROM queued), 0) AS jobs;

@@ -4,26 +4,26 @@ INSERT INTO subscriptions (
     id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
     max_deliveries_per_second,
     is_active, description, signing_secret,
-    filter, filter_path
+    filter, filter_path, ordering
 ) VALUES (
     %(id)s, %(company_id)s, %(webhook_key)s, %(callback_url)s, %(notification_email)s,
     %(api_key_params)s, %(headers)s,
     %(max_deliveries_per_second)s,
     %(is_active)s, %(description)s, %(signing_secret)s,
-    %(filter)s, %(filter_path)s::jsonpath
+    %(filter)s, %(filter_path)s::jsonpath, %(ordering)s
 )
 ON CONFLICT (company_id, webhook_key, callback_url) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
           max_deliveries_per_second,
           is_active, description, created_at, updated_at,
-          filter;
+          filter, ordering;
 
 -- get_subscription --
 -- One live subscription of a company.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        max_deliveries_per_second,
        is_active, description, created_at, updated_at,
-       filter
+       filter, ordering
 FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL;
 
@@ -32,7 +32,7 @@ WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL;
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        max_deliveries_per_second,
        is_active, description, created_at, updated_at,
-       filter
+       filter, ordering
 FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 FOR UPDATE;
@@ -43,7 +43,7 @@ FOR UPDATE;
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        max_deliveries_per_second,
        is_active, description, created_at, updated_at,
-       filter
+       filter, ordering
 FROM subscriptions
 WHERE id = ANY(%(ids)s);
 
@@ -59,7 +59,7 @@ WHERE id = ANY(%(ids)s);
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        max_deliveries_per_second,
        is_active, description, created_at, updated_at,
-       filter
+       filter, ordering
 FROM subscriptions
 WHERE company_id = %(company_id)s AND deleted_at IS NULL
   AND (%(webhook_key)s::text IS NULL OR webhook_key = %(webhook_key)s)
@@ -82,6 +82,7 @@ UPDATE subscriptions SET
     description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,
     filter = CASE WHEN %(set_filter)s THEN %(filter)s ELSE filter END,
     filter_path = CASE WHEN %(set_filter)s THEN %(filter_path)s::jsonpath ELSE filter_path END,
+    ordering = coalesce(%(ordering)s, ordering),
     deactivated_reason = CASE WHEN coalesce(%(is_active)s, is_active) THEN NULL
                               ELSE deactivated_reason END,
     updated_at = now()
@@ -89,7 +90,7 @@ WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
           max_deliveries_per_second,
           is_active, description, created_at, updated_at,
-          filter;
+          filter, ordering;
 
 -- delete_subscription --
 -- Soft-delete: past deliveries keep pointing at it and stay queryable.
@@ -109,7 +110,7 @@ WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
 RETURNING id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
           max_deliveries_per_second,
           is_active, description, created_at, updated_at,
-          filter;
+          filter, ordering;
 
 -- subscriptions_with_secrets --
 -- A batch of subscriptions (deleted ones too) with their encrypted secrets, by id.

@@ -38,6 +38,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from app.core.delivery_ordering import DeliveryOrdering
 from app.core.secret_box import generate_key
 from app.core.settings import Settings
 from app.domain import companies
@@ -231,11 +232,19 @@ class Stack:
 
         self.run(work())
 
-    def subscribe(self, company_id: str, callback_url: str, email: str = "ops@example.com") -> Sub:
+    def subscribe(
+        self,
+        company_id: str,
+        callback_url: str,
+        email: str = "ops@example.com",
+        ordering: DeliveryOrdering = DeliveryOrdering.NONE,
+    ) -> Sub:
         async def work() -> Sub:
             async with open_services(self.settings()) as services:
                 subscription, secret = await create_subscription_for(
-                    services, company_id, NewSubscription("ORDER_STATUS", callback_url, email)
+                    services,
+                    company_id,
+                    NewSubscription("ORDER_STATUS", callback_url, email, ordering=ordering),
                 )
             return Sub(str(subscription.id), company_id, secret, callback_url)
 

@@ -75,6 +75,23 @@ CASES: dict[str, tuple[str, Any, str]] = {
         lambda id: {"id": id},
         "event",
     ),
+    "WebhookSubscription.ordering": (
+        "query($id: ID!) { webhookSubscription(id: $id) { id ordering } }",
+        lambda id: {"id": id},
+        "subscription",
+    ),
+    "Delivery.waitingFor": (
+        "query($id: ID!) { delivery(id: $id) { id sequence waitingFor { id } } }",
+        lambda id: {"id": id},
+        "delivery",
+    ),
+    "updateWebhookSubscription-ordering": (
+        "mutation($input: UpdateWebhookSubscriptionInput!) {"
+        " updateWebhookSubscription(input: $input) {"
+        f" subscription {{ id ordering }} {USER_ERRORS} }} }}",
+        lambda id: {"input": {"id": id, "ordering": "PER_SUBJECT"}},
+        "subscription",
+    ),
     "WebhookSubscription.headers": (
         "query($id: ID!) { webhookSubscription(id: $id) { id headers { name valueHint } } }",
         lambda id: {"id": id},
@@ -162,7 +179,7 @@ query($id: ID!) {
     id callbackUrl notificationEmail isActive description updatedAt
     headers { name valueHint }
     id callbackUrl notificationEmail isActive description updatedAt filter
-    maxDeliveriesPerSecond
+    maxDeliveriesPerSecond ordering
     deliveries { nodes { id status cycle attemptCount } }
   }
   events { nodes { id isTest } }
@@ -387,3 +404,72 @@ async def test_the_publisher_reads_every_companys_statuses_but_no_ones_configura
     assert configuration["data"] is None
     assert "ops@example.com" not in str(configuration)
     assert "127.0.0.1:9/hook" not in str(configuration)
+
+
+ORDERED = """
+mutation($input: CreateWebhookSubscriptionInput!) {
+  createWebhookSubscription(input: $input) { subscription { id } userErrors { code } }
+}"""
+HELD = """
+query($id: ID!) {
+  delivery(id: $id) { id status waitingFor { id } }
+  deliveries(filter: {status: HELD}) { nodes { id waitingFor { id } } }
+}"""
+
+
+async def held_world(api: GraphQLClient, tenants: Tenants, company: str, key: str) -> list[str]:
+    """An ordered subscription of ``company`` with two events of one order: the first
+    being sent, the second HELD behind it; returns their delivery ids."""
+    created = await api.data(
+        ORDERED,
+        {
+            "input": {
+                "webhook": "ORDER_STATUS",
+                "callbackUrl": "http://127.0.0.1:9/ordered",
+                "notificationEmail": "ops@example.com",
+                "ordering": "PER_SUBJECT",
+            }
+        },
+        key=key,
+    )
+    assert created["createWebhookSubscription"]["userErrors"] == []
+    ids = []
+    for n in (1, 2):
+        published = await api.data(
+            PUBLISH,
+            {
+                "input": {
+                    "companyId": company,
+                    "webhook": "ORDER_STATUS",
+                    "payload": order_status_payload(order_id=55, n=n),
+                }
+            },
+            key=tenants.publisher,
+        )
+        [delivery] = published["publishEvent"]["event"]["deliveries"]
+        ids.append(delivery["id"])
+    return ids
+
+
+async def test_another_companys_held_delivery_and_what_it_waits_for_stay_hidden(
+    api: GraphQLClient, tenants: Tenants
+) -> None:
+    # Given in both companies an order's second event HELD behind its first (the same
+    # order id, so the same subject, in each)
+    head_a, held_a = await held_world(api, tenants, tenants.a, tenants.key_a)
+    head_b, held_b = await held_world(api, tenants, tenants.b, tenants.key_b)
+
+    # When company B asks for A's held delivery, and for an id that never existed
+    with_a_id = await api.data(HELD, {"id": held_a}, key=tenants.key_b)
+    with_missing_id = await api.data(HELD, {"id": str(uuid.uuid4())}, key=tenants.key_b)
+
+    # Then both answers are the same: no such delivery, and only B's own held one, which
+    # waits for B's head, never A's
+    assert with_a_id == with_missing_id
+    assert with_a_id == {
+        "delivery": None,
+        "deliveries": {"nodes": [{"id": held_b, "waitingFor": {"id": head_b}}]},
+    }
+    # while A sees its own, waiting for its own head
+    own = await api.data(HELD, {"id": held_a}, key=tenants.key_a)
+    assert own["delivery"] == {"id": held_a, "status": "HELD", "waitingFor": {"id": head_a}}

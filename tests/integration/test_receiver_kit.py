@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core.delivery_ordering import DeliveryOrdering
 from app.domain.events import NewEvent
 from app.domain.redelivery import redeliver
 from app.domain.subscriptions import NewSubscription
@@ -172,6 +173,53 @@ async def test_the_example_receiver_checks_the_authorization_header_a_subscripti
     assert receivers[1].lines() == []
     failed = await services.db.fetch_one("get_delivery", id=deliveries[1], company_id=None)
     assert failed is not None and failed["last_response_status"] == 401
+
+
+async def test_the_example_receiver_tells_a_gap_and_a_late_event_of_an_ordered_subject(
+    services: Services,
+    tenants: Tenants,
+    worker: asyncio.Task[None],
+    start_receiver: Callable[[str, int], RunningReceiver],
+) -> None:
+    # Given an ordered subscription, and three events of order 41 published while its
+    # receiver is down
+    port = free_port()
+    _, secret = await create_subscription_for(
+        services,
+        tenants.a,
+        NewSubscription(
+            "ORDER_STATUS",
+            f"http://127.0.0.1:{port}/hook",
+            "ops@example.com",
+            ordering=DeliveryOrdering.PER_SUBJECT,
+        ),
+    )
+    events = [
+        await publish_event_with(
+            services, NewEvent(tenants.a, "ORDER_STATUS", order_status_payload(n=n))
+        )
+        for n in (1, 2, 3)
+    ]
+    [first] = await services.db.fetch_all(
+        "deliveries_of_events", event_ids=[events[0].id], company_id=None
+    )
+    await wait_for_status(services, first["id"], "RETRYING")
+
+    # When the first is cancelled, the receiver starts, and the first is redelivered
+    # once the other two are through
+    await services.db.execute("cancel_delivery", id=first["id"])
+    receiver = start_receiver(secret, port)
+    await receiver.wait_until(lambda: len(receiver.lines()) >= 2)
+    await redeliver(services.db, services.queue, company_viewer(tenants.a), str(first["id"]))
+    await receiver.wait_until(lambda: len(receiver.lines()) >= 3)
+
+    # Then it printed the second after a gap (the first missing), the third next, and
+    # the first, late, as old
+    assert [(line["event"]["data"]["n"], line["sequence"]) for line in receiver.lines()] == [
+        (2, {"number": 2, "gap": [1]}),
+        (3, {"number": 3}),
+        (1, {"number": 1, "old": True}),
+    ]
 
 
 async def wait_for_status(services: Services, delivery_id: object, status: str) -> None:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from app.core.delivery_ordering import DeliveryOrdering
 from app.domain.events import NewEvent
 from app.domain.subscriptions import NewSubscription
 from app.store.database import PUBLISHER_SCOPE, WORKER_SCOPE, RowScope, scoped
@@ -20,7 +21,15 @@ from app.store.services import Services
 from tests.payloads import order_status_payload
 from tests.service import Tenants, create_subscription_for, publish_event_with
 
-TENANT_TABLES = ["subscriptions", "events", "deliveries", "delivery_attempts", "api_keys"]
+# (The subscriptions are ordered per subject, so that their deliveries number subject queues.)
+TENANT_TABLES = [
+    "subscriptions",
+    "events",
+    "deliveries",
+    "delivery_attempts",
+    "api_keys",
+    "subject_queues",
+]
 
 
 async def given_data_for_both(services: Services, tenants: Tenants) -> None:
@@ -28,7 +37,12 @@ async def given_data_for_both(services: Services, tenants: Tenants) -> None:
         await create_subscription_for(
             services,
             company,
-            NewSubscription("ORDER_STATUS", "http://127.0.0.1:9/hook", "ops@example.com"),
+            NewSubscription(
+                "ORDER_STATUS",
+                "http://127.0.0.1:9/hook",
+                "ops@example.com",
+                ordering=DeliveryOrdering.PER_SUBJECT,
+            ),
         )
         await publish_event_with(
             services, NewEvent(company, "ORDER_STATUS", order_status_payload(n=1))
@@ -129,7 +143,9 @@ PUBLISHER_COLUMNS = {
     "subscriptions": [
         *("id", "company_id", "webhook_key", "is_active", "deleted_at", "created_at"),
         "filter_path",
+        "ordering",
     ],
+    "subject_queues": ["subscription_id", "subject", "last_sequence", "open_count"],
     "delivery_attempts": ["delivery_id", "cycle", "number", "started_at", "response_status"],
     "deliveries": ["id", "status", "attempt_count", "last_response_status", "completed_at"],
     "events": ["id", "company_id", "payload", "body"],

@@ -129,6 +129,7 @@ DELIVERY_STATUSES = "query { deliveries { nodes { id status cycle } } }"
 
 SUBSCRIPTION_FIELDS = """
   id callbackUrl notificationEmail isActive description createdAt updatedAt filter
+  ordering
   apiKeyParams { name valueHint }
   headers { name valueHint }
   maxDeliveriesPerSecond
@@ -142,6 +143,7 @@ ATTEMPT_FIELDS = """
 DELIVERY_FIELDS = f"""
   id webhookId status cycle attemptCount maxAttempts nextAttemptAt lastAttemptAt
   lastResponseStatus createdAt completedAt
+  sequence
   attempts {{ {ATTEMPT_FIELDS} }}
 """
 

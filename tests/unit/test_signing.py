@@ -110,6 +110,17 @@ def test_attempt_number_is_not_signed() -> None:
     assert first["webhook-signature"] == tenth["webhook-signature"]
 
 
+def test_an_ordered_delivery_also_carries_its_sequence_number_unsigned() -> None:
+    secret = generate_secret()
+
+    plain = webhook_headers([secret], "dlv_123", 1_700_000_000, BODY, attempt=1)
+    ordered = webhook_headers([secret], "dlv_123", 1_700_000_000, BODY, attempt=1, sequence=7)
+
+    # the same headers, the same signature, and one more header
+    assert "webhook-sequence" not in plain
+    assert ordered == {**plain, "webhook-sequence": "7"}
+
+
 def test_user_agent_falls_back_to_version_0(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> str:
         raise metadata.PackageNotFoundError(name)
