@@ -1,0 +1,1 @@
+// The portal: a client of the public GraphQL API only.
