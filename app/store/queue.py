@@ -197,6 +197,20 @@ class QueueDepth:
     running: int
 
 
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """What /metrics reports of the queue and the work waiting in it."""
+
+    depths: tuple[QueueDepth, ...]
+    oldest_due_seconds: float
+    workers_up: int
+    heartbeat_age_seconds: float | None  # None: no worker is registered
+    retries_pending: int
+    emails_unsent: int
+    oldest_unsent_email_seconds: float
+    failures_unreported: int
+
+
 class FanOutMismatch(WebhooksError, RuntimeError):
     """The fan-out queued a different number of jobs than it made deliveries."""
 
@@ -401,18 +415,23 @@ async def purge_finished_jobs(tx: Session, cutoff: datetime.datetime, batch: int
     return await tx.execute("purge_finished_jobs", cutoff=cutoff, batch=batch)
 
 
-async def queue_depths(db: Database) -> list[QueueDepth]:
-    """How many jobs each queue holds now."""
-    return [
-        QueueDepth(row["queue_name"], row["due"], row["scheduled"], row["running"])
-        for row in await db.fetch_all("queue_depth")
-    ]
-
-
-async def oldest_due_job_age(db: Database) -> float:
-    """Seconds since the oldest due job became due (0 when none waits)."""
-    row = await db.fetch_one("oldest_due_job_age")
-    return float(row["seconds"]) if row else 0.0
+async def queue_snapshot(db: Database, alive_seconds: float) -> QueueSnapshot:
+    """The queue and the work waiting in it, now (one statement); a worker counts as up
+    when it heartbeated within ``alive_seconds``."""
+    row = await db.fetch_one("metrics_snapshot", alive_seconds=alive_seconds)
+    assert row is not None  # an aggregate query always answers one row
+    return QueueSnapshot(
+        depths=tuple(
+            QueueDepth(d["queue"], d["due"], d["scheduled"], d["running"]) for d in row["depths"]
+        ),
+        oldest_due_seconds=row["oldest_due_seconds"],
+        workers_up=row["workers_up"],
+        heartbeat_age_seconds=row["heartbeat_age_seconds"],
+        retries_pending=row["retries_pending"],
+        emails_unsent=row["emails_unsent"],
+        oldest_unsent_email_seconds=row["oldest_unsent_email_seconds"],
+        failures_unreported=row["failures_unreported"],
+    )
 
 
 queue = procrastinate.App(

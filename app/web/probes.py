@@ -34,8 +34,14 @@ def routes(services: Callable[[], Services], worker_health: WorkerHealth | None)
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    gauges: metrics.QueueGauges | None = None
+
     async def metrics_endpoint(_: Request) -> Response:
-        body, content_type = await metrics.render(services().db)
+        nonlocal gauges
+        opened = services()
+        if gauges is None:  # the services open with the app, after the routes are built
+            gauges = metrics.QueueGauges(opened.settings.stalled_after_seconds)
+        body, content_type = await metrics.render(opened.db, gauges)
         return Response(body, media_type=content_type)
 
     return [

@@ -140,27 +140,47 @@ WHERE id IN (
     LIMIT %(batch)s
 );
 
--- queue_depth --
--- Jobs waiting per queue: due now, scheduled for later, and running.
-SELECT queue_name,
-       count(*) FILTER (WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now()))
-           AS due,
-       count(*) FILTER (WHERE status = 'todo' AND scheduled_at > now()) AS scheduled,
-       count(*) FILTER (WHERE status = 'doing') AS running
-FROM procrastinate_jobs
-WHERE status IN ('todo', 'doing')
-GROUP BY queue_name;
-
--- oldest_due_job_age --
--- Seconds since the oldest due job became due (0 when none waits): how far behind we are.
-SELECT coalesce(extract(epoch FROM now() - min(coalesce(j.scheduled_at, e.at))), 0)::float
-    AS seconds
-FROM procrastinate_jobs j
-LEFT JOIN LATERAL (
-    SELECT min(at) AS at FROM procrastinate_events
-    WHERE job_id = j.id AND type = 'deferred'
-) e ON j.scheduled_at IS NULL
-WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now());
+-- metrics_snapshot --
+-- What /metrics reports of the queue and the work waiting in it, in one statement (the
+-- caller caches it, so scrapes cannot multiply it): jobs per queue and state (a JSON
+-- list), how long the oldest due job has been due, workers that heartbeated within
+-- alive_seconds and the age of the freshest heartbeat (NULL: no worker registered),
+-- deliveries waiting for a retry, unsent failure emails and the age of the oldest one,
+-- and failed deliveries no email has taken yet (inside the window, or held by the
+-- address limit). Each part reads only open rows: partial indexes on the jobs, the
+-- deliveries, the notices and the reports, and one row per worker.
+SELECT
+    (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'queue', queue_name, 'due', due, 'scheduled', scheduled, 'running', running)
+                ORDER BY queue_name), '[]'::jsonb)
+     FROM (
+         SELECT queue_name,
+                count(*) FILTER (WHERE status = 'todo'
+                                   AND (scheduled_at IS NULL OR scheduled_at <= now())) AS due,
+                count(*) FILTER (WHERE status = 'todo' AND scheduled_at > now()) AS scheduled,
+                count(*) FILTER (WHERE status = 'doing') AS running
+         FROM procrastinate_jobs
+         WHERE status IN ('todo', 'doing')
+         GROUP BY queue_name
+     ) q) AS depths,
+    (SELECT coalesce(extract(epoch FROM now() - min(coalesce(j.scheduled_at, e.at))), 0)::float
+     FROM procrastinate_jobs j
+     LEFT JOIN LATERAL (
+         SELECT min(at) AS at FROM procrastinate_events
+         WHERE job_id = j.id AND type = 'deferred'
+     ) e ON j.scheduled_at IS NULL
+     WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now()))
+        AS oldest_due_seconds,
+    (SELECT count(*) FROM procrastinate_workers
+     WHERE last_heartbeat > now() - make_interval(secs => %(alive_seconds)s)) AS workers_up,
+    (SELECT extract(epoch FROM now() - max(last_heartbeat))::float FROM procrastinate_workers)
+        AS heartbeat_age_seconds,
+    (SELECT count(*) FROM deliveries WHERE status = 'RETRYING') AS retries_pending,
+    (SELECT count(*) FROM failure_notices WHERE sent_at IS NULL) AS emails_unsent,
+    (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float
+     FROM failure_notices WHERE sent_at IS NULL) AS oldest_unsent_email_seconds,
+    (SELECT count(*) FROM failed_delivery_reports WHERE notice_id IS NULL)
+        AS failures_unreported;
 
 -- release_held_deliveries --
 -- A subscription's ordering was switched off: its HELD deliveries go now, each with the
