@@ -84,6 +84,20 @@ EMAILS = Counter(
 )
 
 
+# Every known label value starts at 0, so each series exists before its first event:
+# rate() and increase() then count that first event, and the dashboard and the alerts
+# find the series on a quiet service (Prometheus's advice for labelled counters).
+for _counter, _values in (
+    (DELIVERIES, ("succeeded", "failed")),
+    (ATTEMPTS, ("none", "1xx", "2xx", "3xx", "4xx", "5xx")),
+    (PACED_ATTEMPTS, ("in_place", "requeue")),
+    (RECORD_FAILURES, ("without_response", "nothing", "gave_up")),
+    (EMAILS, ("sent", "failed", "postponed", "held")),
+):
+    for _value in _values:
+        _counter.labels(_value)
+
+
 def status_class(status: int | None) -> str:
     return "none" if status is None else f"{status // 100}xx"
 
@@ -105,11 +119,11 @@ class QueueGauges:
         self,
         alive_seconds: float,
         *,
-        max_age_seconds: float = SNAPSHOT_MAX_AGE_SECONDS,
+        max_age_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._alive_seconds = alive_seconds
-        self._max_age = max_age_seconds
+        self._max_age = SNAPSHOT_MAX_AGE_SECONDS if max_age_seconds is None else max_age_seconds
         self._clock = clock
         self._lock = asyncio.Lock()
         self._snapshot: QueueSnapshot | None = None

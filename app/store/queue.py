@@ -420,10 +420,15 @@ async def queue_snapshot(db: Database, alive_seconds: float) -> QueueSnapshot:
     when it heartbeated within ``alive_seconds``."""
     row = await db.fetch_one("metrics_snapshot", alive_seconds=alive_seconds)
     assert row is not None  # an aggregate query always answers one row
+    depths = {
+        d["queue"]: QueueDepth(d["queue"], d["due"], d["scheduled"], d["running"])
+        for d in row["depths"]
+    }
+    # An empty queue has no row, yet its series must read 0, not vanish.
+    for name in (DELIVERY_QUEUE, NOTICE_QUEUE, MAINTENANCE_QUEUE):
+        depths.setdefault(name, QueueDepth(name, 0, 0, 0))
     return QueueSnapshot(
-        depths=tuple(
-            QueueDepth(d["queue"], d["due"], d["scheduled"], d["running"]) for d in row["depths"]
-        ),
+        depths=tuple(sorted(depths.values(), key=lambda depth: depth.queue)),
         oldest_due_seconds=row["oldest_due_seconds"],
         workers_up=row["workers_up"],
         heartbeat_age_seconds=row["heartbeat_age_seconds"],
