@@ -419,7 +419,8 @@ async def queue_snapshot(db: Database, alive_seconds: float) -> QueueSnapshot:
     """The queue and the work waiting in it, now (one statement); a worker counts as up
     when it heartbeated within ``alive_seconds``."""
     row = await db.fetch_one("metrics_snapshot", alive_seconds=alive_seconds)
-    assert row is not None  # an aggregate query always answers one row
+    if row is None:  # a SELECT of aggregates always answers one row
+        raise RuntimeError("metrics_snapshot returned no row")
     depths = {
         d["queue"]: QueueDepth(d["queue"], d["due"], d["scheduled"], d["running"])
         for d in row["depths"]
