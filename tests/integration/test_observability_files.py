@@ -257,3 +257,13 @@ async def test_every_metric_they_name_is_exported_by_the_running_service(
         *(metric_names(rule["expr"]) for rule in alert_rules()),
     )
     assert named - exported == set()
+    # and promtool finds nothing against Prometheus's naming conventions in it
+    if promtool := shutil.which("promtool"):
+        linted = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=response.text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert linted.returncode == 0, linted.stdout + linted.stderr
