@@ -219,6 +219,21 @@ def test_promtool_checks_the_rules_and_runs_their_unit_tests() -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
+def test_the_readmes_prometheus_configuration_is_valid(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    readme = README.read_text(encoding="utf-8")
+    [block] = re.findall(r"```yaml\n# prometheus.yml\n(.*?)```", readme, re.DOTALL)
+    [rule_file] = yaml.safe_load(block)["rule_files"]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(block.replace(rule_file, str(ALERTS)), encoding="utf-8")
+    checked = subprocess.run(
+        [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 @pytest.fixture
 def smtp() -> Iterator[SmtpTestServer]:
     with SmtpTestServer() as server:
