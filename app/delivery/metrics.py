@@ -128,7 +128,6 @@ class QueueGauges:
         self._lock = asyncio.Lock()
         self._snapshot: QueueSnapshot | None = None
         self._read_at = -math.inf
-        self.reads = 0  # statements run, for the test that scrapes cannot multiply them
 
     async def read(self, db: Database) -> QueueSnapshot | None:
         """The latest snapshot (None: the database did not answer)."""
@@ -139,7 +138,6 @@ class QueueGauges:
             return self._snapshot
 
     async def _fetch(self, db: Database) -> QueueSnapshot | None:
-        self.reads += 1
         try:
             async with asyncio.timeout(SNAPSHOT_TIMEOUT_SECONDS):
                 return await queue_snapshot(db, self._alive_seconds)
