@@ -44,7 +44,7 @@ from app.delivery.outgoing import (
     outgoing_from_row,
 )
 from app.delivery.pacing import WakeUps, wait_for_slot
-from app.delivery.retry_rule import RetryAt, Succeeded, next_step
+from app.delivery.retry_rule import FailedForGood, RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
 from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
@@ -365,6 +365,11 @@ async def record_outcome(
         recorded = await services.db.fetch_one("record_attempt", **recording)
         return _not_recorded(recorded) or "succeeded"
     async with services.db.transaction() as tx:
+        if isinstance(step, FailedForGood) and step.gone:
+            # The subscription is closed below, after this attempt's delivery is locked by
+            # its record: lock it first, as closing it through the API does (subscription,
+            # then deliveries), or the two wait for each other.
+            await tx.execute("lock_subscription", id=delivery.endpoint.subscription_id)
         not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
         if not_recorded is not None:
             return not_recorded

@@ -47,6 +47,13 @@ UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_a
 WHERE id = %(id)s AND status IN ('PENDING', 'RETRYING')
 RETURNING id;
 
+-- lock_subscription --
+-- Lock a subscription that an attempt's outcome is about to close (410 Gone) before the
+-- attempt's delivery: the API closes one subscription, then its deliveries, and the two
+-- must take their locks in that one order. NO KEY UPDATE, as the API's: the fan-out's
+-- foreign keys share-lock the row, and need not wait for it.
+SELECT id FROM subscriptions WHERE id = %(id)s FOR NO KEY UPDATE;
+
 -- deactivate_subscription --
 -- Turn a subscription off for a reason (410 Gone, a long run of failures).
 UPDATE subscriptions SET is_active = false, deactivated_reason = %(reason)s, updated_at = now()
