@@ -22,6 +22,7 @@ from app.domain.deliveries import (
     attempts_of_deliveries,
     deliveries_of_events,
     deliveries_of_subscriptions,
+    event_bodies,
     queue_heads,
 )
 from app.domain.events import Event, events_by_id
@@ -87,6 +88,9 @@ class Loaders:
         self.attempts_of_delivery: SharedLoader[uuid.UUID, list[Attempt]] = _loader(
             self._attempts, list
         )
+        self.event_body: SharedLoader[uuid.UUID, str | None] = _loader(
+            self._event_bodies, lambda: None
+        )
         self.queue_head: SharedLoader[SubjectQueue, Delivery | None] = _loader(
             self._queue_heads, lambda: None
         )
@@ -131,6 +135,9 @@ class Loaders:
 
     async def _attempts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
         return await attempts_of_deliveries(self._db, self._found_for(), ids)
+
+    async def _event_bodies(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        return await event_bodies(self._db, self._found_for(), ids)
 
     async def _queue_heads(self, queues: list[SubjectQueue]) -> dict[SubjectQueue, Delivery | None]:
         return dict(await queue_heads(self._db, self._found_for(), queues))

@@ -11,6 +11,7 @@ from datetime import datetime
 from app.core.delivery_status import DeliveryStatus
 from app.core.ids import parse_uuid, try_uuid
 from app.core.pagination import Page, PageRequest, make_page
+from app.core.signing import SentHeaders, shown_headers
 from app.core.viewer import Viewer
 from app.store.database import Database, Row
 from app.store.delivery_updates import DeliveryState
@@ -59,6 +60,25 @@ def as_changed(delivery: Delivery, change: DeliveryState) -> Delivery:
 
 
 @dataclass(frozen=True)
+class Header:
+    """One HTTP header as shown: a custom header's value is masked."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """The request an attempt POSTed: where (API key parameter values masked), its headers
+    in the order sent (custom header values masked), and the event whose body it carried
+    (read only when asked for: a delivery's attempts all sent the same bytes)."""
+
+    url: str
+    headers: tuple[Header, ...]
+    event_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class Attempt:
     delivery_id: uuid.UUID
     cycle: int
@@ -70,6 +90,9 @@ class Attempt:
     error: str | None
     succeeded: bool
     url: str | None = None
+    # For a viewer who reads configuration, when the attempt sent a request and its body
+    # is still kept; None otherwise.
+    request: SentRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,29 @@ def attempt_from_row(row: Row) -> Attempt:
         error=row["error"],
         succeeded=row["succeeded"],
         url=row.get("url"),
+        request=sent_request_from_row(row),
+    )
+
+
+def sent_request_from_row(row: Row) -> SentRequest | None:
+    """The request of an ``attempts_of_deliveries`` row; None when the attempt sent none
+    (a delivery given up), was recorded before requests were (migration 0018), or its
+    body is gone, and for rows without them (``attempt_statuses_of_deliveries``)."""
+    if row.get("webhook_timestamp") is None or row["url"] is None or not row["body_kept"]:
+        return None
+    sent = SentHeaders(
+        timestamp=row["webhook_timestamp"],
+        signature=row["signature"],
+        user_agent=row["user_agent"],
+        custom_names=tuple(row["header_names"] or ()),
+    )
+    headers = shown_headers(
+        sent, row["webhook_id"], attempt=row["number"], sequence=row["sequence"]
+    )
+    return SentRequest(
+        url=row["url"],
+        headers=tuple(Header(name, value) for name, value in headers),
+        event_id=row["event_id"],
     )
 
 
@@ -204,6 +250,15 @@ async def attempts_of_deliveries(
     for row in rows:
         grouped[row["delivery_id"]].append(attempt_from_row(row))
     return grouped
+
+
+async def event_bodies(
+    db: Database, viewer: Viewer, event_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    """The bytes delivered for events the viewer found, as text (UTF-8 JSON, as they were
+    signed); None once retention dropped them."""
+    rows = await db.fetch_all("event_bodies", ids=event_ids, company_id=viewer.read_scope)
+    return {row["id"]: None if row["body"] is None else bytes(row["body"]).decode() for row in rows}
 
 
 # A (subscription, subject) queue of a subscription ordered per subject.

@@ -16,3 +16,16 @@ CREATE POLICY company_scope ON subscription_pacing TO webhooks_api
         WHERE s.id = subscription_pacing.subscription_id
           AND s.company_id = current_setting('webhooks.company_id', true)
     ));
+
+-- The request each attempt sent, for a COMPANY key to read (DeliveryAttempt.request):
+-- what its delivery and its number do not say. webhook_timestamp and signature are the
+-- webhook-timestamp and webhook-signature headers as sent (the signature is no secret,
+-- and the secrets may be rotated since), user_agent the version that sent it,
+-- header_names the subscription's custom headers sent with it, in order (their values
+-- are never kept here). NULL for attempts that sent nothing (a delivery given up) and for
+-- those recorded before this migration. Like url (0009), the publisher does not read them.
+ALTER TABLE delivery_attempts
+    ADD COLUMN webhook_timestamp bigint,
+    ADD COLUMN signature text,
+    ADD COLUMN user_agent text,
+    ADD COLUMN header_names text[];

@@ -19,10 +19,12 @@ WHERE d.id = %(id)s;
 WITH attempt AS (
     INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,
                                    duration_ms, response_status, response_body, error,
-                                   succeeded, url)
+                                   succeeded, url, webhook_timestamp, signature, user_agent,
+                                   header_names)
     VALUES (%(delivery_id)s, %(cycle)s, %(number)s, %(company_id)s, %(started_at)s,
             %(duration_ms)s, %(response_status)s, %(response_body)s, %(error)s,
-            %(succeeded)s, %(url)s)
+            %(succeeded)s, %(url)s, %(webhook_timestamp)s, %(signature)s, %(user_agent)s,
+            %(header_names)s)
     ON CONFLICT (delivery_id, cycle, number) DO NOTHING
     RETURNING number
 ), advanced AS (
