@@ -86,12 +86,17 @@ WHERE d.id = %(id)s AND d.company_id = %(company_id)s
 RETURNING d.id, d.cycle;
 
 -- failed_deliveries_since --
--- A batch of FAILED deliveries of a subscription created at or after a moment (keyset by id).
-SELECT id FROM deliveries
-WHERE subscription_id = %(subscription_id)s AND company_id = %(company_id)s
+-- A batch of a company's FAILED deliveries created at or after a moment, of one
+-- subscription or (subscription_id NULL) of all, oldest first (keyset by creation time
+-- and id, the order of deliveries_company_status and deliveries_subscription_page read
+-- backwards: a batch starts where the last one ended, not from the start again).
+SELECT id, created_at FROM deliveries
+WHERE company_id = %(company_id)s
+  AND (%(subscription_id)s::uuid IS NULL OR subscription_id = %(subscription_id)s)
   AND status = 'FAILED' AND created_at >= %(since)s
-  AND (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
-ORDER BY id
+  AND (%(after_id)s::uuid IS NULL
+       OR (created_at, id) > (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY created_at, id
 LIMIT %(limit)s;
 
 -- attempt_statuses_of_deliveries --
