@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from app.delivery.attempts import give_up
+from app.domain.retention import purge_old_data
+from app.store.database import WORKER_SCOPE, scoped
 from app.store.services import Services
 from tests.catalogue import add_webhook_type
 from tests.delivery import (
@@ -577,7 +582,7 @@ async def test_each_attempt_shows_the_request_it_sent_custom_header_values_maske
             "delivery"
         ]
         publisher = await service.api.data(
-            REQUESTS.replace(" url request { url headers { name value } body }", ""),
+            REQUESTS.replace("request { url headers { name value } body }", "request { url }"),
             {"id": delivery_id},
             key=service.tenants.publisher,
         )
@@ -624,4 +629,37 @@ async def test_each_attempt_shows_the_request_it_sent_custom_header_values_maske
     text = json.dumps(shown)
     for value in ("key-value-never-shown", "header-value-never-shown", "other-value"):
         assert value not in text
-    assert [set(attempt) for attempt in publisher["delivery"]["attempts"]] == [{"number"}] * 2
+    assert [attempt["request"] for attempt in publisher["delivery"]["attempts"]] == [None] * 2
+
+
+async def test_an_attempt_that_sent_nothing_or_whose_body_is_gone_shows_no_request(
+    open_service: OpenService,
+) -> None:
+    # Given one delivery sent and succeeded, and another given up by the maintenance loop
+    # (its last attempt sent nothing)
+    service = await open_service()
+    with Receiver(default=respond(200)) as receiver:
+        await service.subscribe(receiver.url_for("/kept"))
+        sent = await service.publish(subject="ord_1")
+        await service.wait_for_status(sent, "SUCCEEDED")
+    await service.stop_worker()
+    given_up = await service.publish(subject="ord_2")
+    with scoped(WORKER_SCOPE):
+        assert await give_up(service.services, uuid.UUID(given_up), "lost") == "failed"
+
+    def requests_of(data: dict[str, Any]) -> list[Any]:
+        return [attempt["request"] for attempt in data["delivery"]["attempts"]]
+
+    async def read(delivery_id: str) -> list[Any]:
+        return requests_of(
+            await service.api.data(REQUESTS, {"id": delivery_id}, key=service.tenants.key_a)
+        )
+
+    # Then the sent one shows its request, the given-up attempt none
+    [shown] = await read(sent)
+    assert shown is not None and shown["body"]
+    assert await read(given_up) == [None]
+
+    # and once retention has dropped the delivered body, the sent one shows none either
+    await purge_old_data(service.services.db, 30, now=datetime.now(UTC) + timedelta(days=365))
+    assert await read(sent) == [None]
