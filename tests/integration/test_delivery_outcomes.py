@@ -14,7 +14,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,6 +25,7 @@ from app.store.database import WORKER_SCOPE, scoped
 from tests.delivery import (
     DEFAULTS,
     OpenService,
+    Raised,
     open_service_fixture,  # noqa: F401 -- the open_service fixture
     parse_time,
     verify,
@@ -260,13 +260,7 @@ async def test_a_410_recorded_while_the_subscription_is_closed_never_deadlocks(
 ) -> None:
     # Given (no worker) subscriptions, each with two deliveries open
     service = await open_service(worker=False)
-    errors: list[str] = []
-
-    async def attempt(call: Awaitable[object], what: str) -> None:
-        try:
-            await call
-        except Exception as error:
-            errors.append(f"{what}: {type(error).__name__}: {error}")
+    raised = Raised()
 
     gone = AttemptOutcome(
         succeeded=False,
@@ -297,10 +291,10 @@ async def test_a_410_recorded_while_the_subscription_is_closed_never_deadlocks(
         way = "deactivate" if round_ % 2 == 0 else "delete"
         close = service.api.data(CLOSE[way], {"id": subscription.id}, key=service.tenants.key_a)
 
-        await asyncio.gather(attempt(record(delivery), "410"), attempt(close, way))
+        await asyncio.gather(raised.by(record(delivery), "410"), raised.by(close, way))
 
         # Then both succeed: the 410'd delivery FAILED (or CANCELLED, closed first), the
         # other CANCELLED
-        assert errors == [], (round_, errors)
+        assert raised.errors == [], round_
         assert (await service.delivery(other))["status"] == "CANCELLED"
         assert (await service.delivery(answered))["status"] in ("FAILED", "CANCELLED")

@@ -14,7 +14,6 @@ import asyncio
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +24,7 @@ from app.store.database import WORKER_SCOPE, scoped
 from app.store.queue import AttemptJob, defer_attempts
 from tests.delivery import (
     OpenService,
+    Raised,
     Service,
     Subscription,
     open_service_fixture,  # noqa: F401 -- the open_service fixture
@@ -571,13 +571,7 @@ async def test_closing_a_subscription_while_its_subject_is_published_never_deadl
     # Given (no worker: every delivery stays open) ordered subscriptions, each with an
     # order's first event open
     service = await open_service(worker=False)
-    errors: list[str] = []
-
-    async def attempt(call: Awaitable[object], what: str) -> None:
-        try:
-            await call
-        except Exception as error:  # a deadlock is raised through the app as it stands
-            errors.append(f"{what}: {type(error).__name__}: {error}")
+    raised = Raised()
 
     for round_ in range(ROUNDS):
         subscription = await subscribe(service, f"http://127.0.0.1:9/close/{round_}")
@@ -592,12 +586,12 @@ async def test_closing_a_subscription_while_its_subject_is_published_never_deadl
             else service.api.data(DELETE, {"id": subscription.id}, key=service.tenants.key_a)
         )
         await asyncio.gather(
-            attempt(service.publish_event(order(3901 + round_, 2), subject=None), "publish"),
-            attempt(close, way),
+            raised.by(service.publish_event(order(3901 + round_, 2), subject=None), "publish"),
+            raised.by(close, way),
         )
 
     # Then both always succeed (a deadlock made one of them an internal error)
-    assert errors == []
+    assert raised.errors == []
     # and, once the worker has run, every delivery of the closed subscriptions is
     # cancelled unsent (one published just after the close was cancelled by its attempt),
     # the queues in order
