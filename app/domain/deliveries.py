@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,6 +69,20 @@ class Header:
 
 
 @dataclass(frozen=True)
+class SentDelivery:
+    """What the requests of a delivery's attempts share: the webhook-id and number they
+    sent, the event whose body they carried, and whether retention kept that body."""
+
+    id: uuid.UUID
+    webhook_id: str
+    sequence: int | None
+    event_id: uuid.UUID
+    body_kept: bool
+    # The record of each attempt's headers, by (cycle, number), of those that sent any.
+    sent: Mapping[tuple[int, int], SentHeaders]
+
+
+@dataclass(frozen=True)
 class SentRequest:
     """The request an attempt POSTed: where (API key parameter values masked), its headers
     in the order sent (custom header values masked), and the event whose body it carried
@@ -90,9 +105,6 @@ class Attempt:
     error: str | None
     succeeded: bool
     url: str | None = None
-    # For a viewer who reads configuration, when the attempt sent a request and its body
-    # is still kept; None otherwise.
-    request: SentRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -140,29 +152,23 @@ def attempt_from_row(row: Row) -> Attempt:
         error=row["error"],
         succeeded=row["succeeded"],
         url=row.get("url"),
-        request=sent_request_from_row(row),
     )
 
 
-def sent_request_from_row(row: Row) -> SentRequest | None:
-    """The request of an ``attempts_of_deliveries`` row; None when the attempt sent none
-    (a delivery given up), was recorded before requests were (migration 0018), or its
-    body is gone, and for rows without them (``attempt_statuses_of_deliveries``)."""
-    if row.get("webhook_timestamp") is None or row["url"] is None or not row["body_kept"]:
+def sent_request(attempt: Attempt, delivery: SentDelivery) -> SentRequest | None:
+    """The request ``attempt`` of ``delivery`` sent; None when it sent none (a delivery
+    given up), was recorded before requests were (migration 0018), or retention dropped
+    the body it carried."""
+    sent = delivery.sent.get((attempt.cycle, attempt.number))
+    if sent is None or attempt.url is None or not delivery.body_kept:
         return None
-    sent = SentHeaders(
-        timestamp=row["webhook_timestamp"],
-        signature=row["signature"],
-        user_agent=row["user_agent"],
-        custom_names=tuple(row["header_names"] or ()),
-    )
     headers = shown_headers(
-        sent, row["webhook_id"], attempt=row["number"], sequence=row["sequence"]
+        sent, delivery.webhook_id, attempt=attempt.number, sequence=delivery.sequence
     )
     return SentRequest(
-        url=row["url"],
+        url=attempt.url,
         headers=tuple(Header(name, value) for name, value in headers),
-        event_id=row["event_id"],
+        event_id=delivery.event_id,
     )
 
 
@@ -250,6 +256,35 @@ async def attempts_of_deliveries(
     for row in rows:
         grouped[row["delivery_id"]].append(attempt_from_row(row))
     return grouped
+
+
+async def sent_deliveries(
+    db: Database, viewer: Viewer, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, SentDelivery]:
+    """What the requests of deliveries the viewer found share (see :class:`SentDelivery`)."""
+    rows = await db.fetch_all("sent_deliveries", ids=delivery_ids, company_id=viewer.read_scope)
+    sent: dict[uuid.UUID, dict[tuple[int, int], SentHeaders]] = defaultdict(dict)
+    records = await db.fetch_all(
+        "sent_headers_of_deliveries", ids=delivery_ids, company_id=viewer.read_scope
+    )
+    for record in records:
+        sent[record["delivery_id"]][record["cycle"], record["number"]] = SentHeaders(
+            timestamp=record["webhook_timestamp"],
+            signature=record["signature"],
+            user_agent=record["user_agent"],
+            custom_names=tuple(record["header_names"] or ()),
+        )
+    return {
+        row["id"]: SentDelivery(
+            id=row["id"],
+            webhook_id=row["webhook_id"],
+            sequence=row["sequence"],
+            event_id=row["event_id"],
+            body_kept=row["body_kept"],
+            sent=sent.get(row["id"], {}),
+        )
+        for row in rows
+    }
 
 
 async def event_bodies(

@@ -56,19 +56,29 @@ WHERE event_id = ANY(%(event_ids)s)
 ORDER BY created_at, id;
 
 -- attempts_of_deliveries --
--- The attempts of several deliveries (DataLoader), oldest first, with what shows the
--- request each sent (migration 0018): its record, its delivery's webhook-id and number,
--- and whether the delivered body is still kept (retention drops it; the body itself is
--- read only when asked for, by event_bodies).
-SELECT a.delivery_id, a.cycle, a.number, a.started_at, a.duration_ms, a.response_status,
-       a.response_body, a.error, a.succeeded, a.url,
-       a.webhook_timestamp, a.signature, a.user_agent, a.header_names,
-       d.webhook_id, d.sequence, d.event_id, e.body IS NOT NULL AS body_kept
-FROM delivery_attempts a
-JOIN deliveries d ON d.id = a.delivery_id
-JOIN events e ON e.id = d.event_id
-WHERE a.delivery_id = ANY(%(delivery_ids)s)
-ORDER BY a.delivery_id, a.cycle, a.number;
+-- The attempts of several deliveries (DataLoader), oldest first.
+SELECT delivery_id, cycle, number, started_at, duration_ms, response_status, response_body,
+       error, succeeded, url
+FROM delivery_attempts
+WHERE delivery_id = ANY(%(delivery_ids)s)
+ORDER BY delivery_id, cycle, number;
+
+-- sent_deliveries --
+-- What the requests of several deliveries' attempts share (DataLoader for
+-- DeliveryAttempt.request, read only when asked for): the webhook-id and number they sent,
+-- and the event whose body they carried, if retention has not dropped it; confined to a
+-- company unless NULL.
+SELECT d.id, d.webhook_id, d.sequence, d.event_id, e.body IS NOT NULL AS body_kept
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = ANY(%(ids)s) AND (%(company_id)s::text IS NULL OR d.company_id = %(company_id)s);
+
+-- sent_headers_of_deliveries --
+-- The record of the headers each attempt of several deliveries sent (migration 0018),
+-- for the attempts that sent any; confined to a company unless NULL.
+SELECT delivery_id, cycle, number, webhook_timestamp, signature, user_agent, header_names
+FROM delivery_attempts
+WHERE delivery_id = ANY(%(ids)s) AND webhook_timestamp IS NOT NULL
+  AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);
 
 -- restart_delivery --
 -- Start a fresh cycle of attempts for a finished delivery of a live, active subscription.
