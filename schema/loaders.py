@@ -18,11 +18,14 @@ from app.domain.companies import Company, companies_by_id
 from app.domain.deliveries import (
     Attempt,
     Delivery,
+    SentDelivery,
     SubjectQueue,
     attempts_of_deliveries,
     deliveries_of_events,
     deliveries_of_subscriptions,
+    event_bodies,
     queue_heads,
+    sent_deliveries,
 )
 from app.domain.events import Event, events_by_id
 from app.domain.subscriptions import Subscription, SubscriptionSummary, subscriptions_by_id
@@ -87,6 +90,12 @@ class Loaders:
         self.attempts_of_delivery: SharedLoader[uuid.UUID, list[Attempt]] = _loader(
             self._attempts, list
         )
+        self.sent_delivery: SharedLoader[uuid.UUID, SentDelivery | None] = _loader(
+            self._sent_deliveries, lambda: None
+        )
+        self.event_body: SharedLoader[uuid.UUID, str | None] = _loader(
+            self._event_bodies, lambda: None
+        )
         self.queue_head: SharedLoader[SubjectQueue, Delivery | None] = _loader(
             self._queue_heads, lambda: None
         )
@@ -131,6 +140,12 @@ class Loaders:
 
     async def _attempts(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Attempt]]:
         return await attempts_of_deliveries(self._db, self._found_for(), ids)
+
+    async def _sent_deliveries(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, SentDelivery | None]:
+        return dict(await sent_deliveries(self._db, self._found_for(), ids))
+
+    async def _event_bodies(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        return await event_bodies(self._db, self._found_for(), ids)
 
     async def _queue_heads(self, queues: list[SubjectQueue]) -> dict[SubjectQueue, Delivery | None]:
         return dict(await queue_heads(self._db, self._found_for(), queues))

@@ -162,17 +162,27 @@ class Mutation:
         return DeliveryPayload(delivery=Delivery.from_model(delivery))
 
     @strawberry.mutation(
-        description="Redelivers every FAILED delivery of a subscription created at or "
-        "after `since`."
+        description="Redelivers every FAILED delivery created at or after `since` of a "
+        "subscription or, without `subscriptionId`, of every live, active subscription of "
+        "the company."
     )
     @refusals_as(RedeliverFailedPayload, SUBSCRIPTION_BY_SUBSCRIPTION_ID)
     async def redeliver_failed(
-        self, info: Info, subscription_id: strawberry.ID, since: datetime
+        self,
+        info: Info,
+        # Keyword-only: the arguments keep the contract's order, the first one optional.
+        subscription_id: strawberry.ID | None = None,
+        *,
+        since: datetime,
     ) -> RedeliverFailedPayload:
         viewer = info.context.require_company()
         services = info.context.services
         count = await redelivery.redeliver_failed(
-            services.db, services.queue, viewer, str(subscription_id), since
+            services.db,
+            services.queue,
+            viewer,
+            None if subscription_id is None else str(subscription_id),
+            since,
         )
         return RedeliverFailedPayload(count=count)
 

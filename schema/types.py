@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 from app.core.pagination import page_request
@@ -237,11 +238,51 @@ class WebhookSubscription:
         return await delivery_connection(info, page)
 
 
+# Never built either: DeliveryAttempt.request gives the domain's
+# app.domain.deliveries.SentRequest (its headers the domain's Header values), so these
+# fields are attributes of theirs.
+@strawberry.type(description="One HTTP header as it was sent.")
+class HttpHeader:
+    name: str
+    value: str = strawberry.field(
+        description="As sent, but a subscription's custom header shows '••••' for its value."
+    )
+
+
+@strawberry.type(description="The request one attempt POSTed, as it was sent.")
+class AttemptRequest:
+    event_id: strawberry.Private[uuid.UUID]
+    url: str = strawberry.field(
+        description="Where it was POSTed, API key parameter values masked ('••••')."
+    )
+    headers: list[HttpHeader] = strawberry.field(
+        description="In the order sent: the subscription's custom headers (values masked), "
+        "then content-type, user-agent, webhook-id, webhook-timestamp, webhook-signature "
+        "(the signature sent, verifiable with the subscription's secret of the time), "
+        "webhook-attempt and, on an ordered subscription, webhook-sequence."
+    )
+
+    @strawberry.field(
+        description="The exact bytes sent (UTF-8 JSON), as text: the same on every attempt."
+    )
+    async def body(self, info: Info) -> str:
+        body = await info.context.loaders.event_body.load(self.event_id)
+        if body is None:
+            # Retention dropped it between loading the attempt and reading the body.
+            raise GraphQLError(
+                "The delivered body was removed by retention meanwhile.",
+                extensions={"code": "NOT_FOUND"},
+            )
+        return body
+
+
 # Never built: Delivery.attempts hands over the domain's app.domain.deliveries.Attempt values
 # themselves (500 conversions per page of FAILED deliveries saved), so every field here
-# must be an attribute of the same name there (tests/unit/test_schema_types.py).
+# must be an attribute of the same name there, and ``request``, the one resolved, reads
+# only those (tests/unit/test_schema_types.py).
 @strawberry.type
 class DeliveryAttempt:
+    delivery_id: strawberry.Private[uuid.UUID]
     number: int = strawberry.field(description="1 to maxAttempts within its cycle.")
     cycle: int = strawberry.field(
         description="1 for the original cycle of attempts, 2 for the first redelivery, ..."
@@ -265,6 +306,21 @@ class DeliveryAttempt:
         description="Where this attempt was POSTed, API key parameter values masked. Null "
         "for PUBLISHER keys."
     )
+
+    @strawberry.field(
+        description="The request as it was sent: URL, headers, body. Null for PUBLISHER "
+        "keys, for an attempt that sent nothing (a delivery given up), for attempts recorded "
+        "before requests were, and once retention has dropped the delivered body.",
+        graphql_type=AttemptRequest | None,
+    )
+    async def request(self, info: Info) -> deliveries.SentRequest | None:
+        # Loaded only when asked for: the attempts of a page read no more than before.
+        # Without a url, the viewer reads no requests (PUBLISHER keys) or none was kept.
+        if self.url is None:
+            return None
+        delivery = await info.context.loaders.sent_delivery.load(self.delivery_id)
+        attempt = cast(deliveries.Attempt, self)
+        return None if delivery is None else deliveries.sent_request(attempt, delivery)
 
 
 @strawberry.type

@@ -239,6 +239,20 @@ class Service:
             return await cursor.fetchall() if cursor.description else []
 
 
+class Raised:
+    """What calls run side by side raised, each named, instead of the first failure
+    cancelling the others: ``await asyncio.gather(raised.by(a, "a"), raised.by(b, "b"))``."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    async def by(self, call: Awaitable[object], what: str) -> None:
+        try:
+            await call
+        except Exception as error:  # an error the app lets through (a deadlock) included
+            self.errors.append(f"{what}: {type(error).__name__}: {error}")
+
+
 class OpenService(Protocol):
     def __call__(self, *, worker: bool = True, **overrides: Any) -> Awaitable[Service]: ...
 

@@ -14,9 +14,12 @@ import binascii
 import hashlib
 import hmac
 import secrets as random_source
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
+
+from app.core.masking import MASK
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -82,12 +85,65 @@ def webhook_headers(
     """
     if attempt < 1:
         raise ValueError("attempt numbers start at 1")
+    return _our_headers(
+        user_agent(),
+        message_id,
+        timestamp,
+        signature_header(secrets, message_id, timestamp, body),
+        attempt,
+        sequence,
+    )
+
+
+@dataclass(frozen=True)
+class SentHeaders:
+    """What an attempt's record keeps of its headers, beyond what its delivery says
+    (webhook-id, webhook-sequence) and its number (webhook-attempt): what differs from
+    one attempt to the next or could change afterwards (the version, the secrets, the
+    subscription's custom headers). Custom header values are never kept."""
+
+    timestamp: int
+    signature: str
+    user_agent: str
+    custom_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, ours: Mapping[str, str], sent: Mapping[str, str]) -> SentHeaders:
+        """The record of ``sent``, the headers of an attempt with ``ours`` among them."""
+        return cls(
+            timestamp=int(ours["webhook-timestamp"]),
+            signature=ours["webhook-signature"],
+            user_agent=ours["user-agent"],
+            custom_names=tuple(name for name in sent if name not in ours),
+        )
+
+
+def shown_headers(
+    sent: SentHeaders, message_id: str, *, attempt: int, sequence: int | None
+) -> list[tuple[str, str]]:
+    """An attempt's headers as they were sent, in that order, custom header values masked
+    (``MASK``, as API key parameter values are in a URL)."""
+    ours = _our_headers(
+        sent.user_agent, message_id, sent.timestamp, sent.signature, attempt, sequence
+    )
+    return [*((name, MASK) for name in sent.custom_names), *ours.items()]
+
+
+def _our_headers(
+    agent: str,
+    message_id: str,
+    timestamp: int,
+    signature: str,
+    attempt: int,
+    sequence: int | None,
+) -> dict[str, str]:
+    # The one list of them: what an attempt sends and what its record shows.
     headers = {
         "content-type": "application/json",
-        "user-agent": user_agent(),
+        "user-agent": agent,
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(secrets, message_id, timestamp, body),
+        "webhook-signature": signature,
         "webhook-attempt": str(attempt),
     }
     if sequence is not None:

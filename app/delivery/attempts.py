@@ -30,7 +30,7 @@ from procrastinate.jobs import DEFAULT_PRIORITY
 from app.core.masking import masked_url
 from app.core.outages import is_connection_lost
 from app.core.secret_box import secret_context
-from app.core.signing import webhook_headers
+from app.core.signing import SentHeaders, webhook_headers
 from app.core.validation import reserved_header
 from app.delivery import metrics
 from app.delivery.failure_email import REACTIVATE
@@ -44,7 +44,7 @@ from app.delivery.outgoing import (
     outgoing_from_row,
 )
 from app.delivery.pacing import WakeUps, wait_for_slot
-from app.delivery.retry_rule import RetryAt, Succeeded, next_step
+from app.delivery.retry_rule import FailedForGood, RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
 from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
@@ -186,11 +186,14 @@ async def make_attempt(
             sequence=delivery.sequence,
         )
         headers = request_headers(signed, target.headers)
+        sent = SentHeaders.of(signed, headers)
         outcome = await transport.send(target.url, delivery.body, headers)
     finally:
         if in_flight is not None and slot is not None:
             in_flight.release(slot)
-    result = await _record_sent(services, delivery, cycle, attempt, outcome, target.masked_url)
+    result = await _record_sent(
+        services, delivery, cycle, attempt, outcome, target.masked_url, sent
+    )
     if result == "unrecorded":
         return result
     if result != "already-recorded":
@@ -219,10 +222,11 @@ async def _record_sent(
     attempt: int,
     outcome: AttemptOutcome,
     masked_target: str,
+    sent: SentHeaders,
 ) -> Result:
-    """Record an attempt that was sent; if its outcome cannot be recorded, record it
-    without the response; if that fails too, say so instead of raising (a retried job
-    would send it again).
+    """Record an attempt that was sent (``sent``: its headers); if its outcome cannot be
+    recorded, record it without the response; if that fails too, say so instead of
+    raising (a retried job would send it again).
 
     Only a lost connection (``app.core.outages.is_connection_lost``) is raised, for the job to
     be retried at the cost of sending the attempt again (at-least-once): a retry finds
@@ -231,7 +235,9 @@ async def _record_sent(
     """
     log = {"delivery_id": str(delivery.id), "attempt": attempt, "company_id": delivery.company_id}
     try:
-        return await record_outcome(services, delivery, cycle, attempt, outcome, masked_target)
+        return await record_outcome(
+            services, delivery, cycle, attempt, outcome, masked_target, sent=sent
+        )
     except Exception as exc:
         if is_connection_lost(exc):
             raise
@@ -246,7 +252,9 @@ async def _record_sent(
         error=None if outcome.error is None else storable_text(outcome.error.encode()),
     )
     try:
-        return await record_outcome(services, delivery, cycle, attempt, bare, masked_target)
+        return await record_outcome(
+            services, delivery, cycle, attempt, bare, masked_target, sent=sent
+        )
     except Exception as exc:
         if is_connection_lost(exc):
             raise
@@ -327,11 +335,13 @@ async def record_outcome(
     outcome: AttemptOutcome,
     masked_target: str | None = None,
     *,
+    sent: SentHeaders | None = None,
     final: bool = False,
 ) -> Result:
     """Record the attempt, advance the delivery and queue what follows, atomically.
 
-    ``masked_target`` is the URL the attempt went to, API key parameter values masked.
+    ``masked_target`` is the URL the attempt went to, API key parameter values masked;
+    ``sent`` what its record keeps of its headers (None: nothing was sent).
     ``final`` makes a failed attempt the last one, whatever its number.
     """
     step = next_step(
@@ -357,6 +367,10 @@ async def record_outcome(
         "error": outcome.error,
         "succeeded": outcome.succeeded,
         "url": masked_target,
+        "webhook_timestamp": None if sent is None else sent.timestamp,
+        "signature": None if sent is None else sent.signature,
+        "user_agent": None if sent is None else sent.user_agent,
+        "header_names": None if sent is None else list(sent.custom_names),
         "status": step.status,
         "next_attempt_at": next_attempt_at,
     }
@@ -365,6 +379,11 @@ async def record_outcome(
         recorded = await services.db.fetch_one("record_attempt", **recording)
         return _not_recorded(recorded) or "succeeded"
     async with services.db.transaction() as tx:
+        if isinstance(step, FailedForGood) and step.gone:
+            # The subscription is closed below, after this attempt's delivery is locked by
+            # its record: lock it first, as closing it through the API does (subscription,
+            # then deliveries), or the two wait for each other.
+            await tx.execute("lock_subscription", id=delivery.endpoint.subscription_id)
         not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
         if not_recorded is not None:
             return not_recorded

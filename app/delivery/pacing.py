@@ -43,8 +43,10 @@ place at any time.
 A slot is never used early. One used late (every worker busy, the database stalled, the
 queuing worker restarted before its wake-up) lets that second hold a few more. A job that
 Procrastinate runs again (it failed, or its worker died) reserves a new slot; the old one
-passes unused. A change of the rate hands every waiting attempt a new slot
-(``repace_waiting_attempts`` in sql/queries/queue.sql).
+passes unused. A change of the rate (set, changed or removed) forgets the subscription's
+pacing row (``restart_pacing``) and hands every waiting attempt a new slot
+(``repace_waiting_attempts`` in sql/queries/queue.sql), in the transaction of the change:
+the next attempt starts from now, even at a rate set back to the one the old slots had.
 """
 
 from __future__ import annotations

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from app.core.delivery_status import DeliveryStatus
 from app.core.ids import parse_uuid, try_uuid
 from app.core.pagination import Page, PageRequest, make_page
+from app.core.signing import SentHeaders, shown_headers
 from app.core.viewer import Viewer
 from app.store.database import Database, Row
 from app.store.delivery_updates import DeliveryState
@@ -56,6 +58,39 @@ def as_changed(delivery: Delivery, change: DeliveryState) -> Delivery:
         last_response_status=change.last_response_status,
         completed_at=moment(change.completed_at),
     )
+
+
+@dataclass(frozen=True)
+class Header:
+    """One HTTP header as shown: a custom header's value is masked."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SentDelivery:
+    """What the requests of a delivery's attempts share: the webhook-id and number they
+    sent, the event whose body they carried, and whether retention kept that body."""
+
+    id: uuid.UUID
+    webhook_id: str
+    sequence: int | None
+    event_id: uuid.UUID
+    body_kept: bool
+    # The record of each attempt's headers, by (cycle, number), of those that sent any.
+    sent: Mapping[tuple[int, int], SentHeaders]
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    """The request an attempt POSTed: where (API key parameter values masked), its headers
+    in the order sent (custom header values masked), and the event whose body it carried
+    (read only when asked for: a delivery's attempts all sent the same bytes)."""
+
+    url: str
+    headers: tuple[Header, ...]
+    event_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -117,6 +152,23 @@ def attempt_from_row(row: Row) -> Attempt:
         error=row["error"],
         succeeded=row["succeeded"],
         url=row.get("url"),
+    )
+
+
+def sent_request(attempt: Attempt, delivery: SentDelivery) -> SentRequest | None:
+    """The request ``attempt`` of ``delivery`` sent; None when it sent none (a delivery
+    given up), was recorded before requests were (migration 0018), or retention dropped
+    the body it carried."""
+    sent = delivery.sent.get((attempt.cycle, attempt.number))
+    if sent is None or attempt.url is None or not delivery.body_kept:
+        return None
+    headers = shown_headers(
+        sent, delivery.webhook_id, attempt=attempt.number, sequence=delivery.sequence
+    )
+    return SentRequest(
+        url=attempt.url,
+        headers=tuple(Header(name, value) for name, value in headers),
+        event_id=delivery.event_id,
     )
 
 
@@ -204,6 +256,44 @@ async def attempts_of_deliveries(
     for row in rows:
         grouped[row["delivery_id"]].append(attempt_from_row(row))
     return grouped
+
+
+async def sent_deliveries(
+    db: Database, viewer: Viewer, delivery_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, SentDelivery]:
+    """What the requests of deliveries the viewer found share (see :class:`SentDelivery`)."""
+    rows = await db.fetch_all("sent_deliveries", ids=delivery_ids, company_id=viewer.read_scope)
+    sent: dict[uuid.UUID, dict[tuple[int, int], SentHeaders]] = defaultdict(dict)
+    records = await db.fetch_all(
+        "sent_headers_of_deliveries", ids=delivery_ids, company_id=viewer.read_scope
+    )
+    for record in records:
+        sent[record["delivery_id"]][record["cycle"], record["number"]] = SentHeaders(
+            timestamp=record["webhook_timestamp"],
+            signature=record["signature"],
+            user_agent=record["user_agent"],
+            custom_names=tuple(record["header_names"] or ()),
+        )
+    return {
+        row["id"]: SentDelivery(
+            id=row["id"],
+            webhook_id=row["webhook_id"],
+            sequence=row["sequence"],
+            event_id=row["event_id"],
+            body_kept=row["body_kept"],
+            sent=sent.get(row["id"], {}),
+        )
+        for row in rows
+    }
+
+
+async def event_bodies(
+    db: Database, viewer: Viewer, event_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    """The bytes delivered for events the viewer found, as text (UTF-8 JSON, as they were
+    signed); None once retention dropped them."""
+    rows = await db.fetch_all("event_bodies", ids=event_ids, company_id=viewer.read_scope)
+    return {row["id"]: None if row["body"] is None else bytes(row["body"]).decode() for row in rows}
 
 
 # A (subscription, subject) queue of a subscription ordered per subject.

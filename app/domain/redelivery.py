@@ -12,7 +12,7 @@ from app.core.ids import try_uuid
 from app.core.viewer import Viewer
 from app.domain.deliveries import Delivery, delivery_from_row
 from app.domain.subscriptions import require_active_subscription
-from app.store.database import Database
+from app.store.database import Database, Row
 from app.store.queue import AttemptJob, defer_attempts
 
 BATCH_SIZE = 500
@@ -54,17 +54,29 @@ def _refusal(status: str) -> UserError:
 
 
 async def redeliver_failed(
-    db: Database, queue: procrastinate.App, viewer: Viewer, subscription_id: str, since: datetime
+    db: Database,
+    queue: procrastinate.App,
+    viewer: Viewer,
+    subscription_id: str | None,
+    since: datetime,
 ) -> int:
-    """Restart every FAILED delivery of a subscription created at or after ``since``.
+    """Restart every FAILED delivery created at or after ``since`` of a subscription, or
+    (``subscription_id`` None) of every subscription of the viewer's company.
 
-    Works in batches, each its own transaction, so a large backlog never holds long locks.
+    One subscription must be live and active (a userError says why not); across all of
+    them, the deliveries of a deleted or inactive one are left as they are (nothing can be
+    sent to it), as are those whose body retention dropped. Works in batches, each its own
+    transaction, so a large backlog never holds long locks.
     """
     company_id = viewer.own_company
-    subscription = await require_active_subscription(db, viewer, subscription_id, to="redeliver")
-    key = subscription["id"]
+    key: uuid.UUID | None = None
+    if subscription_id is not None:
+        subscription = await require_active_subscription(
+            db, viewer, subscription_id, to="redeliver"
+        )
+        key = subscription["id"]
     count = 0
-    after_id: uuid.UUID | None = None
+    after: Row | None = None
     while True:
         async with db.transaction() as tx:
             batch = await tx.fetch_all(
@@ -72,7 +84,8 @@ async def redeliver_failed(
                 subscription_id=key,
                 company_id=company_id,
                 since=since,
-                after_id=after_id,
+                after_id=None if after is None else after["id"],
+                after_created_at=None if after is None else after["created_at"],
                 limit=BATCH_SIZE,
             )
             restarted: list[AttemptJob] = []
@@ -84,4 +97,4 @@ async def redeliver_failed(
         count += len(restarted)
         if len(batch) < BATCH_SIZE:
             return count
-        after_id = batch[-1]["id"]
+        after = batch[-1]

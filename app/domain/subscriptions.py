@@ -373,12 +373,18 @@ async def update_subscription(
             raise _duplicate_url() from None
         if row is None:
             raise RuntimeError(f"subscription {key} vanished while it was locked for update")
+        rate_changed = row["max_deliveries_per_second"] != current["max_deliveries_per_second"]
+        if rate_changed:
+            # The slots reserved at the old rate go with it, whether or not an attempt
+            # reserves before the next change: a rate set back to what the slots were
+            # spaced for would otherwise queue attempts behind slots long since used.
+            await tx.execute("restart_pacing", subscription_id=key)
         if not row["is_active"]:
             await cancel_open_deliveries(tx, key)
         else:
             if current["ordering"] != row["ordering"] == DeliveryOrdering.NONE:
                 await release_held_deliveries(tx, key)
-            if row["max_deliveries_per_second"] != current["max_deliveries_per_second"]:
+            if rate_changed:
                 # Attempts waiting for slots spaced at the old rate (or none) take new ones.
                 await repace_waiting_attempts(tx, key)
     return subscription_from_row(row)

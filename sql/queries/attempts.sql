@@ -19,10 +19,12 @@ WHERE d.id = %(id)s;
 WITH attempt AS (
     INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,
                                    duration_ms, response_status, response_body, error,
-                                   succeeded, url)
+                                   succeeded, url, webhook_timestamp, signature, user_agent,
+                                   header_names)
     VALUES (%(delivery_id)s, %(cycle)s, %(number)s, %(company_id)s, %(started_at)s,
             %(duration_ms)s, %(response_status)s, %(response_body)s, %(error)s,
-            %(succeeded)s, %(url)s)
+            %(succeeded)s, %(url)s, %(webhook_timestamp)s, %(signature)s, %(user_agent)s,
+            %(header_names)s)
     ON CONFLICT (delivery_id, cycle, number) DO NOTHING
     RETURNING number
 ), advanced AS (
@@ -46,6 +48,13 @@ SELECT EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM advanced) A
 UPDATE deliveries SET status = 'CANCELLED', completed_at = now(), next_attempt_at = NULL
 WHERE id = %(id)s AND status IN ('PENDING', 'RETRYING')
 RETURNING id;
+
+-- lock_subscription --
+-- Lock a subscription that an attempt's outcome is about to close (410 Gone) before the
+-- attempt's delivery: the API closes one subscription, then its deliveries, and the two
+-- must take their locks in that one order. NO KEY UPDATE, as the API's: the fan-out's
+-- foreign keys share-lock the row, and need not wait for it.
+SELECT id FROM subscriptions WHERE id = %(id)s FOR NO KEY UPDATE;
 
 -- deactivate_subscription --
 -- Turn a subscription off for a reason (410 Gone, a long run of failures).

@@ -63,6 +63,23 @@ FROM delivery_attempts
 WHERE delivery_id = ANY(%(delivery_ids)s)
 ORDER BY delivery_id, cycle, number;
 
+-- sent_deliveries --
+-- What the requests of several deliveries' attempts share (DataLoader for
+-- DeliveryAttempt.request, read only when asked for): the webhook-id and number they sent,
+-- and the event whose body they carried, if retention has not dropped it; confined to a
+-- company unless NULL.
+SELECT d.id, d.webhook_id, d.sequence, d.event_id, e.body IS NOT NULL AS body_kept
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = ANY(%(ids)s) AND (%(company_id)s::text IS NULL OR d.company_id = %(company_id)s);
+
+-- sent_headers_of_deliveries --
+-- The record of the headers each attempt of several deliveries sent (migration 0018),
+-- for the attempts that sent any; confined to a company unless NULL.
+SELECT delivery_id, cycle, number, webhook_timestamp, signature, user_agent, header_names
+FROM delivery_attempts
+WHERE delivery_id = ANY(%(ids)s) AND webhook_timestamp IS NOT NULL
+  AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);
+
 -- restart_delivery --
 -- Start a fresh cycle of attempts for a finished delivery of a live, active subscription.
 UPDATE deliveries d SET
@@ -79,12 +96,17 @@ WHERE d.id = %(id)s AND d.company_id = %(company_id)s
 RETURNING d.id, d.cycle;
 
 -- failed_deliveries_since --
--- A batch of FAILED deliveries of a subscription created at or after a moment (keyset by id).
-SELECT id FROM deliveries
-WHERE subscription_id = %(subscription_id)s AND company_id = %(company_id)s
+-- A batch of a company's FAILED deliveries created at or after a moment, of one
+-- subscription or (subscription_id NULL) of all, oldest first (keyset by creation time
+-- and id, the order of deliveries_company_status and deliveries_subscription_page read
+-- backwards: a batch starts where the last one ended, not from the start again).
+SELECT id, created_at FROM deliveries
+WHERE company_id = %(company_id)s
+  AND (%(subscription_id)s::uuid IS NULL OR subscription_id = %(subscription_id)s)
   AND status = 'FAILED' AND created_at >= %(since)s
-  AND (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
-ORDER BY id
+  AND (%(after_id)s::uuid IS NULL
+       OR (created_at, id) > (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY created_at, id
 LIMIT %(limit)s;
 
 -- attempt_statuses_of_deliveries --

@@ -43,3 +43,9 @@ WHERE (%(company_id)s::text IS NULL OR company_id = %(company_id)s)
        OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
+
+-- event_bodies --
+-- The delivered bytes of events by id (DataLoader for DeliveryAttempt.request), confined
+-- to a company unless company_id is NULL; NULL once retention dropped them.
+SELECT id, body FROM events
+WHERE id = ANY(%(ids)s) AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);

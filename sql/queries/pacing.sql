@@ -13,3 +13,8 @@ ON CONFLICT (subscription_id) DO UPDATE SET
                      THEN greatest(p.next_slot + %(spacing)s::interval, excluded.next_slot)
                      ELSE excluded.next_slot END
 RETURNING next_slot - %(spacing)s::interval AS slot, clock_timestamp() AS now;
+
+-- restart_pacing --
+-- Forget a subscription's pacing (its rate changed, migration 0018): the next attempt
+-- reserves from now at the new rate, behind no slot reserved at the old one.
+DELETE FROM subscription_pacing WHERE subscription_id = %(subscription_id)s;

@@ -28,14 +28,18 @@ FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL;
 
 -- get_subscription_for_update --
--- Lock one live subscription of a company for a change.
+-- Lock one live subscription of a company for a change. FOR NO KEY UPDATE, not FOR
+-- UPDATE: a change never touches its id, and the fan-out's inserts of its deliveries and
+-- queue rows take key-share locks on it (their foreign keys). FOR UPDATE made a publish
+-- of an ordered subject wait for this transaction while holding the subject's queue row,
+-- which the cancellation of the subscription's deliveries then waited for: a deadlock.
 SELECT id, company_id, webhook_key, callback_url, notification_email, api_key_params, headers,
        max_deliveries_per_second,
        is_active, description, created_at, updated_at,
        filter, ordering
 FROM subscriptions
 WHERE id = %(id)s AND company_id = %(company_id)s AND deleted_at IS NULL
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- get_subscriptions_any_company --
 -- Subscriptions by id whatever their company or state (DataLoader for deliveries, which

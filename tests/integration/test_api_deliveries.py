@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
+from app.delivery.attempts import give_up
+from app.domain.retention import purge_old_data
+from app.store.database import WORKER_SCOPE, scoped
 from app.store.services import Services
 from tests.catalogue import add_webhook_type
+from tests.delivery import (
+    OpenService,
+    open_service_fixture,  # noqa: F401 -- the open_service fixture
+)
 from tests.payloads import order_status_payload
+from tests.receivers import Receiver, respond
 from tests.service import GraphQLClient, Tenants
 
 CREATE = """
 mutation($input: CreateWebhookSubscriptionInput!) {
   createWebhookSubscription(input: $input) { subscription { id } userErrors { code } }
+}"""
+CREATE_ORDERED = """
+mutation($input: CreateWebhookSubscriptionInput!) {
+  createWebhookSubscription(input: $input) {
+    subscription { id } signingSecret userErrors { field code message }
+  }
 }"""
 PUBLISH = """
 mutation($input: PublishEventInput!) {
@@ -509,3 +527,139 @@ async def test_a_subscriptions_deliveries_page_on_with_the_end_cursor(
     following = rest["webhookSubscription"]["deliveries"]
     assert [node["id"] for node in following["nodes"]] == [scenario.first]
     assert following["pageInfo"]["hasNextPage"] is False
+
+
+REQUESTS = """
+query($id: ID!) {
+  delivery(id: $id) {
+    webhookId sequence
+    attempts { number url request { url headers { name value } body } }
+  }
+}"""
+ROTATE = """
+mutation($id: ID!) { rotateWebhookSubscriptionSecret(id: $id) { signingSecret } }"""
+# What the transport adds to every request, beside the headers an attempt sets.
+TRANSPORT_HEADERS = {"host", "content-length", "accept", "accept-encoding", "connection"}
+
+
+async def test_each_attempt_shows_the_request_it_sent_custom_header_values_masked(
+    open_service: OpenService,
+) -> None:
+    # Given an ordered subscription with an API key parameter and two custom headers,
+    # whose receiver fails the first attempt and takes the second, the signing secret
+    # rotated in between (the second is signed with both secrets)
+    service = await open_service(retry_interval_seconds=0.3)
+    with Receiver() as receiver:
+        receiver.script("/req", [respond(500), respond(200)])
+        data = await service.api.data(
+            CREATE_ORDERED,
+            {
+                "input": {
+                    "webhook": "ORDER_STATUS",
+                    "callbackUrl": receiver.url_for("/req?plain=1"),
+                    "notificationEmail": "ops@example.com",
+                    "apiKeyParams": [{"name": "api_key", "value": "key-value-never-shown"}],
+                    "headers": [
+                        {"name": "X-Tenant-Token", "value": "header-value-never-shown"},
+                        {"name": "X-Other", "value": "other-value-never-shown"},
+                    ],
+                    "ordering": "PER_SUBJECT",
+                }
+            },
+            key=service.tenants.key_a,
+        )
+        created = data["createWebhookSubscription"]
+        subscription, first_secret = created["subscription"]["id"], created["signingSecret"]
+        delivery_id = await service.publish(subject=None)
+        await service.wait_for_status(delivery_id, "RETRYING")
+        rotated = await service.api.data(ROTATE, {"id": subscription}, key=service.tenants.key_a)
+        second_secret = rotated["rotateWebhookSubscriptionSecret"]["signingSecret"]
+        await service.wait_for_status(delivery_id, "SUCCEEDED")
+        received = receiver.requests_to("/req")
+
+        # When company A reads the delivery's attempts, and the publisher does
+        shown = (await service.api.data(REQUESTS, {"id": delivery_id}, key=service.tenants.key_a))[
+            "delivery"
+        ]
+        publisher = await service.api.data(
+            REQUESTS.replace("request { url headers { name value } body }", "request { url }"),
+            {"id": delivery_id},
+            key=service.tenants.publisher,
+        )
+
+    # Then each attempt shows what its request carried: the URL as recorded, the body's
+    # exact bytes, and every header it set, in order, with its value as received...
+    assert [attempt["number"] for attempt in shown["attempts"]] == [1, 2]
+    assert len(received) == 2
+    for attempt, request in zip(shown["attempts"], received, strict=True):
+        sent = attempt["request"]
+        assert sent["url"] == attempt["url"]
+        assert sent["url"].endswith("/req?plain=1&api_key=••••")
+        assert sent["body"].encode() == request.body
+        names = [header["name"] for header in sent["headers"]]
+        assert names == [
+            "X-Tenant-Token",
+            "X-Other",
+            "content-type",
+            "user-agent",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "webhook-attempt",
+            "webhook-sequence",
+        ]
+        assert {name.lower() for name in names} == set(request.headers) - TRANSPORT_HEADERS
+        values = {header["name"]: header["value"] for header in sent["headers"]}
+        # ...but the custom headers' values, masked as API key parameters are
+        assert values.pop("X-Tenant-Token") == values.pop("X-Other") == "••••"
+        assert values == {name: request.header(name) for name in values}
+        assert values["webhook-id"] == shown["webhookId"]
+        assert values["webhook-sequence"] == str(shown["sequence"]) == "1"
+        assert values["webhook-attempt"] == str(attempt["number"])
+    # the signatures shown are the ones sent: the first under the first secret, the
+    # second under both (a receiver verifies each with what it shows)
+    first, second = (attempt["request"] for attempt in shown["attempts"])
+    for sent, secrets in ((first, [first_secret]), (second, [first_secret, second_secret])):
+        headers = {header["name"]: header["value"] for header in sent["headers"]}
+        assert len(headers["webhook-signature"].split()) == len(secrets)
+        for secret in secrets:
+            Webhook(secret).verify(sent["body"].encode(), headers)
+    assert first != second
+    # and never a secret value, anywhere in the answer; the publisher gets no request
+    text = json.dumps(shown)
+    for value in ("key-value-never-shown", "header-value-never-shown", "other-value"):
+        assert value not in text
+    assert [attempt["request"] for attempt in publisher["delivery"]["attempts"]] == [None] * 2
+
+
+async def test_an_attempt_that_sent_nothing_or_whose_body_is_gone_shows_no_request(
+    open_service: OpenService,
+) -> None:
+    # Given one delivery sent and succeeded, and another given up by the maintenance loop
+    # (its last attempt sent nothing)
+    service = await open_service()
+    with Receiver(default=respond(200)) as receiver:
+        await service.subscribe(receiver.url_for("/kept"))
+        sent = await service.publish(subject="ord_1")
+        await service.wait_for_status(sent, "SUCCEEDED")
+    await service.stop_worker()
+    given_up = await service.publish(subject="ord_2")
+    with scoped(WORKER_SCOPE):
+        assert await give_up(service.services, uuid.UUID(given_up), "lost") == "failed"
+
+    def requests_of(data: dict[str, Any]) -> list[Any]:
+        return [attempt["request"] for attempt in data["delivery"]["attempts"]]
+
+    async def read(delivery_id: str) -> list[Any]:
+        return requests_of(
+            await service.api.data(REQUESTS, {"id": delivery_id}, key=service.tenants.key_a)
+        )
+
+    # Then the sent one shows its request, the given-up attempt none
+    [shown] = await read(sent)
+    assert shown is not None and shown["body"]
+    assert await read(given_up) == [None]
+
+    # and once retention has dropped the delivered body, the sent one shows none either
+    await purge_old_data(service.services.db, 30, now=datetime.now(UTC) + timedelta(days=365))
+    assert await read(sent) == [None]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app.domain import redelivery
 from app.domain.events import TEST_ORDER_ID
 from app.store.services import Services
 from tests.payloads import order_status_payload
@@ -264,6 +265,82 @@ async def test_redeliver_failed_restarts_the_failed_deliveries_since_a_moment(
     again = await api.data(
         REDELIVER_FAILED, {"id": subscription_id, "since": since}, key=tenants.key_a
     )
+    assert again["redeliverFailed"]["count"] == 0
+
+
+REDELIVER_ALL_FAILED = """
+mutation($since: DateTime!) {
+  redeliverFailed(since: $since) { count userErrors { field code message } }
+}"""
+
+
+@pytest.mark.parametrize("batch_size", [redelivery.BATCH_SIZE, 2], ids=["one-batch", "batches"])
+async def test_redeliver_failed_without_a_subscription_restarts_the_companys_failures_since(
+    api: GraphQLClient,
+    services: Services,
+    tenants: Tenants,
+    monkeypatch: pytest.MonkeyPatch,
+    batch_size: int,
+) -> None:
+    # Given company A's subscriptions: two active, one deactivated and one deleted (their
+    # failures can be sent nowhere), and company B's; each with FAILED deliveries, two
+    # of them old; and one of A's deliveries still pending
+    monkeypatch.setattr(redelivery, "BATCH_SIZE", batch_size)
+    paths = ("one", "two", "inactive", "deleted")
+    subscriptions = {path: (await subscribe(api, tenants.key_a, path))[0] for path in paths}
+    await subscribe(api, tenants.key_b, "b")
+    for company in (tenants.a, tenants.a, tenants.b, tenants.b):
+        await publish(api, tenants, company)
+    rows = await sql(
+        services,
+        "SELECT d.id::text, s.callback_url FROM deliveries d"
+        " JOIN subscriptions s ON s.id = d.subscription_id ORDER BY d.created_at, d.id",
+    )
+    for delivery_id, _ in rows:
+        await set_status(services, delivery_id, "FAILED")
+    old = [
+        next(delivery_id for delivery_id, url in rows if url.endswith(ending))
+        for ending in ("/one", "/b")
+    ]
+    await sql(
+        services,
+        "UPDATE deliveries SET created_at = now() - interval '2 days' WHERE id = ANY(%s::uuid[])",
+        old,
+    )
+    still_open = await publish(api, tenants, tenants.a)  # one to each of A's four
+    await api.data(
+        UPDATE, {"input": {"id": subscriptions["inactive"], "isActive": False}}, key=tenants.key_a
+    )
+    await api.data(DELETE, {"id": subscriptions["deleted"]}, key=tenants.key_a)
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+
+    # When company A redelivers every failure since yesterday, naming no subscription
+    data = await api.data(REDELIVER_ALL_FAILED, {"since": since}, key=tenants.key_a)
+
+    # Then its recent failures to its active subscriptions restart, and nothing else
+    restartable = {
+        delivery_id
+        for delivery_id, url in rows
+        if url.rsplit("/", 1)[1] in ("one", "two") and delivery_id not in old
+    }
+    assert len(restartable) == 3
+    assert data["redeliverFailed"] == {"count": 3, "userErrors": []}
+    statuses = dict(await sql(services, "SELECT id::text, status || ' ' || cycle FROM deliveries"))
+    assert {delivery_id: statuses[delivery_id] for delivery_id, _ in rows} == {
+        delivery_id: "PENDING 2" if delivery_id in restartable else "FAILED 1"
+        for delivery_id, _ in rows
+    }
+    # (the open ones as they were: pending, or cancelled with their subscription)
+    assert sorted(statuses[delivery_id] for delivery_id in still_open) == [
+        "CANCELLED 1",
+        "CANCELLED 1",
+        "PENDING 1",
+        "PENDING 1",
+    ]
+    for delivery_id in restartable:
+        assert (await jobs_of(services, delivery_id))[-1]["cycle"] == 2
+    # And a second call finds nothing left to restart
+    again = await api.data(REDELIVER_ALL_FAILED, {"since": since}, key=tenants.key_a)
     assert again["redeliverFailed"]["count"] == 0
 
 

@@ -23,6 +23,7 @@ from app.delivery.mailer import OutboxMailer
 from app.delivery.metrics import REGISTRY
 from app.delivery.notices import EmailSlots
 from app.delivery.pacing import (
+    JITTER_ALLOWANCE_SECONDS,
     PACED_PRIORITY,
     WakeUps,
     lead_seconds,
@@ -130,6 +131,19 @@ async def attempt(services: Services, delivery_id: str, number: int = 1, **optio
     async with build_transport(services.settings, services, concurrency=5) as transport:
         with scoped(WORKER_SCOPE):
             return await make_attempt(services, transport, delivery_id, 1, number, **options)
+
+
+async def change_rate(
+    services: Services, tenants: Tenants, subscription: uuid.UUID, rate: int | None
+) -> None:
+    await update_subscription(
+        services.db,
+        services.secret_box,
+        CallbackChecks.of(services.settings, services.resolver),
+        company_viewer(tenants.a),
+        str(subscription),
+        SubscriptionChanges(max_deliveries_per_second=rate),
+    )
 
 
 # --- the reservation ---------------------------------------------------------------------
@@ -346,14 +360,7 @@ async def test_a_new_rate_hands_the_waiting_attempts_new_slots(
     ]
 
     # When its rate is changed
-    await update_subscription(
-        services.db,
-        services.secret_box,
-        CallbackChecks.of(services.settings, services.resolver),
-        company_viewer(tenants.a),
-        str(subscription),
-        SubscriptionChanges(max_deliveries_per_second=new_rate),
-    )
+    await change_rate(services, tenants, subscription, new_rate)
 
     # Then the waiting attempts are due now, as fresh work holding no slot...
     for delivery in deliveries[1:]:
@@ -367,6 +374,56 @@ async def test_a_new_rate_hands_the_waiting_attempts_new_slots(
         "succeeded",
     ]
     assert len(receiver.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [[None, 1], [50, 1], [2, 1]],
+    ids=["removed-and-set-again", "raised-and-back", "doubled-and-back"],
+)
+async def test_a_rate_changed_back_before_any_attempt_starts_its_pacing_afresh(
+    services: Services, tenants: Tenants, receiver: Receiver, changes: list[int | None]
+) -> None:
+    # Given four deliveries to a subscription limited to one a second: three wait for
+    # slots, the last of them three seconds away
+    subscription = await limited_subscription(services, tenants, receiver.url_for("/b"), 1)
+    deliveries = await publish(services, tenants, 4)
+    assert [await attempt(services, delivery) for delivery in deliveries] == [
+        "succeeded",
+        *["paced"] * 3,
+    ]
+
+    # When its rate is changed and changed back before any attempt runs at the other one
+    for rate in changes:
+        await change_rate(services, tenants, subscription, rate)
+
+    # Then its pacing is forgotten in the transaction that changed it...
+    assert await owner_rows(services, "SELECT * FROM subscription_pacing") == []
+    # ...so the waiting attempts start from now at one a second: the first goes at once,
+    # the next a second after it, not behind the three slots the old pacing had given out
+    assert await attempt(services, deliveries[1]) == "succeeded"
+    assert await attempt(services, deliveries[2]) == "paced"
+    [*_, paced] = await jobs_of(services, deliveries[2])
+    wait = (datetime.fromisoformat(paced["args"]["slot"]) - paced["now"]).total_seconds()
+    assert 0.5 < wait <= 1.0
+
+
+async def test_only_a_change_of_the_rate_restarts_the_pacing(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given a subscription limited to one a second with an attempt waiting for its slot
+    subscription = await limited_subscription(services, tenants, receiver.url_for("/s"), 1)
+    deliveries = await publish(services, tenants, 2)
+    assert [await attempt(services, delivery) for delivery in deliveries] == ["succeeded", "paced"]
+    before = await owner_rows(services, "SELECT * FROM subscription_pacing")
+
+    # When it is updated to the rate it has
+    await change_rate(services, tenants, subscription, 1)
+
+    # Then its pacing stays, and the waiting attempt keeps its slot
+    assert await owner_rows(services, "SELECT * FROM subscription_pacing") == before
+    [*_, waiting] = await jobs_of(services, deliveries[1])
+    assert "slot" in waiting["args"]
 
 
 # --- with the real worker -----------------------------------------------------------------
@@ -391,4 +448,41 @@ async def test_the_worker_spreads_a_burst_at_the_rate(
     assert 1.9 <= moments[-1] - moments[0] <= 3.0
     assert moments[0] - started < 1.0
     assert len({request.header("webhook-id") for request in requests}) == 40
+    assert {request.header("webhook-attempt") for request in requests} == {"1"}
+
+
+async def test_a_raised_rate_sends_the_waiting_attempts_at_its_spacing(
+    services: Services, tenants: Tenants, receiver: Receiver, worker: asyncio.Task[None]
+) -> None:
+    # Given the real worker and a subscription limited to two a second, six deliveries
+    # published at once: the first sent, five waiting for slots up to 2.5 s away
+    subscription = await limited_subscription(services, tenants, receiver.url_for("/up"), 2)
+    deliveries = await publish(services, tenants, 6)
+    await receiver.wait_for_async(1, timeout=5)
+
+    async def all_queued_for_slots() -> bool:
+        for delivery in deliveries[1:]:
+            jobs = await jobs_of(services, delivery)
+            if not any(job["status"] == "todo" and "slot" in job["args"] for job in jobs):
+                return False
+        return True
+
+    deadline = time.monotonic() + 5
+    while not await all_queued_for_slots():
+        assert time.monotonic() < deadline, "the waiting attempts were never queued for slots"
+        await asyncio.sleep(0.02)
+
+    # When its rate is raised to five a second
+    await change_rate(services, tenants, subscription, 5)
+    raised = time.monotonic()
+
+    # Then the five go out at the new spacing, not at the old schedule: the last within
+    # 1.5 s of the change (the old slots ran to 2.5 s), spread over four spacings of the
+    # new rate (within the jitter the pacing allows for)
+    requests = await receiver.wait_for_async(6, timeout=5)
+    moments = [request.received_at for request in requests[1:]]
+    assert moments[-1] - raised < 1.5
+    spread = 4 * slot_spacing(5).total_seconds()
+    assert spread - JITTER_ALLOWANCE_SECONDS <= moments[-1] - moments[0] < spread + 0.5
+    assert busiest_second(moments) <= 6
     assert {request.header("webhook-attempt") for request in requests} == {"1"}

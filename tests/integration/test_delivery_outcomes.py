@@ -9,16 +9,23 @@ exactly the documented headers, query string and body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.delivery.attempts import record_outcome
+from app.delivery.outgoing import OutgoingDelivery, outgoing_from_row
+from app.delivery.transport import AttemptOutcome
+from app.store.database import WORKER_SCOPE, scoped
 from tests.delivery import (
     DEFAULTS,
     OpenService,
+    Raised,
     open_service_fixture,  # noqa: F401 -- the open_service fixture
     parse_time,
     verify,
@@ -238,3 +245,56 @@ async def test_a_410_gone_fails_at_once_and_deactivates_the_subscription(
     assert "the endpoint answered 410 Gone, so the subscription was deactivated" in text
     assert "Subject: ord_2" in text
     assert len(receiver.requests) == 2
+
+
+GONE_ROUNDS = 40
+CLOSE = {
+    "deactivate": "mutation($id: ID!) { updateWebhookSubscription(input: {id: $id,"
+    " isActive: false}) { userErrors { code } } }",
+    "delete": "mutation($id: ID!) { deleteWebhookSubscription(id: $id) { deletedId } }",
+}
+
+
+async def test_a_410_recorded_while_the_subscription_is_closed_never_deadlocks(
+    open_service: OpenService,
+) -> None:
+    # Given (no worker) subscriptions, each with two deliveries open
+    service = await open_service(worker=False)
+    raised = Raised()
+
+    gone = AttemptOutcome(
+        succeeded=False,
+        status=410,
+        body_excerpt="gone",
+        error="HTTP 410",
+        duration_ms=1,
+        started_at=datetime.now(UTC),
+    )
+
+    async def record(delivery: OutgoingDelivery) -> None:
+        with scoped(WORKER_SCOPE):
+            await record_outcome(service.services, delivery, 1, 1, gone, "http://x/")
+
+    for round_ in range(GONE_ROUNDS):
+        subscription = await service.subscribe(f"http://127.0.0.1:9/gone/{round_}")
+        answered, other = [await service.publish(subject=f"ord_{n}") for n in (1, 2)]
+        with scoped(WORKER_SCOPE):
+            row = await service.services.db.fetch_one(
+                "load_attempt_context", id=uuid.UUID(answered)
+            )
+        assert row is not None
+        delivery = outgoing_from_row(row)
+
+        # When the worker records one's 410 Gone (delivery, then subscription) while the
+        # subscription is deactivated (even rounds) or deleted (odd ones) through the API
+        # (subscription, then deliveries), at once
+        way = "deactivate" if round_ % 2 == 0 else "delete"
+        close = service.api.data(CLOSE[way], {"id": subscription.id}, key=service.tenants.key_a)
+
+        await asyncio.gather(raised.by(record(delivery), "410"), raised.by(close, way))
+
+        # Then both succeed: the 410'd delivery FAILED (or CANCELLED, closed first), the
+        # other CANCELLED
+        assert raised.errors == [], round_
+        assert (await service.delivery(other))["status"] == "CANCELLED"
+        assert (await service.delivery(answered))["status"] in ("FAILED", "CANCELLED")

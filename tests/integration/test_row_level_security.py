@@ -244,3 +244,32 @@ async def test_only_the_worker_reads_and_moves_a_subscriptions_pacing(
         else:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
                 await read_and_move()
+
+
+async def test_the_api_role_forgets_only_its_own_companys_pacing(
+    services: Services, tenants: Tenants
+) -> None:
+    # Given a pacing row for each company's subscription, as the worker keeps them
+    await given_data_for_both(services, tenants)
+    async with services.db.pool.connection() as connection:
+        await connection.execute(
+            "INSERT INTO subscription_pacing SELECT id, 1, now() + interval '1 hour'"
+            " FROM subscriptions"
+        )
+
+    # When company A's role deletes every pacing row it can, with no filter of its own
+    with scoped(RowScope("webhooks_api", tenants.a)):
+        async with services.db.transaction() as tx:
+            cursor = await tx.connection.execute(
+                "DELETE FROM subscription_pacing RETURNING subscription_id"
+            )
+            deleted = len(await cursor.fetchall())
+
+    # Then only its own went (a rate change restarts its pacing); company B's is kept
+    async with services.db.pool.connection() as connection:
+        cursor = await connection.execute(
+            "SELECT s.company_id FROM subscription_pacing p"
+            " JOIN subscriptions s ON s.id = p.subscription_id"
+        )
+        kept = [row[0] for row in await cursor.fetchall()]
+    assert (deleted, kept) == (1, [tenants.b])

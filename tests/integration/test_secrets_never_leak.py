@@ -139,6 +139,8 @@ SUBSCRIPTION_FIELDS = """
 ATTEMPT_FIELDS = """
   number cycle startedAt durationMs responseStatus responseBody error succeeded url
 """
+# Read once, under the listing of deliveries (everywhere, it would be over the cost limit).
+REQUEST_FIELDS = "request { url headers { name value } body }"
 
 DELIVERY_FIELDS = f"""
   id webhookId status cycle attemptCount maxAttempts nextAttemptAt lastAttemptAt
@@ -168,6 +170,7 @@ query {{
   deliveries(first: 10) {{
     nodes {{
       {DELIVERY_FIELDS}
+      requests: attempts {{ {REQUEST_FIELDS} }}
       event {{ id payload }}
       subscription {{ {SUBSCRIPTION_FIELDS} }}
     }}
@@ -507,6 +510,8 @@ async def test_no_secret_shows_up_in_logs_responses_database_or_email(
         ("WebhookSubscription", SUBSCRIPTION_FIELDS),
         ("Delivery", DELIVERY_FIELDS),
         ("DeliveryAttempt", ATTEMPT_FIELDS),
+        ("AttemptRequest", REQUEST_FIELDS),
+        ("HttpHeader", REQUEST_FIELDS),
         ("ApiKeyParam", SUBSCRIPTION_FIELDS),
         ("HeaderHint", SUBSCRIPTION_FIELDS),
         ("Event", COMPANY_LISTINGS),

@@ -24,6 +24,7 @@ from app.store.database import WORKER_SCOPE, scoped
 from app.store.queue import AttemptJob, defer_attempts
 from tests.delivery import (
     OpenService,
+    Raised,
     Service,
     Subscription,
     open_service_fixture,  # noqa: F401 -- the open_service fixture
@@ -558,4 +559,49 @@ async def test_retention_keeps_the_queues_and_what_held_deliveries_will_send(
         ("PENDING", True),
         ("HELD", True),
     ]
+    await assert_queues_consistent(service)
+
+
+ROUNDS = 60
+
+
+async def test_closing_a_subscription_while_its_subject_is_published_never_deadlocks(
+    open_service: OpenService,
+) -> None:
+    # Given (no worker: every delivery stays open) ordered subscriptions, each with an
+    # order's first event open
+    service = await open_service(worker=False)
+    raised = Raised()
+
+    for round_ in range(ROUNDS):
+        subscription = await subscribe(service, f"http://127.0.0.1:9/close/{round_}")
+        await publish(service, 3901 + round_, 1)
+
+        # When the order's next event is published while the subscription is deactivated
+        # (even rounds) or deleted (odd ones), at once
+        way = "deactivate" if round_ % 2 == 0 else "delete"
+        close = (
+            update(service, subscription.id, isActive=False)
+            if way == "deactivate"
+            else service.api.data(DELETE, {"id": subscription.id}, key=service.tenants.key_a)
+        )
+        await asyncio.gather(
+            raised.by(service.publish_event(order(3901 + round_, 2), subject=None), "publish"),
+            raised.by(close, way),
+        )
+
+    # Then both always succeed (a deadlock made one of them an internal error)
+    assert raised.errors == []
+    # and, once the worker has run, every delivery of the closed subscriptions is
+    # cancelled unsent (one published just after the close was cancelled by its attempt),
+    # the queues in order
+    await assert_queues_consistent(service)
+    service.start_worker()
+
+    async def all_cancelled() -> bool:
+        rows = await service.sql("SELECT DISTINCT status FROM deliveries")
+        return rows == [{"status": "CANCELLED"}]
+
+    await service.wait_until(all_cancelled, timeout=10)
+    assert await service.sql("SELECT * FROM delivery_attempts") == []
     await assert_queues_consistent(service)

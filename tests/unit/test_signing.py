@@ -10,7 +10,16 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.core import signing
-from app.core.signing import generate_secret, sign, signature_header, webhook_headers
+from app.core.masking import MASK
+from app.core.signing import (
+    SentHeaders,
+    generate_secret,
+    shown_headers,
+    sign,
+    signature_header,
+    webhook_headers,
+)
+from app.delivery.attempts import request_headers
 
 BODY = b'{"id": "evt_1", "webhook": "ORDER_STATUS", "data": {"status": "done"}}'
 
@@ -168,3 +177,25 @@ def test_signature_header_needs_a_list_of_secrets() -> None:
         signature_header([], "dlv_1", 1, BODY)
     with pytest.raises(TypeError, match="not a single string"):
         signature_header(generate_secret(), "dlv_1", 1, BODY)
+
+
+def test_an_attempts_record_shows_its_headers_as_sent_custom_values_masked() -> None:
+    # Given the headers of an attempt with two custom headers, one shadowing one of ours
+    ours = webhook_headers(
+        [generate_secret()], "msg_1", 1_700_000_000, b"{}", attempt=3, sequence=7
+    )
+    sent = request_headers(ours, [("X-Token", "t0ps3cret"), ("Webhook-Id", "x"), ("X-B", "b")])
+
+    # When its record is kept, then shown
+    record = SentHeaders.of(ours, sent)
+    shown = shown_headers(record, "msg_1", attempt=3, sequence=7)
+
+    # Then the headers are those sent, in order, but custom values masked
+    assert record.custom_names == ("X-Token", "X-B")
+    assert shown == [
+        (name, MASK if name.startswith("X-") else value) for name, value in sent.items()
+    ]
+    assert "t0ps3cret" not in repr(record) + repr(shown)
+    # and without a sequence there is no webhook-sequence
+    unordered = shown_headers(record, "msg_1", attempt=3, sequence=None)
+    assert "webhook-sequence" not in dict(unordered)
