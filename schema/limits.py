@@ -64,6 +64,13 @@ COST_CODE = "QUERY_TOO_COSTLY"
 # attempts (up to 10 a cycle by default), an event's deliveries (one per subscription).
 UNPAGED_LENGTH = 10
 
+# Leaf fields that can be large count as many fields: an attempt's request body is the
+# whole payload (up to WEBHOOKS_MAX_PAYLOAD_BYTES, 256 KiB by default), and without a
+# weight a page of 100 deliveries with their attempts' bodies would answer 1,000 copies of
+# it (256 MB). At 500 a document reaches the default cost limit at about 100 bodies:
+# the same bound as a page of 100 deliveries' event payloads.
+HEAVY_FIELDS: dict[tuple[str, str], int] = {("AttemptRequest", "body"): 500}
+
 # Counts stop growing here: a document of a few kilobytes can stand for more fields than
 # a number of thousands of digits, and such a number is only ever compared with a limit.
 CEILING = 10**18
@@ -218,7 +225,8 @@ class _Walker:
         if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
             definition = parent.fields.get(name)
         if definition is None or node.selection_set is None:
-            return Measure(aliases=aliases, cost=1)
+            weight = HEAVY_FIELDS.get((getattr(parent, "name", ""), name), 1)
+            return Measure(aliases=aliases, cost=weight)
         field_type = definition.type
         if isinstance(field_type, GraphQLNonNull):
             field_type = field_type.of_type
