@@ -21,6 +21,7 @@ from app.core.settings import Settings
 from app.domain import api_keys
 from app.store.services import Services
 from app.web.portal_access import DEVELOPMENT_COOKIE
+from tests.integration.test_websocket_access import close_of
 from tests.service import Tenants, make_settings, served
 from tests.smtp import free_port
 
@@ -72,31 +73,31 @@ async def first_message(socket: Any) -> dict[str, Any]:
     return message
 
 
-async def close_of(socket: Any) -> tuple[int, str]:
-    with pytest.raises(websockets.ConnectionClosed) as closed:
-        while True:
-            await asyncio.wait_for(socket.recv(), 30)
-    rcvd = closed.value.rcvd
-    assert rcvd is not None
-    return rcvd.code, rcvd.reason
+async def connected(settings: Settings, key: str) -> Any:
+    """A socket of a fresh session of ``key``'s company, from the portal's own page,
+    acknowledged."""
+    session_id = await open_session(settings, key)
+    socket = await connect(
+        settings,
+        session_id,
+        origin=settings.public_origin,
+        payload={"csrfToken": csrf_token(session_id)},
+    )
+    assert (await first_message(socket))["type"] == "connection_ack"
+    return socket
+
+
+async def subscribe(socket: Any, query: str) -> None:
+    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
 
 
 async def test_the_portal_page_origin_with_the_csrf_token_connects_as_the_company(
     database_url: str, tmp_path: Path, services: Services, tenants: Tenants
 ) -> None:
     async with portal_server(database_url, tmp_path, services) as settings:
-        session_id = await open_session(settings, tenants.key_a)
-        socket = await connect(
-            settings,
-            session_id,
-            origin=settings.public_origin,
-            payload={"csrfToken": csrf_token(session_id)},
-        )
+        socket = await connected(settings, tenants.key_a)
         try:
-            assert (await first_message(socket))["type"] == "connection_ack"
-            await socket.send(
-                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SESSION}})
-            )
+            await subscribe(socket, SESSION)
             result = await first_message(socket)
         finally:
             await socket.close()
@@ -154,24 +155,9 @@ async def test_revoking_the_minting_key_closes_the_sessions_socket(
     async with portal_server(
         database_url, tmp_path, services, ws_key_check_seconds=0.2
     ) as settings:
-        session_id = await open_session(settings, tenants.key_a)
-        socket = await connect(
-            settings,
-            session_id,
-            origin=settings.public_origin,
-            payload={"csrfToken": csrf_token(session_id)},
-        )
+        socket = await connected(settings, tenants.key_a)
         try:
-            assert (await first_message(socket))["type"] == "connection_ack"
-            await socket.send(
-                json.dumps(
-                    {
-                        "id": "1",
-                        "type": "subscribe",
-                        "payload": {"query": "subscription { deliveryUpdates { id } }"},
-                    }
-                )
-            )
+            await subscribe(socket, "subscription { deliveryUpdates { id } }")
             await api_keys.revoke_key(services.db, str(api_keys.prefix_of(tenants.key_a)))
             closed = await close_of(socket)
         finally:
