@@ -163,4 +163,20 @@ async def test_revoking_the_minting_key_closes_the_sessions_socket(
         finally:
             await socket.close()
 
-    assert closed[0] == 4403
+    assert closed == (4403, "Portal session ended.")
+
+
+async def test_a_session_that_expires_closes_its_socket(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    async with portal_server(
+        database_url, tmp_path, services, ws_key_check_seconds=0.2, portal_session_seconds=1
+    ) as settings:
+        socket = await connected(settings, tenants.key_a)
+        try:
+            await subscribe(socket, "subscription { deliveryUpdates { id } }")
+            closed = await close_of(socket)
+        finally:
+            await socket.close()
+
+    assert closed == (4403, "Portal session ended.")
