@@ -26,7 +26,10 @@ from tests.service import Tenants, make_settings, served
 from tests.smtp import free_port
 
 SESSION = "query { portalSession { access company { id } } }"
-CREATE_LINK = "mutation { createPortalLink { link { url } userErrors { code } } }"
+CREATE_LINK = """
+mutation($access: PortalAccess!) {
+  createPortalLink(input: {access: $access}) { link { url } userErrors { code } }
+}"""
 
 
 @asynccontextmanager
@@ -40,12 +43,14 @@ async def portal_server(
         yield settings
 
 
-async def open_session(settings: Settings, key: str) -> str:
+async def open_session(settings: Settings, key: str, access: str = "FULL") -> str:
     """Mint a link with ``key`` and open it over HTTP; the session id (the cookie)."""
     base = str(settings.public_origin)
     async with httpx.AsyncClient(base_url=base) as http:
         minted = await http.post(
-            "/graphql", json={"query": CREATE_LINK}, headers={"authorization": f"Bearer {key}"}
+            "/graphql",
+            json={"query": CREATE_LINK, "variables": {"access": access}},
+            headers={"authorization": f"Bearer {key}"},
         )
         url = minted.json()["data"]["createPortalLink"]["link"]["url"]
         parts = urlsplit(url)
@@ -73,10 +78,10 @@ async def first_message(socket: Any) -> dict[str, Any]:
     return message
 
 
-async def connected(settings: Settings, key: str) -> Any:
+async def connected(settings: Settings, key: str, access: str = "FULL") -> Any:
     """A socket of a fresh session of ``key``'s company, from the portal's own page,
     acknowledged."""
-    session_id = await open_session(settings, key)
+    session_id = await open_session(settings, key, access)
     socket = await connect(
         settings,
         session_id,
@@ -180,3 +185,26 @@ async def test_a_session_that_expires_closes_its_socket(
             await socket.close()
 
     assert closed == (4403, "Portal session ended.")
+
+
+async def test_a_read_only_sessions_socket_runs_no_mutation(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    async with portal_server(database_url, tmp_path, services) as settings:
+        socket = await connected(settings, tenants.key_a, access="READ_ONLY")
+        try:
+            await subscribe(
+                socket,
+                'mutation { createWebhookSubscription(input: {webhook: "ORDER_STATUS", '
+                'callbackUrl: "http://127.0.0.1:9/x", notificationEmail: "o@example.com"}) '
+                "{ subscription { id } } }",
+            )
+            result = await first_message(socket)
+        finally:
+            await socket.close()
+
+    errors = result["payload"] if result["type"] == "error" else result["payload"]["errors"]
+    assert [error["extensions"]["code"] for error in errors] == ["FORBIDDEN"]
+    async with services.db.transaction() as tx:
+        cursor = await tx.connection.execute("SELECT count(*) FROM subscriptions")
+        assert await cursor.fetchone() == (0,)
