@@ -76,6 +76,11 @@ class CsrfRefused(WebhooksError):
     """A call with the portal's session cookie came without its CSRF token, or a wrong one."""
 
 
+class SessionEnded(WebhooksError):
+    """A call with the portal's session cookie and its CSRF token, whose session is over
+    (expired, its minting key revoked, or never issued)."""
+
+
 def cookie_name(settings: Settings) -> str:
     return PRODUCTION_COOKIE if settings.is_production else DEVELOPMENT_COOKIE
 
