@@ -131,7 +131,8 @@ async def test_a_link_opens_once_into_a_session_of_its_company(
     assert (link["access"], link["sessionExpiresInSeconds"]) == ("FULL", 28800)
     browser = browsers()
 
-    # When the browser opens it
+    # When something checks it with HEAD first, then the browser opens it
+    assert (await browser.http.head(open_path(link["url"]))).status_code == 204
     opened = await browser.open(link["url"])
 
     # Then a session cookie is set and the page renders for company A
