@@ -3,15 +3,24 @@
 A subscription whose deliveries have all failed for ``WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS``
 (default five days, the span Svix uses: long enough to survive a weekend outage, short
 enough not to hammer a dead endpoint for weeks) is deactivated, its open deliveries are
-cancelled, and its notification email says so. (A ``410 Gone`` answer deactivates at
-once; see app/delivery/attempts.py.) Reactivate with ``updateWebhookSubscription(isActive: true)``.
+cancelled, its notification email says so, and SUBSCRIPTION_DEACTIVATED (reason FAILING)
+is emitted in the same transaction (app/delivery/operator_events.py). (A ``410 Gone``
+answer deactivates at once; see app/delivery/attempts.py.) Reactivate with
+``updateWebhookSubscription(isActive: true)``.
 """
 
 from __future__ import annotations
 
 import logging
 
+from app.core.operator_events import (
+    DeactivationReason,
+    SubscriptionFacts,
+    may_report_on,
+    subscription_deactivated,
+)
 from app.delivery.failure_email import REACTIVATE
+from app.delivery.operator_events import emit
 from app.store.queue import cancel_open_deliveries, defer_notice
 from app.store.services import Services
 
@@ -40,6 +49,19 @@ async def deactivate_failing_subscriptions(services: Services) -> int:
                 continue  # deactivated or deleted meanwhile
             await cancel_open_deliveries(tx, row["id"])
             await defer_notice(services.queue, tx, row["id"], delay_seconds=0, reason=reason)
+            if may_report_on(changed["webhook_key"]):
+                event = subscription_deactivated(
+                    SubscriptionFacts(
+                        id=changed["id"],
+                        company_id=changed["company_id"],
+                        webhook_key=changed["webhook_key"],
+                        callback_url=changed["callback_url"],
+                    ),
+                    reason=DeactivationReason.FAILING,
+                    deactivated_at=changed["deactivated_at"],
+                    failing_since=changed["failing_since"],
+                )
+                await emit(tx, event, max_attempts=services.settings.max_attempts)
         count += 1
         logger.warning(
             "deactivated a failing subscription",
