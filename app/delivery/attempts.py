@@ -4,7 +4,9 @@
 finished, cancelled, in another cycle or already past this attempt is left alone, and
 the attempt row's primary key makes a replayed job unable to record anything twice.
 The outcome is recorded in ONE transaction together with the delivery's new state and
-the next job (the next attempt, or the failure email), so queue and rows never disagree.
+the next job (the next attempt, or the failure email), so queue and rows never disagree;
+an outcome that ends the delivery for good or ends its subscription's failing carries
+its operator event in that transaction (app/delivery/operator_events.py).
 
 An attempt that was sent but cannot be recorded must not be sent again and again: when
 recording fails for any reason but an unavailable database, the attempt is recorded
@@ -28,16 +30,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from procrastinate.jobs import DEFAULT_PRIORITY
 
 from app.core.masking import masked_url
-from app.core.operator_events import (
-    DeactivationReason,
-    DeliveryFacts,
-    SubscriptionFacts,
-    delivery_failed,
-    error_kind,
-    may_report_on,
-    subscription_deactivated,
-    subscription_recovered,
-)
 from app.core.outages import is_connection_lost
 from app.core.secret_box import secret_context
 from app.core.signing import webhook_headers
@@ -46,7 +38,7 @@ from app.delivery import metrics
 from app.delivery.failure_email import REACTIVATE
 from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
-from app.delivery.operator_events import emit
+from app.delivery.operator_events import Cause, report_failure, report_gone, report_recovery
 from app.delivery.outgoing import (
     Endpoint,
     OutgoingDelivery,
@@ -55,7 +47,7 @@ from app.delivery.outgoing import (
     outgoing_from_row,
 )
 from app.delivery.pacing import WakeUps, wait_for_slot
-from app.delivery.retry_rule import FailedForGood, RetryAt, Succeeded, next_step
+from app.delivery.retry_rule import RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
 from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
@@ -392,8 +384,12 @@ async def record_outcome(
                 schedule_at=next_attempt_at,
             )
             return "retrying"
-        await _report_failure(services, tx, delivery, cycle, attempt, outcome, step)
-        reason = await _deactivate_if_gone(services, tx, delivery, cycle, attempt, outcome, step)
+        cause = Cause(delivery, cycle, attempt, outcome)
+        max_attempts = services.settings.max_attempts
+        await report_failure(
+            tx, cause, given_up=step.reason == "given up", max_attempts=max_attempts
+        )
+        reason = await _deactivate_if_gone(tx, cause, step.gone, max_attempts)
         await queue_failure_report(services, tx, delivery, cycle, reason=reason)
         return "failed"
 
@@ -408,46 +404,22 @@ async def _record_recovery(
 ) -> Result:
     """Record a success to a failing subscription, clearing its marker, together with the
     SUBSCRIPTION_RECOVERED event (only the first of concurrent successes finds it set)."""
-    subscription_id = delivery.endpoint.subscription_id
     async with services.db.transaction() as tx:
-        marker = await tx.fetch_one("lock_failing_subscription", id=subscription_id)
+        marker = await tx.fetch_one(
+            "lock_failing_subscription", id=delivery.endpoint.subscription_id
+        )
         recorded = await tx.fetch_one("record_attempt", **{**recording, "recover": True})
         not_recorded = _not_recorded(recorded)
         if not_recorded is not None:
             return not_recorded
-        failing_since = None if marker is None else marker["failing_since"]
-        if failing_since is not None and may_report_on(delivery.webhook_key):
-            event = subscription_recovered(
-                _subscription_facts(delivery),
-                _delivery_facts(delivery, cycle, attempt, outcome),
-                failing_since=failing_since,
-                recovered_at=outcome.started_at,
+        if marker is not None and marker["failing_since"] is not None:
+            await report_recovery(
+                tx,
+                Cause(delivery, cycle, attempt, outcome),
+                marker["failing_since"],
+                max_attempts=services.settings.max_attempts,
             )
-            await emit(tx, event, max_attempts=services.settings.max_attempts)
     return "succeeded"
-
-
-def _subscription_facts(delivery: OutgoingDelivery) -> SubscriptionFacts:
-    return SubscriptionFacts(
-        id=delivery.endpoint.subscription_id,
-        company_id=delivery.company_id,
-        webhook_key=delivery.webhook_key,
-        callback_url=delivery.endpoint.callback_url,
-    )
-
-
-def _delivery_facts(
-    delivery: OutgoingDelivery, cycle: int, attempt: int, outcome: AttemptOutcome
-) -> DeliveryFacts:
-    return DeliveryFacts(
-        id=delivery.id,
-        webhook_id=delivery.webhook_id,
-        event_id=delivery.event_id,
-        subject=delivery.subject,
-        cycle=cycle,
-        attempt_count=attempt,
-        last_response_status=outcome.status,
-    )
 
 
 def _not_recorded(recorded: Row | None) -> Result | None:
@@ -461,51 +433,16 @@ def _not_recorded(recorded: Row | None) -> Result | None:
     return None
 
 
-async def _report_failure(
-    services: Services,
-    tx: Session,
-    delivery: OutgoingDelivery,
-    cycle: int,
-    attempt: int,
-    outcome: AttemptOutcome,
-    step: FailedForGood,
-) -> None:
-    """Emit DELIVERY_FAILED in the transaction recording the delivery's last attempt."""
-    if not may_report_on(delivery.webhook_key):
-        return
-    event = delivery_failed(
-        _subscription_facts(delivery),
-        _delivery_facts(delivery, cycle, attempt, outcome),
-        kind=error_kind(outcome.error, given_up=step.reason == "given up"),
-        last_attempt_at=outcome.started_at,
-        failed_at=datetime.now(UTC),
-    )
-    await emit(tx, event, max_attempts=services.settings.max_attempts)
-
-
 async def _deactivate_if_gone(
-    services: Services,
-    tx: Session,
-    delivery: OutgoingDelivery,
-    cycle: int,
-    attempt: int,
-    outcome: AttemptOutcome,
-    step: FailedForGood,
+    tx: Session, cause: Cause, gone: bool, max_attempts: int
 ) -> str | None:
-    """Standard Webhooks: a 410 means the endpoint is gone for good; stop sending to it,
-    and emit SUBSCRIPTION_DEACTIVATED (GONE) with it."""
-    if not step.gone:
+    """Standard Webhooks: a 410 means the endpoint is gone for good; stop sending to it
+    (SUBSCRIPTION_DEACTIVATED says so)."""
+    if not gone:
         return None
-    subscription_id = delivery.endpoint.subscription_id
+    subscription_id = cause.delivery.endpoint.subscription_id
     changed = await tx.fetch_one("deactivate_subscription", id=subscription_id, reason=GONE_REASON)
     await cancel_open_deliveries(tx, subscription_id)
-    if changed is not None and may_report_on(delivery.webhook_key):
-        event = subscription_deactivated(
-            _subscription_facts(delivery),
-            reason=DeactivationReason.GONE,
-            deactivated_at=changed["deactivated_at"],
-            failing_since=changed["failing_since"],
-            gone=_delivery_facts(delivery, cycle, attempt, outcome),
-        )
-        await emit(tx, event, max_attempts=services.settings.max_attempts)
+    if changed is not None:
+        await report_gone(tx, cause, changed, max_attempts=max_attempts)
     return GONE_REASON

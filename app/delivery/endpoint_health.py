@@ -13,14 +13,8 @@ from __future__ import annotations
 
 import logging
 
-from app.core.operator_events import (
-    DeactivationReason,
-    SubscriptionFacts,
-    may_report_on,
-    subscription_deactivated,
-)
 from app.delivery.failure_email import REACTIVATE
-from app.delivery.operator_events import emit
+from app.delivery.operator_events import report_failing
 from app.store.queue import cancel_open_deliveries, defer_notice
 from app.store.services import Services
 
@@ -49,19 +43,7 @@ async def deactivate_failing_subscriptions(services: Services) -> int:
                 continue  # deactivated or deleted meanwhile
             await cancel_open_deliveries(tx, row["id"])
             await defer_notice(services.queue, tx, row["id"], delay_seconds=0, reason=reason)
-            if may_report_on(changed["webhook_key"]):
-                event = subscription_deactivated(
-                    SubscriptionFacts(
-                        id=changed["id"],
-                        company_id=changed["company_id"],
-                        webhook_key=changed["webhook_key"],
-                        callback_url=changed["callback_url"],
-                    ),
-                    reason=DeactivationReason.FAILING,
-                    deactivated_at=changed["deactivated_at"],
-                    failing_since=changed["failing_since"],
-                )
-                await emit(tx, event, max_attempts=services.settings.max_attempts)
+            await report_failing(tx, changed, max_attempts=services.settings.max_attempts)
         count += 1
         logger.warning(
             "deactivated a failing subscription",
