@@ -53,6 +53,10 @@ query($webhook: String) {
   deliveries(first: 100, filter: {webhook: $webhook}) { nodes { id status } }
 }"""
 
+REDELIVER = """
+mutation($id: ID!) { redeliver(deliveryId: $id) { delivery { id cycle } userErrors { message } } }
+"""
+
 SUBSCRIPTION = """
 query($id: ID!) { webhookSubscription(id: $id) { id isActive } }
 """
@@ -172,6 +176,37 @@ async def test_a_delivery_failing_for_good_emits_delivery_failed_once(
     assert [d["status"] for d in event["deliveries"]] == ["SUCCEEDED"]
 
 
+async def test_a_redelivery_failing_again_emits_again_for_its_cycle(
+    open_service: OpenService,
+) -> None:
+    # Given a delivery that failed for good, reported once
+    service = await open_service(**FAST)
+    with Receiver(default=respond(500)) as orders, Receiver() as ops:
+        await service.subscribe(orders.url_for("/orders"))
+        watcher = await subscribe(service, "DELIVERY_FAILED", ops.url_for("/ops"))
+        delivery_id = await service.publish()
+        await service.wait_for_status(delivery_id, "FAILED")
+        await arrived(ops, 1)
+
+        # When it is redelivered and fails for good again
+        data = await service.api.data(REDELIVER, {"id": delivery_id}, key=service.tenants.key_a)
+        assert data["redeliver"]["userErrors"] == []
+        await service.wait_until(
+            lambda: _cycle_failed(service, delivery_id, 2), explain=lambda: "cycle 2 not failed"
+        )
+        await arrived(ops, 2)
+        await settle(service)
+        requests = ops.requests
+
+    # Then each cycle was reported once
+    assert sorted(received(r, watcher, "DELIVERY_FAILED")["cycle"] for r in requests) == [1, 2]
+
+
+async def _cycle_failed(service: Service, delivery_id: str, cycle: int) -> bool:
+    delivery = await service.delivery(delivery_id)
+    return bool(delivery["cycle"] == cycle and delivery["status"] == "FAILED")
+
+
 async def test_a_410_emits_subscription_deactivated_gone_and_filters_apply(
     open_service: OpenService,
 ) -> None:
@@ -282,6 +317,42 @@ async def test_a_failing_subscription_that_delivers_again_emits_recovered_once(
     failed_at = parse_time(failed_delivery["completedAt"])
     assert abs(parse_time(data["failing_since"]) - failed_at) < timedelta(seconds=1)
     assert same_moment(data["recovered_at"], recovered["attempts"][0]["startedAt"])
+    assert len(await events_of(service, "SUBSCRIPTION_RECOVERED")) == 1
+
+
+async def test_successes_at_once_to_a_failing_subscription_emit_one_recovered(
+    open_service: OpenService,
+) -> None:
+    # Given a failing subscription whose receiver now answers, and successes that take
+    # a while to record (a trigger sleeps), so that their transactions overlap
+    service = await open_service(**FAST)
+    await service.sql(
+        "CREATE FUNCTION slow_record() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END; $$"
+    )
+    await service.sql(
+        "CREATE TRIGGER slow_record AFTER INSERT ON delivery_attempts"
+        " FOR EACH ROW WHEN (NEW.succeeded) EXECUTE FUNCTION slow_record()"
+    )
+    with Receiver() as orders, Receiver() as ops:
+        orders.script("/orders", [respond(500), respond(500), respond(200)])
+        await service.subscribe(orders.url_for("/orders"))
+        await subscribe(service, "SUBSCRIPTION_RECOVERED", ops.url_for("/ops"))
+        failed = await service.publish(subject="order-0")
+        await service.wait_for_status(failed, "FAILED")
+
+        # When five deliveries succeed at about the same moment
+        deliveries = await asyncio.gather(
+            *(service.publish(subject=f"order-{n}") for n in range(1, 6))
+        )
+        for delivery_id in deliveries:
+            await service.wait_for_status(delivery_id, "SUCCEEDED")
+        await arrived(ops, 1)
+        await settle(service)
+        requests = ops.requests
+
+    # Then the subscription recovered once
+    assert len(requests) == 1
     assert len(await events_of(service, "SUBSCRIPTION_RECOVERED")) == 1
 
 
