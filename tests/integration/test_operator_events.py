@@ -514,3 +514,31 @@ async def test_the_publisher_cannot_forge_an_operator_event(
     [error] = data["publishEvent"]["userErrors"]
     assert (error["field"], error["code"]) == (["input", "webhook"], "INVALID")
     assert await service.sql("SELECT id FROM events") == []
+
+
+async def test_a_test_event_to_an_operator_subscription_carries_its_sample(
+    open_service: OpenService,
+) -> None:
+    # Given an operator subscription (the publisher may not publish its type)
+    service = await open_service()
+    with Receiver() as ops:
+        watcher = await subscribe(service, "SUBSCRIPTION_RECOVERED", ops.url_for("/ops"))
+
+        # When its company asks for a test event
+        data = await service.api.data(
+            "mutation($id: ID!) { sendTestEvent(subscriptionId: $id) {"
+            " event { id isTest } userErrors { message } } }",
+            {"id": watcher.id},
+            key=service.tenants.key_a,
+        )
+        assert data["sendTestEvent"]["userErrors"] == []
+        [request] = await arrived(ops, 1)
+
+    # Then it arrives as any test event: marked, with the type's sample as its data
+    body = verify(request, watcher.secret)
+    sample = (EXAMPLES / "subscription_recovered.sample.json").read_text(encoding="utf-8")
+    assert (body["webhook"], body["test"], body["data"]) == (
+        "SUBSCRIPTION_RECOVERED",
+        True,
+        json.loads(sample),
+    )
