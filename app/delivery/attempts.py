@@ -384,6 +384,7 @@ async def record_outcome(
                 schedule_at=next_attempt_at,
             )
             return "retrying"
+        await tx.execute("mark_failing", id=delivery.endpoint.subscription_id)
         cause = Cause(delivery, cycle, attempt, outcome)
         max_attempts = services.settings.max_attempts
         await report_failure(
@@ -412,6 +413,7 @@ async def _record_recovery(
         not_recorded = _not_recorded(recorded)
         if not_recorded is not None:
             return not_recorded
+        await tx.execute("clear_failing", id=delivery.endpoint.subscription_id)
         if marker is not None and marker["failing_since"] is not None:
             await report_recovery(
                 tx,

@@ -380,9 +380,10 @@ $schema$,
 $sample$);
 
 -- failing_since: when the first delivery of the subscription that failed for good since its
--- last successful attempt ended; NULL while it is not failing. Set and cleared by
--- record_attempt (sql/queries/attempts.sql) in the statement that records the attempt;
--- the success that clears it emits SUBSCRIPTION_RECOVERED.
+-- last successful attempt ended; NULL while it is not failing. Set (mark_failing) in the
+-- transaction recording a delivery's last failed attempt, cleared (clear_failing) in the
+-- one recording the next successful attempt, which emits SUBSCRIPTION_RECOVERED
+-- (sql/queries/attempts.sql).
 ALTER TABLE subscriptions ADD COLUMN failing_since timestamptz;
 
 -- The worker emits operator events: it inserts their events, deliveries and, for

@@ -17,10 +17,12 @@ WHERE d.id = %(id)s;
 -- when a replayed job finds its attempt already there (then nothing changes); "advanced" is
 -- false when the delivery moved on while the attempt was in flight (cancelled, redelivered):
 -- the attempt is kept all the same.
--- The subscription's failing_since (migration 0021) is set by a delivery that fails for
--- good and cleared by a successful attempt. A success to a failing subscription is not
--- recorded here unless "recover" says the caller records it in a transaction that emits
--- SUBSCRIPTION_RECOVERED: "failing" is then true, and nothing changed.
+-- A success to a failing subscription (failing_since set, migration 0021) is not recorded
+-- here unless "recover" says the caller records it in the transaction that clears the
+-- marker and emits SUBSCRIPTION_RECOVERED: "failing" is then true, and nothing changed.
+-- (The marker is set and cleared by statements of their own, mark_failing and
+-- clear_failing, not by a CTE here: an UPDATE of subscriptions in every attempt's
+-- statement costs even when it matches no row; see README, "Figures behind the code".)
 WITH failing AS (
     SELECT FROM subscriptions
     WHERE %(succeeded)s AND NOT %(recover)s
@@ -49,12 +51,6 @@ WITH failing AS (
       AND status IN ('PENDING', 'RETRYING')
       AND EXISTS (SELECT FROM attempt)
     RETURNING id
-), marked AS (
-    UPDATE subscriptions SET failing_since = CASE WHEN %(succeeded)s THEN NULL ELSE now() END
-    WHERE id = %(subscription_id)s AND EXISTS (SELECT FROM advanced)
-      AND CASE WHEN %(succeeded)s THEN failing_since IS NOT NULL
-               ELSE %(status)s = 'FAILED' AND failing_since IS NULL END
-    RETURNING id
 )
 SELECT EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM advanced) AS advanced,
        EXISTS (SELECT FROM failing) AS failing;
@@ -63,6 +59,16 @@ SELECT EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM advanced) A
 -- A failing subscription's marker, its row locked until the transaction ends: of two
 -- successes recorded at once, only the first finds it set (SUBSCRIPTION_RECOVERED once).
 SELECT failing_since FROM subscriptions WHERE id = %(id)s FOR UPDATE;
+
+-- mark_failing --
+-- A delivery of the subscription failed for good: it is failing from now, unless it was.
+UPDATE subscriptions SET failing_since = now()
+WHERE id = %(id)s AND failing_since IS NULL;
+
+-- clear_failing --
+-- An attempt to the subscription succeeded: it is failing no more.
+UPDATE subscriptions SET failing_since = NULL
+WHERE id = %(id)s AND failing_since IS NOT NULL;
 
 -- cancel_delivery --
 -- Stop one open delivery (its subscription went away).
