@@ -8,7 +8,6 @@ kills to land mid-request), and a PostgreSQL owned by this module.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,50 +22,20 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     owned_postgres_fixture,
     stack_fixture,
 )
+from tests.faults.test_worker_faults import SlowReceiver
 from tests.payloads import order_status_payload
-from tests.receivers import Receiver, RecordedRequest, Reply, respond
 from tests.service import create_subscription_for
 
 
-class FailingReceiver:
-    """Answers 500 after 5-30 ms on /orders, 200 at once on /ops, and knows how many
-    /orders requests it is holding right now."""
-
-    def __init__(self) -> None:
-        self.holding = 0
-        self._lock = threading.Lock()
-        self._rng = random.Random(17)
-        self.receiver = Receiver()
-
-    def __enter__(self) -> FailingReceiver:
-        self.receiver.script("/orders", self._fail)
-        self.receiver.script("/ops", respond(204, b""))
-        self.receiver.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.receiver.stop()
-
-    def _fail(self, _request: RecordedRequest) -> Reply:
-        with self._lock:
-            self.holding += 1
-            delay = self._rng.uniform(0.005, 0.03)
-        try:
-            time.sleep(delay)
-        finally:
-            with self._lock:
-                self.holding -= 1
-        return respond(500)
-
-
 @pytest.fixture
-def failing_receiver() -> Iterator[FailingReceiver]:
-    with FailingReceiver() as receiver:
+def failing_receiver() -> Iterator[SlowReceiver]:
+    """/hook fails every attempt after 5-30 ms; anything else (/ops) answers 200 at once."""
+    with SlowReceiver(seed=17, delay=(0.005, 0.03), error_rate=1.0) as receiver:
         yield receiver
 
 
 def test_sigkilled_workers_report_each_failed_delivery_exactly_once(
-    stack: Stack, failing_receiver: FailingReceiver
+    stack: Stack, failing_receiver: SlowReceiver
 ) -> None:
     # Given 40 deliveries to a receiver that always fails (two attempts each), a
     # subscription of the same company to DELIVERY_FAILED, and one worker at concurrency 1
@@ -80,7 +49,7 @@ def test_sigkilled_workers_report_each_failed_delivery_exactly_once(
         WEBHOOKS_EMAIL_WINDOW_SECONDS=0,
     )
     stack.company("acme")
-    orders = stack.subscribe("acme", failing_receiver.receiver.url_for("/orders"))
+    orders = stack.subscribe("acme", failing_receiver.receiver.url_for("/hook"))
 
     async def watch() -> None:
         async with open_services(stack.settings()) as services:
