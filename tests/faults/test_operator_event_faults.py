@@ -1,5 +1,5 @@
 """Operator events through SIGKILLed workers: each delivery that fails for good is
-reported exactly once (one DELIVERY_FAILED event), whatever moment a kill lands on.
+reported exactly once (one DELIVERY_FAILED event), though kills interrupt its attempts.
 
 Real ``webhooks worker`` processes, a real receiver that always fails (slowly enough for
 kills to land mid-request), and a PostgreSQL owned by this module.
