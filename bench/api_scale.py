@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from app.core.event_body import delivery_body
 from app.core.ids import new_id
-from app.domain.events import delivery_body
 from bench.cpu import process_seconds
 from bench.explain import explain
 from bench.queries import BENCH_QUERIES

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from app.core import event_loop
+from app.core.event_body import delivery_body
 from app.core.ids import new_id
 from app.core.signing import generate_secret, webhook_headers
 from app.delivery.transport import Transport
-from app.domain.events import delivery_body
 from bench.processes import PYTHON, Child, environment
 from bench.stats import rate
 from bench.suite import Bench

@@ -4,7 +4,9 @@
 finished, cancelled, in another cycle or already past this attempt is left alone, and
 the attempt row's primary key makes a replayed job unable to record anything twice.
 The outcome is recorded in ONE transaction together with the delivery's new state and
-the next job (the next attempt, or the failure email), so queue and rows never disagree.
+the next job (the next attempt, or the failure email), so queue and rows never disagree;
+an outcome that ends the delivery for good or ends its subscription's failing carries
+its operator event in that transaction (app/delivery/operator_events.py).
 
 An attempt that was sent but cannot be recorded must not be sent again and again: when
 recording fails for any reason but an unavailable database, the attempt is recorded
@@ -36,6 +38,7 @@ from app.delivery import metrics
 from app.delivery.failure_email import REACTIVATE
 from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
+from app.delivery.operator_events import Cause, report_failure, report_gone, report_recovery
 from app.delivery.outgoing import (
     Endpoint,
     OutgoingDelivery,
@@ -373,10 +376,15 @@ async def record_outcome(
         "header_names": None if sent is None else list(sent.custom_names),
         "status": step.status,
         "next_attempt_at": next_attempt_at,
+        "subscription_id": delivery.endpoint.subscription_id,
+        "recover": False,
     }
     if isinstance(step, Succeeded):
-        # Nothing follows a success: the one statement is atomic by itself.
+        # Nothing follows a success: the one statement is atomic by itself, unless it
+        # ends the subscription's failing (then it records nothing and says so).
         recorded = await services.db.fetch_one("record_attempt", **recording)
+        if recorded is not None and recorded["failing"]:
+            return await _record_recovery(services, delivery, cycle, attempt, outcome, recording)
         return _not_recorded(recorded) or "succeeded"
     async with services.db.transaction() as tx:
         if isinstance(step, FailedForGood) and step.gone:
@@ -395,9 +403,44 @@ async def record_outcome(
                 schedule_at=next_attempt_at,
             )
             return "retrying"
-        reason = await _deactivate_if_gone(tx, delivery.endpoint.subscription_id, step.gone)
+        await tx.execute("mark_failing", id=delivery.endpoint.subscription_id)
+        cause = Cause(delivery, cycle, attempt, outcome)
+        max_attempts = services.settings.max_attempts
+        await report_failure(
+            tx, cause, given_up=step.reason == "given up", max_attempts=max_attempts
+        )
+        reason = await _deactivate_if_gone(tx, cause, step.gone, max_attempts)
         await queue_failure_report(services, tx, delivery, cycle, reason=reason)
         return "failed"
+
+
+async def _record_recovery(
+    services: Services,
+    delivery: OutgoingDelivery,
+    cycle: int,
+    attempt: int,
+    outcome: AttemptOutcome,
+    recording: dict[str, object],
+) -> Result:
+    """Record a success to a failing subscription, clearing its marker, together with the
+    SUBSCRIPTION_RECOVERED event (only the first of concurrent successes finds it set)."""
+    async with services.db.transaction() as tx:
+        marker = await tx.fetch_one(
+            "lock_failing_subscription", id=delivery.endpoint.subscription_id
+        )
+        recorded = await tx.fetch_one("record_attempt", **{**recording, "recover": True})
+        not_recorded = _not_recorded(recorded)
+        if not_recorded is not None:
+            return not_recorded
+        await tx.execute("clear_failing", id=delivery.endpoint.subscription_id)
+        if marker is not None and marker["failing_since"] is not None:
+            await report_recovery(
+                tx,
+                Cause(delivery, cycle, attempt, outcome),
+                marker["failing_since"],
+                max_attempts=services.settings.max_attempts,
+            )
+    return "succeeded"
 
 
 def _not_recorded(recorded: Row | None) -> Result | None:
@@ -411,10 +454,16 @@ def _not_recorded(recorded: Row | None) -> Result | None:
     return None
 
 
-async def _deactivate_if_gone(tx: Session, subscription_id: uuid.UUID, gone: bool) -> str | None:
-    """Standard Webhooks: a 410 means the endpoint is gone for good; stop sending to it."""
+async def _deactivate_if_gone(
+    tx: Session, cause: Cause, gone: bool, max_attempts: int
+) -> str | None:
+    """Standard Webhooks: a 410 means the endpoint is gone for good; stop sending to it
+    (SUBSCRIPTION_DEACTIVATED says so)."""
     if not gone:
         return None
-    await tx.execute("deactivate_subscription", id=subscription_id, reason=GONE_REASON)
+    subscription_id = cause.delivery.endpoint.subscription_id
+    changed = await tx.fetch_one("deactivate_subscription", id=subscription_id, reason=GONE_REASON)
     await cancel_open_deliveries(tx, subscription_id)
+    if changed is not None:
+        await report_gone(tx, cause, changed, max_attempts=max_attempts)
     return GONE_REASON

@@ -3,8 +3,10 @@
 A subscription whose deliveries have all failed for ``WEBHOOKS_DISABLE_AFTER_FAILING_SECONDS``
 (default five days, the span Svix uses: long enough to survive a weekend outage, short
 enough not to hammer a dead endpoint for weeks) is deactivated, its open deliveries are
-cancelled, and its notification email says so. (A ``410 Gone`` answer deactivates at
-once; see app/delivery/attempts.py.) Reactivate with ``updateWebhookSubscription(isActive: true)``.
+cancelled, its notification email says so, and SUBSCRIPTION_DEACTIVATED (reason FAILING)
+is emitted in the same transaction (app/delivery/operator_events.py). (A ``410 Gone``
+answer deactivates at once; see app/delivery/attempts.py.) Reactivate with
+``updateWebhookSubscription(isActive: true)``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from app.delivery.failure_email import REACTIVATE
+from app.delivery.operator_events import report_failing
 from app.store.queue import cancel_open_deliveries, defer_notice
 from app.store.services import Services
 
@@ -40,6 +43,7 @@ async def deactivate_failing_subscriptions(services: Services) -> int:
                 continue  # deactivated or deleted meanwhile
             await cancel_open_deliveries(tx, row["id"])
             await defer_notice(services.queue, tx, row["id"], delay_seconds=0, reason=reason)
+            await report_failing(tx, changed, max_attempts=services.settings.max_attempts)
         count += 1
         logger.warning(
             "deactivated a failing subscription",

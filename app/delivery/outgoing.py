@@ -62,6 +62,10 @@ class OutgoingDelivery:
     webhook_id: str
     company_id: str
     event_id: uuid.UUID
+    # Its webhook type (its subscription's) and its event's subject: what an operator
+    # event about it says (app/core/operator_events.py).
+    webhook_key: str
+    subject: str | None
     status: DeliveryStatus
     cycle: int
     attempt_count: int
@@ -101,6 +105,8 @@ def outgoing_from_row(row: Row) -> OutgoingDelivery:
         webhook_id=row["webhook_id"],
         company_id=row["company_id"],
         event_id=row["event_id"],
+        webhook_key=row["webhook_key"],
+        subject=row["subject"],
         status=DeliveryStatus(row["status"]),
         cycle=row["cycle"],
         attempt_count=row["attempt_count"],

@@ -6,7 +6,6 @@ one queued delivery job per delivery are written in one transaction, or nothing 
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,9 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from app.core.errors import InvalidInput, UserError, UserErrorCode, missing
+from app.core.event_body import delivery_body
 from app.core.ids import new_id, try_uuid
+from app.core.operator_events import OPERATOR_WEBHOOKS
 from app.core.pagination import Page, PageRequest, make_page
 from app.core.settings import Settings
 from app.core.validation import MAX_IDEMPOTENCY_KEY, MAX_SUBJECT, check_payload, check_text
@@ -91,42 +92,6 @@ def event_from_row(row: Row) -> Event:
     )
 
 
-def delivery_body(
-    event_id: uuid.UUID,
-    webhook_key: str,
-    company_id: str,
-    subject: str | None,
-    created_at: datetime,
-    payload_json: bytes,
-    *,
-    is_test: bool = False,
-) -> bytes:
-    """The bytes every attempt of every delivery of this event POSTs.
-
-    A test event's body also says ``"test": true`` (signed with the rest, unlike a
-    header would be); other events' bodies have no ``test`` field.
-    """
-    fields: dict[str, Any] = {
-        "id": str(event_id),
-        "webhook": webhook_key,
-        "companyId": company_id,
-        "subject": subject,
-        "createdAt": created_at.strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{created_at.microsecond // 1000:03d}Z",
-    }
-    if is_test:
-        fields["test"] = True
-    envelope = json.dumps(
-        {**fields, "data": None},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
-    # Splice the already-encoded payload in place of the null, so it is encoded once.
-    if not envelope.endswith(b'"data":null}'):
-        raise RuntimeError("the event envelope does not end with its null data field")
-    return envelope[: -len(b"null}")] + payload_json + b"}"
-
-
 async def publish_event(
     db: Database,
     limits: EventLimits,
@@ -176,6 +141,16 @@ async def publish_event(
     async with db.transaction() as tx:
         reference_errors, rules = await _reference_errors(tx, new)
         errors = reference_errors + errors
+        if new.webhook_key in OPERATOR_WEBHOOKS and not is_test:
+            # Only the service emits them (app/delivery/operator_events.py): a forged
+            # DELIVERY_FAILED would be believed by the subscriber's automation.
+            errors.append(
+                UserError(
+                    ("webhook_key",),
+                    f"{new.webhook_key} is an operator event: only the service emits it.",
+                    UserErrorCode.INVALID,
+                )
+            )
         subject = new.subject
         if rules is not None and payload_json is not None:
             # Checked only once the payload is an object within the size cap.

@@ -2,7 +2,8 @@
 -- Everything one delivery attempt needs: the delivery, its body and its subscription, and
 -- the database's clock (a paced attempt waits for its slot by it).
 SELECT clock_timestamp() AS loaded_at, d.id, d.webhook_id, d.company_id, d.event_id,
-       d.subscription_id, d.status, d.cycle, d.attempt_count, d.max_attempts, d.sequence, e.body,
+       d.subscription_id, d.webhook_key, d.subject, d.status, d.cycle, d.attempt_count,
+       d.max_attempts, d.sequence, e.body,
        s.callback_url, s.api_key_params, s.headers, s.signing_secret, s.previous_signing_secret,
        s.max_deliveries_per_second,
        s.previous_secret_expires_at, s.is_active, s.deleted_at
@@ -16,15 +17,27 @@ WHERE d.id = %(id)s;
 -- when a replayed job finds its attempt already there (then nothing changes); "advanced" is
 -- false when the delivery moved on while the attempt was in flight (cancelled, redelivered):
 -- the attempt is kept all the same.
-WITH attempt AS (
+-- A success to a failing subscription (failing_since set, migration 0021) is not recorded
+-- here unless "recover" says the caller records it in the transaction that clears the
+-- marker and emits SUBSCRIPTION_RECOVERED: "failing" is then true, and nothing changed.
+-- (The marker is set and cleared by statements of their own, mark_failing and
+-- clear_failing, not by a CTE here: an UPDATE of subscriptions in every attempt's
+-- statement costs even when it matches no row; see README, "Figures behind the code".)
+WITH failing AS (
+    SELECT FROM subscriptions
+    WHERE %(succeeded)s AND NOT %(recover)s
+      AND id = %(subscription_id)s AND failing_since IS NOT NULL
+), attempt AS (
     INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,
                                    duration_ms, response_status, response_body, error,
                                    succeeded, url, webhook_timestamp, signature, user_agent,
                                    header_names)
-    VALUES (%(delivery_id)s, %(cycle)s, %(number)s, %(company_id)s, %(started_at)s,
-            %(duration_ms)s, %(response_status)s, %(response_body)s, %(error)s,
-            %(succeeded)s, %(url)s, %(webhook_timestamp)s, %(signature)s, %(user_agent)s,
-            %(header_names)s)
+    SELECT %(delivery_id)s::uuid, %(cycle)s::integer, %(number)s::integer,
+           %(company_id)s::text, %(started_at)s::timestamptz, %(duration_ms)s::integer,
+           %(response_status)s::integer, %(response_body)s::text, %(error)s::text,
+           %(succeeded)s::boolean, %(url)s::text, %(webhook_timestamp)s::bigint,
+           %(signature)s::text, %(user_agent)s::text, %(header_names)s::text[]
+    WHERE NOT EXISTS (SELECT FROM failing)
     ON CONFLICT (delivery_id, cycle, number) DO NOTHING
     RETURNING number
 ), advanced AS (
@@ -41,7 +54,23 @@ WITH attempt AS (
       AND EXISTS (SELECT FROM attempt)
     RETURNING id
 )
-SELECT EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM advanced) AS advanced;
+SELECT EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM advanced) AS advanced,
+       EXISTS (SELECT FROM failing) AS failing;
+
+-- lock_failing_subscription --
+-- A failing subscription's marker, its row locked until the transaction ends: of two
+-- successes recorded at once, only the first finds it set (SUBSCRIPTION_RECOVERED once).
+SELECT failing_since FROM subscriptions WHERE id = %(id)s FOR UPDATE;
+
+-- mark_failing --
+-- A delivery of the subscription failed for good: it is failing from now, unless it was.
+UPDATE subscriptions SET failing_since = now()
+WHERE id = %(id)s AND failing_since IS NULL;
+
+-- clear_failing --
+-- An attempt to the subscription succeeded: it is failing no more.
+UPDATE subscriptions SET failing_since = NULL
+WHERE id = %(id)s AND failing_since IS NOT NULL;
 
 -- cancel_delivery --
 -- Stop one open delivery (its subscription went away).
@@ -60,4 +89,4 @@ SELECT id FROM subscriptions WHERE id = %(id)s FOR NO KEY UPDATE;
 -- Turn a subscription off for a reason (410 Gone, a long run of failures).
 UPDATE subscriptions SET is_active = false, deactivated_reason = %(reason)s, updated_at = now()
 WHERE id = %(id)s AND is_active AND deleted_at IS NULL
-RETURNING id;
+RETURNING id, company_id, webhook_key, callback_url, updated_at AS deactivated_at, failing_since;

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from app.core.operator_events import OPERATOR_WEBHOOKS
 from app.core.secret_box import generate_key
 from tests.acceptance.processes import (
     PUBLISH_EVENT,
@@ -21,6 +22,7 @@ from tests.acceptance.processes import (
     service_environment,
 )
 from tests.catalogue import (
+    EXAMPLES,
     ORDER_STATUS_DESCRIPTION,
     ORDER_STATUS_NAME,
     ORDER_STATUS_SAMPLE_FILE,
@@ -97,6 +99,41 @@ def test_putting_the_example_files_on_a_migrated_database_changes_nothing(
     assert json.loads(shown_sample.stdout) == order_status_sample()
 
 
+@pytest.mark.parametrize("key", sorted(OPERATOR_WEBHOOKS))
+def test_putting_the_operator_event_files_changes_nothing(env: dict[str, str], key: str) -> None:
+    # Given a migrated database (the operator events as migration 0021 wrote them)
+    before = listed(env)[key]
+    shown = run_cli("webhook-type", "show", key, env=env).json()
+    schema_file = EXAMPLES / f"{key.lower()}.schema.json"
+    sample_file = EXAMPLES / f"{key.lower()}.sample.json"
+
+    # When the operator puts the example files, with the type's name, text and pointers
+    result = run_cli(
+        "webhook-type",
+        "put",
+        key,
+        "--name",
+        shown["name"],
+        "--description",
+        shown["description"],
+        "--schema",
+        str(schema_file),
+        "--sample",
+        str(sample_file),
+        "--subject-pointer",
+        "/subscription_id",
+        *(["--status-pointer", shown["statusPointer"]] if shown["statusPointer"] else []),
+        "--json",
+        env=env,
+    )
+
+    # Then nothing changed: the migration and the example files agree
+    assert result.json()["outcome"] == "unchanged", result.describe()
+    assert listed(env)[key] == before
+    assert shown["schema"] == json.loads(schema_file.read_text(encoding="utf-8"))
+    assert shown["sample"] == json.loads(sample_file.read_text(encoding="utf-8"))
+
+
 def test_put_creates_then_updates_and_list_and_show_print_it(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -143,12 +180,15 @@ def test_put_creates_then_updates_and_list_and_show_print_it(
     )
     assert updated.stdout.startswith("updated MEDIA_READY"), updated.describe()
     assert unchanged.stdout.startswith("unchanged MEDIA_READY"), unchanged.describe()
-    # ...the list has it, next to ORDER_STATUS
-    assert set(listed(env)) == {"MEDIA_READY", "ORDER_STATUS"}
+    # ...the list has it, next to ORDER_STATUS and the operator events
+    assert set(listed(env)) == {"MEDIA_READY", "ORDER_STATUS", *OPERATOR_WEBHOOKS}
     human = run_cli("webhook-type", "list", env=env)
     assert [line.split("\t")[:2] for line in human.stdout.splitlines()] == [
+        ["DELIVERY_FAILED", "Delivery Failed"],
         ["MEDIA_READY", "Media Ready"],
         ["ORDER_STATUS", "Order Status"],
+        ["SUBSCRIPTION_DEACTIVATED", "Subscription Deactivated"],
+        ["SUBSCRIPTION_RECOVERED", "Subscription Recovered"],
     ]
     # ...and show prints all of it as JSON
     shown = json.loads(run_cli("webhook-type", "show", "MEDIA_READY", env=env).stdout)

@@ -273,3 +273,48 @@ async def test_the_api_role_forgets_only_its_own_companys_pacing(
         )
         kept = [row[0] for row in await cursor.fetchall()]
     assert (deleted, kept) == (1, [tenants.b])
+
+
+@pytest.mark.parametrize(
+    ("scope", "webhook", "allowed"),
+    [
+        (WORKER_SCOPE, "DELIVERY_FAILED", True),
+        (WORKER_SCOPE, "SUBSCRIPTION_RECOVERED", True),
+        (WORKER_SCOPE, "ORDER_STATUS", False),
+        (PUBLISHER_SCOPE, "DELIVERY_FAILED", False),
+        (PUBLISHER_SCOPE, "ORDER_STATUS", True),
+    ],
+    ids=[
+        "worker-operator-event",
+        "worker-other-operator-event",
+        "worker-order-status",
+        "publisher-operator-event",
+        "publisher-order-status",
+    ],
+)
+async def test_only_the_worker_writes_operator_events_and_nothing_else(
+    services: Services, tenants: Tenants, scope: RowScope, webhook: str, allowed: bool
+) -> None:
+    # When SQL inserts an event and a delivery of it directly as the role
+    await given_data_for_both(services, tenants)
+
+    async def insert() -> None:
+        async with services.db.transaction() as tx:
+            await tx.connection.execute(
+                "WITH e AS (INSERT INTO events (company_id, webhook_key, payload)"
+                " VALUES (%(company)s, %(webhook)s, '{}') RETURNING id)"
+                " INSERT INTO deliveries (webhook_id, company_id, event_id, subscription_id,"
+                " webhook_key, max_attempts)"
+                " SELECT 'msg_forged', %(company)s, e.id, s.id, %(webhook)s, 1"
+                " FROM e, subscriptions s WHERE s.company_id = %(company)s",
+                {"company": tenants.a, "webhook": webhook},
+            )
+
+    # Then the worker may write operator events only (it emits them), the order system
+    # any event but those (a forged DELIVERY_FAILED would be believed)
+    with scoped(scope):
+        if allowed:
+            await insert()
+        else:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                await insert()

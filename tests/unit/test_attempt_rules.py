@@ -38,6 +38,8 @@ def delivery(
         webhook_id="msg_1",
         company_id="acme",
         event_id=uuid.uuid4(),
+        webhook_key="ORDER_STATUS",
+        subject="332818",
         status=status,
         cycle=cycle,
         attempt_count=attempt_count,
