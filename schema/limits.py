@@ -67,9 +67,9 @@ UNPAGED_LENGTH = 10
 # Leaf fields that can be large count as many fields: an attempt's request body is the
 # whole payload (up to WEBHOOKS_MAX_PAYLOAD_BYTES, 256 KiB by default), and without a
 # weight a page of 100 deliveries with their attempts' bodies would answer 1,000 copies of
-# it (256 MB). At 500 a document reaches the default cost limit at about 100 bodies:
-# the same bound as a page of 100 deliveries' event payloads.
-HEAVY_FIELDS: dict[tuple[str, str], int] = {("AttemptRequest", "body"): 500}
+# it (256 MB). At 400 a document reaches the default cost limit at about 125 bodies:
+# about the bound of a page of 100 deliveries with their event payloads.
+HEAVY_FIELDS: dict[tuple[str, str], int] = {("AttemptRequest", "body"): 400}
 
 # Counts stop growing here: a document of a few kilobytes can stand for more fields than
 # a number of thousands of digits, and such a number is only ever compared with a limit.
