@@ -205,6 +205,8 @@ class Settings:
     db_statement_timeout_seconds: float = setting(30.0, number(minimum=0.0))
     db_pool_timeout_seconds: float = setting(10.0, number(minimum=0.5, maximum=300.0))
     fast_execution: bool = setting(True, flag)
+    # A traced attempt's request carries its span's W3C traceparent (app/delivery/attempt_trace.py).
+    send_traceparent: bool = setting(True, flag)
 
     @property
     def is_production(self) -> bool:

@@ -80,6 +80,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "WEBHOOKS_DB_STATEMENT_TIMEOUT_SECONDS": ("0", "db_statement_timeout_seconds", 0.0),
     "WEBHOOKS_DB_POOL_TIMEOUT_SECONDS": ("2.5", "db_pool_timeout_seconds", 2.5),
     "WEBHOOKS_FAST_EXECUTION": ("off", "fast_execution", False),
+    "WEBHOOKS_SEND_TRACEPARENT": ("off", "send_traceparent", False),
 }
 
 
