@@ -88,7 +88,7 @@ def chosen_exporter(environ: Mapping[str, str]) -> Exporter:
         endpoint = _variable(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or _variable(
             environ, "OTEL_EXPORTER_OTLP_ENDPOINT"
         )
-        return "otlp" if endpoint else "none"
+        names = ["otlp" if endpoint else "none"]
     if "none" in names:
         return "none"
     unknown = [name for name in names if name not in _EXPORTERS]
