@@ -131,7 +131,9 @@ def start_tracing(process: str, environ: Mapping[str, str] | None = None) -> boo
     if str(detected.attributes.get("service.name", "")).startswith("unknown_service"):
         detected = detected.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
     # The sampler comes from OTEL_TRACES_SAMPLER(_ARG), the batching from OTEL_BSP_*.
-    provider = TracerProvider(resource=detected)
+    # Shut down by stop_tracing (traced_process), not by the SDK's own atexit hook: the
+    # process decides when its last spans are written.
+    provider = TracerProvider(resource=detected, shutdown_on_exit=False)
     span_exporter: SpanExporter
     if exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

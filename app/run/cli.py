@@ -19,8 +19,8 @@ import psycopg
 from psycopg.errors import UndefinedTable
 
 from app.core.logs import configure_logging
-from app.core.tracing import traced_process
 from app.core.settings import Settings, SettingsError
+from app.core.tracing import traced_process
 from app.domain import api_keys, companies
 from app.run import catalogue
 from app.run.command import CommandError, UsageError, emit, require_database, with_services
