@@ -6,6 +6,7 @@ continue and link to the publish span the API made, through the database alone.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.acceptance.processes import (
     PUBLISH_EVENT,
     Api,
     Processes,
+    publish,
     seed_tenants,
     service_environment,
     subscribe,
@@ -24,7 +26,7 @@ from tests.acceptance.processes import (
 )
 from tests.otlp import Collector, ExportedSpan
 from tests.payloads import order_status_payload
-from tests.receivers import Receiver, respond
+from tests.receivers import Receiver, black_hole, respond
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -114,6 +116,48 @@ def test_the_api_and_the_worker_export_one_linked_trace_to_an_otlp_endpoint(
     assert [request.header("traceparent") for request in requests] == [
         f"00-{CALLER_TRACE}-{span.span_id}-01" for span in attempts
     ]
+
+
+def test_a_dead_collector_neither_holds_up_deliveries_nor_the_processes_stop(
+    database_url: str, tmp_path: Path, processes: Processes
+) -> None:
+    with black_hole() as collector, Receiver() as receiver:
+        # Given processes exporting, every 50 ms, to an endpoint that never answers a SYN
+        tenants = seed_tenants(database_url)
+        env = service_environment(
+            database_url,
+            tmp_path / "data",
+            generate_key(),
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector,
+            OTEL_EXPORTER_OTLP_TIMEOUT="2",
+            OTEL_BSP_SCHEDULE_DELAY="50",
+        )
+        api_process = processes.serve(env)
+        worker = processes.worker(env)
+        wait_for_listeners(database_url, 1, processes=processes)
+        with Api(api_process.url("")) as api:
+            subscribe(api, tenants.key_a, receiver.url_for("/hook"))
+
+            # When events are published while the exporters hang
+            started = time.monotonic()
+            deliveries = [
+                publish(api, tenants.publisher, tenants.a, order_status_payload(order_id=n))[
+                    "deliveries"
+                ][0]
+                for n in range(20)
+            ]
+            receiver.wait_for(20, timeout=10)
+            took = time.monotonic() - started
+            for delivery in deliveries:
+                wait_for_status(api, tenants.key_a, delivery["id"], "SUCCEEDED")
+
+        # Then every delivery went out at once (the exporter's 2 s waits are elsewhere)
+        assert took < 2.0
+        # and each process stops within the exporter's timeout (its last export given up)
+        for process in (worker, api_process):
+            stopping = time.monotonic()
+            assert process.stop(signal.SIGTERM, timeout=20) == 0
+            assert time.monotonic() - stopping < 8
 
 
 def _named(spans: list[ExportedSpan], name: str) -> list[ExportedSpan]:
