@@ -114,10 +114,25 @@ def _variable(environ: Mapping[str, str], name: str) -> str:
     return environ.get(name, "").strip()
 
 
+def otlp_traces_endpoint(environ: Mapping[str, str]) -> str | None:
+    """Where OTLP/HTTP spans go: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as it is, else
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` plus ``/v1/traces`` (the OTLP specification's rule)."""
+    traces = _variable(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if traces:
+        return traces
+    base = _variable(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
+    return base.rstrip("/") + "/v1/traces" if base else None
+
+
 def start_tracing(process: str, environ: Mapping[str, str] | None = None) -> bool:
     """Set tracing up for this process as the ``OTEL_*`` variables say; returns whether
     it is on. ``process`` (``api``, ``worker``, ``dev``) becomes the resource attribute
-    ``webhooks.process``."""
+    ``webhooks.process``.
+
+    ``environ`` (default: the process environment) chooses the exporter, its endpoint
+    and the service name; the SDK reads its other knobs (``OTEL_TRACES_SAMPLER``,
+    ``OTEL_BSP_*``, ``OTEL_EXPORTER_OTLP_HEADERS``, ``_TIMEOUT``, ...) from the process
+    environment itself."""
     env = os.environ if environ is None else environ
     exporter = chosen_exporter(env)
     if exporter == "none":
@@ -127,7 +142,10 @@ def start_tracing(process: str, environ: Mapping[str, str] | None = None) -> boo
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-    detected = Resource.create({"webhooks.process": process})
+    attributes = {"webhooks.process": process}
+    if _variable(env, "OTEL_SERVICE_NAME"):
+        attributes["service.name"] = _variable(env, "OTEL_SERVICE_NAME")
+    detected = Resource.create(attributes)
     if str(detected.attributes.get("service.name", "")).startswith("unknown_service"):
         detected = detected.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
     # The sampler comes from OTEL_TRACES_SAMPLER(_ARG), the batching from OTEL_BSP_*.
@@ -138,7 +156,7 @@ def start_tracing(process: str, environ: Mapping[str, str] | None = None) -> boo
     if exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        span_exporter = OTLPSpanExporter()
+        span_exporter = OTLPSpanExporter(endpoint=otlp_traces_endpoint(env))
     else:
         span_exporter = ConsoleSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(span_exporter))

@@ -81,6 +81,27 @@ def test_an_exporter_that_cannot_be_had_stops_start_up_naming_the_variable(
         tracing.chosen_exporter(environ)
 
 
+@pytest.mark.parametrize(
+    ("environ", "endpoint"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, "http://c:4318/v1/traces"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}, "http://c:4318/v1/traces"),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://t.example/custom",
+            },
+            "https://t.example/custom",
+        ),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, None),
+    ],
+)
+def test_the_otlp_endpoint_follows_the_specifications_rule(
+    environ: dict[str, str], endpoint: str | None
+) -> None:
+    assert tracing.otlp_traces_endpoint(environ) == endpoint
+
+
 def test_with_nothing_configured_start_up_installs_nothing() -> None:
     assert tracing.start_tracing("api", {}) is False
     assert not tracing.enabled()
@@ -252,3 +273,15 @@ def test_an_attempt_spans_attributes_show_the_url_masked_and_no_secret() -> None
 def test_our_traceparent_replaces_one_a_subscription_set_in_any_case() -> None:
     headers = with_traceparent({"TraceParent": "00-custom", "x-other": "1"}, VALID)
     assert headers == {"x-other": "1", "traceparent": VALID}
+
+
+def test_otel_service_name_names_the_service() -> None:
+    assert tracing.start_tracing(
+        "api", {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "hooks-eu"}
+    )
+    try:
+        active = tracing._active
+        assert active is not None and active.provider is not None
+        assert active.provider.resource.attributes["service.name"] == "hooks-eu"
+    finally:
+        tracing.stop_tracing()
