@@ -17,14 +17,12 @@ from statistics import mean
 from typing import Any
 
 from app.core import tracing
-from bench.cpu import CpuMeter
-from bench.flow import wait_for_deliveries
 from bench.latency import first_arrivals, publish_on_schedule
 from bench.processes import WEBHOOKS, Child
-from bench.stats import rate, summary_ms
+from bench.stats import summary_ms
 from bench.suite import Bench, wait_for_workers
 from bench.tenants import GraphQLClient, create_company, in_process_api, publisher_key, subscribe
-from bench.throughput import publish_many
+from bench.throughput import measure
 
 TURNS = (False, True, False, True)
 WORKERS = 2
@@ -39,7 +37,6 @@ def otel_env(bench: Bench) -> dict[str, str]:
 
 
 async def _turn(bench: Bench, index: int, traced: bool) -> dict[str, Any]:
-    sizes = bench.sizes
     label = f"{'on' if traced else 'off'}-{index}"
     database_url = bench.databases.create(f"tracing_{index}")
     variables = otel_env(bench) if traced else {}
@@ -62,38 +59,21 @@ async def _turn(bench: Bench, index: int, traced: bool) -> dict[str, Any]:
             client = GraphQLClient(http, await publisher_key(services))
             throughput = []
             for fanout in (1, 10):
-                company_id = await create_company(services, f"t-{label}-fanout{fanout}")
-                await subscribe(
+                measured = await measure(
+                    bench,
                     services,
-                    company_id,
-                    [bench.receiver.url(f"/ok?subscription={n}") for n in range(fanout)],
+                    client,
+                    database_url,
+                    workers,
+                    fanout,
+                    f"t-{label}-fanout{fanout}",
                 )
-                events = sizes.events if fanout == 1 else max(1, sizes.events // 4)
-                expected = events * fanout
-                meter = CpuMeter(
-                    {"workers": [worker.pid for worker in workers]},
-                    bench.databases.postmaster_pid(),
-                )
-                meter.start()
-                started = time.time()
-                await publish_many(client, company_id, events, sizes.publishers)
-                done = await wait_for_deliveries(
-                    database_url, company_id, expected, within=120 + expected / 20
-                )
-                seconds = (done["last_completed"] or time.time()) - started
-                cpu = meter.stop()
                 throughput.append(
                     {
-                        "fanout": fanout,
-                        "deliveries": expected,
-                        "succeeded": done["counts"].get("SUCCEEDED", 0),
-                        "per_second": rate(done["counts"].get("SUCCEEDED", 0), seconds),
-                        "cpu_ms_per_delivery": {
-                            name: round(used * 1000 / expected, 3)
-                            for name, used in cpu.items()
-                            if name != "wall"
-                        },
+                        key: measured[key]
+                        for key in ("fanout", "deliveries", "succeeded", "per_second")
                     }
+                    | {"cpu_ms_per_delivery": measured["cpu_ms_per_delivery"]}
                 )
             latency = await _latency(bench, services, client, label)
     finally:

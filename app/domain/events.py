@@ -230,9 +230,11 @@ async def publish_event(
             if existing is None:
                 raise RuntimeError("an idempotency key conflicted with no stored event")
             _check_same_request(existing)
-            tracing.annotate(_event_attributes(existing, repeated=True))
+            if tracing.enabled():
+                tracing.annotate(_event_attributes(existing, repeated=True))
             return event_from_row(existing)
-        tracing.annotate(_event_attributes(row, repeated=False))
+        if tracing.enabled():  # off, not even the attributes are built
+            tracing.annotate(_event_attributes(row, repeated=False))
         # Deliveries and their jobs in one statement (a mismatch raises, rolling back).
         with tracing.internal_span(FAN_OUT_SPAN):
             deliveries = await fan_out_event(
@@ -244,9 +246,10 @@ async def publish_event(
                 max_attempts=limits.max_attempts,
                 subscription_id=only_subscription,
             )
-            tracing.annotate(
-                {"webhooks.event.id": str(event_id), "webhooks.deliveries": deliveries}
-            )
+            if tracing.enabled():
+                tracing.annotate(
+                    {"webhooks.event.id": str(event_id), "webhooks.deliveries": deliveries}
+                )
     return event_from_row(row)
 
 
