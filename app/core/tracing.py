@@ -54,7 +54,8 @@ DEFAULT_SERVICE_NAME = "planomatic-webhooks"
 TRACER_NAME = "planomatic-webhooks"
 # W3C trace context: a version-00 traceparent is 55 characters, later versions may add
 # fields; a tracestate beyond 512 characters may be dropped whole. Longer headers are
-# ignored before any parsing.
+# ignored before any parsing, and quietly: the SDK's propagator would log a warning for
+# each, so any caller could write into our log with every request.
 MAX_HEADER_LENGTH = 512
 
 # A span attribute's value; None: leave the attribute out.
