@@ -170,12 +170,13 @@ class Child:
 def environment(**variables: str) -> dict[str, str]:
     """This process's environment without any service setting, plus ``variables``.
 
-    Nothing leaks in from the developer's shell (``DATABASE_URL``, ``WEBHOOKS_*``).
+    Nothing leaks in from the developer's shell (``DATABASE_URL``, ``WEBHOOKS_*``, and
+    ``OTEL_*``: a collector configured there would trace every child).
     """
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("WEBHOOKS_") and name != "DATABASE_URL"
+        if not name.startswith(("WEBHOOKS_", "OTEL_")) and name != "DATABASE_URL"
     }
     env["PYTHONUNBUFFERED"] = "1"  # logs reach the file as they happen
     env.update(variables)

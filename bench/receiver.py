@@ -8,6 +8,7 @@ is never what limits a measurement. The path picks the behaviour:
 - ``/record``: 200; records arrival time, ``webhook-id``, ``webhook-attempt`` and subject
 - ``/fail-first``: 500 to attempt 1, 200 afterwards; records like ``/record``
 - ``/slow?ms=N``: waits N ms, then 200; tracks the most requests in flight at once
+- ``/v1/traces``: 200 with no body, counted apart (phase T's OTLP/HTTP exports, dropped)
 - ``GET /_stats``: counters and records as JSON; ``POST /_reset`` clears them
 """
 
@@ -39,6 +40,7 @@ class Stats:
 
     def reset(self) -> None:
         self.requests = 0
+        self.otlp_requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
         # [arrival (time.time()), webhook-id, attempt, subject]
@@ -48,6 +50,7 @@ class Stats:
         return json.dumps(
             {
                 "requests": self.requests,
+                "otlp_requests": self.otlp_requests,
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
                 "records": self.records,
@@ -117,6 +120,9 @@ class ReceiverProtocol(asyncio.Protocol):
             attempt = int(headers.get("webhook-attempt", "1"))
             stats.records.append((arrival, headers.get("webhook-id", ""), attempt, _subject(body)))
             return FAIL if path == "/fail-first" and attempt == 1 else OK
+        if path == "/v1/traces":
+            stats.otlp_requests += 1
+            return OK
         if path == "/_stats":
             data = stats.as_json()
             head = (

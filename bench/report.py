@@ -294,6 +294,29 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    if "T" in sections:
+        off, on = sections["T"]["off"], sections["T"]["on"]
+        for fanout in ("1", "10"):
+            a, b = off["throughput"][fanout], on["throughput"][fanout]
+            table.append(
+                (
+                    "T",
+                    f"tracing off / on: end-to-end, fan-out {fanout}, 2 workers",
+                    f"{_fmt(a['per_second'])} / {_fmt(b['per_second'])} deliveries/s; CPU per "
+                    f"delivery: workers {a['worker_cpu_ms']:.2f} / {b['worker_cpu_ms']:.2f} ms, "
+                    f"API {a['driver_cpu_ms']:.2f} / {b['driver_cpu_ms']:.2f} ms",
+                    "",
+                )
+            )
+        table.append(
+            (
+                "T",
+                "tracing off / on: publish-to-receive, p50 and p99",
+                f"{_fmt(off['latency_p50_ms'])} / {_fmt(on['latency_p50_ms'])} ms, "
+                f"{_fmt(off['latency_p99_ms'])} / {_fmt(on['latency_p99_ms'])} ms",
+                "",
+            )
+        )
     return table
 
 

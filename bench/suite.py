@@ -16,6 +16,7 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)
 - K  ordered delivery per subject: 100 subjects x 10 events at fan-out 10, ordered and
      unordered subscriptions in turns, 2 workers
+- T  tracing's cost: C (fan-out 1 and 10) and D with tracing off, on, off, on, 2 workers
 
 At most four busy processes at a time (driver, receiver, two workers; or driver,
 receiver, API server), plus PostgreSQL.
@@ -128,6 +129,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         retries,
         retry_backlog,
         throughput,
+        tracing_cost,
     )
 
     order: dict[str, Phase] = {
@@ -142,6 +144,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "I": retry_backlog.run,
         "J": executor_share.run,
         "K": ordering.run,
+        "T": tracing_cost.run,
     }
     started = datetime.now(UTC)
     clock = time.monotonic()

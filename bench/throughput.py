@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
+from app.store.services import Services
 from bench.cpu import CpuMeter
 from bench.flow import flow_of, wait_for_deliveries
+from bench.processes import Child
 from bench.stats import rate
 from bench.suite import Bench
 from bench.tenants import GraphQLClient, create_company, in_process_api, publisher_key, subscribe
@@ -33,65 +36,80 @@ async def publish_many(client: GraphQLClient, company_id: str, count: int, publi
     await asyncio.gather(*(publisher() for _ in range(publishers)))
 
 
+async def measure(
+    bench: Bench,
+    services: Services,
+    client: GraphQLClient,
+    database_url: str,
+    workers: list[Child],
+    fanout: int,
+    company_id: str,
+    check: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """One run: a company subscribed ``fanout`` times, its events published (N at fan-out
+    1, N/4 at fan-out 10) until every delivery is finished; rates and CPU per delivery."""
+    sizes = bench.sizes
+    await create_company(services, company_id)
+    await subscribe(
+        services,
+        company_id,
+        [bench.receiver.url(f"/ok?subscription={index}") for index in range(fanout)],
+    )
+    events = sizes.events if fanout == 1 else max(1, sizes.events // 4)
+    expected = events * fanout
+    meter = CpuMeter(
+        {"workers": [worker.pid for worker in workers], "receiver": [bench.receiver.pid]},
+        bench.databases.postmaster_pid(),
+    )
+    meter.start()
+    started = time.time()
+    await publish_many(client, company_id, events, sizes.publishers)
+    published = time.time()
+    done = await wait_for_deliveries(
+        database_url, company_id, expected, within=120 + expected / 20, check=check
+    )
+    seconds = (done["last_completed"] or time.time()) - started
+    cpu = meter.stop()
+    return {
+        "workers": len(workers),
+        "fanout": fanout,
+        "events": events,
+        "deliveries": expected,
+        "succeeded": done["counts"].get("SUCCEEDED", 0),
+        "statuses": done["counts"],
+        "timed_out": done["timed_out"],
+        "seconds": round(seconds, 2),
+        "per_second": rate(done["counts"].get("SUCCEEDED", 0), seconds),
+        "publish_seconds": round(published - started, 2),
+        "publish_events_per_second": rate(events, published - started),
+        # CPU seconds of each group over the run, and per delivery in ms: where the
+        # machine's cores went.
+        "cpu_seconds": cpu,
+        "cpu_ms_per_delivery": {
+            name: round(used * 1000 / expected, 2) for name, used in cpu.items() if name != "wall"
+        },
+    }
+
+
 async def run(bench: Bench) -> dict[str, Any]:
     flow = flow_of(bench)
-    sizes = bench.sizes
     runs = []
     async with in_process_api(flow.settings) as (services, http):
         client = GraphQLClient(http, await publisher_key(services))
         for workers in (1, 2):
             flow.ensure_workers(workers)
             for fanout in (1, 10):
-                company_id = await create_company(services, f"c-fanout{fanout}-workers{workers}")
-                await subscribe(
-                    services,
-                    company_id,
-                    [bench.receiver.url(f"/ok?subscription={index}") for index in range(fanout)],
-                )
-                events = sizes.events if fanout == 1 else max(1, sizes.events // 4)
-                expected = events * fanout
-                meter = CpuMeter(
-                    {
-                        "workers": [worker.pid for worker in flow.workers],
-                        "receiver": [bench.receiver.pid],
-                    },
-                    bench.databases.postmaster_pid(),
-                )
-                meter.start()
-                started = time.time()
-                await publish_many(client, company_id, events, sizes.publishers)
-                published = time.time()
-                done = await wait_for_deliveries(
-                    flow.database_url,
-                    company_id,
-                    expected,
-                    within=120 + expected / 20,
-                    check=flow.check_workers,
-                )
-                seconds = (done["last_completed"] or time.time()) - started
-                cpu = meter.stop()
                 runs.append(
-                    {
-                        "workers": workers,
-                        "fanout": fanout,
-                        "events": events,
-                        "deliveries": expected,
-                        "succeeded": done["counts"].get("SUCCEEDED", 0),
-                        "statuses": done["counts"],
-                        "timed_out": done["timed_out"],
-                        "seconds": round(seconds, 2),
-                        "per_second": rate(done["counts"].get("SUCCEEDED", 0), seconds),
-                        "publish_seconds": round(published - started, 2),
-                        "publish_events_per_second": rate(events, published - started),
-                        # CPU seconds of each group over the run, and per delivery in ms:
-                        # where the machine's cores went.
-                        "cpu_seconds": cpu,
-                        "cpu_ms_per_delivery": {
-                            name: round(used * 1000 / expected, 2)
-                            for name, used in cpu.items()
-                            if name != "wall"
-                        },
-                    }
+                    await measure(
+                        bench,
+                        services,
+                        client,
+                        flow.database_url,
+                        flow.workers,
+                        fanout,
+                        f"c-fanout{fanout}-workers{workers}",
+                        check=flow.check_workers,
+                    )
                 )
                 bench.log(
                     f"[bench] C fan-out {fanout}, {workers} worker(s): "

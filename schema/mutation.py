@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import ParamSpec, Protocol, TypeVar
 
 import strawberry
+from opentelemetry.context import Context as TraceContext
 
+from app.core import tracing
 from app.core.errors import InvalidInput
 from app.domain import events, portal, redelivery, subscriptions
 from schema.context import Info
@@ -155,9 +157,10 @@ class Mutation:
     ) -> PublishEventPayload:
         viewer = info.context.require_company()
         services = info.context.services
-        event = await events.send_test_event(
-            services.db, info.context.event_limits, viewer, str(subscription_id)
-        )
+        with tracing.server_span("sendTestEvent", _caller(info)):
+            event = await events.send_test_event(
+                services.db, info.context.event_limits, viewer, str(subscription_id)
+            )
         return PublishEventPayload(event=Event.from_model(event))
 
     @strawberry.mutation(
@@ -202,8 +205,8 @@ class Mutation:
     @refusals_as(PublishEventPayload, WEBHOOK_IN_INPUT)
     async def publish_event(self, info: Info, input: PublishEventInput) -> PublishEventPayload:
         info.context.require_publisher()
-        event = await events.publish_event(
-            info.context.services.db, info.context.event_limits, input.to_domain()
+        event = await events.publish_in_span(
+            info.context.services.db, info.context.event_limits, input.to_domain(), _caller(info)
         )
         return PublishEventPayload(event=Event.from_model(event))
 
@@ -240,3 +243,9 @@ class Mutation:
             info.context.services.db, info.context.portal_limits, viewer, origins
         )
         return PortalSettingsPayload(portal_settings=PortalSettings(embed_origins=list(saved)))
+
+
+def _caller(info: Info) -> TraceContext | None:
+    """The trace context the HTTP request carries (W3C traceparent), to continue."""
+    request = info.context.request
+    return None if request is None else tracing.caller_context(request.headers)

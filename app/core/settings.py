@@ -226,6 +226,8 @@ class Settings:
     public_url: str | None = setting(None, _public_url)
     portal_link_max_seconds: int = setting(3600, whole(minimum=1, maximum=7 * 24 * 3600))
     portal_session_seconds: int = setting(8 * 3600, whole(minimum=60, maximum=30 * 24 * 3600))
+    # A traced attempt's request carries its span's W3C traceparent (app/delivery/attempt_trace.py).
+    send_traceparent: bool = setting(True, flag)
 
     @property
     def is_production(self) -> bool:

@@ -35,6 +35,7 @@ from app.core.secret_box import secret_context
 from app.core.signing import SentHeaders, webhook_headers
 from app.core.validation import reserved_header
 from app.delivery import metrics
+from app.delivery.attempt_trace import traced_send
 from app.delivery.failure_email import REACTIVATE
 from app.delivery.fairness import InFlight, postponement_seconds
 from app.delivery.notices import queue_failure_report
@@ -190,7 +191,15 @@ async def make_attempt(
         )
         headers = request_headers(signed, target.headers)
         sent = SentHeaders.of(signed, headers)
-        outcome = await transport.send(target.url, delivery.body, headers)
+        outcome = await traced_send(
+            transport,
+            delivery,
+            attempt,
+            target.url,
+            target.masked_url,
+            headers,
+            send_traceparent=services.settings.send_traceparent,
+        )
     finally:
         if in_flight is not None and slot is not None:
             in_flight.release(slot)

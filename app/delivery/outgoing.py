@@ -76,6 +76,8 @@ class OutgoingDelivery:
     loaded_at: datetime | None = None
     # Its number in its subject's queue (ordered subscriptions only): webhook-sequence.
     sequence: int | None = None
+    # The publishEvent span its attempts continue (app/delivery/attempt_trace.py).
+    traceparent: str | None = None
 
 
 def endpoint_from_row(row: Row) -> Endpoint:
@@ -115,6 +117,7 @@ def outgoing_from_row(row: Row) -> OutgoingDelivery:
         endpoint=endpoint_from_row(row),
         loaded_at=row["loaded_at"],
         sequence=row.get("sequence"),
+        traceparent=row.get("traceparent"),
     )
 
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.context import Context
 from psycopg.types.json import Jsonb
 
+from app.core import tracing
 from app.core.errors import InvalidInput, UserError, UserErrorCode, missing
 from app.core.event_body import delivery_body
 from app.core.ids import new_id, try_uuid
@@ -35,6 +37,9 @@ from app.store.queue import fan_out_event
 
 # The subject of every test event: obviously not an order id (those are numbers).
 TEST_ORDER_ID = "ord_test_event"
+
+PUBLISH_SPAN = "publishEvent"
+FAN_OUT_SPAN = "fan-out"
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,9 @@ async def publish_event(
             payload_json,
             is_test=is_test,
         )
+        # The span of this publish (the caller's, publish_in_span's), which every attempt
+        # of every delivery continues and links to.
+        traceparent = tracing.current_traceparent()
         row = await tx.fetch_one(
             "insert_event",
             id=event_id,
@@ -182,6 +190,7 @@ async def publish_event(
             is_test=is_test,
             body=body,
             created_at=created_at,
+            traceparent=traceparent,
         )
         if row is None:
             # The key was used before (possibly by a concurrent call that just committed).
@@ -196,18 +205,50 @@ async def publish_event(
             if existing is None:
                 raise RuntimeError("an idempotency key conflicted with no stored event")
             _check_same_request(existing)
+            if tracing.enabled():
+                tracing.annotate(_event_attributes(existing, repeated=True))
             return event_from_row(existing)
+        if tracing.enabled():  # off, not even the attributes are built
+            tracing.annotate(_event_attributes(row, repeated=False))
         # Deliveries and their jobs in one statement (a mismatch raises, rolling back).
-        await fan_out_event(
-            tx,
-            event_id=event_id,
-            company_id=new.company_id,
-            webhook_key=new.webhook_key,
-            subject=subject,
-            max_attempts=limits.max_attempts,
-            subscription_id=only_subscription,
-        )
+        with tracing.internal_span(FAN_OUT_SPAN):
+            deliveries = await fan_out_event(
+                tx,
+                event_id=event_id,
+                company_id=new.company_id,
+                webhook_key=new.webhook_key,
+                subject=subject,
+                max_attempts=limits.max_attempts,
+                subscription_id=only_subscription,
+            )
+            if tracing.enabled():
+                tracing.annotate(
+                    {"webhooks.event.id": str(event_id), "webhooks.deliveries": deliveries}
+                )
     return event_from_row(row)
+
+
+async def publish_in_span(
+    db: Database, limits: EventLimits, new: NewEvent, caller: Context | None
+) -> Event:
+    """:func:`publish_event` in a ``publishEvent`` span of its own, continuing the trace
+    the caller's request carries (``caller``, from ``tracing.caller_context``), so that
+    each event published, alone or in a batch, has its span and its attempts' trace."""
+    with tracing.server_span(PUBLISH_SPAN, caller):
+        return await publish_event(db, limits, new)
+
+
+def _event_attributes(row: Row, *, repeated: bool) -> dict[str, tracing.Attribute]:
+    """What a span says about an event: ids and its subject (the order id an operator
+    searches by), never its payload."""
+    return {
+        "webhooks.event.id": str(row["id"]),
+        "webhooks.webhook": row["webhook_key"],
+        "webhooks.company.id": row["company_id"],
+        "webhooks.event.subject": row["subject"],
+        "webhooks.event.test": row["is_test"] or None,
+        "webhooks.event.repeated": repeated or None,
+    }
 
 
 def _check_same_request(existing: Row) -> None:

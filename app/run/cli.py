@@ -20,6 +20,7 @@ from psycopg.errors import UndefinedTable
 
 from app.core.logs import configure_logging
 from app.core.settings import Settings, SettingsError
+from app.core.tracing import traced_process
 from app.domain import api_keys, companies
 from app.run import catalogue, portal
 from app.run.command import CommandError, UsageError, emit, require_database, with_services
@@ -386,7 +387,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.run.runner import serve
 
     require_database(settings)
-    serve(settings, host=args.host, port=args.port, with_worker=args.with_worker)
+    with traced_process("api"):
+        serve(settings, host=args.host, port=args.port, with_worker=args.with_worker)
     return 0
 
 
@@ -404,7 +406,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         from app.delivery.metrics import REGISTRY
 
         start_http_server(args.metrics_port, addr=settings.host, registry=REGISTRY)
-    run_worker_process(settings)
+    with traced_process("worker"):
+        run_worker_process(settings)
     return 0
 
 
@@ -412,7 +415,8 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     from app.run.development import AlreadyRunning, PortInUse, run_development
 
     try:
-        run_development(settings, port=args.port)
+        with traced_process("dev"):
+            run_development(settings, port=args.port)
     except (PortInUse, AlreadyRunning) as error:
         print(f"webhooks: {error}", file=sys.stderr)
         return 2

@@ -1,9 +1,9 @@
 -- load_attempt_context --
--- Everything one delivery attempt needs: the delivery, its body and its subscription, and
--- the database's clock (a paced attempt waits for its slot by it).
+-- Everything one delivery attempt needs: the delivery, its body (and the trace its event
+-- was published in) and its subscription, and the database's clock (a paced attempt waits for its slot by it).
 SELECT clock_timestamp() AS loaded_at, d.id, d.webhook_id, d.company_id, d.event_id,
        d.subscription_id, d.webhook_key, d.subject, d.status, d.cycle, d.attempt_count,
-       d.max_attempts, d.sequence, e.body,
+       d.max_attempts, d.sequence, e.body, e.traceparent,
        s.callback_url, s.api_key_params, s.headers, s.signing_secret, s.previous_signing_secret,
        s.max_deliveries_per_second,
        s.previous_secret_expires_at, s.is_active, s.deleted_at

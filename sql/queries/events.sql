@@ -1,9 +1,9 @@
 -- insert_event --
 -- Record a published event; returns nothing when its idempotency key was used before.
 INSERT INTO events (id, company_id, webhook_key, subject, payload, idempotency_key, is_test,
-                    body, created_at)
+                    body, created_at, traceparent)
 VALUES (%(id)s, %(company_id)s, %(webhook_key)s, %(subject)s, %(payload)s,
-        %(idempotency_key)s, %(is_test)s, %(body)s, %(created_at)s)
+        %(idempotency_key)s, %(is_test)s, %(body)s, %(created_at)s, %(traceparent)s)
 ON CONFLICT (company_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at;
 

@@ -87,6 +87,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     ),
     "WEBHOOKS_PORTAL_LINK_MAX_SECONDS": ("600", "portal_link_max_seconds", 600),
     "WEBHOOKS_PORTAL_SESSION_SECONDS": ("3600", "portal_session_seconds", 3600),
+    "WEBHOOKS_SEND_TRACEPARENT": ("off", "send_traceparent", False),
 }
 
 

@@ -1,0 +1,313 @@
+"""Traces, end to end in one process: the real API (ASGI), the real worker, real receivers,
+spans caught by the SDK's in-memory exporter.
+
+A publish is a ``publishEvent`` SERVER span continuing the caller's traceparent, with a
+``fan-out`` child; each attempt is a CLIENT span in the same trace, child of and linked to
+the publish span (through the traceparent stored with the event, as a worker in another
+process finds it), and the receiver gets that attempt span's traceparent. And no secret
+value shows up in any span of a whole run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from app.core import tracing
+from app.core.masking import MASK
+from tests.delivery import (
+    PUBLISH,
+    OpenService,
+    Service,
+    open_service_fixture,  # noqa: F401 -- the open_service fixture
+)
+from tests.payloads import order_status_payload
+from tests.receivers import Receiver, respond
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+CALLER = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+
+SEND_TEST_EVENT = """
+mutation($id: ID!) {
+  sendTestEvent(subscriptionId: $id) { event { id deliveries { id } } userErrors { message } }
+}"""
+
+REDELIVER = """
+mutation($id: ID!) {
+  redeliver(deliveryId: $id) { delivery { id cycle } userErrors { message } }
+}"""
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on, every span ended kept in memory (synchronously: no batching to wait for)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    yield exporter
+    tracing.uninstall()
+    provider.shutdown()
+
+
+async def publish(service: Service, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
+    """publishEvent over HTTP with extra request headers; returns the event."""
+    response = await service.api.http.post(
+        "/graphql",
+        json={
+            "query": PUBLISH,
+            "variables": {
+                "input": {
+                    "companyId": service.tenants.a,
+                    "webhook": "ORDER_STATUS",
+                    "payload": order_status_payload(),
+                    "subject": "order-1",
+                    **fields,
+                }
+            },
+        },
+        headers={"authorization": f"Bearer {service.tenants.publisher}", **headers},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    assert body["data"]["publishEvent"]["userErrors"] == []
+    event: dict[str, Any] = body["data"]["publishEvent"]["event"]
+    return event
+
+
+def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.name == name]
+
+
+def traceparent(span: ReadableSpan) -> str:
+    context = span.get_span_context()
+    assert context is not None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+
+
+async def test_publish_a_failed_attempt_and_its_successful_retry_make_one_linked_trace(
+    open_service: OpenService, spans: InMemorySpanExporter
+) -> None:
+    # Given a receiver failing once, then answering, and a caller that traces
+    service = await open_service(retry_interval_seconds=0.5)
+    with Receiver() as receiver:
+        receiver.script("/hook", [respond(500, "no"), respond(200)])
+        subscription = await service.subscribe(receiver.url_for("/hook"))
+
+        # When the caller publishes with its traceparent
+        event = await publish(service, {"traceparent": CALLER, "tracestate": "vendor=1"})
+        [delivery] = event["deliveries"]
+        done = await service.wait_for_status(delivery["id"], "SUCCEEDED", timeout=8)
+        requests = receiver.requests
+
+    # Then publishEvent is a server span in the caller's trace, under the caller's span
+    [published] = named(spans, "publishEvent")
+    context = published.get_span_context()
+    assert context is not None and published.parent is not None
+    assert f"{context.trace_id:032x}" == CALLER_TRACE
+    assert f"{published.parent.span_id:016x}" == CALLER_SPAN
+    assert published.kind is SpanKind.SERVER
+    assert published.attributes is not None
+    assert published.attributes["webhooks.event.id"] == event["id"]
+    assert published.attributes["webhooks.event.subject"] == "order-1"
+    assert published.attributes["webhooks.webhook"] == "ORDER_STATUS"
+    # the fan-out is its child and counts the deliveries
+    [fan_out] = named(spans, "fan-out")
+    assert fan_out.parent is not None and fan_out.parent.span_id == context.span_id
+    assert fan_out.attributes is not None and fan_out.attributes["webhooks.deliveries"] == 1
+    # the event keeps the publish span's traceparent, for workers anywhere
+    [stored] = await service.sql("SELECT traceparent FROM events WHERE id = %(id)s", id=event["id"])
+    assert stored["traceparent"] == traceparent(published)
+
+    # and each attempt is a client span in that trace, child of and linked to publishEvent
+    attempts = sorted(
+        named(spans, "webhook attempt"),
+        key=lambda span: span.attributes["webhooks.attempt.number"] if span.attributes else 0,
+    )
+    assert len(attempts) == 2
+    for number, span in enumerate(attempts, start=1):
+        span_context = span.get_span_context()
+        assert span_context is not None and span.parent is not None and span.attributes
+        assert span.kind is SpanKind.CLIENT
+        assert span_context.trace_id == context.trace_id
+        assert span.parent.span_id == context.span_id
+        assert [link.context.span_id for link in span.links] == [context.span_id]
+        assert span.attributes["webhooks.attempt.number"] == number
+        assert span.attributes["webhooks.delivery.id"] == delivery["id"]
+        assert span.attributes["webhooks.webhook_id"] == done["webhookId"]
+        assert span.attributes["webhooks.subscription.id"] == subscription.id
+        assert span.attributes["url.full"] == subscription.callback_url
+    failed, succeeded = attempts
+    assert failed.attributes is not None and succeeded.attributes is not None
+    assert failed.attributes["http.response.status_code"] == 500
+    assert failed.attributes["error.type"] == "500"
+    assert failed.status.status_code is StatusCode.ERROR
+    assert succeeded.attributes["http.response.status_code"] == 200
+    assert "error.type" not in succeeded.attributes
+    assert succeeded.status.status_code is StatusCode.UNSET
+    # and the receiver got each attempt's own traceparent
+    assert [request.header("traceparent") for request in requests] == [
+        traceparent(failed),
+        traceparent(succeeded),
+    ]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "garbage",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        CALLER + "-" + "x" * 2000,
+    ],
+)
+async def test_a_malformed_traceparent_is_ignored_and_the_publish_starts_a_trace(
+    open_service: OpenService, spans: InMemorySpanExporter, header: str
+) -> None:
+    # Given no worker: only the publish is looked at
+    service = await open_service(worker=False)
+    await service.subscribe("http://127.0.0.1:9/hook")
+
+    # When a caller sends a malformed traceparent, the event is published all the same
+    event = await publish(service, {"traceparent": header, "tracestate": "a=b"})
+
+    # and its span is the root of a trace of its own
+    [published] = named(spans, "publishEvent")
+    context = published.get_span_context()
+    assert context is not None
+    assert published.parent is None
+    assert f"{context.trace_id:032x}" != CALLER_TRACE
+    assert published.attributes is not None
+    assert published.attributes["webhooks.event.id"] == event["id"]
+
+
+async def test_the_traceparent_header_is_a_setting(
+    open_service: OpenService, spans: InMemorySpanExporter
+) -> None:
+    # Given tracing on but WEBHOOKS_SEND_TRACEPARENT off
+    service = await open_service(send_traceparent=False)
+    with Receiver() as receiver:
+        await service.subscribe(receiver.url_for("/hook"))
+        delivery_id = await service.publish()
+        await service.wait_for_status(delivery_id, "SUCCEEDED")
+        [request] = receiver.requests
+
+    # Then the attempt is traced but its request carries no traceparent
+    assert len(named(spans, "webhook attempt")) == 1
+    assert request.header("traceparent") is None
+
+
+async def test_with_tracing_off_nothing_is_stored_and_no_traceparent_is_sent(
+    open_service: OpenService,
+) -> None:
+    # Given tracing off (nothing installed) and a caller that traces
+    assert not tracing.enabled()
+    service = await open_service()
+    with Receiver() as receiver:
+        await service.subscribe(receiver.url_for("/hook"))
+        event = await publish(service, {"traceparent": CALLER})
+        [delivery] = event["deliveries"]
+        await service.wait_for_status(delivery["id"], "SUCCEEDED")
+        [request] = receiver.requests
+
+    # Then a random traceparent would be noise: none is sent, and none is stored
+    assert request.header("traceparent") is None
+    [stored] = await service.sql("SELECT traceparent FROM events WHERE id = %(id)s", id=event["id"])
+    assert stored["traceparent"] is None
+
+
+API_KEY_VALUE = "apikey-TRACE-0123456789"
+HEADER_VALUE = "hdr-TRACE-9876543210"
+PAYLOAD_VALUE = "payload-TRACE-5555555555"
+
+
+async def test_no_secret_value_appears_in_any_span_of_a_whole_run(
+    open_service: OpenService, spans: InMemorySpanExporter
+) -> None:
+    # Given a subscription with an API key parameter and a custom header, a receiver that
+    # fails for good (2 attempts), a payload with a private field
+    service = await open_service(retry_interval_seconds=0.3, max_attempts=2)
+    with Receiver() as receiver:
+        receiver.script("/hook", respond(500, f"echo {API_KEY_VALUE} {HEADER_VALUE}"))
+        subscription = await service.subscribe(
+            receiver.url_for("/hook?tenant=7"),
+            api_key_params=[{"name": "api_key", "value": API_KEY_VALUE}],
+            headers=[{"name": "Authorization", "value": f"Bearer {HEADER_VALUE}"}],
+        )
+
+        # When an event is published, fails for good, is redelivered, a test event is sent
+        event = await publish(
+            service,
+            {"traceparent": CALLER},
+            payload=order_status_payload(order_notes=PAYLOAD_VALUE),
+        )
+        [delivery] = event["deliveries"]
+        await service.wait_for_status(delivery["id"], "FAILED", timeout=8)
+        redelivered = await service.api.data(
+            REDELIVER, {"id": delivery["id"]}, key=service.tenants.key_a
+        )
+        assert redelivered["redeliver"]["userErrors"] == []
+        test_event = await service.api.data(
+            SEND_TEST_EVENT, {"id": subscription.id}, key=service.tenants.key_a
+        )
+        [test_delivery] = test_event["sendTestEvent"]["event"]["deliveries"]
+        await service.wait_until(
+            lambda: _cycle_two_failed(service, delivery["id"]), 8, lambda: "cycle 2 not over"
+        )
+        await service.wait_for_status(test_delivery["id"], "FAILED", timeout=8)
+        requests = receiver.requests
+
+    # Then the run was traced: 2 publishes, 6 attempts (URL masked) ...
+    assert len(named(spans, "publishEvent")) == 1
+    assert len(named(spans, "sendTestEvent")) == 1
+    attempts = named(spans, "webhook attempt")
+    assert len(attempts) == 6
+    assert {span.attributes["url.full"] for span in attempts if span.attributes} == {
+        subscription.callback_url + f"&api_key={MASK}"
+    }
+    # ... the receiver got the secrets (that is what they are for) ...
+    assert all(API_KEY_VALUE in request.query for request in requests)
+    assert all(request.header("authorization") == f"Bearer {HEADER_VALUE}" for request in requests)
+    # ... and no span says any of them, nor a key, nor the response
+    secrets = [
+        API_KEY_VALUE,
+        HEADER_VALUE,
+        PAYLOAD_VALUE,
+        subscription.secret,
+        subscription.secret.removeprefix("whsec_"),
+        service.tenants.key_a,
+        service.tenants.publisher,
+        service.settings.secret_key or "",
+        "echo",
+    ]
+    for span in spans.get_finished_spans():
+        text = _everything_in(span)
+        for secret in secrets:
+            assert secret not in text, (secret, span.name)
+
+
+async def _cycle_two_failed(service: Service, delivery_id: str) -> bool:
+    delivery = await service.delivery(delivery_id)
+    return bool(delivery["cycle"] == 2 and delivery["status"] == "FAILED")
+
+
+def _everything_in(span: ReadableSpan) -> str:
+    """Every string a span exports: its name, attributes, events, links, status, resource."""
+    parts: list[object] = [
+        span.name,
+        dict(span.attributes or {}),
+        [(event.name, dict(event.attributes or {})) for event in span.events],
+        [dict(link.attributes or {}) for link in span.links],
+        span.status.description,
+        dict(span.resource.attributes),
+    ]
+    return repr(parts)
