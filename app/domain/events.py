@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -134,8 +136,12 @@ async def publish_event(
     *,
     is_test: bool = False,
     only_subscription: uuid.UUID | None = None,
+    within: Session | None = None,
 ) -> Event:
     """Record an event and fan it out, or return the event first published with its key.
+
+    In a transaction of its own, or with ``within``, in a savepoint of that transaction
+    (``publish_events``): all of the event or none of it either way.
 
     An idempotency key (per company) makes retries safe: a key used before returns the
     first event and writes nothing, provided the retry asks for the same event: the same
@@ -173,7 +179,7 @@ async def publish_event(
     # on the hot path); the webhook's schema travels only when this process has not
     # compiled its current version. A user error raised inside rolls back, so nothing
     # is written either way.
-    async with db.transaction() as tx:
+    async with _atomically(db, within) as tx:
         reference_errors, rules = await _reference_errors(tx, new)
         errors = reference_errors + errors
         subject = new.subject
@@ -233,6 +239,17 @@ async def publish_event(
             subscription_id=only_subscription,
         )
     return event_from_row(row)
+
+
+@asynccontextmanager
+async def _atomically(db: Database, within: Session | None) -> AsyncIterator[Session]:
+    """A transaction of its own, or a savepoint of the one ``within`` is in."""
+    if within is None:
+        async with db.transaction() as tx:
+            yield tx
+    else:
+        async with within.savepoint() as tx:
+            yield tx
 
 
 def _check_same_request(existing: Row) -> None:
