@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.config import FULL, SMOKE
 from bench.suite import run
 
-PHASES = "ABCDEFGHIJK"
+PHASES = "ABCSDEFGHIJKN"
 
 
 def main(argv: list[str] | None = None) -> None:

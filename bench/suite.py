@@ -3,9 +3,12 @@
 Phases, all in one invocation so that their ratios hold on a noisy machine:
 
 - A  HTTP ceiling: ``Transport.send`` POSTs/s to the receiver (1 and 2 processes)
-- B  queue ceiling: Procrastinate no-op jobs/s with the worker's settings (1 and 2)
+- B  queue ceiling: Procrastinate no-op jobs/s with the worker's settings (1 and 2),
+     and stock Procrastinate (its own schema and worker defaults) beside it
 - C  end-to-end deliveries/s: publishEvent (in-process ASGI app) until SUCCEEDED,
      fan-out 1 and 10, 1 and 2 ``webhooks worker`` processes
+     (and fan-out 1 published by publishEvents in batches of 100)
+- S  SQL statements per first-attempt delivery on the worker's side (pg_stat_statements)
 - D  publish-to-receive latency at a steady 50 events/s, measured at the receiver
 - E  retry punctuality: lateness of attempt 2 against its due time
 - F  API latency over 1,000,000 deliveries (``webhooks serve`` over HTTP), with EXPLAIN
@@ -127,6 +130,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         report,
         retries,
         retry_backlog,
+        statements,
         throughput,
     )
 
@@ -134,6 +138,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "A": http_ceiling.run,
         "B": queue_ceiling.run,
         "C": throughput.run,
+        "S": statements.run,
         "D": latency.run,
         "E": retries.run,
         "H": memory.run,

@@ -19,16 +19,27 @@ from bench.stats import rate
 from bench.suite import Bench
 from bench.tenants import GraphQLClient, create_company, in_process_api, publisher_key, subscribe
 
+# Events per publishEvents call in the batched runs: the most one call takes.
+BATCH = 100
 
-async def publish_many(client: GraphQLClient, company_id: str, count: int, publishers: int) -> None:
-    """Publish ``count`` events with ``publishers`` calls in flight."""
+
+async def publish_many(
+    client: GraphQLClient, company_id: str, count: int, publishers: int, batch: int = 1
+) -> None:
+    """Publish ``count`` events with ``publishers`` calls in flight, ``batch`` events per
+    call (1: publishEvent; more: publishEvents)."""
     remaining = count
 
     async def publisher() -> None:
         nonlocal remaining
         while remaining > 0:
-            remaining -= 1
-            await client.publish(company_id, f"{company_id}-{remaining}")
+            taken = min(batch, remaining)
+            remaining -= taken
+            subjects = [f"{company_id}-{remaining + index}" for index in range(taken)]
+            if batch == 1:
+                await client.publish(company_id, subjects[0])
+            else:
+                await client.publish_batch(company_id, subjects)
 
     await asyncio.gather(*(publisher() for _ in range(publishers)))
 
@@ -39,65 +50,71 @@ async def run(bench: Bench) -> dict[str, Any]:
     runs = []
     async with in_process_api(flow.settings) as (services, http):
         client = GraphQLClient(http, await publisher_key(services))
-        for workers in (1, 2):
+        # Fan-out 1 is bound by publishing; its batched run (one worker) says how far
+        # publishEvents moves that bound.
+        shapes = [(1, 1, 1), (1, 10, 1), (1, 1, BATCH), (2, 1, 1), (2, 10, 1)]
+        for workers, fanout, batch in shapes:
             flow.ensure_workers(workers)
-            for fanout in (1, 10):
-                company_id = await create_company(services, f"c-fanout{fanout}-workers{workers}")
-                await subscribe(
-                    services,
-                    company_id,
-                    [bench.receiver.url(f"/ok?subscription={index}") for index in range(fanout)],
-                )
-                events = sizes.events if fanout == 1 else max(1, sizes.events // 4)
-                expected = events * fanout
-                meter = CpuMeter(
-                    {
-                        "workers": [worker.pid for worker in flow.workers],
-                        "receiver": [bench.receiver.pid],
+            suffix = "" if batch == 1 else f"-batch{batch}"
+            company_id = await create_company(
+                services, f"c-fanout{fanout}-workers{workers}{suffix}"
+            )
+            await subscribe(
+                services,
+                company_id,
+                [bench.receiver.url(f"/ok?subscription={index}") for index in range(fanout)],
+            )
+            events = sizes.events if fanout == 1 else max(1, sizes.events // 4)
+            expected = events * fanout
+            meter = CpuMeter(
+                {
+                    "workers": [worker.pid for worker in flow.workers],
+                    "receiver": [bench.receiver.pid],
+                },
+                bench.databases.postmaster_pid(),
+            )
+            meter.start()
+            started = time.time()
+            await publish_many(client, company_id, events, sizes.publishers, batch)
+            published = time.time()
+            done = await wait_for_deliveries(
+                flow.database_url,
+                company_id,
+                expected,
+                within=120 + expected / 20,
+                check=flow.check_workers,
+            )
+            seconds = (done["last_completed"] or time.time()) - started
+            cpu = meter.stop()
+            runs.append(
+                {
+                    "workers": workers,
+                    "fanout": fanout,
+                    "publish_batch": batch,
+                    "events": events,
+                    "deliveries": expected,
+                    "succeeded": done["counts"].get("SUCCEEDED", 0),
+                    "statuses": done["counts"],
+                    "timed_out": done["timed_out"],
+                    "seconds": round(seconds, 2),
+                    "per_second": rate(done["counts"].get("SUCCEEDED", 0), seconds),
+                    "publish_seconds": round(published - started, 2),
+                    "publish_events_per_second": rate(events, published - started),
+                    # CPU seconds of each group over the run, and per delivery in ms:
+                    # where the machine's cores went.
+                    "cpu_seconds": cpu,
+                    "cpu_ms_per_delivery": {
+                        name: round(used * 1000 / expected, 2)
+                        for name, used in cpu.items()
+                        if name != "wall"
                     },
-                    bench.databases.postmaster_pid(),
-                )
-                meter.start()
-                started = time.time()
-                await publish_many(client, company_id, events, sizes.publishers)
-                published = time.time()
-                done = await wait_for_deliveries(
-                    flow.database_url,
-                    company_id,
-                    expected,
-                    within=120 + expected / 20,
-                    check=flow.check_workers,
-                )
-                seconds = (done["last_completed"] or time.time()) - started
-                cpu = meter.stop()
-                runs.append(
-                    {
-                        "workers": workers,
-                        "fanout": fanout,
-                        "events": events,
-                        "deliveries": expected,
-                        "succeeded": done["counts"].get("SUCCEEDED", 0),
-                        "statuses": done["counts"],
-                        "timed_out": done["timed_out"],
-                        "seconds": round(seconds, 2),
-                        "per_second": rate(done["counts"].get("SUCCEEDED", 0), seconds),
-                        "publish_seconds": round(published - started, 2),
-                        "publish_events_per_second": rate(events, published - started),
-                        # CPU seconds of each group over the run, and per delivery in ms:
-                        # where the machine's cores went.
-                        "cpu_seconds": cpu,
-                        "cpu_ms_per_delivery": {
-                            name: round(used * 1000 / expected, 2)
-                            for name, used in cpu.items()
-                            if name != "wall"
-                        },
-                    }
-                )
-                bench.log(
-                    f"[bench] C fan-out {fanout}, {workers} worker(s): "
-                    f"{runs[-1]['per_second']} deliveries/s "
-                    f"(publishing {runs[-1]['publish_events_per_second']} events/s)"
-                )
+                }
+            )
+            bench.log(
+                f"[bench] C fan-out {fanout}, {workers} worker(s), batch {batch}: "
+                f"{runs[-1]['per_second']} deliveries/s "
+                f"(publishing {runs[-1]['publish_events_per_second']} events/s)"
+            )
     return {
         "title": "End-to-end deliveries/s (publishEvent via in-process ASGI -> SUCCEEDED)",
         "publish_via": "in-process ASGI app (Starlette + Strawberry, no socket)",
