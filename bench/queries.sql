@@ -167,3 +167,13 @@ ORDER BY calls DESC;
 -- Jobs of a queue not yet finished (stock Procrastinate keeps finished ones).
 SELECT count(*) AS jobs FROM procrastinate_jobs
 WHERE queue_name = %(queue)s AND status IN ('todo', 'doing');
+
+-- delivery_latencies --
+-- Per finished delivery of a company: its completion minus its event's creation, s.
+SELECT extract(epoch FROM d.completed_at - e.created_at)::float8 AS seconds
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.company_id = %(company_id)s AND d.completed_at IS NOT NULL;
+
+-- ping --
+-- One round trip doing nothing.
+SELECT 1;

@@ -319,7 +319,44 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    table += _network_rows(sections.get("N"))
     return table
+
+
+def _network_rows(section: Result | None) -> list[tuple[str, str, str, str]]:
+    if not section:
+        return []
+    if "skipped" in section:
+        return [("N", "C across a veth pair", f"skipped: {section['skipped']}", "")]
+    found = []
+    for setting in section["settings"]:
+        delay = f"{setting['delay_ms_each_way']:g} ms each way" + (
+            " through bench.delay_relay" if setting["relayed"] else ""
+        )
+        latency = setting["latency"]["latency"]
+        found.append(
+            (
+                "N",
+                f"worker across a veth pair, {delay} (SELECT 1: "
+                f"{_fmt(setting['select_1_round_trip_ms'])} ms)",
+                f"fan-out 10: {_fmt(setting['fanout_10']['per_second'])} deliveries/s; "
+                f"fan-out 1, publishEvents x {setting['fanout_1_batched']['publish_batch']}: "
+                f"{_fmt(setting['fanout_1_batched']['per_second'])} deliveries/s; "
+                f"p99 {_fmt(latency['p99_ms'])} ms at {setting['latency']['rate']:g} events/s",
+                "",
+            )
+        )
+    ratio = section["throughput_ratio"]
+    found.append(
+        (
+            "N",
+            "with the delay / without it",
+            f"fan-out 10 {ratio['fanout_10']}x, fan-out 1 {ratio['fanout_1_batched']}x; "
+            f"p99 latency {section['latency_p99_ratio']}x",
+            "",
+        )
+    )
+    return found
 
 
 def _statement_rows(section: Result | None) -> list[tuple[str, str, str, str]]:

@@ -19,6 +19,8 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)
 - K  ordered delivery per subject: 100 subjects x 10 events at fan-out 10, ordered and
      unordered subscriptions in turns, 2 workers
+- N  C again with the worker in a network namespace, PostgreSQL across a veth pair, with
+     and without 0.5 ms of delay each way (``tc netem``); skipped where not allowed
 
 At most four busy processes at a time (driver, receiver, two workers; or driver,
 receiver, API server), plus PostgreSQL.
@@ -125,6 +127,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         http_ceiling,
         latency,
         memory,
+        network,
         ordering,
         queue_ceiling,
         report,
@@ -147,6 +150,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "I": retry_backlog.run,
         "J": executor_share.run,
         "K": ordering.run,
+        "N": network.run,
     }
     started = datetime.now(UTC)
     clock = time.monotonic()
