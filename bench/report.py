@@ -161,6 +161,18 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                 f"C/B >= {QUEUE_SHARE}",
             )
         )
+    modes = sections.get("C", {}).get("publish_batch_modes")
+    if modes:
+        per_second = modes["events_per_second"]
+        table.append(
+            (
+                "C",
+                "batch of 100 atomic per event: savepoints in one transaction / a transaction each",
+                f"{_fmt(per_second['savepoints'])} / {_fmt(per_second['transaction_per_event'])} "
+                f"events/s ({modes['savepoints_speedup']}x)",
+                "",
+            )
+        )
     table += _statement_rows(sections.get("S"))
     if "D" in sections:
         latency = sections["D"]["latency"]

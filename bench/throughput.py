@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Any
 
+from bench import batch_modes
 from bench.cpu import CpuMeter
 from bench.flow import flow_of, wait_for_deliveries
 from bench.stats import rate
@@ -115,8 +116,14 @@ async def run(bench: Bench) -> dict[str, Any]:
                 f"{runs[-1]['per_second']} deliveries/s "
                 f"(publishing {runs[-1]['publish_events_per_second']} events/s)"
             )
+    # Not on the flow's database: its workers would deliver what this publishes.
+    modes_url = bench.databases.create("batch_modes")
+    async with in_process_api(bench.settings(modes_url)) as (services, _):
+        modes = await batch_modes.compare(services, bench.receiver.url("/ok"))
+    bench.log(f"[bench] C publishEvents atomicity: {modes['events_per_second']} events/s")
     return {
         "title": "End-to-end deliveries/s (publishEvent via in-process ASGI -> SUCCEEDED)",
+        "publish_batch_modes": modes,
         "publish_via": "in-process ASGI app (Starlette + Strawberry, no socket)",
         "runs": runs,
     }
