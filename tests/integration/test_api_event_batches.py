@@ -12,6 +12,7 @@ import pytest
 from app.core.settings import Settings
 from app.domain.subscriptions import NewSubscription
 from app.store.services import Services
+from tests.integration.test_api_events import counts, sql
 from tests.payloads import order_status_payload
 from tests.service import GraphQLClient, Tenants, create_subscription_for
 
@@ -46,18 +47,6 @@ async def publish_many(
     data = await api.data(PUBLISH_MANY, {"input": {"events": events}}, key=key)
     payload: dict[str, Any] = data["publishEvents"]
     return payload
-
-
-async def counts(services: Services) -> tuple[int, int, int]:
-    """How many events, deliveries and queued jobs exist."""
-    async with services.db.pool.connection() as connection:
-        cursor = await connection.execute(
-            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries),"
-            " (SELECT count(*) FROM procrastinate_jobs)"
-        )
-        row = await cursor.fetchone()
-    assert row is not None
-    return (row[0], row[1], row[2])
 
 
 @pytest.fixture
@@ -127,13 +116,12 @@ async def test_each_event_goes_to_its_own_company_only(
         tenants.b,
         tenants.a,
     ]
-    async with services.db.pool.connection() as connection:
-        cursor = await connection.execute(
-            "SELECT e.subject, d.company_id, s.company_id FROM deliveries d"
-            " JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id"
-            " ORDER BY e.subject"
-        )
-        rows = await cursor.fetchall()
+    rows = await sql(
+        services,
+        "SELECT e.subject, d.company_id, s.company_id FROM deliveries d"
+        " JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id"
+        " ORDER BY e.subject",
+    )
     assert rows == [
         ("1", tenants.a, tenants.a),
         ("2", tenants.b, tenants.b),
