@@ -12,8 +12,8 @@ end's own device is no black hole: TCP sees its own sends fail and gives up earl
 :class:`NamespacedPostgres` is the fault harness's owned PostgreSQL, started inside the
 namespace and listening on its address only, so the service reaches it across the veth.
 
-Creating namespaces needs root and the ``ip`` and ``tc`` tools: :func:`unavailable_reason`
-says why a test must be skipped.
+Creating namespaces needs root and the ``ip`` and ``tc`` tools:
+``bench.namespace.unavailable_reason`` says why a test must be skipped.
 """
 
 from __future__ import annotations
