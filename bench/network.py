@@ -229,7 +229,8 @@ async def _measure(
         )
         wait_for_workers(database_url, worker, expected=None)
         result: dict[str, Any] = {
-            "setting": label,
+            "setting": setting.name,
+            "round": label,
             "delay_ms_each_way": setting.delay_ms,
             "relayed": setting.relayed,
             "select_1_round_trip_ms": round_trip_ms,
