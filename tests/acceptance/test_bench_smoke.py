@@ -47,6 +47,9 @@ def test_the_smoke_benchmark_runs_every_section_and_writes_its_json(tmp_path: Pa
     assert latest["mode"] == "smoke"
     assert sorted(latest["sections"]) == list(SECTIONS)
     assert latest["targets"]
+    # and, on its own cluster, the worker's statements counted (pg_stat_statements loaded)
+    if latest["machine"]["database"] != "DATABASE_URL":
+        assert latest["sections"]["S"]["per_delivery"] > 0
     assert all(isinstance(target["met"], bool) for target in latest["targets"])
     # and the size of the payload every phase published, which moves its figures
     assert latest["payload_bytes"] == len(PAYLOAD_JSON)
