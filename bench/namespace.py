@@ -15,8 +15,6 @@ import os
 import secrets
 import shutil
 import subprocess
-from types import TracebackType
-from typing import Self
 
 
 def unavailable_reason() -> str | None:
@@ -105,22 +103,6 @@ class WorkerNamespace:
             subprocess.run(  # noqa: S603 (our own argv, no shell)
                 list(command), capture_output=True, check=False, timeout=30
             )
-
-    def __enter__(self) -> Self:
-        try:
-            self.create()
-        except BaseException:
-            self.delete()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.delete()
 
 
 def _run(command: tuple[str, ...]) -> None:
