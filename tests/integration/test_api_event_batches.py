@@ -4,6 +4,7 @@ a refused event never stops the others, and each event goes to its own company o
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -246,3 +247,29 @@ async def test_100_events_of_the_largest_payload_get_413_and_nothing_is_stored(
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "TOO_LARGE"
     assert await counts(services) == (0, 0, 0)
+
+
+async def test_batches_holding_each_others_keys_both_succeed(
+    api: GraphQLClient, services: Services, tenants: Tenants, subscribed: None
+) -> None:
+    # Given two batches that take the same two idempotency keys in opposite orders, with
+    # twenty events between: each holds its first key when it reaches the other's, so
+    # PostgreSQL finds a deadlock and ends one of them
+    middle = 20
+    first = [event(tenants.a, 1, idempotencyKey="k1")]
+    first += [event(tenants.a, 100 + n) for n in range(middle)]
+    first += [event(tenants.a, 2, idempotencyKey="k2")]
+    second = [event(tenants.a, 2, idempotencyKey="k2")]
+    second += [event(tenants.a, 200 + n) for n in range(middle)]
+    second += [event(tenants.a, 1, idempotencyKey="k1")]
+
+    # When both are published at once
+    one, other = await asyncio.gather(
+        publish_many(api, tenants.publisher, first), publish_many(api, tenants.publisher, second)
+    )
+
+    # Then both calls succeed, the loser started over: each key names one event in both
+    ids = [[result["event"]["id"] for result in payload["results"]] for payload in (one, other)]
+    assert ids[0][0] == ids[1][-1]  # k1
+    assert ids[0][-1] == ids[1][0]  # k2
+    assert await counts(services) == (2 + 2 * middle,) * 3
