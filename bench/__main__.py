@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.config import FULL, SMOKE
 from bench.suite import run
 
-PHASES = "ABCDEFGHIJKT"
+PHASES = "ABCSDEFGHIJKNT"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m bench",
         description="Benchmark PlanOmatic Webhooks: ceilings, throughput, latency, memory.",
     )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, under a minute")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, about a minute")
     parser.add_argument(
         "--rows", type=int, default=None, help="deliveries generated for F (default 1,000,000)"
     )

@@ -21,6 +21,12 @@ from psycopg import sql
 from app.run.postgres_cluster import LocalCluster
 from app.store.migrations import apply_migrations
 
+STATEMENT_COUNTING = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "top",  # what clients send, not what functions run
+    "pg_stat_statements.max": "10000",
+}
+
 
 class BenchDatabases:
     """The server of a run and the databases created on it."""
@@ -42,11 +48,21 @@ class BenchDatabases:
         else:
             # On disk (the work directory is under TMPDIR, never /dev/shm): a durable
             # cluster belongs on a disk, as in production.
-            self.cluster = LocalCluster(self.work_dir / "postgres", durable=True)
+            # pg_stat_statements counts the worker's statements (phase S); preloading it
+            # costs nothing measurable beside a delivery's statements.
+            self.cluster = LocalCluster(
+                self.work_dir / "postgres", durable=True, server_settings=STATEMENT_COUNTING
+            )
             self.server_url = self.cluster.start()
             self.source = "LocalCluster(durable=True), temporary"
         self._create(self.template, template=None)
         apply_migrations(self.url(self.template))
+
+    def create_empty(self, purpose: str) -> str:
+        """A fresh database with nothing in it (not even our migrations); returns its URL."""
+        name = f"{self.prefix}_{purpose}"
+        self._create(name, template=None)
+        return self.url(name)
 
     def url(self, database: str) -> str:
         return urlsplit(self.server_url)._replace(path="/" + quote(database, safe="")).geturl()

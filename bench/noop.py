@@ -3,6 +3,7 @@
 ``python -m bench.noop_worker`` runs it with exactly the delivery worker's settings (read
 from the same ``WEBHOOKS_*`` variables): concurrency, polling interval, heartbeat, pool size,
 deleting successful jobs. Whatever it reaches is the most any delivery worker could.
+``python -m bench.noop_worker --stock URL`` runs stock Procrastinate instead (``run_stock``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ def noop_jobs(count: int) -> list[Job]:
         )
         for delivery_id in (uuid.uuid4() for _ in range(count))
     ]
+
+
+async def run_stock(database_url: str, concurrency: int) -> None:
+    """Stock Procrastinate: its own connector and pool, its worker's defaults (polling,
+    heartbeat, jobs kept after success), only the concurrency set as ours is."""
+    with noop_queue.replace_connector(procrastinate.PsycopgConnector(conninfo=database_url)):
+        async with noop_queue.open_async():
+            await noop_queue.run_worker_async(queues=[NOOP_QUEUE], concurrency=concurrency)
+
+
+async def apply_stock_schema(database_url: str) -> None:
+    """Procrastinate's own schema, as ``procrastinate schema --apply`` creates it."""
+    with noop_queue.replace_connector(procrastinate.PsycopgConnector(conninfo=database_url)):
+        async with noop_queue.open_async():
+            await noop_queue.schema_manager.apply_schema_async()
 
 
 async def run(settings: Settings) -> None:

@@ -193,12 +193,14 @@ def free_port() -> int:
 class Receiver(Child):
     """The receiver process (``bench.receiver``) and a client for its control paths."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, prefix: Sequence[str] = ()) -> None:
+        """``prefix`` goes before the command (``ip netns exec NAME``: a receiver on a
+        network namespace's own loopback, phase N)."""
         port_file = log_path.with_suffix(".port")
         port_file.unlink(missing_ok=True)
         super().__init__(
             "receiver",
-            [PYTHON, "-m", "bench.receiver", "--port-file", str(port_file)],
+            [*prefix, PYTHON, "-m", "bench.receiver", "--port-file", str(port_file)],
             environment(),
             log_path,
         )

@@ -145,3 +145,35 @@ JOIN deliveries p ON p.subscription_id = d.subscription_id AND p.subject = d.sub
 WHERE d.company_id = %(company_id)s AND d.sequence IS NOT NULL
   AND (SELECT min(a.started_at) FROM delivery_attempts a WHERE a.delivery_id = d.id)
       < p.completed_at;
+
+-- statements_ready --
+-- Loads pg_stat_statements in this database (its counts are the cluster's, by database).
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+
+-- statements_reset --
+-- Starts the counts afresh (every database: the others are idle then).
+SELECT pg_stat_statements_reset();
+
+-- statements_by_query --
+-- Statements this database ran since the reset, by statement text, most called first.
+SELECT s.query, sum(s.calls)::bigint AS calls
+FROM pg_stat_statements s
+JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname = current_database()
+GROUP BY s.query
+ORDER BY calls DESC;
+
+-- unfinished_jobs --
+-- Jobs of a queue not yet finished (stock Procrastinate keeps finished ones).
+SELECT count(*) AS jobs FROM procrastinate_jobs
+WHERE queue_name = %(queue)s AND status IN ('todo', 'doing');
+
+-- delivery_latencies --
+-- Per finished delivery of a company: its completion minus its event's creation, s.
+SELECT extract(epoch FROM d.completed_at - e.created_at)::float8 AS seconds
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.company_id = %(company_id)s AND d.completed_at IS NOT NULL;
+
+-- ping --
+-- One round trip doing nothing.
+SELECT 1;

@@ -1,5 +1,7 @@
 """B: the queue ceiling. No-op Procrastinate jobs per second, run by real worker processes
-(``bench.noop_worker``) with the delivery worker's settings, 1 then 2 processes.
+(``bench.noop_worker``) with the delivery worker's settings, 1 then 2 processes; then the
+same with stock Procrastinate (its own schema in a database of its own, its worker's
+defaults, none of our queue tuning; the same concurrency) as the baseline beside it.
 
 The workers start first and idle; then all jobs are inserted in one transaction, and the
 clock runs from that commit until the queue is empty (successful jobs are deleted).
@@ -16,7 +18,7 @@ import psycopg
 
 from app.store.database import Database
 from bench.cpu import CpuMeter
-from bench.noop import NOOP_QUEUE, noop_jobs, noop_queue
+from bench.noop import NOOP_QUEUE, apply_stock_schema, noop_jobs, noop_queue
 from bench.processes import PYTHON, Child
 from bench.queries import BENCH_QUERIES
 from bench.stats import rate
@@ -37,12 +39,13 @@ async def defer_all(database_url: str, count: int) -> float:
             return time.time()
 
 
-async def wait_until_empty(database_url: str, within: float) -> float:
-    """Poll until no job of the no-op queue is left; returns when that was seen."""
+async def wait_until_empty(database_url: str, within: float, query: str = "queued_jobs") -> float:
+    """Poll until no job of the no-op queue is left (``query`` counts what is left);
+    returns when that was seen."""
     deadline = time.monotonic() + within
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as connection:
         while True:
-            cursor = await connection.execute(BENCH_QUERIES["queued_jobs"], {"queue": NOOP_QUEUE})
+            cursor = await connection.execute(BENCH_QUERIES[query], {"queue": NOOP_QUEUE})
             row = await cursor.fetchone()
             if row is not None and row[0] == 0:
                 return time.time()
@@ -51,20 +54,18 @@ async def wait_until_empty(database_url: str, within: float) -> float:
             await asyncio.sleep(0.02)
 
 
-async def run(bench: Bench) -> dict[str, Any]:
-    database_url = bench.databases.create("queue")
+async def ceiling(bench: Bench, database_url: str, stock: bool) -> list[dict[str, Any]]:
+    """Jobs/s of 1 then 2 no-op worker processes on ``database_url``: ours (the delivery
+    worker's settings, our schema) or stock Procrastinate's (``stock``)."""
     env = bench.service_env(database_url)
     workers: list[Child] = []
     results = []
     count = bench.sizes.queue_jobs
+    argv = [PYTHON, "-m", "bench.noop_worker", *(["--stock", database_url] if stock else [])]
     try:
         for processes in (1, 2):
-            name = f"noop-worker-{processes}"
-            workers.append(
-                Child(
-                    name, [PYTHON, "-m", "bench.noop_worker"], env, bench.work_dir / f"{name}.log"
-                )
-            )
+            name = f"{'stock' if stock else 'noop'}-worker-{processes}"
+            workers.append(Child(name, argv, env, bench.work_dir / f"{name}.log"))
             wait_for_workers(database_url, workers[-1], expected=processes)
             meter = CpuMeter(
                 {"workers": [worker.pid for worker in workers]},
@@ -72,7 +73,11 @@ async def run(bench: Bench) -> dict[str, Any]:
             )
             meter.start()
             committed = await defer_all(database_url, count)
-            emptied = await wait_until_empty(database_url, within=60 + count / 50)
+            emptied = await wait_until_empty(
+                database_url,
+                within=60 + count / 50,
+                query="unfinished_jobs" if stock else "queued_jobs",
+            )
             seconds = emptied - committed
             cpu = meter.stop()
             results.append(
@@ -90,13 +95,27 @@ async def run(bench: Bench) -> dict[str, Any]:
                     },
                 }
             )
-            bench.log(f"[bench] B {processes} process(es): {results[-1]['per_second']} jobs/s")
+            what = "stock Procrastinate" if stock else "B"
+            bench.log(f"[bench] {what} {processes} process(es): {results[-1]['per_second']} jobs/s")
             for worker in workers:
                 worker.check()
     finally:
         for worker in workers:
             worker.stop()
+    return results
+
+
+async def run(bench: Bench) -> dict[str, Any]:
+    tuned = await ceiling(bench, bench.databases.create("queue"), stock=False)
+    # Stock Procrastinate on a database of its own holding only Procrastinate's schema.
+    stock_url = bench.databases.create_empty("stock_queue")
+    await apply_stock_schema(stock_url)
+    stock = await ceiling(bench, stock_url, stock=True)
     return {
         "title": "Queue ceiling (no-op Procrastinate jobs, delivery-shaped, worker settings)",
-        "runs": results,
+        "runs": tuned,
+        "stock": {
+            "title": "Stock Procrastinate (its schema, its worker's defaults, same concurrency)",
+            "runs": stock,
+        },
     }

@@ -20,12 +20,19 @@ FANOUT_P99_MS = 50.0
 FILTERED_FANOUT_RATIO = 1.5  # G: p99 with a content filter on every subscription / without
 PEAK_RSS_MB = 250.0
 FETCH_SLACK_BUFFERS = 20  # I: a fetch may read this much more with a backlog than without
+STATEMENTS_PER_DELIVERY = 3  # S: worker-side statements per first-attempt delivery
 
 
 def _by_processes(section: Result | None) -> dict[int, float]:
     if not section:
         return {}
     return {run["processes"]: run["per_second"] for run in section["runs"]}
+
+
+def _batched(run: Result) -> str:
+    """How a C run published, when not one event per publishEvent."""
+    batch = run.get("publish_batch", 1)
+    return "" if batch == 1 else f", publishEvents x {batch}"
 
 
 def targets(sections: dict[str, Result]) -> list[Result]:
@@ -41,11 +48,19 @@ def targets(sections: dict[str, Result]) -> list[Result]:
         if ceiling:
             share = run["per_second"] / ceiling
             add(
-                f"C/B fan-out {run['fanout']}, {run['workers']} worker(s)",
+                f"C/B fan-out {run['fanout']}, {run['workers']} worker(s){_batched(run)}",
                 round(share, 2),
                 f">= {QUEUE_SHARE}",
                 share >= QUEUE_SHARE,
             )
+    statements = sections.get("S", {}).get("per_delivery")
+    if statements is not None:
+        add(
+            "S statements per first-attempt delivery",
+            statements,
+            f"<= {STATEMENTS_PER_DELIVERY}",
+            statements <= STATEMENTS_PER_DELIVERY,
+        )
     if "D" in sections:
         latency = sections["D"]["latency"]
         add(
@@ -120,6 +135,15 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
         )
     for processes, value in queue.items():
         table.append(("B", f"queue ceiling, {processes} worker(s)", f"{_fmt(value)} jobs/s", ""))
+    for processes, value in _by_processes(sections.get("B", {}).get("stock")).items():
+        table.append(
+            (
+                "B",
+                f"stock Procrastinate (own schema, defaults), {processes} worker(s)",
+                f"{_fmt(value)} jobs/s",
+                "",
+            )
+        )
     for run in sections.get("C", {}).get("runs", []):
         workers, value = run["workers"], run["per_second"]
         ratios = []
@@ -131,12 +155,25 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
             (
                 "C",
                 f"end-to-end, {run['events']:,} events x fan-out {run['fanout']}, "
-                f"{workers} worker(s)",
+                f"{workers} worker(s){_batched(run)}",
                 f"{_fmt(value)} deliveries/s ({', '.join(ratios)}; "
                 f"publish {_fmt(run['publish_events_per_second'])} events/s)",
                 f"C/B >= {QUEUE_SHARE}",
             )
         )
+    modes = sections.get("C", {}).get("publish_batch_modes")
+    if modes:
+        per_second = modes["events_per_second"]
+        table.append(
+            (
+                "C",
+                "batch of 100 atomic per event: savepoints in one transaction / a transaction each",
+                f"{_fmt(per_second['savepoints'])} / {_fmt(per_second['transaction_per_event'])} "
+                f"events/s ({modes['savepoints_speedup']}x)",
+                "",
+            )
+        )
+    table += _statement_rows(sections.get("S"))
     if "D" in sections:
         latency = sections["D"]["latency"]
         table.append(
@@ -317,7 +354,61 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    table += _network_rows(sections.get("N"))
     return table
+
+
+def _network_rows(section: Result | None) -> list[tuple[str, str, str, str]]:
+    if not section:
+        return []
+    if "skipped" in section:
+        return [("N", "C across a veth pair", f"skipped: {section['skipped']}", "")]
+    found = []
+    for setting in section["settings"]:
+        delay = f"{setting['delay_ms_each_way']:g} ms each way" + (
+            " through bench.delay_relay" if setting["relayed"] else ""
+        )
+        latency = setting["latency"]["latency"]
+        found.append(
+            (
+                "N",
+                f"worker across a veth pair, {delay} (SELECT 1: "
+                f"{_fmt(setting['select_1_round_trip_ms'])} ms)",
+                f"fan-out 10: {_fmt(setting['fanout_10']['per_second'])} deliveries/s; "
+                f"fan-out 1, publishEvents x {setting['fanout_1_batched']['publish_batch']}: "
+                f"{_fmt(setting['fanout_1_batched']['per_second'])} deliveries/s; "
+                f"p99 {_fmt(latency['p99_ms'])} ms at {setting['latency']['rate']:g} events/s",
+                "",
+            )
+        )
+    ratio = section["throughput_ratio"]
+    found.append(
+        (
+            "N",
+            "with the delay / without it",
+            f"fan-out 10 {ratio['fanout_10']}x, fan-out 1 {ratio['fanout_1_batched']}x; "
+            f"p99 latency {section['latency_p99_ratio']}x",
+            "",
+        )
+    )
+    return found
+
+
+def _statement_rows(section: Result | None) -> list[tuple[str, str, str, str]]:
+    if not section:
+        return []
+    if "skipped" in section:
+        return [("S", "SQL statements per first-attempt delivery", section["skipped"], "")]
+    return [
+        (
+            "S",
+            f"SQL statements per first-attempt delivery (worker, {section['succeeded']:,} "
+            "deliveries, pg_stat_statements)",
+            f"{_fmt(section['per_delivery'])} (of which BEGIN/COMMIT "
+            f"{_fmt(section['transaction_control_per_delivery'])})",
+            f"<= {STATEMENTS_PER_DELIVERY}",
+        )
+    ]
 
 
 def table(data: Result) -> str:

@@ -3,9 +3,12 @@
 Phases, all in one invocation so that their ratios hold on a noisy machine:
 
 - A  HTTP ceiling: ``Transport.send`` POSTs/s to the receiver (1 and 2 processes)
-- B  queue ceiling: Procrastinate no-op jobs/s with the worker's settings (1 and 2)
+- B  queue ceiling: Procrastinate no-op jobs/s with the worker's settings (1 and 2),
+     and stock Procrastinate (its own schema and worker defaults) beside it
 - C  end-to-end deliveries/s: publishEvent (in-process ASGI app) until SUCCEEDED,
      fan-out 1 and 10, 1 and 2 ``webhooks worker`` processes
+     (and fan-out 1 published by publishEvents in batches of 100)
+- S  SQL statements per first-attempt delivery on the worker's side (pg_stat_statements)
 - D  publish-to-receive latency at a steady 50 events/s, measured at the receiver
 - E  retry punctuality: lateness of attempt 2 against its due time
 - F  API latency over 1,000,000 deliveries (``webhooks serve`` over HTTP), with EXPLAIN
@@ -16,6 +19,8 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)
 - K  ordered delivery per subject: 100 subjects x 10 events at fan-out 10, ordered and
      unordered subscriptions in turns, 2 workers
+- N  C again with the worker in a network namespace, PostgreSQL across a veth pair, with
+     and without 0.5 ms of delay each way (``tc netem``); skipped where not allowed
 - T  tracing's cost: C (fan-out 1 and 10) and D with tracing off, on, off, on, 2 workers
 
 At most four busy processes at a time (driver, receiver, two workers; or driver,
@@ -123,11 +128,13 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         http_ceiling,
         latency,
         memory,
+        network,
         ordering,
         queue_ceiling,
         report,
         retries,
         retry_backlog,
+        statements,
         throughput,
         tracing_cost,
     )
@@ -136,6 +143,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "A": http_ceiling.run,
         "B": queue_ceiling.run,
         "C": throughput.run,
+        "S": statements.run,
         "D": latency.run,
         "E": retries.run,
         "H": memory.run,
@@ -144,6 +152,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "I": retry_backlog.run,
         "J": executor_share.run,
         "K": ordering.run,
+        "N": network.run,
         "T": tracing_cost.run,
     }
     started = datetime.now(UTC)

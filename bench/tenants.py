@@ -34,6 +34,14 @@ mutation Publish($input: PublishEventInput!) {
   publishEvent(input: $input) { event { id } userErrors { code message } }
 }
 """
+PUBLISH_MANY = """
+mutation PublishMany($input: PublishEventsInput!) {
+  publishEvents(input: $input) {
+    results { event { id } userErrors { code message } }
+    userErrors { code message }
+  }
+}
+"""
 
 
 async def create_company(services: Services, company_id: str) -> str:
@@ -118,6 +126,22 @@ class GraphQLClient:
         errors = data["publishEvent"]["userErrors"]
         if errors:
             raise RuntimeError(f"publishEvent refused: {errors}")
+        return sent
+
+    async def publish_batch(self, company_id: str, subjects: list[str]) -> float:
+        """Publish one event (PAYLOAD) per subject in one ``publishEvents`` call; returns
+        the wall-clock time it was sent at."""
+        sent = time.time()
+        events = [
+            {"companyId": company_id, "webhook": WEBHOOK, "subject": subject, "payload": PAYLOAD}
+            for subject in subjects
+        ]
+        data = (await self.data(PUBLISH_MANY, {"input": {"events": events}}))["publishEvents"]
+        errors = data["userErrors"] + [
+            error for result in data["results"] for error in result["userErrors"]
+        ]
+        if errors:
+            raise RuntimeError(f"publishEvents refused: {errors}")
         return sent
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.store.services import Services
+from bench import batch_modes
 from bench.cpu import CpuMeter
 from bench.flow import flow_of, wait_for_deliveries
 from bench.processes import Child
@@ -22,16 +23,27 @@ from bench.stats import rate
 from bench.suite import Bench
 from bench.tenants import GraphQLClient, create_company, in_process_api, publisher_key, subscribe
 
+# Events per publishEvents call in the batched runs: the most one call takes.
+BATCH = 100
 
-async def publish_many(client: GraphQLClient, company_id: str, count: int, publishers: int) -> None:
-    """Publish ``count`` events with ``publishers`` calls in flight."""
+
+async def publish_many(
+    client: GraphQLClient, company_id: str, count: int, publishers: int, batch: int = 1
+) -> None:
+    """Publish ``count`` events with ``publishers`` calls in flight, ``batch`` events per
+    call (1: publishEvent; more: publishEvents)."""
     remaining = count
 
     async def publisher() -> None:
         nonlocal remaining
         while remaining > 0:
-            remaining -= 1
-            await client.publish(company_id, f"{company_id}-{remaining}")
+            taken = min(batch, remaining)
+            remaining -= taken
+            subjects = [f"{company_id}-{remaining + index}" for index in range(taken)]
+            if batch == 1:
+                await client.publish(company_id, subjects[0])
+            else:
+                await client.publish_batch(company_id, subjects)
 
     await asyncio.gather(*(publisher() for _ in range(publishers)))
 
@@ -45,9 +57,11 @@ async def measure(
     fanout: int,
     company_id: str,
     check: Callable[[], None] | None = None,
+    batch: int = 1,
 ) -> dict[str, Any]:
     """One run: a company subscribed ``fanout`` times, its events published (N at fan-out
-    1, N/4 at fan-out 10) until every delivery is finished; rates and CPU per delivery."""
+    1, N/4 at fan-out 10), ``batch`` per call, until every delivery is finished; rates
+    and CPU per delivery."""
     sizes = bench.sizes
     await create_company(services, company_id)
     await subscribe(
@@ -63,7 +77,7 @@ async def measure(
     )
     meter.start()
     started = time.time()
-    await publish_many(client, company_id, events, sizes.publishers)
+    await publish_many(client, company_id, events, sizes.publishers, batch)
     published = time.time()
     done = await wait_for_deliveries(
         database_url, company_id, expected, within=120 + expected / 20, check=check
@@ -73,6 +87,7 @@ async def measure(
     return {
         "workers": len(workers),
         "fanout": fanout,
+        "publish_batch": batch,
         "events": events,
         "deliveries": expected,
         "succeeded": done["counts"].get("SUCCEEDED", 0),
@@ -96,28 +111,38 @@ async def run(bench: Bench) -> dict[str, Any]:
     runs = []
     async with in_process_api(flow.settings) as (services, http):
         client = GraphQLClient(http, await publisher_key(services))
-        for workers in (1, 2):
+        # Fan-out 1 is bound by publishing; its batched run (one worker) says how far
+        # publishEvents moves that bound.
+        shapes = [(1, 1, 1), (1, 10, 1), (1, 1, BATCH), (2, 1, 1), (2, 10, 1)]
+        for workers, fanout, batch in shapes:
             flow.ensure_workers(workers)
-            for fanout in (1, 10):
-                runs.append(
-                    await measure(
-                        bench,
-                        services,
-                        client,
-                        flow.database_url,
-                        flow.workers,
-                        fanout,
-                        f"c-fanout{fanout}-workers{workers}",
-                        check=flow.check_workers,
-                    )
+            suffix = "" if batch == 1 else f"-batch{batch}"
+            runs.append(
+                await measure(
+                    bench,
+                    services,
+                    client,
+                    flow.database_url,
+                    flow.workers,
+                    fanout,
+                    f"c-fanout{fanout}-workers{workers}{suffix}",
+                    check=flow.check_workers,
+                    batch=batch,
                 )
-                bench.log(
-                    f"[bench] C fan-out {fanout}, {workers} worker(s): "
-                    f"{runs[-1]['per_second']} deliveries/s "
-                    f"(publishing {runs[-1]['publish_events_per_second']} events/s)"
-                )
+            )
+            bench.log(
+                f"[bench] C fan-out {fanout}, {workers} worker(s), batch {batch}: "
+                f"{runs[-1]['per_second']} deliveries/s "
+                f"(publishing {runs[-1]['publish_events_per_second']} events/s)"
+            )
+    # Not on the flow's database: its workers would deliver what this publishes.
+    modes_url = bench.databases.create("batch_modes")
+    async with in_process_api(bench.settings(modes_url)) as (services, _):
+        modes = await batch_modes.compare(services, bench.receiver.url("/ok"))
+    bench.log(f"[bench] C publishEvents atomicity: {modes['events_per_second']} events/s")
     return {
         "title": "End-to-end deliveries/s (publishEvent via in-process ASGI -> SUCCEEDED)",
+        "publish_batch_modes": modes,
         "publish_via": "in-process ASGI app (Starlette + Strawberry, no socket)",
         "runs": runs,
     }

@@ -177,6 +177,13 @@ class PublishEventInput:
 
 
 @strawberry.input
+class PublishEventsInput:
+    events: list[PublishEventInput] = strawberry.field(
+        description="At most 100 events, each published as publishEvent publishes one."
+    )
+
+
+@strawberry.input
 class EventFilter:
     webhook: str | None = None
     subject: str | None = None

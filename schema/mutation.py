@@ -12,18 +12,20 @@ from opentelemetry.context import Context as TraceContext
 
 from app.core import tracing
 from app.core.errors import InvalidInput
-from app.domain import events, portal, redelivery, subscriptions
+from app.domain import event_batches, events, portal, redelivery, subscriptions
 from schema.context import Info
 from schema.errors import FieldPaths
 from schema.inputs import (
     CreateWebhookSubscriptionInput,
     PublishEventInput,
+    PublishEventsInput,
     UpdateWebhookSubscriptionInput,
 )
 from schema.payloads import (
     DeleteWebhookSubscriptionPayload,
     DeliveryPayload,
     PublishEventPayload,
+    PublishEventsPayload,
     RedeliverFailedPayload,
     WebhookSubscriptionPayload,
     user_errors,
@@ -243,6 +245,42 @@ class Mutation:
             info.context.services.db, info.context.portal_limits, viewer, origins
         )
         return PortalSettingsPayload(portal_settings=PortalSettings(embed_origins=list(saved)))
+
+    @strawberry.mutation(
+        description="Order system entry point for many events at once: up to 100, each "
+        "published exactly as publishEvent publishes it (its own userErrors, its own "
+        "idempotency key, all of it or none of it); a refused event never stops the others."
+    )
+    @refusals_as(PublishEventsPayload, {})
+    async def publish_events(self, info: Info, input: PublishEventsInput) -> PublishEventsPayload:
+        info.context.require_publisher()
+        outcomes = await event_batches.publish_events(
+            info.context.services.db,
+            info.context.event_limits,
+            [event.to_domain() for event in input.events],
+            _caller(info),
+        )
+        return PublishEventsPayload(
+            results=[
+                PublishEventPayload(
+                    event=None if outcome.event is None else Event.from_model(outcome.event),
+                    user_errors=[
+                        _in_batch(index, error)
+                        for error in user_errors(list(outcome.errors), WEBHOOK_IN_INPUT)
+                    ],
+                )
+                for index, outcome in enumerate(outcomes)
+            ]
+        )
+
+
+def _in_batch(index: int, error: UserError) -> UserError:
+    """An error of one event at its place in the batch: ``["input", "payload", ...]`` ->
+    ``["input", "events", "<index>", "payload", ...]``."""
+    below = (error.field or ["input"])[1:]
+    return UserError(
+        field=["input", "events", str(index), *below], message=error.message, code=error.code
+    )
 
 
 def _caller(info: Info) -> TraceContext | None:

@@ -45,6 +45,16 @@ class PublishEventPayload:
 
 
 @strawberry.type
+class PublishEventsPayload:
+    results: list[PublishEventPayload] = strawberry.field(
+        default_factory=list,
+        description="One per input event, in input order, each with its own userErrors "
+        "(at input.events.<index>...). Empty when the batch itself was refused.",
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
 class DeliveryPayload:
     delivery: Delivery | None = None
     user_errors: list[UserError] = strawberry.field(default_factory=list)

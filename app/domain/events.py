@@ -7,6 +7,8 @@ one queued delivery job per delivery are written in one transaction, or nothing 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -104,8 +106,12 @@ async def publish_event(
     *,
     is_test: bool = False,
     only_subscription: uuid.UUID | None = None,
+    within: Session | None = None,
 ) -> Event:
     """Record an event and fan it out, or return the event first published with its key.
+
+    In a transaction of its own, or with ``within``, in a savepoint of that transaction
+    (``publish_events``): all of the event or none of it either way.
 
     An idempotency key (per company) makes retries safe: a key used before returns the
     first event and writes nothing, provided the retry asks for the same event: the same
@@ -143,7 +149,7 @@ async def publish_event(
     # on the hot path); the webhook's schema travels only when this process has not
     # compiled its current version. A user error raised inside rolls back, so nothing
     # is written either way.
-    async with db.transaction() as tx:
+    async with _atomically(db, within) as tx:
         reference_errors, rules = await _reference_errors(tx, new)
         errors = reference_errors + errors
         if new.webhook_key in OPERATOR_WEBHOOKS and not is_test:
@@ -229,13 +235,19 @@ async def publish_event(
 
 
 async def publish_in_span(
-    db: Database, limits: EventLimits, new: NewEvent, caller: Context | None
+    db: Database,
+    limits: EventLimits,
+    new: NewEvent,
+    caller: Context | None,
+    *,
+    within: Session | None = None,
 ) -> Event:
     """:func:`publish_event` in a ``publishEvent`` span of its own, continuing the trace
     the caller's request carries (``caller``, from ``tracing.caller_context``), so that
-    each event published, alone or in a batch, has its span and its attempts' trace."""
+    each event published, alone or in a batch (``within``), has its span and its
+    attempts' trace."""
     with tracing.server_span(PUBLISH_SPAN, caller):
-        return await publish_event(db, limits, new)
+        return await publish_event(db, limits, new, within=within)
 
 
 def _event_attributes(row: Row, *, repeated: bool) -> dict[str, tracing.Attribute]:
@@ -249,6 +261,17 @@ def _event_attributes(row: Row, *, repeated: bool) -> dict[str, tracing.Attribut
         "webhooks.event.test": row["is_test"] or None,
         "webhooks.event.repeated": repeated or None,
     }
+
+
+@asynccontextmanager
+async def _atomically(db: Database, within: Session | None) -> AsyncIterator[Session]:
+    """A transaction of its own, or a savepoint of the one ``within`` is in."""
+    if within is None:
+        async with db.transaction() as tx:
+            yield tx
+    else:
+        async with within.savepoint() as tx:
+            yield tx
 
 
 def _check_same_request(existing: Row) -> None:

@@ -157,6 +157,8 @@ class LocalCluster:
     one. ``durable=False`` turns fsync and friends off: a crash of the machine may then
     corrupt the data, which suits throwaway test clusters only. ``host`` is the address it
     listens on (tests put a server behind a network namespace's address).
+    ``server_settings`` are passed to the server as ``-c name=value`` over the defaults
+    (the benchmark preloads ``pg_stat_statements``).
     """
 
     def __init__(
@@ -167,10 +169,12 @@ class LocalCluster:
         bin_dir: Path | None = None,
         durable: bool = True,
         host: str = HOST,
+        server_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().absolute()
         self.durable = durable
         self.host = host
+        self.server_settings = dict(server_settings or {})
         self._requested_port = port
         self._bin_dir = Path(bin_dir).resolve() if bin_dir is not None else None
         self._port: int | None = None
@@ -285,6 +289,7 @@ class LocalCluster:
             settings.update(
                 fsync="off", synchronous_commit="off", full_page_writes="off", max_wal_size="256MB"
             )
+        settings.update(self.server_settings)
         # pg_ctl hands -o to a shell: quote every value.
         options = " ".join(
             f"-c {shlex.quote(f'{name}={value}')}" for name, value in settings.items()

@@ -120,6 +120,13 @@ class Session:
                 await self._pipeline.sync()  # the row count arrives with the result
             return cursor.rowcount
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[Session]:
+        """A savepoint inside the open transaction: an exception leaving the block undoes
+        what the block wrote, and only that; the transaction goes on."""
+        async with self.connection.transaction():
+            yield self
+
 
 class Database:
     """A connection pool and named queries over it."""

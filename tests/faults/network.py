@@ -12,8 +12,8 @@ end's own device is no black hole: TCP sees its own sends fail and gives up earl
 :class:`NamespacedPostgres` is the fault harness's owned PostgreSQL, started inside the
 namespace and listening on its address only, so the service reaches it across the veth.
 
-Creating namespaces needs root and the ``ip`` and ``tc`` tools: :func:`unavailable_reason`
-says why a test must be skipped.
+Creating namespaces needs root and the ``ip`` and ``tc`` tools:
+``bench.namespace.unavailable_reason`` says why a test must be skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable
@@ -38,16 +37,6 @@ CLONE_NEWNET = 0x40000000
 # A queue of length zero on a router's device: everything it would send is dropped.
 DROP_ALL = ("root", "pfifo", "limit", "0")
 NETNS_DIR = Path("/run/netns")
-
-
-def unavailable_reason() -> str | None:
-    """Why namespaces cannot be made here, or None."""
-    if os.name != "posix" or os.geteuid() != 0:
-        return "needs root to create a network namespace"
-    for tool in ("ip", "tc"):
-        if shutil.which(tool) is None:
-            return f"needs the `{tool}` tool (iproute2)"
-    return None
 
 
 class Namespace:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.namespace import unavailable_reason
 from tests.acceptance.processes import Api, seed_tenants, subscribe, wait_until
 from tests.database import make_scratch_dir
 from tests.faults.harness import (  # noqa: F401 -- the fixtures
@@ -24,7 +25,7 @@ from tests.faults.harness import (  # noqa: F401 -- the fixtures
     duplicates,
     stack_fixture,
 )
-from tests.faults.network import Namespace, NamespacedPostgres, unavailable_reason
+from tests.faults.network import Namespace, NamespacedPostgres
 from tests.receivers import Receiver
 
 OUTAGE_SECONDS = 20.0

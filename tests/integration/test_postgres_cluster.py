@@ -140,6 +140,25 @@ def test_a_durable_cluster_keeps_fsync_on(new_cluster, data_dir: Path) -> None:
     assert query_one(url, "show fsync") == "on"
 
 
+def test_server_settings_are_passed_over_the_defaults(new_cluster, data_dir: Path) -> None:
+    # Given a cluster asked for a preloaded library and a setting it would set otherwise
+    cluster = new_cluster(
+        data_dir,
+        server_settings={
+            "shared_preload_libraries": "pg_stat_statements",
+            "max_connections": "150",
+        },
+    )
+
+    # When it starts
+    url = cluster.start()
+
+    # Then the server runs with both, and the other defaults stay
+    assert query_one(url, "show shared_preload_libraries") == "pg_stat_statements"
+    assert query_one(url, "show max_connections") == "150"
+    assert query_one(url, "show unix_socket_directories") == ""
+
+
 def test_stop_really_stops_the_server(new_cluster, data_dir: Path) -> None:
     cluster = new_cluster(data_dir)
     url = cluster.start()
