@@ -252,6 +252,8 @@ def test_an_attempt_spans_attributes_show_the_url_masked_and_no_secret() -> None
         webhook_id="msg_abc",
         company_id="acme",
         event_id=uuid.uuid4(),
+        webhook_key="ORDER_STATUS",
+        subject="332818",
         status="PENDING",  # type: ignore[arg-type]
         cycle=1,
         attempt_count=0,
