@@ -1,0 +1,405 @@
+// Subscriptions: the list, create and edit (every setting the API has), pause and
+// resume, delete, rotate the signing secret, send a test event. A READ_ONLY session sees
+// the same data with every control that would change something left out.
+import { h, prettyJson, replace, timeElement } from "./dom.js";
+import { actionButton, clearErrors, errorSummary, field, showUserErrors } from "./forms.js";
+import { confirmDialog, openDialog } from "./dialog.js";
+import { Pager } from "./pager.js";
+
+const FIELDS = `
+  id isActive createdAt updatedAt callbackUrl notificationEmail description
+  apiKeyParams { name valueHint } headers { name valueHint } filter
+  maxDeliveriesPerSecond ordering webhook { key name }`;
+const USER_ERRORS = "userErrors { field message code }";
+
+const LIST = `query Subscriptions($after: String) {
+  webhookSubscriptions(first: 20, after: $after) {
+    nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } } }`;
+const ONE = `query Subscription($id: ID!) { webhookSubscription(id: $id) { ${FIELDS} } }`;
+const WEBHOOKS = `query Webhooks { webhookTypes { key name } }`;
+const CREATE = `mutation Create($input: CreateWebhookSubscriptionInput!) {
+  createWebhookSubscription(input: $input) { subscription { ${FIELDS} } signingSecret ${USER_ERRORS} } }`;
+const UPDATE = `mutation Update($input: UpdateWebhookSubscriptionInput!) {
+  updateWebhookSubscription(input: $input) { subscription { ${FIELDS} } ${USER_ERRORS} } }`;
+const DELETE = `mutation Delete($id: ID!) {
+  deleteWebhookSubscription(id: $id) { deletedId ${USER_ERRORS} } }`;
+const ROTATE = `mutation Rotate($id: ID!) {
+  rotateWebhookSubscriptionSecret(id: $id) { subscription { id } signingSecret ${USER_ERRORS} } }`;
+const SEND_TEST = `mutation SendTest($id: ID!) {
+  sendTestEvent(subscriptionId: $id) { event { id } ${USER_ERRORS} } }`;
+const TEST_FILTER = `query TestFilter($filter: JSON, $webhook: String) {
+  testSubscriptionFilter(filter: $filter, webhook: $webhook) {
+    matched reasons ${USER_ERRORS} } }`;
+
+// What a receiver runs to check a delivery's signature (README, "Receiving webhooks").
+// tests/unit/test_portal_assets.py runs it against a signed body: keep the markers.
+// snippet-start
+const VERIFY_SNIPPET = `# pip install standardwebhooks
+import os
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+verifier = Webhook(os.environ["SIGNING_SECRET"])  # the "whsec_..." secret shown once
+
+
+def verify(body: bytes, headers: dict[str, str]) -> dict:
+    """The event, or WebhookVerificationError when it is not signed with the secret."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return verifier.verify(body, lowered)  # webhook-id, webhook-timestamp, webhook-signature
+`;
+// snippet-end
+
+/** Renders the screen for #/subscriptions, #/subscriptions/new or #/subscriptions/ID. */
+export async function renderSubscriptions(view, { parts }, context) {
+  if (parts[0] === "new") return renderForm(view, null, context);
+  if (parts[0]) {
+    const data = await context.gql(ONE, { id: parts[0] });
+    if (!data.webhookSubscription) {
+      replace(view, h("h2", {}, "Subscription not found"),
+        h("p", {}, "No subscription of your company has this id."),
+        h("p", {}, h("a", { href: "#/subscriptions" }, "Back to the subscriptions")));
+      return undefined;
+    }
+    return renderForm(view, data.webhookSubscription, context);
+  }
+  return renderList(view, context);
+}
+
+function renderList(view, context) {
+  const body = h("div", { class: "list-body" });
+  const pager = new Pager(() => load());
+  replace(view,
+    h("div", { class: "screen-title" },
+      h("h2", {}, "Subscriptions"),
+      context.readOnly ? null : h("a", { class: "button primary", href: "#/subscriptions/new" }, "New subscription")),
+    context.readOnly ? h("p", { class: "read-only-note" }, "Read-only: you can look, not change.") : null,
+    body);
+
+  async function load() {
+    try {
+      const data = await context.gql(LIST, { after: pager.after });
+      const connection = data.webhookSubscriptions;
+      pager.pageInfo = connection.pageInfo;
+      replace(body,
+        connection.nodes.length === 0
+          ? h("p", {}, "No subscriptions yet.")
+          : h("ul", { class: "cards" }, connection.nodes.map((subscription) => card(subscription))),
+        pager.controls("Subscription pages"));
+    } catch (error) {
+      context.fail(error);
+    }
+  }
+
+  function card(subscription) {
+    const title = subscription.description || subscription.callbackUrl;
+    return h("li", { class: "card" },
+      h("h3", {}, title),
+      h("dl", { class: "facts" },
+        fact("Webhook", subscription.webhook.name),
+        fact("Callback URL", subscription.callbackUrl),
+        fact("State", subscription.isActive ? "Active" : "Paused"),
+        fact("Created", timeElement(subscription.createdAt))),
+      h("div", { class: "actions" },
+        h("a", { href: `#/subscriptions/${encodeURIComponent(subscription.id)}`,
+          "aria-label": `${context.readOnly ? "View" : "Edit"} ${title}` }, context.readOnly ? "View" : "Edit"),
+        h("a", { href: `#/deliveries?subscription=${encodeURIComponent(subscription.id)}`,
+          "aria-label": `Deliveries of ${title}` }, "Deliveries"),
+        context.readOnly ? null : managementButtons(subscription, title, context, load)));
+  }
+
+  load();
+  return undefined;
+}
+
+function fact(label, value) {
+  return [h("dt", {}, label), h("dd", {}, value)];
+}
+
+/** Pause/resume, send a test event, rotate the secret, delete: FULL sessions only. */
+function managementButtons(subscription, title, context, reload, afterDelete = reload) {
+  const run = async (query, variables, key) => {
+    try {
+      const result = (await context.gql(query, variables))[key];
+      if (result.userErrors.length) {
+        context.alert(result.userErrors.map((error) => error.message).join(" "));
+        return null;
+      }
+      return result;
+    } catch (error) {
+      context.fail(error);
+      return null;
+    }
+  };
+  return [
+    actionButton(subscription.isActive ? "Pause" : "Resume", async () => {
+      const result = await run(UPDATE, { input: { id: subscription.id, isActive: !subscription.isActive } },
+        "updateWebhookSubscription");
+      if (result) {
+        context.announce(`${title} is ${result.subscription.isActive ? "active" : "paused"}.`);
+        await reload();
+      }
+    }, { "aria-label": `${subscription.isActive ? "Pause" : "Resume"} ${title}` }),
+    actionButton("Send test event", async () => {
+      const result = await run(SEND_TEST, { id: subscription.id }, "sendTestEvent");
+      if (result) {
+        context.alert(`Test event sent to ${subscription.callbackUrl}: see the delivery log.`, { tone: "success" });
+      }
+    }, { "aria-label": `Send a test event to ${title}` }),
+    actionButton("Rotate secret", async () => {
+      const confirmed = await confirmDialog({
+        title: "Rotate the signing secret?",
+        message: "A new secret signs every delivery from now on; the previous one keeps signing beside it for 24 hours.",
+        confirm: "Rotate",
+      });
+      if (!confirmed) return;
+      const result = await run(ROTATE, { id: subscription.id }, "rotateWebhookSubscriptionSecret");
+      if (result) await showSecret(result.signingSecret);
+    }, { "aria-label": `Rotate the signing secret of ${title}` }),
+    actionButton("Delete", async () => {
+      const confirmed = await confirmDialog({
+        title: "Delete this subscription?",
+        message: `${title}: no more deliveries are sent and pending retries are cancelled. Past deliveries stay in the log.`,
+        confirm: "Delete",
+      });
+      if (!confirmed) return;
+      const result = await run(DELETE, { id: subscription.id }, "deleteWebhookSubscription");
+      if (result) {
+        context.alert(`Deleted ${title}.`, { tone: "success" });
+        await afterDelete();
+      }
+    }, { class: "danger", "aria-label": `Delete ${title}` }),
+  ];
+}
+
+/** The signing secret, shown once: copy button and the Python to verify deliveries. */
+async function showSecret(secret) {
+  const input = h("input", { id: "signing-secret", type: "text", readonly: true, value: secret,
+    class: "secret", "data-autofocus": true, spellcheck: "false" });
+  const copied = h("p", { role: "status", class: "hint" });
+  const copy = h("button", { type: "button", onclick: async () => {
+    input.select();
+    try {
+      await navigator.clipboard.writeText(secret);
+      replace(copied, "Copied.");
+    } catch {
+      replace(copied, "Copying was refused by the browser: the secret is selected, press Ctrl+C.");
+    }
+  } }, "Copy");
+  await openDialog({
+    title: "Your signing secret",
+    content: [
+      h("p", {}, "Store it now: it is shown only this once."),
+      h("label", { for: "signing-secret" }, "Signing secret"),
+      h("div", { class: "secret-row" }, input, copy),
+      copied,
+      h("h3", {}, "Verify deliveries (Python)"),
+      h("pre", { tabindex: "0", "aria-label": "Python verification code" }, VERIFY_SNIPPET),
+    ],
+    actions: [{ label: "I have stored it", value: "done", primary: true }],
+  });
+}
+
+/**
+ * Rows of name/value pairs (API key parameters, custom headers). On an existing
+ * subscription the values are secret and never come back: the list is sent only once
+ * it is changed, and then every value must be given again (the API replaces the list).
+ */
+function pairsEditor({ name, legend, hint, existing, disabled }) {
+  const rows = h("div", { class: "pairs" });
+  const editor = h("fieldset", { class: "field pairs-field", "data-field": name, tabindex: "-1" },
+    h("legend", {}, legend),
+    h("p", { class: "hint" }, hint),
+    rows,
+    h("p", { class: "field-error", hidden: true }));
+  editor.dirty = false;
+  const renumber = () => {
+    [...rows.children].forEach((row, index) => {
+      row.dataset.field = `${name}.${index}`;
+      row.querySelector("[data-part=name]").dataset.field = `${name}.${index}.name`;
+      row.querySelector("[data-part=value]").dataset.field = `${name}.${index}.value`;
+      row.querySelector(".remove").setAttribute("aria-label", `Remove ${legend.toLowerCase()} row ${index + 1}`);
+    });
+  };
+  const addRow = (pair = { name: "", valueHint: "" }) => {
+    const nameField = field({ label: "Name", name: "", value: pair.name, disabled });
+    const valueField = field({ label: "Value", name: "", value: "", disabled,
+      attributes: { placeholder: pair.valueHint ? `unchanged (${pair.valueHint})` : "", autocomplete: "off" } });
+    nameField.control.dataset.part = "name";
+    valueField.control.dataset.part = "value";
+    const row = h("div", { class: "field pair-row", tabindex: "-1" }, nameField, valueField,
+      disabled ? null : h("button", { type: "button", class: "remove link", onclick: () => {
+        row.remove();
+        editor.dirty = true;
+        renumber();
+        add.focus();
+      } }, "Remove"),
+      h("p", { class: "field-error", hidden: true }));
+    row.addEventListener("input", () => { editor.dirty = true; });
+    rows.appendChild(row);
+    renumber();
+    return row;
+  };
+  const add = h("button", { type: "button", disabled, onclick: () => {
+    editor.dirty = true;
+    addRow().querySelector("input").focus();
+  } }, `Add ${legend.toLowerCase().replace(/s$/, "")}`);
+  editor.insertBefore(add, editor.lastElementChild);
+  for (const pair of existing) addRow(pair);
+  editor.read = () => [...rows.children].map((row) => ({
+    name: row.querySelector("[data-part=name]").value.trim(),
+    value: row.querySelector("[data-part=value]").value,
+  }));
+  return editor;
+}
+
+async function renderForm(view, subscription, context) {
+  const creating = subscription === null;
+  const readOnly = context.readOnly;
+  if (creating && readOnly) {
+    replace(view, h("h2", {}, "New subscription"),
+      h("p", { class: "read-only-note" }, "Read-only: this session cannot create subscriptions."));
+    return undefined;
+  }
+  const webhookTypes = creating ? (await context.gql(WEBHOOKS)).webhookTypes : [];
+  const disabled = readOnly;
+  const webhook = creating
+    ? field({ label: "Webhook", name: "webhook", kind: "select", value: webhookTypes[0]?.key,
+      options: webhookTypes.map((type) => ({ value: type.key, label: `${type.name} (${type.key})` })) })
+    : null;
+  const callbackUrl = field({ label: "Callback URL", name: "callbackUrl", type: "url",
+    value: subscription?.callbackUrl, disabled, hint: "Where each delivery is POSTed, e.g. https://hooks.example.com/planomatic" });
+  const email = field({ label: "Notification email", name: "notificationEmail", type: "email",
+    value: subscription?.notificationEmail, disabled, hint: "Told when a delivery fails for good." });
+  const description = field({ label: "Description", name: "description", value: subscription?.description, disabled });
+  const active = field({ label: "Active: deliveries are sent", name: "isActive", type: "checkbox",
+    value: subscription ? subscription.isActive : true, disabled });
+  const params = pairsEditor({ name: "apiKeyParams", legend: "API key parameters",
+    hint: creating ? "Appended to the callback URL's query string." :
+      "Appended to the callback URL's query string. Values are never shown again: changing this list replaces it, so enter every value.",
+    existing: subscription?.apiKeyParams || [], disabled });
+  const headers = pairsEditor({ name: "headers", legend: "Custom headers",
+    hint: creating ? "Sent with every request, e.g. Authorization." :
+      "Sent with every request. Values are never shown again: changing this list replaces it, so enter every value.",
+    existing: subscription?.headers || [], disabled });
+  const originalFilter = subscription?.filter == null ? "" : prettyJson(subscription.filter);
+  const filter = field({ label: "Content filter (JSON)", name: "filter", kind: "textarea", value: originalFilter, disabled,
+    hint: 'Only matching events are delivered, e.g. {"order_status": {"$in": ["notified", "completed"]}}. Empty: every event.' });
+  const filterResult = h("div", { class: "filter-result", role: "status" });
+  const rate = field({ label: "Delivery rate (per second)", name: "maxDeliveriesPerSecond", type: "number",
+    value: subscription?.maxDeliveriesPerSecond ?? "", disabled, attributes: { min: 1, max: 1000, inputmode: "numeric" },
+    hint: "1 to 1000; empty: no limit." });
+  const ordering = field({ label: "Ordering", name: "ordering", kind: "select", value: subscription?.ordering || "NONE", disabled,
+    options: [{ value: "NONE", label: "None: as they come" }, { value: "PER_SUBJECT", label: "Per subject: in publish order" }] });
+  const summary = errorSummary();
+
+  const form = h("form", { class: "subscription-form", novalidate: true, "aria-labelledby": "form-title" },
+    summary, webhook, callbackUrl, email, description, active, params, headers,
+    h("div", { class: "field-group" }, filter,
+      disabled ? null : actionButton("Test filter on the sample payload", () => testFilter())),
+    filterResult, rate, ordering,
+    disabled ? null : h("div", { class: "actions" },
+      h("button", { type: "submit", class: "primary" }, creating ? "Create subscription" : "Save changes"),
+      h("a", { href: "#/subscriptions" }, "Cancel")));
+
+  const readFilter = () => {
+    const text = filter.control.value.trim();
+    if (text === "") return { value: null };
+    try {
+      return { value: JSON.parse(text) };
+    } catch (error) {
+      return { error: `Not valid JSON: ${error.message}` };
+    }
+  };
+
+  async function testFilter() {
+    clearErrors(form);
+    replace(filterResult);
+    const parsed = readFilter();
+    if (parsed.error) {
+      showUserErrors(form, [{ field: ["filter"], message: parsed.error }]);
+      return;
+    }
+    try {
+      const variables = { filter: parsed.value,
+        webhook: webhook ? webhook.control.value : subscription.webhook.key };
+      const result = (await context.gql(TEST_FILTER, variables)).testSubscriptionFilter;
+      if (result.userErrors.length) {
+        showUserErrors(form, result.userErrors);
+        return;
+      }
+      replace(filterResult,
+        h("p", {}, result.matched ? "The sample payload matches: it would be delivered." :
+          "The sample payload does not match: it would not be delivered."),
+        result.reasons.length ? h("ul", {}, result.reasons.map((reason) => h("li", {}, reason))) : null);
+    } catch (error) {
+      context.fail(error);
+    }
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const parsed = readFilter();
+    if (parsed.error) {
+      showUserErrors(form, [{ field: ["input", "filter"], message: parsed.error }]);
+      return;
+    }
+    const rateText = rate.control.value.trim();
+    const input = {
+      callbackUrl: callbackUrl.control.value.trim(),
+      notificationEmail: email.control.value.trim(),
+      description: description.control.value.trim() || null,
+      isActive: active.control.checked,
+      maxDeliveriesPerSecond: rateText === "" ? null : Number(rateText),
+      ordering: ordering.control.value,
+    };
+    if (rateText !== "" && !Number.isInteger(input.maxDeliveriesPerSecond)) {
+      showUserErrors(form, [{ field: ["input", "maxDeliveriesPerSecond"], message: "A whole number, 1 to 1000." }]);
+      return;
+    }
+    if (creating || params.dirty) input.apiKeyParams = params.read();
+    if (creating || headers.dirty) input.headers = headers.read();
+    if (creating) {
+      input.webhook = webhook.control.value;
+      if (parsed.value !== null) input.filter = parsed.value;
+    } else {
+      input.id = subscription.id;
+      if (filter.control.value.trim() !== originalFilter.trim()) input.filter = parsed.value;
+    }
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      const data = await context.gql(creating ? CREATE : UPDATE, { input });
+      const result = creating ? data.createWebhookSubscription : data.updateWebhookSubscription;
+      if (result.userErrors.length) {
+        showUserErrors(form, result.userErrors);
+        return;
+      }
+      if (creating) {
+        await showSecret(result.signingSecret);
+        context.alert(`Created the subscription to ${result.subscription.callbackUrl}.`, { tone: "success" });
+        context.navigate("#/subscriptions");
+      } else {
+        context.alert("Saved.", { tone: "success" });
+        context.navigate(`#/subscriptions/${encodeURIComponent(subscription.id)}`);
+      }
+    } catch (error) {
+      context.fail(error);
+    } finally {
+      if (submit.isConnected) submit.disabled = false;
+    }
+  });
+
+  const heading = creating ? "New subscription" : (subscription.description || subscription.callbackUrl);
+  replace(view,
+    h("p", {}, h("a", { href: "#/subscriptions" }, "All subscriptions")),
+    h("h2", { id: "form-title" }, heading),
+    subscription ? h("p", {}, `${subscription.webhook.name} · created `, timeElement(subscription.createdAt),
+      " · updated ", timeElement(subscription.updatedAt)) : null,
+    readOnly ? h("p", { class: "read-only-note" }, "Read-only: you can look, not change.") : null,
+    form,
+    !creating && !readOnly ? h("div", { class: "actions manage" },
+      managementButtons(subscription, heading, context,
+        () => context.navigate(location.hash), () => context.navigate("#/subscriptions"))) : null);
+  return undefined;
+}
