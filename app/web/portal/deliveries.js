@@ -230,7 +230,7 @@ async function loadAttempts(context, id) {
 function attemptsList(attempts) {
   if (attempts.length === 0) return h("p", {}, "No attempt yet.");
   return h("ol", { class: "attempts" }, attempts.map((attempt) => h("li", { class: "attempt" },
-    h("h4", {}, `Attempt ${attempt.number}`, attempt.cycle > 1 ? ` (cycle ${attempt.cycle})` : "",
+    h("h3", {}, `Attempt ${attempt.number}`, attempt.cycle > 1 ? ` (cycle ${attempt.cycle})` : "",
       ": ", attempt.succeeded ? "succeeded" : "failed"),
     h("dl", { class: "facts" },
       [h("dt", {}, "Started"), h("dd", {}, timeElement(attempt.startedAt))],
@@ -239,17 +239,17 @@ function attemptsList(attempts) {
       attempt.error ? [h("dt", {}, "Error"), h("dd", { class: "attempt-error" }, attempt.error)] : null,
       [h("dt", {}, "Request URL"), h("dd", { class: "url" }, attempt.request ? attempt.request.url : attempt.url || "")]),
     attempt.request ? requestSent(attempt.request) : null,
-    h("h5", {}, "Response excerpt"),
+    h("h4", {}, "Response excerpt"),
     attempt.responseBody ? h("pre", { class: "response-body", tabindex: "0", "aria-label": `Response to attempt ${attempt.number}` },
       attempt.responseBody) : h("p", {}, "No response body."))));
 }
 
 function requestSent(request) {
   return [
-    h("h5", {}, "Request headers (secret values masked)"),
+    h("h4", {}, "Request headers (secret values masked)"),
     h("ul", { class: "headers" }, request.headers.map((header) => h("li", {},
       h("span", { class: "header-name" }, header.name), ": ", header.value))),
-    h("h5", {}, "Request body"),
+    h("h4", {}, "Request body"),
     h("pre", { tabindex: "0", "aria-label": "Request body" }, request.body),
   ];
 }

@@ -204,7 +204,7 @@ async function showSecret(secret) {
  * subscription the values are secret and never come back: the list is sent only once
  * it is changed, and then every value must be given again (the API replaces the list).
  */
-function pairsEditor({ name, legend, hint, existing, disabled }) {
+function pairsEditor({ name, legend, addLabel, hint, existing, disabled }) {
   const rows = h("div", { class: "pairs" });
   const editor = h("fieldset", { class: "field pairs-field", "data-field": name, tabindex: "-1" },
     h("legend", {}, legend),
@@ -242,7 +242,7 @@ function pairsEditor({ name, legend, hint, existing, disabled }) {
   const add = h("button", { type: "button", disabled, onclick: () => {
     editor.dirty = true;
     addRow().querySelector("input").focus();
-  } }, `Add ${legend.toLowerCase().replace(/s$/, "")}`);
+  } }, addLabel);
   editor.insertBefore(add, editor.lastElementChild);
   for (const pair of existing) addRow(pair);
   editor.read = () => [...rows.children].map((row) => ({
@@ -273,11 +273,11 @@ async function renderForm(view, subscription, context) {
   const description = field({ label: "Description", name: "description", value: subscription?.description, disabled });
   const active = field({ label: "Active: deliveries are sent", name: "isActive", type: "checkbox",
     value: subscription ? subscription.isActive : true, disabled });
-  const params = pairsEditor({ name: "apiKeyParams", legend: "API key parameters",
+  const params = pairsEditor({ name: "apiKeyParams", legend: "API key parameters", addLabel: "Add API key parameter",
     hint: creating ? "Appended to the callback URL's query string." :
       "Appended to the callback URL's query string. Values are never shown again: changing this list replaces it, so enter every value.",
     existing: subscription?.apiKeyParams || [], disabled });
-  const headers = pairsEditor({ name: "headers", legend: "Custom headers",
+  const headers = pairsEditor({ name: "headers", legend: "Custom headers", addLabel: "Add custom header",
     hint: creating ? "Sent with every request, e.g. Authorization." :
       "Sent with every request. Values are never shown again: changing this list replaces it, so enter every value.",
     existing: subscription?.headers || [], disabled });
