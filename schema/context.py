@@ -9,6 +9,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from app.core.viewer import Viewer
 from app.domain.events import EventLimits
+from app.domain.portal import PortalLimits
 from app.domain.subscriptions import CallbackChecks
 from app.store.services import Services
 from schema.errors import forbidden, unauthenticated
@@ -42,6 +43,11 @@ class Context:
         return EventLimits.of(self.services.settings)
 
     @property
+    def portal_limits(self) -> PortalLimits:
+        """What minting portal links reads of the settings (app/domain/portal.py)."""
+        return PortalLimits.of(self.services.settings)
+
+    @property
     def callback_checks(self) -> CallbackChecks:
         """How callback URLs are checked (app/domain/subscriptions.py)."""
         return CallbackChecks.of(self.services.settings, self.services.resolver)
@@ -67,6 +73,14 @@ class Context:
         viewer = self.require_viewer()
         if viewer.company_id is None:
             raise forbidden(f"This needs a COMPANY key; {refusal}")
+        return viewer
+
+    def require_company_key(self, refusal: str) -> Viewer:
+        """A COMPANY key's viewer: a portal session is refused with ``refusal`` too (what
+        a session could do with it would outlast or widen the session)."""
+        viewer = self.require_company(refusal)
+        if viewer.is_portal_session:
+            raise forbidden(f"This needs a COMPANY key, not a portal session; {refusal}")
         return viewer
 
     def require_publisher(self) -> Viewer:

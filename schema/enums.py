@@ -17,8 +17,9 @@ from strawberry.types.enum import has_enum_definition
 from app.core.delivery_ordering import DeliveryOrdering
 from app.core.delivery_status import DeliveryStatus
 from app.core.errors import UserErrorCode
+from app.core.portal_tokens import PortalAccess
 
-__all__ = ["DeliveryOrdering", "DeliveryStatus", "UserErrorCode"]
+__all__ = ["DeliveryOrdering", "DeliveryStatus", "PortalAccess", "UserErrorCode"]
 
 E = TypeVar("E", bound=Enum)
 
@@ -34,6 +35,15 @@ def _expose(enum: type[E], descriptions: Mapping[E, str] | None = None) -> None:
 
 
 _expose(UserErrorCode)
+_expose(
+    PortalAccess,
+    {
+        PortalAccess.READ_ONLY: "The portal shows everything and changes nothing: every "
+        "mutation is refused (FORBIDDEN).",
+        PortalAccess.FULL: "The portal may do what the company's key may, except mint "
+        "portal links and change embed origins.",
+    },
+)
 # What each status means to a client is the API's wording, so it is written here.
 _expose(
     DeliveryStatus,

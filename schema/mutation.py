@@ -10,7 +10,7 @@ from typing import ParamSpec, Protocol, TypeVar
 import strawberry
 
 from app.core.errors import InvalidInput
-from app.domain import events, redelivery, subscriptions
+from app.domain import events, portal, redelivery, subscriptions
 from schema.context import Info
 from schema.errors import FieldPaths
 from schema.inputs import (
@@ -26,6 +26,13 @@ from schema.payloads import (
     WebhookSubscriptionPayload,
     user_errors,
 )
+from schema.portal import (
+    CreatePortalLinkInput,
+    PortalLink,
+    PortalLinkPayload,
+    PortalSettings,
+    PortalSettingsPayload,
+)
 from schema.types import Delivery, Event, UserError, WebhookSubscription
 
 # Where each mutation's arguments hold the domain's fields, when not in the ``input``
@@ -35,6 +42,8 @@ SUBSCRIPTION_IN_INPUT: FieldPaths = {"subscription_id": ("input", "id")}
 SUBSCRIPTION_BY_ID: FieldPaths = {"subscription_id": ("id",)}
 SUBSCRIPTION_BY_SUBSCRIPTION_ID: FieldPaths = {"subscription_id": ("subscriptionId",)}
 DELIVERY_BY_DELIVERY_ID: FieldPaths = {"delivery_id": ("deliveryId",)}
+PORTAL_LINK_INPUT: FieldPaths = {"input": ("input",)}
+EMBED_ORIGINS: FieldPaths = {"origins": ("origins",)}
 
 
 Arguments = ParamSpec("Arguments")
@@ -187,3 +196,37 @@ class Mutation:
             info.context.services.db, info.context.event_limits, input.to_domain()
         )
         return PublishEventPayload(event=Event.from_model(event))
+
+    @strawberry.mutation(
+        description="A single-use link that opens this company's portal (COMPANY keys only; "
+        "a portal session cannot mint one). Put it in an iframe's src or open it; the "
+        "session it opens acts as this company, READ_ONLY or FULL."
+    )
+    @refusals_as(PortalLinkPayload, PORTAL_LINK_INPUT)
+    async def create_portal_link(
+        self, info: Info, input: CreatePortalLinkInput | None = None
+    ) -> PortalLinkPayload:
+        viewer = info.context.require_company_key("portal links are minted by a key.")
+        wanted = input or CreatePortalLinkInput()
+        link = await portal.create_link(
+            info.context.services.db,
+            info.context.portal_limits,
+            portal.grant_for(viewer, wanted.access),
+            wanted.expires_in_seconds,
+        )
+        return PortalLinkPayload(link=PortalLink.from_model(link))
+
+    @strawberry.mutation(
+        description="Replaces the origins that may frame this company's portal: each exactly "
+        "scheme://host[:port], https (http for localhost and 127.0.0.1), at most 20; [] "
+        "forbids embedding. COMPANY keys only."
+    )
+    @refusals_as(PortalSettingsPayload, EMBED_ORIGINS)
+    async def set_portal_embed_origins(
+        self, info: Info, origins: list[str]
+    ) -> PortalSettingsPayload:
+        viewer = info.context.require_company_key("embed origins are set by a key.")
+        saved = await portal.set_embed_origins(
+            info.context.services.db, info.context.portal_limits, viewer, origins
+        )
+        return PortalSettingsPayload(portal_settings=PortalSettings(embed_origins=list(saved)))

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.core.pagination import page_request
-from app.domain import deliveries, events, subscription_filters, subscriptions
+from app.domain import deliveries, events, portal, subscription_filters, subscriptions
 from schema.connections import (
     DeliveryConnection,
     EventConnection,
@@ -18,6 +18,7 @@ from schema.errors import FieldPaths, arguments_checked
 from schema.inputs import DeliveryFilter, EventFilter, WebhookSubscriptionFilter
 from schema.mutation import refusals_as
 from schema.payloads import SubscriptionFilterTest
+from schema.portal import PortalSession, PortalSettings
 from schema.types import (
     ApiKeyRole,
     Company,
@@ -46,6 +47,23 @@ class Query:
         if viewer.company_id is not None:
             company = Company(id=strawberry.ID(viewer.company_id), name=viewer.company_name or "")
         return Viewer(role=ApiKeyRole(viewer.role), company=company)
+
+    @strawberry.field(description="The portal session making this call; null for API keys.")
+    def portal_session(self, info: Info) -> PortalSession | None:
+        viewer = info.context.require_viewer()
+        if viewer.portal is None or viewer.company_id is None:
+            return None
+        return PortalSession(
+            access=viewer.portal.access,
+            expires_at=viewer.portal.expires_at,
+            company=Company(id=strawberry.ID(viewer.company_id), name=viewer.company_name or ""),
+        )
+
+    @strawberry.field(description="The company's portal settings (COMPANY callers).")
+    async def portal_settings(self, info: Info) -> PortalSettings:
+        viewer = info.context.require_company("portal settings are a company's.")
+        origins = await portal.embed_origins(info.context.services.db, viewer)
+        return PortalSettings(embed_origins=list(origins))
 
     @strawberry.field(
         description="The catalogue of webhooks a company can subscribe to (the 'webhook list')."

@@ -20,6 +20,7 @@ from schema.limits import operation_limits
 from schema.masking import MaskUnexpectedErrors
 from schema.mutation import Mutation
 from schema.nul_characters import RefuseNulCharacters
+from schema.portal import ReadOnlySessions
 from schema.query import Query
 from schema.subscription import Subscription
 from schema.validation import ValidateDocument
@@ -72,6 +73,7 @@ def build_schema(
         # After the cache: it validates what the cache does not hold.
         lambda: ValidateDocument(hide_suggestions=production),
         MaskUnexpectedErrors,
+        ReadOnlySessions,
     ]
     return ApiSchema(
         query=Query,

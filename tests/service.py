@@ -182,10 +182,13 @@ async def worker(services: Services) -> AsyncIterator[asyncio.Task[None]]:
 
 
 @asynccontextmanager
-async def served(settings: Settings, services: Services) -> AsyncIterator[int]:
+async def served(
+    settings: Settings, services: Services, port: int | None = None
+) -> AsyncIterator[int]:
     """The real app on a real socket (websockets need one), served by uvicorn with the
-    configuration of ``webhooks serve``, on a free port of 127.0.0.1; yields the port."""
-    port = free_port()
+    configuration of ``webhooks serve``, on ``port`` (default: a free one) of 127.0.0.1;
+    yields the port."""
+    port = port or free_port()
     app = build_app(settings, services=services)
     server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port))
     task = asyncio.create_task(server.serve())

@@ -19,6 +19,7 @@ that catches them) expect. The tree, each class with its module
       SubscriptionOverHttp         schema.api_schema, also Strawberry's InvalidOperationTypeError
       AmbiguousCredentials         app.web.bearer, also a ValueError
       RateLimited                  app.web.rate_limit
+      CsrfRefused                  app.web.portal_access
       _Refused                     app.web.refusals
       JsonRefused                  app.web.request_json, also a json.JSONDecodeError
       SocketRefused                app.web.socket_guard
@@ -52,6 +53,7 @@ class UserErrorCode(StrEnum):
     FORBIDDEN_TARGET = "FORBIDDEN_TARGET"
     TOO_LARGE = "TOO_LARGE"
     SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
+    PORTAL_NOT_CONFIGURED = "PORTAL_NOT_CONFIGURED"
 
 
 class WebhooksError(Exception):

@@ -134,6 +134,24 @@ def _smtp_url(variable: str, raw: str) -> str:
     return raw
 
 
+def _public_url(variable: str, raw: str) -> str:
+    """The service's own origin as its users reach it: ``https://host[:port]``, no path."""
+    parts = urlsplit(raw)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise SettingsError(
+            f"{variable} must be the service's origin, like https://hooks.example.com "
+            "(scheme, host and optional port; no path)"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _comma_list(variable: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -205,10 +223,28 @@ class Settings:
     db_statement_timeout_seconds: float = setting(30.0, number(minimum=0.0))
     db_pool_timeout_seconds: float = setting(10.0, number(minimum=0.5, maximum=300.0))
     fast_execution: bool = setting(True, flag)
+    public_url: str | None = setting(None, _public_url)
+    portal_link_max_seconds: int = setting(3600, whole(minimum=1, maximum=7 * 24 * 3600))
+    portal_session_seconds: int = setting(8 * 3600, whole(minimum=60, maximum=30 * 24 * 3600))
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def public_origin(self) -> str | None:
+        """Where users reach this service (portal links, the websocket's own origin):
+        ``WEBHOOKS_PUBLIC_URL``; in development, by default, the address it listens on.
+        None in production without it: a URL is never built from a request's Host
+        header, which the requester writes."""
+        if self.public_url is not None:
+            return self.public_url
+        if self.is_production:
+            return None
+        # Listening on every interface: this machine is reached on loopback.
+        wildcard = self.host in ("", "0.0.0.0", "::")  # noqa: S104 - compared, not bound
+        host = "127.0.0.1" if wildcard else self.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

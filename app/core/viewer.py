@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
+from app.core.portal_tokens import PortalAccess
+
 Role = Literal["COMPANY", "PUBLISHER"]
+
+
+@dataclass(frozen=True)
+class PortalGrant:
+    """What a portal session adds to its company's viewer: how much it may do, until when."""
+
+    access: PortalAccess
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -16,6 +27,18 @@ class Viewer:
     key_prefix: str
     company_id: str | None = None
     company_name: str | None = None
+    # Set when the caller is a portal session (a browser with the session cookie), not a
+    # key: it may not mint links or change embed origins, and READ_ONLY changes nothing.
+    portal: PortalGrant | None = None
+
+    @property
+    def is_portal_session(self) -> bool:
+        return self.portal is not None
+
+    @property
+    def may_write(self) -> bool:
+        """Whether this caller may run mutations (a READ_ONLY portal session may not)."""
+        return self.portal is None or self.portal.access is PortalAccess.FULL
 
     @property
     def is_publisher(self) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.core.errors import WebhooksError
+from app.core.embed_origins import checked_origins
+from app.core.errors import WebhooksError, not_found
 from app.store.database import Database, Row
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -54,6 +56,21 @@ async def companies_by_id(db: Database, ids: list[str]) -> dict[str, Company]:
     """The companies of ``ids`` that exist (DataLoader), as the database scope shows them."""
     rows = await db.fetch_all("get_companies", ids=ids)
     return {row["id"]: company_from_row(row) for row in rows}
+
+
+async def set_portal_embed_origins(
+    db: Database, company_id: str, origins: Sequence[str], *, allow_http: bool
+) -> tuple[str, ...]:
+    """Replace the origins that may frame a company's portal (``allow_http``: any http
+    origin, as in development); InvalidInput at each bad one's index, or for no such
+    company (one the database scope does not show)."""
+    checked = checked_origins(origins, allow_http=allow_http)
+    row = await db.fetch_one(
+        "set_portal_embed_origins", company_id=company_id, origins=list(checked)
+    )
+    if row is None:
+        raise not_found(("company_id",), "company")
+    return tuple(row["portal_embed_origins"])
 
 
 def company_from_row(row: Row) -> Company:

@@ -4,7 +4,8 @@ After ``WEBHOOKS_RETENTION_DAYS`` the bulky parts of finished work go: the respo
 bodies and errors of succeeded deliveries' attempts, the delivered bytes of events whose
 every delivery succeeded, and finished Procrastinate jobs. Each statement touches one
 batch and commits, so no lock is held for long and the purge can stop at any point.
-Failed deliveries keep everything: they may still be redelivered.
+Failed deliveries keep everything: they may still be redelivered. Portal links and
+sessions go as soon as they expire (they open nothing any more), whatever the retention.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ PURGES: tuple[Purge, ...] = (
     _statement("purge_attempt_details"),
     _statement("purge_event_bodies"),
     purge_finished_jobs,
+    _statement("purge_portal_links"),
+    _statement("purge_portal_sessions"),
 )
 
 
@@ -41,6 +44,8 @@ class PurgeReport:
     attempts: int
     event_bodies: int
     jobs: int
+    portal_links: int
+    portal_sessions: int
 
 
 async def purge_old_data(

@@ -20,13 +20,21 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
+from app.core.portal_tokens import csrf_matches
 from app.core.settings import Settings
 from app.core.viewer import Viewer
 from app.domain.api_keys import authenticate
+from app.domain.portal import find_session
 from app.store.database import bind_scope, scoped
 from app.store.services import Services
 from app.web import graphiql, request_json
 from app.web.bearer import AmbiguousCredentials, connection_key, header_key
+from app.web.portal_access import (
+    CSRF_PARAMETER,
+    CsrfRefused,
+    csrf_header,
+    presented_session,
+)
 from app.web.rate_limit import Admission, RateLimited, TokenBuckets
 from app.web.refusals import error_response, graphql_error, log_refusal
 from app.web.roles import scope_for
@@ -69,6 +77,7 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=MAX_OPERATIONS_PER_SOCKET,
         )
         self._services = services
+        self._settings = settings
         self.admission = Admission(
             TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
             TokenBuckets(
@@ -119,14 +128,52 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             # Browsers cannot send headers on websockets: the key arrives later, in the
             # connection_init payload (on_ws_connect).
             return Context(services=services, viewer=None, request=request, response=response)
-        # AmbiguousCredentials and RateLimited become 400 and 429 (app.web.handlers).
-        key = header_key(request.headers)
-        viewer = await self._admit(key, request.client.host if request.client else None)
+        # AmbiguousCredentials, RateLimited and CsrfRefused become 400, 429 and 403
+        # (app.web.handlers).
+        client = request.client.host if request.client else None
+        session_id = self._http_session(request)
+        if session_id is not None:
+            viewer = await self.admission.admit_session(session_id, client, self._verify_session)
+        else:
+            viewer = await self._admit(header_key(request.headers), client)
         # Every query of this request now runs in the viewer's database scope (row-level
         # security); the request runs in its own task (app.web.isolation), so the
         # binding ends with it.
         bind_scope(scope_for(viewer))
         return Context(services=services, viewer=viewer, request=request, response=response)
+
+    def _http_session(self, request: Request) -> str | None:
+        """The portal session a POST presents in place of a key: its cookie, only with no
+        Authorization header, and only with the session's CSRF token (else CsrfRefused,
+        before any lookup). A GET never counts the cookie."""
+        if request.method != "POST" or request.headers.getlist("authorization"):
+            return None
+        session_id = presented_session(self._settings, request.cookies)
+        if session_id is None:
+            return None
+        if not csrf_matches(session_id, csrf_header(request.headers)):
+            raise CsrfRefused("missing or wrong CSRF token")
+        return session_id
+
+    def _socket_session(self, context: Context) -> str | None:
+        """The portal session a websocket presents: its cookie, when connection_init has no
+        authorization; SocketRefused unless the page is this service's own origin and the
+        payload carries the session's CSRF token."""
+        params = context.connection_params or {}
+        if any(isinstance(name, str) and name.lower() == "authorization" for name in params):
+            return None
+        socket = context.request
+        if not isinstance(socket, WebSocket):
+            return None
+        session_id = presented_session(self._settings, socket.cookies)
+        if session_id is None:
+            return None
+        if socket.headers.get("origin") != self._settings.public_origin:
+            raise SocketRefused(4403, "A portal session connects from the portal's own page.")
+        presented = params.get(CSRF_PARAMETER)
+        if not csrf_matches(session_id, presented if isinstance(presented, str) else None):
+            raise SocketRefused(4403, "Missing or wrong CSRF token.")
+        return session_id
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql.page()
@@ -147,13 +194,21 @@ class WebhooksGraphQL(GraphQL[Context, None]):
         return cast(UnsetType, UNSET)
 
     async def admit_operation(self, context: Context) -> Viewer | None:
-        """Admit a websocket's connection or operation with its connection_init key."""
-        key = connection_key(context.connection_params)
+        """Admit a websocket's connection or operation with its connection_init key, or
+        its portal session."""
         client = context.request.client if context.request is not None else None
-        return await self._admit(key, client.host if client else None)
+        address = client.host if client else None
+        session_id = self._socket_session(context)
+        if session_id is not None:
+            return await self.admission.admit_session(session_id, address, self._verify_session)
+        return await self._admit(connection_key(context.connection_params), address)
 
     async def key_still_valid(self, context: Context) -> bool:
-        """Whether the key a websocket authenticated with still stands for a viewer."""
+        """Whether the key (or portal session: unexpired, its minting key not revoked) a
+        websocket authenticated with still stands for a viewer."""
+        session_id = self._socket_session(context)
+        if session_id is not None:
+            return await self._verify_session(session_id) is not None
         key = connection_key(context.connection_params)
         return key is not None and await self._verify(key) is not None
 
@@ -163,3 +218,8 @@ class WebhooksGraphQL(GraphQL[Context, None]):
     async def _verify(self, key: str) -> Viewer | None:
         with scoped(None):  # api_keys is read outside any tenant's scope
             return await authenticate(self._services().db, key)
+
+    async def _verify_session(self, session_id: str) -> Viewer | None:
+        with scoped(None):  # as for keys: sessions are read before there is a caller
+            session = await find_session(self._services().db, session_id)
+        return session.viewer if session is not None else None

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket
 
 from app.core.outages import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 from app.web.bearer import AmbiguousCredentials
+from app.web.portal_access import CsrfRefused
 from app.web.rate_limit import RateLimited
 from app.web.refusals import error_response, graphql_error
 
@@ -32,6 +33,17 @@ async def ambiguous_credentials(_: Request, error: Exception) -> Response:
     return error_response(
         graphql_error("Send one Authorization header, not several.", "BAD_REQUEST"),
         status_code=400,
+    )
+
+
+async def csrf_refused(_: Request, error: Exception) -> Response:
+    """403 for a call with the portal's session cookie and no (or a wrong) CSRF token."""
+    return error_response(
+        graphql_error(
+            "A portal session's calls carry its CSRF token in the X-Webhooks-CSRF header.",
+            "CSRF",
+        ),
+        status_code=403,
     )
 
 
@@ -70,4 +82,5 @@ EXCEPTION_HANDLERS: Mapping[Any, ExceptionHandler] = {
     psycopg.OperationalError: cast(ExceptionHandler, database_unavailable),
     RateLimited: cast(ExceptionHandler, rate_limited),
     AmbiguousCredentials: ambiguous_credentials,
+    CsrfRefused: csrf_refused,
 }

@@ -153,23 +153,44 @@ class Admission:
 
         ``client`` is the caller's address (None when unknown); ``verify`` looks the key up.
         """
-        address = address_bucket(client)
         prefix = prefix_of(key) if key is not None else None
         if prefix is not None:
             _refuse_if_waiting(self.keys.wait(prefix))
-        digest = VerifiedKeys.digest(key) if key is not None and prefix is not None else None
-        known = digest is not None and digest in self.verified
+        if key is None or prefix is None:
+            # No key, or one that cannot be a key: nothing to look up.
+            self.take_unauthenticated(address_bucket(client))
+            return None
+        return await self._admit_credential(key, client, verify)
+
+    async def admit_session(
+        self, session_id: str, client: str | None, verify: Verify
+    ) -> Viewer | None:
+        """As :meth:`admit`, for a portal session id (``verify`` looks the session up): the
+        session spends its minting key's bucket; unknown ones, the address's."""
+        return await self._admit_credential(session_id, client, verify)
+
+    def take_unauthenticated(self, address: str) -> None:
+        """Take a token of an address's bucket for calls that prove nothing (RateLimited
+        when it is empty)."""
+        _refuse_if_waiting(self.unauthenticated.take(address))
+
+    async def _admit_credential(
+        self, credential: str, client: str | None, verify: Verify
+    ) -> Viewer | None:
+        address = address_bucket(client)
+        digest = VerifiedKeys.digest(credential)
+        known = digest in self.verified
         if not known:
             # Taken before the lookup: calls that arrive while lookups run cannot all pass
             # a bucket that is only looked at.
-            _refuse_if_waiting(self.unauthenticated.take(address))
-        viewer = await verify(key) if key is not None and digest is not None else None
+            self.take_unauthenticated(address)
+        viewer = await verify(credential)
         if viewer is None:
-            if digest is not None and known:
+            if known:
                 self.verified.discard(digest)  # revoked since: it proves nothing now
-                _refuse_if_waiting(self.unauthenticated.take(address))
+                self.take_unauthenticated(address)
             return None
-        if not known and digest is not None:
+        if not known:
             self.unauthenticated.give_back(address)
             self.verified.add(digest)
         _refuse_if_waiting(self.keys.take(viewer.key_prefix))

@@ -25,6 +25,7 @@ from app.web import graphiql, probes
 from app.web.graphql_app import WebhooksGraphQL
 from app.web.handlers import EXCEPTION_HANDLERS
 from app.web.isolation import RequestIsolation
+from app.web.portal_access import PortalAccess
 from app.web.refusals import BodyLimits, body_cap
 
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
@@ -57,6 +58,7 @@ def build_app(
     holder = ServicesHolder()
     holder.set(services)  # ready at once when handed in (no lifespan needed)
     graphql = WebhooksGraphQL(holder.get, settings)
+    portal = PortalAccess(holder.get, settings, graphql.admission)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -83,6 +85,7 @@ def build_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *probes.routes(holder.get, worker_health),
+            *portal.routes(),
             *ide_routes,
         ],
         lifespan=lifespan,

@@ -80,6 +80,13 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "WEBHOOKS_DB_STATEMENT_TIMEOUT_SECONDS": ("0", "db_statement_timeout_seconds", 0.0),
     "WEBHOOKS_DB_POOL_TIMEOUT_SECONDS": ("2.5", "db_pool_timeout_seconds", 2.5),
     "WEBHOOKS_FAST_EXECUTION": ("off", "fast_execution", False),
+    "WEBHOOKS_PUBLIC_URL": (
+        "https://hooks.example.com/",
+        "public_url",
+        "https://hooks.example.com",
+    ),
+    "WEBHOOKS_PORTAL_LINK_MAX_SECONDS": ("600", "portal_link_max_seconds", 600),
+    "WEBHOOKS_PORTAL_SESSION_SECONDS": ("3600", "portal_session_seconds", 3600),
 }
 
 
@@ -355,3 +362,29 @@ def cell_values(cell: str) -> list[str]:
     match = re.match(r"`[^`]*`(?:, `[^`]*`)*", cell)
     assert match is not None, cell
     return re.findall(r"`([^`]*)`", match.group(0))
+
+
+def test_the_public_origin_is_the_public_url_else_in_development_the_listening_address() -> None:
+    assert Settings(public_url="https://hooks.example.com").public_origin == (
+        "https://hooks.example.com"
+    )
+    assert Settings(host="127.0.0.1", port=8001).public_origin == "http://127.0.0.1:8001"
+    assert Settings(host="0.0.0.0", port=8001).public_origin == "http://127.0.0.1:8001"
+    # Production never guesses: a link built from a Host header would point anywhere.
+    assert Settings(env="production", secret_key="k").public_origin is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ftp://hooks.example.com",
+        "https://hooks.example.com/portal",
+        "https://",
+        "hooks.example.com",
+        "https://hooks.example.com?x=1",
+        "https://user@hooks.example.com",
+    ],
+)
+def test_a_public_url_must_be_an_origin(raw: str) -> None:
+    with pytest.raises(SettingsError, match="WEBHOOKS_PUBLIC_URL"):
+        Settings.from_env({"WEBHOOKS_PUBLIC_URL": raw})
