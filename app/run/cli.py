@@ -21,7 +21,7 @@ from psycopg.errors import UndefinedTable
 from app.core.logs import configure_logging
 from app.core.settings import Settings, SettingsError
 from app.domain import api_keys, companies
-from app.run import catalogue
+from app.run import catalogue, portal
 from app.run.command import CommandError, UsageError, emit, require_database, with_services
 from app.store.migrations import apply_migrations
 from app.store.services import Services
@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     company_list = company.add_parser("list", help="list companies")
     company_list.add_argument("--json", action="store_true")
     company_list.set_defaults(handler=_company_list)
+    portal.add_commands(commands, company)
 
     key = commands.add_parser("key", help="manage API keys").add_subparsers(
         required=True, metavar="ACTION"

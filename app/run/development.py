@@ -23,8 +23,9 @@ from typing import Any
 
 from app.core import event_loop
 from app.core.errors import WebhooksError
+from app.core.portal_tokens import PortalAccess
 from app.core.settings import Settings
-from app.domain import api_keys, companies
+from app.domain import api_keys, companies, portal
 from app.domain.webhook_types import get_webhook_type
 from app.run.postgres_cluster import LocalCluster
 from app.run.runner import serve, sigterm_interrupts
@@ -138,7 +139,9 @@ def _run_development(settings: Settings, port: int, data_dir: Path) -> None:
         example = event_loop.run(publish_example(settings))
         (data_dir / PUBLISH_EXAMPLE_FILE).write_text(json.dumps(example, indent=2) + "\n")
         (data_dir / DEV_DATABASE_FILE).write_text(database_url + "\n")
-        serve(settings, port=port, with_worker=True, banner=banner(settings, demo, port))
+        settings = settings.with_overrides(port=port)  # the portal link's address
+        link = event_loop.run(demo_portal_link(settings, demo))
+        serve(settings, port=port, with_worker=True, banner=banner(settings, demo, port, link.url))
     finally:
         (data_dir / DEV_DATABASE_FILE).unlink(missing_ok=True)
         if cluster is not None:
@@ -164,6 +167,18 @@ async def ensure_demo(settings: Settings, saved: DemoKeys | None) -> DemoKeys:
         company_key = await api_keys.create_key(services.db, "COMPANY", DEMO_COMPANY_ID)
         publisher_key = await api_keys.create_key(services.db, "PUBLISHER", None)
     return DemoKeys(DEMO_COMPANY_ID, company_key.key, publisher_key.key)
+
+
+async def demo_portal_link(settings: Settings, demo: DemoKeys) -> portal.PortalLink:
+    """A FULL portal link of the demo company, minted by its key, valid for the cap."""
+    prefix = api_keys.prefix_of(demo.company_key)
+    async with open_services(settings) as services:
+        return await portal.create_link(
+            services.db,
+            portal.PortalLimits.of(settings),
+            portal.LinkGrant(demo.company_id, prefix, PortalAccess.FULL),
+            None,
+        )
 
 
 async def publish_example(settings: Settings) -> dict[str, Any]:
@@ -194,6 +209,10 @@ def _save_keys(keys_file: Path, demo: DemoKeys) -> None:
         json.dump(demo.__dict__, handle)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def _email_timing(settings: Settings) -> str:
     """When the first failure email comes with these settings, and how to see one sooner."""
     attempts, interval = settings.max_attempts, settings.retry_interval_seconds
@@ -212,7 +231,7 @@ def _email_timing(settings: Settings) -> str:
     )
 
 
-def banner(settings: Settings, demo: DemoKeys, port: int) -> str:
+def banner(settings: Settings, demo: DemoKeys, port: int, portal_url: str) -> str:
     """What `webhooks dev` prints once it serves: keys, and examples that work when
     copied as they are (tests/acceptance/test_dev.py runs them)."""
     base = f"http://127.0.0.1:{port}"
@@ -226,6 +245,11 @@ def banner(settings: Settings, demo: DemoKeys, port: int) -> str:
         "{ subscription { id callbackUrl } signingSecret userErrors { field message } } }"
     )
     publish_body = Path(settings.data_dir) / PUBLISH_EXAMPLE_FILE
+    portal_note = (
+        f"(the demo company's portal: opens once, within "
+        f"{_duration(settings.portal_link_max_seconds)}; another one:\n"
+        f"                {cli} portal-link --company {demo.company_id})"
+    )
     return f"""
 PlanOmatic Webhooks (development) is running.
 
@@ -234,6 +258,8 @@ PlanOmatic Webhooks (development) is running.
   Company      {demo.company_id} (Demo Company)
   COMPANY key  {demo.company_key}
   PUBLISHER    {demo.publisher_key}
+  Portal       {portal_url}
+               {portal_note}
   CLI          {cli}   (in this directory it finds this database by itself)
 
   Delivery targets on loopback (127.0.0.0/8, ::1) are ALLOWED in development so that a

@@ -81,6 +81,18 @@ def banner_keys(process: Process) -> dict[str, str]:
     return {name: match.group(1) for name, match in found.items() if match is not None}
 
 
+def assert_the_portal_link_opens(process: Process) -> None:
+    """The banner's portal link opens the demo company's portal, once."""
+    found = re.search(r"^\s*Portal\s+(http://\S+)", process.log(), re.MULTILINE)
+    assert found is not None, process.fail("banner lacks the portal link")
+    with httpx.Client(timeout=5) as browser:
+        opened = browser.get(found.group(1))
+        assert opened.status_code == 303, opened.text
+        page = browser.get(process.url("/portal/"))
+        assert page.status_code == 200 and "Demo Company" in page.text
+        assert browser.get(found.group(1)).status_code == 403
+
+
 def postgres_processes_of(data_dir: Path) -> list[int]:
     """Pids of live processes whose command line names ``data_dir``."""
     pids = []
@@ -127,6 +139,7 @@ def test_dev_runs_with_zero_setup_and_keeps_its_data(
     assert graphiql.status_code == 200
     assert graphiql.headers["content-type"].startswith("text/html")
     assert "graphiql" in graphiql.text.lower()
+    assert_the_portal_link_opens(first)
     with Api(first.url("")) as api:
         types = api.data(WEBHOOK_TYPES, key=keys["company_key"])["webhookTypes"]
         assert {"key": "ORDER_STATUS", "name": "Order Status"} in types

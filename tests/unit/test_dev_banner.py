@@ -7,9 +7,11 @@ from app.run.development import DemoKeys, banner
 
 KEYS = DemoKeys("demo", "pwk_company", "pwk_publisher")
 
+PORTAL_URL = "http://127.0.0.1:8000/portal/open?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
 
 def test_with_the_defaults_it_says_an_hour_and_how_to_see_an_email_sooner() -> None:
-    text = banner(Settings(database_url="postgresql://db"), KEYS, 8000)
+    text = banner(Settings(database_url="postgresql://db"), KEYS, 8000, PORTAL_URL)
 
     assert "after 10 attempts 360 s apart" in text
     assert "about 59 min after the publish" in text
@@ -24,7 +26,7 @@ def test_with_quick_settings_it_says_seconds_and_suggests_nothing() -> None:
         email_window_seconds=0,
     )
 
-    text = banner(settings, KEYS, 8000)
+    text = banner(settings, KEYS, 8000, PORTAL_URL)
 
     assert "after 3 attempts 5 s apart" in text
     assert "about 10 s after the publish" in text
