@@ -174,11 +174,9 @@ export async function renderDeliveries(view, { params }, context) {
     }
     if (pager.after !== null || !matches(delivery)) return;
     const table = body.querySelector("tbody");
-    if (!table) {
-      load();
-      return;
-    }
-    table.prepend(...addRow(delivery));
+    // The first delivery of an empty log: the whole page (its table) is drawn anew.
+    if (table) table.prepend(...addRow(delivery));
+    else load();
     context.announce(`New ${describe(delivery)}: ${delivery.status}.`);
   }
 
