@@ -132,6 +132,13 @@ class Portal:
         raise AssertionError(f"Tab never reached {name!r}")
 
 
+# A datetime-local input's value ten minutes ago, in the browser's own time zone.
+TEN_MINUTES_AGO = """() => {
+  const date = new Date(Date.now() - 600000);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}"""
 # The focused element's accessible name, roughly: its label, aria-label or text.
 FOCUSED_NAME = """() => {
   const element = document.activeElement;
@@ -258,6 +265,19 @@ async def test_the_journey_of_issue_15(server: DevServer, receiver: Receiver) ->
         await page.locator(".attempt", has_text="cycle 2").wait_for(timeout=WAIT_MS)
         assert "recovered" in await page.locator(".attempt", has_text="cycle 2").inner_text()
         await opened.screenshot("redelivered")
+
+        # 5b. ... or recover every failed delivery since a time
+        receiver.script("/hook", respond(503, "down again"))
+        publish(server, "ORDER-3")
+        await row(page, "ORDER-3").locator(".status-failed").wait_for(timeout=WAIT_MS)
+        receiver.script("/hook", respond(200, "recovered"))
+        recover = page.locator("form.recover")
+        await recover.get_by_label("Subscription").select_option(label=receiver.url_for("/hook"))
+        since = await page.evaluate(TEN_MINUTES_AGO)
+        await recover.get_by_label("Failed deliveries created since").fill(since)
+        await recover.get_by_role("button", name="Redeliver failed").click()
+        await recover.get_by_text("1 failed delivery is being sent again.").wait_for()
+        await row(page, "ORDER-3").locator(".status-succeeded").wait_for(timeout=WAIT_MS)
 
         # 6. The other company's data is nowhere
         for screen in ("#/subscriptions", "#/deliveries", "#/catalogue"):
