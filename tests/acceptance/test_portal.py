@@ -10,9 +10,11 @@ nothing from outside the service.
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,3 +384,77 @@ async def test_a_read_only_link_changes_nothing_and_an_ended_session_says_so(
         assert await page.locator("#nav").is_hidden()
         await opened.accessible("session ended")
         await opened.screenshot("session-ended")
+
+
+EMBED = Path(__file__).resolve().parents[2] / "examples" / "portal" / "embed.html"
+SET_ORIGINS = """
+mutation($origins: [String!]!) {
+  setPortalEmbedOrigins(origins: $origins) {
+    portalSettings { embedOrigins } userErrors { message } }
+}
+"""
+
+
+@contextmanager
+def customer_page(html: str) -> Iterator[str]:
+    """The customer's own web server on 127.0.0.1 serving one page; yields its origin."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_chromium
+async def test_the_embed_example_shows_the_portal_in_a_customer_page(
+    server: DevServer, receiver: Receiver
+) -> None:
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM is not None, "CI must have chromium: apt-get install chromium"
+    graphql(
+        server.base,
+        server.company_key,
+        SUBSCRIBE,
+        {"url": receiver.url_for("/hook"), "description": "Order updates to our CRM"},
+    )
+    publish(server, "332818")
+    receiver.wait_for(1, timeout=10)
+    # Given examples/portal/embed.html with a fresh link, served from a listed origin
+    html = EMBED.read_text(encoding="utf-8").replace("PORTAL_LINK", mint_link(server))
+    with customer_page(html) as origin:
+        listed = graphql(server.base, server.company_key, SET_ORIGINS, {"origins": [origin]})
+        assert listed["setPortalEmbedOrigins"]["userErrors"] == []
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1100, "height": 700})
+                # When the customer's page is opened
+                await page.goto(origin)
+                frame = page.frame_locator("iframe")
+                # Then the portal shows inside it, with the company's data
+                await frame.get_by_text("Order updates to our CRM").wait_for(timeout=WAIT_MS)
+                await frame.get_by_role("link", name="Delivery log").click()
+                await frame.locator("td .status-succeeded").first.wait_for(timeout=WAIT_MS)
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / "portal-embedded.png"))
+            finally:
+                await browser.close()
