@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.config import FULL, SMOKE
 from bench.suite import run
 
-PHASES = "ABCDEFGHIJK"
+PHASES = "ABCDEFGHIJKL"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,8 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)
 - K  ordered delivery per subject: 100 subjects x 10 events at fan-out 10, ordered and
      unordered subscriptions in turns, 2 workers
+- L  the portal's delivery log in headless Chromium over F's deliveries: a portal link
+     opened until the first row shows (``webhooks serve``)
 
 At most four busy processes at a time (driver, receiver, two workers; or driver,
 receiver, API server), plus PostgreSQL.
@@ -123,6 +125,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         latency,
         memory,
         ordering,
+        portal_render,
         queue_ceiling,
         report,
         retries,
@@ -142,6 +145,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "I": retry_backlog.run,
         "J": executor_share.run,
         "K": ordering.run,
+        "L": portal_render.run,
     }
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -215,7 +219,8 @@ def start_api(bench: Bench, database_url: str, name: str, **variables: str) -> t
     child = Child(
         name,
         [WEBHOOKS, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        bench.service_env(database_url, **variables),
+        # Portal links are built on the public URL, not on --port.
+        bench.service_env(database_url, WEBHOOKS_PUBLIC_URL=base_url, **variables),
         bench.work_dir / f"{name}.log",
         base_url,
     )

@@ -41,6 +41,9 @@ export async function renderDeliveries(view, { params }, context) {
     after: params.get("after") || "",
     before: params.get("before") || "",
   };
+  // The first page is asked for at once, beside the filter's choices (not after them).
+  const firstPage = context.gql(LIST, { after: null, filter: apiFilter(filters) });
+  firstPage.catch(() => {}); // its failure is reported when load() awaits it
   const choices = (await context.gql(SUBSCRIPTIONS)).webhookSubscriptions.nodes;
   const subscriptionOptions = choices.map((choice) => ({ value: choice.id,
     label: choice.description ? `${choice.description} (${choice.callbackUrl})` : choice.callbackUrl }));
@@ -56,19 +59,9 @@ export async function renderDeliveries(view, { params }, context) {
     body,
     context.readOnly ? null : buildRecoverForm(subscriptionOptions, context, () => load()));
 
-  function apiFilter() {
-    const filter = {};
-    if (filters.status) filter.status = filters.status;
-    if (filters.subscription) filter.subscriptionId = filters.subscription;
-    if (filters.subject) filter.subject = filters.subject;
-    if (filters.after) filter.createdAfter = filters.after;
-    if (filters.before) filter.createdBefore = filters.before;
-    return filter;
-  }
-
-  async function load() {
+  async function load(pending = null) {
     try {
-      const data = await context.gql(LIST, { after: pager.after, filter: apiFilter() });
+      const data = await (pending || context.gql(LIST, { after: pager.after, filter: apiFilter(filters) }));
       const connection = data.deliveries;
       pager.pageInfo = connection.pageInfo;
       rows.clear();
@@ -187,7 +180,7 @@ export async function renderDeliveries(view, { params }, context) {
     return true;
   }
 
-  await load();
+  await load(firstPage);
   const variables = {};
   if (filters.subscription) variables.subscriptionId = filters.subscription;
   if (filters.subject) variables.subject = filters.subject;
@@ -199,6 +192,17 @@ export async function renderDeliveries(view, { params }, context) {
   // After a reconnect, updates sent while the socket was down are not replayed: reload.
   context.onReconnect = () => load();
   return stop;
+}
+
+/** The API's DeliveryFilter for the filters in the address. */
+function apiFilter(filters) {
+  const filter = {};
+  if (filters.status) filter.status = filters.status;
+  if (filters.subscription) filter.subscriptionId = filters.subscription;
+  if (filters.subject) filter.subject = filters.subject;
+  if (filters.after) filter.createdAfter = filters.after;
+  if (filters.before) filter.createdBefore = filters.before;
+  return filter;
 }
 
 function describe(delivery) {
