@@ -10,6 +10,8 @@ does, each connection is guarded:
   error and leaves the socket open;
 - every ``key_check_seconds`` the key is verified again, so a socket that only listens to
   a subscription is closed (4403, "API key revoked.") within that time of the revocation;
+  a portal session's socket (``app.web.portal_access``) likewise once the session expired
+  or its minting key was revoked (4403, "Portal session ended.");
 - after ``max_lifetime_seconds`` the socket is closed with 1001 (going away): clients
   reconnect and authenticate anew.
 
@@ -55,6 +57,8 @@ logger = logging.getLogger(__name__)
 # Close codes: 4403 as for a refused connection_init; 1001 asks the client to reconnect;
 # 1013 is "try again later" (rate limited, database unavailable); 4400 a bad request.
 REVOKED = (4403, "API key revoked.")
+# A portal session's socket: the session expired, or the key that minted it was revoked.
+SESSION_ENDED = (4403, "Portal session ended.")
 LIFETIME_OVER = (1001, "Maximum connection lifetime reached; reconnect.")
 UNAVAILABLE = (1013, UNAVAILABLE_MESSAGE)
 CHECK_FAILED = (1011, "Unexpected error.")
@@ -135,8 +139,13 @@ class _Guard:
                 await self.close(CHECK_FAILED)
                 return
             if not valid:
-                await self.close(REVOKED)
+                await self.close(self.ended())
                 return
+
+    def ended(self) -> tuple[int, str]:
+        """How to close the socket when its credential no longer stands."""
+        viewer = self.context.viewer
+        return SESSION_ENDED if viewer is not None and viewer.is_portal_session else REVOKED
 
     async def admit(self) -> tuple[Viewer | None, RateLimited | None]:
         """Admit one operation: (viewer, None), (None, None) when revoked, or the refusal."""
@@ -182,6 +191,6 @@ class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 )
                 return
             if viewer is None:
-                await self.guard.close(REVOKED)
+                await self.guard.close(self.guard.ended())
                 return
         await super().handle_subscribe(message)

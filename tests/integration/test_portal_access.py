@@ -465,6 +465,7 @@ async def test_secrets_never_reach_logs_or_graphql_output(
     api: GraphQLClient,
     tenants: Tenants,
     browsers: Any,
+    services: Services,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -489,7 +490,15 @@ async def test_secrets_never_reach_logs_or_graphql_output(
         if not record.name.startswith(("httpx", "httpcore"))
     )
     assert "GraphQL request refused" in logged
+    # And the database keeps hashes only
+    async with services.db.transaction() as tx:
+        cursor = await tx.connection.execute(
+            "SELECT (SELECT json_agg(l)::text FROM portal_links l) || "
+            "(SELECT json_agg(s)::text FROM portal_sessions s)"
+        )
+        stored = str(await cursor.fetchone())
     for secret in (token, session_id, browser.csrf):
         assert secret not in logged
+        assert secret not in stored
         for output in outputs:
             assert secret not in output

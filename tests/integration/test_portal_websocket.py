@@ -21,11 +21,15 @@ from app.core.settings import Settings
 from app.domain import api_keys
 from app.store.services import Services
 from app.web.portal_access import DEVELOPMENT_COOKIE
+from tests.integration.test_websocket_access import close_of
 from tests.service import Tenants, make_settings, served
 from tests.smtp import free_port
 
 SESSION = "query { portalSession { access company { id } } }"
-CREATE_LINK = "mutation { createPortalLink { link { url } userErrors { code } } }"
+CREATE_LINK = """
+mutation($access: PortalAccess!) {
+  createPortalLink(input: {access: $access}) { link { url } userErrors { code } }
+}"""
 
 
 @asynccontextmanager
@@ -39,12 +43,14 @@ async def portal_server(
         yield settings
 
 
-async def open_session(settings: Settings, key: str) -> str:
+async def open_session(settings: Settings, key: str, access: str = "FULL") -> str:
     """Mint a link with ``key`` and open it over HTTP; the session id (the cookie)."""
     base = str(settings.public_origin)
     async with httpx.AsyncClient(base_url=base) as http:
         minted = await http.post(
-            "/graphql", json={"query": CREATE_LINK}, headers={"authorization": f"Bearer {key}"}
+            "/graphql",
+            json={"query": CREATE_LINK, "variables": {"access": access}},
+            headers={"authorization": f"Bearer {key}"},
         )
         url = minted.json()["data"]["createPortalLink"]["link"]["url"]
         parts = urlsplit(url)
@@ -72,31 +78,31 @@ async def first_message(socket: Any) -> dict[str, Any]:
     return message
 
 
-async def close_of(socket: Any) -> tuple[int, str]:
-    with pytest.raises(websockets.ConnectionClosed) as closed:
-        while True:
-            await asyncio.wait_for(socket.recv(), 30)
-    rcvd = closed.value.rcvd
-    assert rcvd is not None
-    return rcvd.code, rcvd.reason
+async def connected(settings: Settings, key: str, access: str = "FULL") -> Any:
+    """A socket of a fresh session of ``key``'s company, from the portal's own page,
+    acknowledged."""
+    session_id = await open_session(settings, key, access)
+    socket = await connect(
+        settings,
+        session_id,
+        origin=settings.public_origin,
+        payload={"csrfToken": csrf_token(session_id)},
+    )
+    assert (await first_message(socket))["type"] == "connection_ack"
+    return socket
+
+
+async def subscribe(socket: Any, query: str) -> None:
+    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
 
 
 async def test_the_portal_page_origin_with_the_csrf_token_connects_as_the_company(
     database_url: str, tmp_path: Path, services: Services, tenants: Tenants
 ) -> None:
     async with portal_server(database_url, tmp_path, services) as settings:
-        session_id = await open_session(settings, tenants.key_a)
-        socket = await connect(
-            settings,
-            session_id,
-            origin=settings.public_origin,
-            payload={"csrfToken": csrf_token(session_id)},
-        )
+        socket = await connected(settings, tenants.key_a)
         try:
-            assert (await first_message(socket))["type"] == "connection_ack"
-            await socket.send(
-                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SESSION}})
-            )
+            await subscribe(socket, SESSION)
             result = await first_message(socket)
         finally:
             await socket.close()
@@ -154,27 +160,51 @@ async def test_revoking_the_minting_key_closes_the_sessions_socket(
     async with portal_server(
         database_url, tmp_path, services, ws_key_check_seconds=0.2
     ) as settings:
-        session_id = await open_session(settings, tenants.key_a)
-        socket = await connect(
-            settings,
-            session_id,
-            origin=settings.public_origin,
-            payload={"csrfToken": csrf_token(session_id)},
-        )
+        socket = await connected(settings, tenants.key_a)
         try:
-            assert (await first_message(socket))["type"] == "connection_ack"
-            await socket.send(
-                json.dumps(
-                    {
-                        "id": "1",
-                        "type": "subscribe",
-                        "payload": {"query": "subscription { deliveryUpdates { id } }"},
-                    }
-                )
-            )
+            await subscribe(socket, "subscription { deliveryUpdates { id } }")
             await api_keys.revoke_key(services.db, str(api_keys.prefix_of(tenants.key_a)))
             closed = await close_of(socket)
         finally:
             await socket.close()
 
-    assert closed[0] == 4403
+    assert closed == (4403, "Portal session ended.")
+
+
+async def test_a_session_that_expires_closes_its_socket(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    async with portal_server(
+        database_url, tmp_path, services, ws_key_check_seconds=0.2, portal_session_seconds=1
+    ) as settings:
+        socket = await connected(settings, tenants.key_a)
+        try:
+            await subscribe(socket, "subscription { deliveryUpdates { id } }")
+            closed = await close_of(socket)
+        finally:
+            await socket.close()
+
+    assert closed == (4403, "Portal session ended.")
+
+
+async def test_a_read_only_sessions_socket_runs_no_mutation(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+) -> None:
+    async with portal_server(database_url, tmp_path, services) as settings:
+        socket = await connected(settings, tenants.key_a, access="READ_ONLY")
+        try:
+            await subscribe(
+                socket,
+                'mutation { createWebhookSubscription(input: {webhook: "ORDER_STATUS", '
+                'callbackUrl: "http://127.0.0.1:9/x", notificationEmail: "o@example.com"}) '
+                "{ subscription { id } } }",
+            )
+            result = await first_message(socket)
+        finally:
+            await socket.close()
+
+    errors = result["payload"] if result["type"] == "error" else result["payload"]["errors"]
+    assert [error["extensions"]["code"] for error in errors] == ["FORBIDDEN"]
+    async with services.db.transaction() as tx:
+        cursor = await tx.connection.execute("SELECT count(*) FROM subscriptions")
+        assert await cursor.fetchone() == (0,)
