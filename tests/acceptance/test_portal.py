@@ -87,6 +87,15 @@ def mint_link(server: DevServer, access: str = "FULL") -> str:
     return url
 
 
+def subscribe(server: DevServer, url: str, description: str, key: str | None = None) -> str:
+    """A subscription made with a COMPANY key (the demo company's by default); its id."""
+    variables = {"url": url, "description": description}
+    made = graphql(server.base, key or server.company_key, SUBSCRIBE, variables)
+    payload = made["createWebhookSubscription"]
+    assert payload["userErrors"] == [], payload
+    return str(payload["subscription"]["id"])
+
+
 def publish(server: DevServer, subject: str, company: str = "demo") -> None:
     variables = {"companyId": company, "subject": subject, "payload": order_status_payload()}
     published = graphql(server.base, server.publisher_key, PUBLISH, variables)
@@ -183,12 +192,7 @@ def row(page: Any, subject: str) -> Any:
 @needs_chromium
 async def test_the_journey_of_issue_15(server: DevServer, receiver: Receiver) -> None:
     other_key = second_company_key(server)
-    other_id = graphql(
-        server.base,
-        other_key,
-        SUBSCRIBE,
-        {"url": receiver.url_for("/other-company"), "description": "OTHER-COMPANY-SUB"},
-    )["createWebhookSubscription"]["subscription"]["id"]
+    other_id = subscribe(server, receiver.url_for("/other-company"), "OTHER-COMPANY-SUB", other_key)
     publish(server, "OTHER-COMPANY-ORDER", company="other")
     receiver.script("/hook", respond(200, "thanks"))
 
@@ -314,12 +318,7 @@ async def test_hostile_receiver_output_is_shown_as_text(
 ) -> None:
     # Given a receiver whose answer is markup, a subscriber's description and a subject
     receiver.script("/hostile", respond(500, HOSTILE_BODY, headers={"x-hostile": HOSTILE_HEADER}))
-    graphql(
-        server.base,
-        server.company_key,
-        SUBSCRIBE,
-        {"url": receiver.url_for("/hostile"), "description": HOSTILE_HEADER},
-    )
+    subscribe(server, receiver.url_for("/hostile"), HOSTILE_HEADER)
     publish(server, "<script>window.__pwned=1</script>")
     receiver.wait_for(2, timeout=10)
 
@@ -350,12 +349,7 @@ async def test_hostile_receiver_output_is_shown_as_text(
 async def test_a_read_only_link_changes_nothing_and_an_ended_session_says_so(
     server: DevServer, receiver: Receiver
 ) -> None:
-    graphql(
-        server.base,
-        server.company_key,
-        SUBSCRIBE,
-        {"url": receiver.url_for("/ro"), "description": "RO"},
-    )
+    subscribe(server, receiver.url_for("/ro"), "RO")
     publish(server, "RO-1")
     receiver.wait_for(1, timeout=10)
 
@@ -428,12 +422,7 @@ async def test_the_embed_example_shows_the_portal_in_a_customer_page(
     from playwright.async_api import async_playwright
 
     assert CHROMIUM is not None, "CI must have chromium: apt-get install chromium"
-    graphql(
-        server.base,
-        server.company_key,
-        SUBSCRIBE,
-        {"url": receiver.url_for("/hook"), "description": "Order updates to our CRM"},
-    )
+    subscribe(server, receiver.url_for("/hook"), "Order updates to our CRM")
     publish(server, "332818")
     receiver.wait_for(1, timeout=10)
     # Given examples/portal/embed.html with a fresh link, served from a listed origin
