@@ -25,6 +25,8 @@ let cleanup = () => {};
 let ended = false;
 // The first screen keeps the focus where the page put it; later ones move it to their title.
 let routedOnce = false;
+// A success message for the next screen (navigate's second argument).
+let flash = null;
 
 /** Shows a failure in a visible alert that stays until dismissed. */
 function showAlert(message, { tone = "error" } = {}) {
@@ -57,7 +59,9 @@ function parseHash() {
   return { parts, params: new URLSearchParams(query) };
 }
 
-function navigate(hash) {
+/** Goes to another screen; `message` is a success said there (e.g. "Created ..."). */
+function navigate(hash, message = null) {
+  flash = message;
   if (location.hash === hash) route();
   else location.hash = hash;
 }
@@ -103,6 +107,10 @@ async function route() {
     if (link.dataset.path === screen.path) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  // Success messages belong to the screen they were said on; failures stay until dismissed.
+  for (const done of alerts.querySelectorAll(".alert-success")) done.remove();
+  if (flash) showAlert(flash, { tone: "success" });
+  flash = null;
   replace(main);
   const view = h("div", { class: "screen" });
   main.appendChild(view);

@@ -116,7 +116,10 @@ function fact(label, value) {
 }
 
 /** Pause/resume, send a test event, rotate the secret, delete: FULL sessions only. */
-function managementButtons(subscription, title, context, reload, afterDelete = reload) {
+function managementButtons(subscription, title, context, reload, afterDelete = async (message) => {
+  context.alert(message, { tone: "success" });
+  await reload();
+}) {
   const run = async (query, variables, key) => {
     try {
       const result = (await context.gql(query, variables))[key];
@@ -164,8 +167,7 @@ function managementButtons(subscription, title, context, reload, afterDelete = r
       if (!confirmed) return;
       const result = await run(DELETE, { id: subscription.id }, "deleteWebhookSubscription");
       if (result) {
-        context.alert(`Deleted ${title}.`, { tone: "success" });
-        await afterDelete();
+        await afterDelete(`Deleted ${title}.`);
       }
     }, { class: "danger", "aria-label": `Delete ${title}` }),
   ];
@@ -377,11 +379,9 @@ async function renderForm(view, subscription, context) {
       }
       if (creating) {
         await showSecret(result.signingSecret);
-        context.alert(`Created the subscription to ${result.subscription.callbackUrl}.`, { tone: "success" });
-        context.navigate("#/subscriptions");
+        context.navigate("#/subscriptions", `Created the subscription to ${result.subscription.callbackUrl}.`);
       } else {
-        context.alert("Saved.", { tone: "success" });
-        context.navigate(`#/subscriptions/${encodeURIComponent(subscription.id)}`);
+        context.navigate(`#/subscriptions/${encodeURIComponent(subscription.id)}`, "Saved.");
       }
     } catch (error) {
       context.fail(error);
@@ -400,6 +400,6 @@ async function renderForm(view, subscription, context) {
     form,
     !creating && !readOnly ? h("div", { class: "actions manage" },
       managementButtons(subscription, heading, context,
-        () => context.navigate(location.hash), () => context.navigate("#/subscriptions"))) : null);
+        () => context.navigate(location.hash), (message) => context.navigate("#/subscriptions", message))) : null);
   return undefined;
 }
