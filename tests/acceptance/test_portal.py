@@ -447,3 +447,80 @@ async def test_the_embed_example_shows_the_portal_in_a_customer_page(
                 await page.screenshot(path=str(ARTIFACTS / "portal-embedded.png"))
             finally:
                 await browser.close()
+
+
+@needs_chromium
+async def test_managing_a_subscription(server: DevServer, receiver: Receiver) -> None:
+    subscription_id = subscribe(server, receiver.url_for("/manage"), "Managed")
+    async with portal(server, mint_link(server)) as opened:
+        page = opened.page
+        card = page.locator(".card", has_text="Managed")
+
+        # Edit: a filter that is not JSON is refused at its field, a valid one is tested
+        await card.get_by_role("link", name="Edit Managed").click()
+        await page.get_by_role("heading", name="Managed").wait_for()
+        await opened.accessible("edit subscription")
+        content_filter = page.get_by_label("Content filter (JSON)")
+        await content_filter.fill('{"order_status": ')
+        await page.get_by_role("button", name="Test filter on the sample payload").click()
+        assert await content_filter.get_attribute("aria-invalid") == "true"
+        await page.get_by_text("Not valid JSON").wait_for()
+        await content_filter.fill('{"order_status": {"$in": ["completed"]}}')
+        await page.get_by_role("button", name="Test filter on the sample payload").click()
+        await page.get_by_text("The sample payload does not match").wait_for()
+        await page.get_by_label("Description").fill("Managed, renamed")
+        await page.get_by_role("button", name="Add custom header").click()
+        await page.locator("[data-field='headers.0.name']").fill("Authorization")
+        await page.locator("[data-field='headers.0.value']").fill("Bearer s3cret-value")
+        await page.get_by_role("button", name="Save changes").click()
+        await page.get_by_text("Saved.").wait_for()
+        await page.get_by_role("heading", name="Managed, renamed").wait_for()
+        assert "s3cret-value" not in await page.content()
+        assert await page.get_by_label("Value").get_attribute("placeholder") == (
+            "unchanged (••••alue)"
+        )
+        await opened.screenshot("edit")
+
+        # Pause, and resume
+        await page.get_by_role("button", name="Pause Managed, renamed").click()
+        await page.get_by_role("button", name="Resume Managed, renamed").wait_for()
+        await page.get_by_role("button", name="Resume Managed, renamed").click()
+        await page.get_by_role("button", name="Pause Managed, renamed").wait_for()
+
+        # A test event reaches the receiver, with the header
+        receiver.clear()
+        await page.get_by_role("button", name="Send a test event to Managed, renamed").click()
+        await page.get_by_text("Test event sent").wait_for()
+        [sent] = receiver.wait_for(1, timeout=10, path="/manage")
+        assert sent.headers["authorization"] == "Bearer s3cret-value"
+
+        # Rotate: asked first, then the new secret shown once
+        await page.get_by_role(
+            "button", name="Rotate the signing secret of Managed, renamed"
+        ).click()
+        await page.get_by_role("dialog", name="Rotate the signing secret?").wait_for()
+        await opened.accessible("confirmation")
+        await page.get_by_role("button", name="Rotate", exact=True).click()
+        await page.get_by_role("dialog", name="Your signing secret").wait_for()
+        assert (await page.locator("#signing-secret").input_value()).startswith("whsec_")
+        await page.keyboard.press("Escape")
+        await page.get_by_role("dialog").wait_for(state="detached")
+
+        # Delete: Cancel keeps it, Delete removes it
+        delete = page.get_by_role("button", name="Delete Managed, renamed")
+        await delete.click()
+        await page.get_by_role("button", name="Cancel").click()
+        await page.get_by_role("dialog").wait_for(state="detached")
+        # the focus is back on the button that opened the dialog
+        assert await page.evaluate("document.activeElement.textContent") == "Delete"
+        await delete.click()
+        await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+        await page.get_by_text("Deleted Managed, renamed.").wait_for()
+        await page.get_by_text("No subscriptions yet.").wait_for()
+    remaining = graphql(
+        server.base,
+        server.company_key,
+        "query($id: ID!) { webhookSubscription(id: $id) { id } }",
+        {"id": subscription_id},
+    )
+    assert remaining["webhookSubscription"] is None

@@ -95,7 +95,11 @@ export function actionButton(label, action, props = {}) {
     try {
       await action(button);
     } finally {
-      if (button.isConnected) button.disabled = false;
+      if (button.isConnected) {
+        button.disabled = false;
+        // Disabling it dropped the focus (and a dialog it opened could not give it back).
+        if (document.activeElement === null || document.activeElement === document.body) button.focus();
+      }
     }
   });
   return button;
