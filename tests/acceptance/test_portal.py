@@ -210,6 +210,10 @@ async def test_the_journey_of_issue_15(server: DevServer, receiver: Receiver) ->
         await page.keyboard.press("Enter")
         await page.get_by_role("heading", name="New subscription").wait_for()
         await opened.accessible("new subscription")
+        # (typing on a focused <select> picks the option that starts so)
+        await opened.tab_to("Webhook")
+        await page.keyboard.type("Order Status")
+        assert await page.get_by_label("Webhook").input_value() == "ORDER_STATUS"
         await opened.tab_to("Callback URL")
         await page.keyboard.type(receiver.url_for("/hook"))
         await opened.tab_to("Notification email")
