@@ -83,6 +83,13 @@ def test_the_page_loads_only_its_own_assets_and_holds_no_inline_code() -> None:
     assert re.search(r"\son[a-z]+=", page) is None, "inline event handler"
 
 
+def test_the_page_preloads_every_module() -> None:
+    # Without it the browser finds the modules one import level after another.
+    page = portal_page.render(csrf_token="t", access="FULL", company_name="Acme")
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/portal/assets/([^"]+)">', page))
+    assert preloaded | {"portal.js"} == {path.name for path in SCRIPTS}
+
+
 def test_the_css_loads_nothing() -> None:
     css = (PORTAL / "portal.css").read_text(encoding="utf-8")
     assert "url(" not in css and "@import" not in css
@@ -92,7 +99,7 @@ def test_the_verification_snippet_verifies_a_signed_delivery(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given the Python the portal shows beside a new secret, as the person copies it
-    source = (PORTAL / "subscriptions.js").read_text(encoding="utf-8")
+    source = (PORTAL / "secret.js").read_text(encoding="utf-8")
     snippet = re.search(
         r"// snippet-start\nconst VERIFY_SNIPPET = `(.*?)`;\n// snippet-end", source, re.S
     )

@@ -59,7 +59,12 @@ export async function renderDeliveries(view, { params }, context) {
     body,
     context.readOnly ? null : buildRecoverForm(subscriptionOptions, context, () => load()));
 
+  // Updates that arrive while a page is being fetched: the page may predate them.
+  const inFlight = new Set();
+
   async function load(pending = null) {
+    const arrived = new Map();
+    inFlight.add(arrived);
     try {
       const data = await (pending || context.gql(LIST, { after: pager.after, filter: apiFilter(filters) }));
       const connection = data.deliveries;
@@ -77,8 +82,12 @@ export async function renderDeliveries(view, { params }, context) {
                 "Attempts", "Last response", "Actions"].map((title) => h("th", { scope: "col" }, title)))),
               tbody)),
         pager.controls("Delivery pages"));
+      inFlight.delete(arrived);
+      for (const delivery of arrived.values()) update(delivery);
     } catch (error) {
       context.fail(error);
+    } finally {
+      inFlight.delete(arrived);
     }
   }
 
@@ -150,8 +159,10 @@ export async function renderDeliveries(view, { params }, context) {
 
   /** A delivery as an update left it: its row changes in place (or a new one appears). */
   function update(delivery) {
+    for (const arrived of inFlight) arrived.set(delivery.id, delivery);
     const entry = rows.get(delivery.id);
     if (entry) {
+      if (isOlder(delivery, entry.delivery)) return;
       const changed = entry.delivery.status !== delivery.status;
       entry.delivery = delivery;
       const focused = entry.cells.contains(document.activeElement) ? document.activeElement.textContent : null;
@@ -180,7 +191,6 @@ export async function renderDeliveries(view, { params }, context) {
     return true;
   }
 
-  await load(firstPage);
   const variables = {};
   if (filters.subscription) variables.subscriptionId = filters.subscription;
   if (filters.subject) variables.subject = filters.subject;
@@ -189,8 +199,10 @@ export async function renderDeliveries(view, { params }, context) {
     error: (message) => context.alert(`Live updates stopped: ${message}`),
     complete: () => {},
   });
-  // After a reconnect, updates sent while the socket was down are not replayed: reload.
-  context.onReconnect = () => load();
+  // What changed before the subscription started (or while the socket was down) is not
+  // replayed: the page is fetched again once the socket is acknowledged.
+  context.onConnected = () => load();
+  await load(firstPage);
   return stop;
 }
 
@@ -203,6 +215,13 @@ function apiFilter(filters) {
   if (filters.after) filter.createdAfter = filters.after;
   if (filters.before) filter.createdBefore = filters.before;
   return filter;
+}
+
+/** Whether `a` is an earlier state of the delivery than `b` (an update that lost a race). */
+function isOlder(a, b) {
+  if (a.cycle !== b.cycle) return a.cycle < b.cycle;
+  if (a.attemptCount !== b.attemptCount) return a.attemptCount < b.attemptCount;
+  return Boolean(b.completedAt) && !a.completedAt;
 }
 
 function describe(delivery) {

@@ -87,19 +87,23 @@ export function errorSummary() {
   return h("div", { class: "form-errors", role: "alert", tabindex: "-1", hidden: true });
 }
 
-/** A button that runs `action` and is disabled while it runs. */
+/**
+ * A button that runs `action`, refusing clicks while it runs. It is marked aria-disabled
+ * rather than disabled: a disabled button loses the focus, and a dialog it opened could
+ * not give the focus back to it.
+ */
 export function actionButton(label, action, props = {}) {
   const button = h("button", { type: "button", ...props }, label);
+  let running = false;
   button.addEventListener("click", async () => {
-    button.disabled = true;
+    if (running) return;
+    running = true;
+    button.setAttribute("aria-disabled", "true");
     try {
       await action(button);
     } finally {
-      if (button.isConnected) {
-        button.disabled = false;
-        // Disabling it dropped the focus (and a dialog it opened could not give it back).
-        if (document.activeElement === null || document.activeElement === document.body) button.focus();
-      }
+      running = false;
+      button.removeAttribute("aria-disabled");
     }
   });
   return button;

@@ -82,12 +82,13 @@ export async function gql(query, variables = {}) {
 /**
  * A small graphql-transport-ws client: one socket for every live operation, opened on
  * the first subscribe, re-opened with backoff after a close that is not final (each
- * operation is sent again, and `onReconnect` lets a screen fetch what it missed).
+ * operation is sent again). `onConnected` runs after each acknowledgement, so that a
+ * screen fetches what changed before its subscriptions started.
  */
 export class LiveClient {
-  constructor({ onState = () => {}, onReconnect = () => {} } = {}) {
+  constructor({ onState = () => {}, onConnected = () => {} } = {}) {
     this.onState = onState;
-    this.onReconnect = onReconnect;
+    this.onConnected = onConnected;
     this.operations = new Map();
     this.nextId = 1;
     this.socket = null;
@@ -95,7 +96,6 @@ export class LiveClient {
     this.attempt = 0;
     this.retryTimer = null;
     this.closedForGood = false;
-    this.everAcknowledged = false;
   }
 
   /** Starts a subscription; `sink` has next(data), error(message), complete(). Returns stop(). */
@@ -151,8 +151,9 @@ export class LiveClient {
         this.attempt = 0;
         this.onState("live");
         for (const id of this.operations.keys()) this.sendSubscribe(id);
-        if (this.everAcknowledged) this.onReconnect();
-        this.everAcknowledged = true;
+        // Changes made before the subscriptions started are not replayed, on the first
+        // connection (the screen's first fetch ran before it) as after a reconnect.
+        this.onConnected();
         break;
       }
       case "ping":

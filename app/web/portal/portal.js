@@ -79,8 +79,8 @@ const live = new LiveClient({
     if (badge) replace(badge, words[state] || state);
     if (state === "refused") showAlert(`The live updates were refused (${detail}).`);
   },
-  onReconnect: () => {
-    if (typeof context.onReconnect === "function") context.onReconnect();
+  onConnected: () => {
+    if (typeof context.onConnected === "function") context.onConnected();
   },
 });
 
@@ -93,14 +93,14 @@ const context = {
   announce,
   fail,
   navigate,
-  onReconnect: null,
+  onConnected: null,
 };
 
 async function route() {
   if (ended) return;
   cleanup();
   cleanup = () => {};
-  context.onReconnect = null;
+  context.onConnected = null;
   const { parts, params } = parseHash();
   const screen = SCREENS.find((candidate) => candidate.path === parts[0]) || SCREENS[0];
   for (const link of nav.querySelectorAll("a")) {
