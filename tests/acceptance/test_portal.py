@@ -528,3 +528,37 @@ async def test_managing_a_subscription(server: DevServer, receiver: Receiver) ->
         {"id": subscription_id},
     )
     assert remaining["webhookSubscription"] is None
+
+
+@needs_chromium
+async def test_live_updates_come_back_after_the_server_closes_the_socket(
+    database_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    # Given a service that closes every websocket after 2 s (1001, "reconnect")
+    dev = start_dev(database_url, tmp_path, WEBHOOKS_WS_MAX_LIFETIME_SECONDS="2", **FAST)
+    server = next(dev)
+    try:
+        subscribe(server, receiver.url_for("/live"), "Live")
+        async with portal(server, mint_link(server)) as opened:
+            page = opened.page
+            sockets: list[Any] = []
+            page.on("websocket", lambda socket: sockets.append(socket))
+            await opened.go("#/deliveries")
+            await page.get_by_text("Live updates: on").wait_for(timeout=WAIT_MS)
+
+            # When the socket is closed under the page, and reopened by it
+            for _ in range(100):
+                if len(sockets) >= 2:
+                    break
+                await page.wait_for_timeout(100)
+            assert len(sockets) >= 2, "the page did not open a new socket"
+            assert sockets[0].is_closed()
+            await page.get_by_text("Live updates: on").wait_for(timeout=WAIT_MS)
+
+            # Then what is published afterwards still shows live
+            publish(server, "AFTER-RECONNECT")
+            await (
+                row(page, "AFTER-RECONNECT").locator(".status-succeeded").wait_for(timeout=WAIT_MS)
+            )
+    finally:
+        dev.close()
