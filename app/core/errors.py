@@ -20,6 +20,7 @@ that catches them) expect. The tree, each class with its module
       AmbiguousCredentials         app.web.bearer, also a ValueError
       RateLimited                  app.web.rate_limit
       CsrfRefused                  app.web.portal_access
+      SessionEnded                 app.web.portal_access
       _Refused                     app.web.refusals
       JsonRefused                  app.web.request_json, also a json.JSONDecodeError
       SocketRefused                app.web.socket_guard

@@ -32,6 +32,7 @@ from app.web.bearer import AmbiguousCredentials, connection_key, header_key
 from app.web.portal_access import (
     CSRF_PARAMETER,
     CsrfRefused,
+    SessionEnded,
     csrf_header,
     presented_session,
 )
@@ -128,12 +129,15 @@ class WebhooksGraphQL(GraphQL[Context, None]):
             # Browsers cannot send headers on websockets: the key arrives later, in the
             # connection_init payload (on_ws_connect).
             return Context(services=services, viewer=None, request=request, response=response)
-        # AmbiguousCredentials, RateLimited and CsrfRefused become 400, 429 and 403
-        # (app.web.handlers).
+        # AmbiguousCredentials, RateLimited, CsrfRefused and SessionEnded become 400, 429,
+        # 403 and 401 (app.web.handlers).
         client = request.client.host if request.client else None
         session_id = self._http_session(request)
         if session_id is not None:
             viewer = await self.admission.admit_session(session_id, client, self._verify_session)
+            if viewer is None:
+                # Not "invalid API key": the page tells its user the session is over.
+                raise SessionEnded("the portal session has ended")
         else:
             viewer = await self._admit(header_key(request.headers), client)
         # Every query of this request now runs in the viewer's database scope (row-level

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from app.core.outages import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 from app.web.bearer import AmbiguousCredentials
-from app.web.portal_access import CsrfRefused
+from app.web.portal_access import CsrfRefused, SessionEnded
 from app.web.rate_limit import RateLimited
 from app.web.refusals import error_response, graphql_error
 
@@ -44,6 +44,14 @@ async def csrf_refused(_: Request, error: Exception) -> Response:
             "CSRF",
         ),
         status_code=403,
+    )
+
+
+async def session_ended(_: Request, error: Exception) -> Response:
+    """401 for a call with a portal session that is over."""
+    return error_response(
+        graphql_error("The portal session has ended; open a new portal link.", "UNAUTHENTICATED"),
+        status_code=401,
     )
 
 
@@ -83,4 +91,5 @@ EXCEPTION_HANDLERS: Mapping[Any, ExceptionHandler] = {
     RateLimited: cast(ExceptionHandler, rate_limited),
     AmbiguousCredentials: ambiguous_credentials,
     CsrfRefused: csrf_refused,
+    SessionEnded: session_ended,
 }

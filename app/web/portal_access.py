@@ -76,6 +76,11 @@ class CsrfRefused(WebhooksError):
     """A call with the portal's session cookie came without its CSRF token, or a wrong one."""
 
 
+class SessionEnded(WebhooksError):
+    """A call with the portal's session cookie and its CSRF token, whose session is over
+    (expired, its minting key revoked, or never issued)."""
+
+
 def cookie_name(settings: Settings) -> str:
     return PRODUCTION_COOKIE if settings.is_production else DEVELOPMENT_COOKIE
 
@@ -160,6 +165,10 @@ class PortalAccess:
 
     async def open(self, request: Request) -> Response:
         """Exchange a link's token for a session: 303 to the page with the cookie."""
+        if request.method == "HEAD":
+            # Starlette answers HEAD on GET routes: a proxy's or a checker's HEAD must not
+            # spend the link its user is about to open.
+            return Response(status_code=204, headers=PRIVATE)
         query: bytes = request.scope.get("query_string", b"")
         if len(query) > MAX_QUERY_BYTES:
             return refusal(LINK_REFUSED, 403)

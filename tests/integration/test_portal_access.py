@@ -131,7 +131,8 @@ async def test_a_link_opens_once_into_a_session_of_its_company(
     assert (link["access"], link["sessionExpiresInSeconds"]) == ("FULL", 28800)
     browser = browsers()
 
-    # When the browser opens it
+    # When something checks it with HEAD first, then the browser opens it
+    assert (await browser.http.head(open_path(link["url"]))).status_code == 204
     opened = await browser.open(link["url"])
 
     # Then a session cookie is set and the page renders for company A
@@ -214,9 +215,16 @@ async def test_a_revoked_keys_link_is_refused_and_its_sessions_end(
 
     # Then the session ends (page and API) and the unused link opens nothing
     assert_refused(await browser.http.get("/portal/"), SESSION_ENDED)
-    body = (await browser.post(SESSION)).json()
-    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    assert body["data"] == {"portalSession": None}
+    ended = await browser.post(SESSION)
+    assert ended.status_code == 401
+    assert ended.json() == {
+        "errors": [
+            {
+                "message": "The portal session has ended; open a new portal link.",
+                "extensions": {"code": "UNAUTHENTICATED"},
+            }
+        ]
+    }
     assert_refused(await browsers().open(unused["url"]), LINK_REFUSED)
 
 

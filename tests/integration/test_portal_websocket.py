@@ -154,36 +154,26 @@ async def test_the_cookie_alone_or_from_another_origin_is_refused(
     assert code == 4403
 
 
-async def test_revoking_the_minting_key_closes_the_sessions_socket(
-    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
+@pytest.mark.parametrize("ending", ["the minting key is revoked", "the session expires"])
+async def test_a_listening_sessions_socket_closes_when_the_session_ends(
+    database_url: str, tmp_path: Path, services: Services, tenants: Tenants, ending: str
 ) -> None:
+    # Given a session's socket listening to live updates, its session re-checked often
+    lifetime = 1 if ending == "the session expires" else 3600
     async with portal_server(
-        database_url, tmp_path, services, ws_key_check_seconds=0.2
+        database_url, tmp_path, services, ws_key_check_seconds=0.2, portal_session_seconds=lifetime
     ) as settings:
         socket = await connected(settings, tenants.key_a)
         try:
             await subscribe(socket, "subscription { deliveryUpdates { id } }")
-            await api_keys.revoke_key(services.db, str(api_keys.prefix_of(tenants.key_a)))
+            # When the session ends
+            if ending == "the minting key is revoked":
+                await api_keys.revoke_key(services.db, str(api_keys.prefix_of(tenants.key_a)))
             closed = await close_of(socket)
         finally:
             await socket.close()
 
-    assert closed == (4403, "Portal session ended.")
-
-
-async def test_a_session_that_expires_closes_its_socket(
-    database_url: str, tmp_path: Path, services: Services, tenants: Tenants
-) -> None:
-    async with portal_server(
-        database_url, tmp_path, services, ws_key_check_seconds=0.2, portal_session_seconds=1
-    ) as settings:
-        socket = await connected(settings, tenants.key_a)
-        try:
-            await subscribe(socket, "subscription { deliveryUpdates { id } }")
-            closed = await close_of(socket)
-        finally:
-            await socket.close()
-
+    # Then the socket is closed, saying why
     assert closed == (4403, "Portal session ended.")
 
 
