@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.config import FULL, SMOKE
 from bench.suite import run
 
-PHASES = "ABCSDEFGHIJKNT"
+PHASES = "ABCSDEFGHIJKLNT"
 
 
 def main(argv: list[str] | None = None) -> None:

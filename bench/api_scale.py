@@ -120,6 +120,8 @@ async def run(bench: Bench) -> dict[str, Any]:
     data = generate(database_url, sizes.scale_rows, sizes.scale_companies)
     bench.log(f"[bench] F generated in {data['generate_seconds']} s: {data['tables']}")
     company_id = f"scale-{sizes.scale_companies // 2:03d}"
+    # Phase L opens the portal over the same deliveries.
+    bench.shared["scale"] = {"database_url": database_url, "company_id": company_id, "data": data}
     async with open_services(bench.settings(database_url)) as services:
         key = await company_key(services, company_id)
     with psycopg.connect(database_url) as connection:

@@ -33,6 +33,7 @@ class Sizes:
     ordered_subjects: int = 100  # K: subjects (orders)
     ordered_events: int = 10  # K: events per subject
     ordered_fanout: int = 10  # K: subscriptions of each company
+    portal_loads: int = 8  # L: cold loads of the portal's delivery log
     smoke: bool = False
 
     def with_rows(self, rows: int | None) -> Sizes:
@@ -55,6 +56,7 @@ SMOKE = Sizes(
     scale_rows=2000,
     scale_companies=10,
     api_requests=20,
+    portal_loads=2,
     fanout_publishes=10,
     fanout_subscriptions=100,
     memory_deliveries=100,

@@ -19,6 +19,7 @@ API_P99_MS = 30.0
 FANOUT_P99_MS = 50.0
 FILTERED_FANOUT_RATIO = 1.5  # G: p99 with a content filter on every subscription / without
 PEAK_RSS_MB = 250.0
+PORTAL_FIRST_ROW_MS = 1000.0  # L: issue 15, the delivery log's first page within 1 s
 FETCH_SLACK_BUFFERS = 20  # I: a fetch may read this much more with a backlog than without
 STATEMENTS_PER_DELIVERY = 3  # S: worker-side statements per first-attempt delivery
 
@@ -112,6 +113,11 @@ def targets(sections: dict[str, Result]) -> list[Result]:
             f"<= {empty} + {FETCH_SLACK_BUFFERS}",
             waiting <= empty + FETCH_SLACK_BUFFERS,
         )
+    portal = sections.get("L", {})
+    if "first_row" in portal:
+        slowest = portal["first_row"]["max_ms"]
+        goal = PORTAL_FIRST_ROW_MS
+        add("L portal first row, slowest load (ms)", slowest, f"< {goal:g}", slowest < goal)
     return found
 
 
@@ -355,6 +361,20 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
             )
         )
     table += _network_rows(sections.get("N"))
+    portal = sections.get("L", {})
+    if portal:
+        first_row = portal.get("first_row")
+        table.append(
+            (
+                "L",
+                f"portal delivery log, link to first row in Chromium, "
+                f"{portal.get('deliveries', 0):,} deliveries ({portal.get('loads', 0)} cold loads)",
+                f"p50 {_fmt(first_row['p50_ms'])} / max {_fmt(first_row['max_ms'])} ms"
+                if first_row
+                else f"skipped: {portal.get('skipped')}",
+                f"< {PORTAL_FIRST_ROW_MS:g} ms",
+            )
+        )
     return table
 
 

@@ -19,6 +19,8 @@ Phases, all in one invocation so that their ratios hold on a noisy machine:
 - J  the plain-leaf executor's share of the API's CPU (``WEBHOOKS_FAST_EXECUTION`` on/off)
 - K  ordered delivery per subject: 100 subjects x 10 events at fan-out 10, ordered and
      unordered subscriptions in turns, 2 workers
+- L  the portal's delivery log in headless Chromium over F's deliveries: a portal link
+     opened until the first row shows (``webhooks serve``)
 - N  C again with the worker in a network namespace, PostgreSQL across a veth pair, with
      and without 0.5 ms of delay each way (``tc netem``); skipped where not allowed
 - T  tracing's cost: C (fan-out 1 and 10) and D with tracing off, on, off, on, 2 workers
@@ -130,6 +132,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         memory,
         network,
         ordering,
+        portal_render,
         queue_ceiling,
         report,
         retries,
@@ -152,6 +155,7 @@ async def run_suite(sizes: Sizes, phases: list[str], output_dir: Path) -> Result
         "I": retry_backlog.run,
         "J": executor_share.run,
         "K": ordering.run,
+        "L": portal_render.run,
         "N": network.run,
         "T": tracing_cost.run,
     }
@@ -227,7 +231,8 @@ def start_api(bench: Bench, database_url: str, name: str, **variables: str) -> t
     child = Child(
         name,
         [WEBHOOKS, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        bench.service_env(database_url, **variables),
+        # Portal links are built on the public URL, not on --port.
+        bench.service_env(database_url, WEBHOOKS_PUBLIC_URL=base_url, **variables),
         bench.work_dir / f"{name}.log",
         base_url,
     )

@@ -9,4 +9,4 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-pytest_plugins = ["tests.database", "tests.service"]
+pytest_plugins = ["tests.database", "tests.service", "tests.browser"]

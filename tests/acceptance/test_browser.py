@@ -9,101 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-
-from tests.acceptance.processes import environment, run_cli
+from tests.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    DevServer,
+    OutsideRequests,
+    graphql,
+    needs_chromium,
+    second_company_key,
+)
 from tests.payloads import order_status_payload
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def dev_server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`webhooks dev` on a free port; yields (base URL, demo COMPANY key)."""
-    port = free_port()
-    log = (tmp_path / "dev.log").open("w")
-    env = {
-        **os.environ,
-        "WEBHOOKS_DATABASE_URL": database_url,
-        "WEBHOOKS_DATA_DIR": str(tmp_path / "data"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.run.cli", "dev", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "dev.log").read_text()
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()
-            time.sleep(0.1)
-        keys = json.loads((tmp_path / "data" / "demo-keys.json").read_text())
-        yield base, keys["company_key"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(20)
-        log.close()
-
-
-@pytest.mark.skipif(
-    CHROMIUM is None and os.environ.get("CI") != "true",
-    reason="Debian's chromium is not installed (CI installs it)",
-)
-async def test_graphiql_runs_a_query_with_the_demo_key(dev_server: tuple[str, str]) -> None:
+@needs_chromium
+async def test_graphiql_runs_a_query_with_the_demo_key(dev_server: DevServer) -> None:
     from playwright.async_api import async_playwright
 
     assert CHROMIUM is not None, "CI must have chromium: apt-get install chromium"
-    base, company_key = dev_server
+    base, company_key = dev_server.base, dev_server.company_key
     headers = json.dumps({"Authorization": f"Bearer {company_key}"})
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = await browser.new_page()
-            outside: list[str] = []
-            page.on(
-                "request",
-                lambda request: (
-                    outside.append(request.url)
-                    if not request.url.startswith((base, "data:"))
-                    else None
-                ),
-            )
+            outside = OutsideRequests(base)
+            outside.attach(page)
             # GraphiQL keeps its editors in localStorage: preset the key and the query.
             await page.add_init_script(
                 f"localStorage.setItem('graphiql:headers', {json.dumps(headers)});"
@@ -116,7 +49,7 @@ async def test_graphiql_runs_a_query_with_the_demo_key(dev_server: tuple[str, st
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "graphiql.png"))
             assert "Order Status" in await result.inner_text()
-            assert outside == [], f"GraphiQL must not load anything from elsewhere: {outside}"
+            assert outside.urls == [], f"GraphiQL must load nothing from elsewhere: {outside.urls}"
         finally:
             await browser.close()
 
@@ -143,39 +76,15 @@ SET_HEADERS = """(text) => {
 }"""
 
 
-def graphql(base: str, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-    response = httpx.post(
-        base + "/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers={"authorization": f"Bearer {key}"},
-        timeout=10,
-    )
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
-def second_company_key(tmp_path: Path, database_url: str) -> str:
-    """A COMPANY key of a second company, made with the CLI in the dev server's database."""
-    env = environment(WEBHOOKS_DATABASE_URL=database_url, WEBHOOKS_DATA_DIR=str(tmp_path / "data"))
-    run_cli("company", "create", "Other Realty", "--id", "other", "--json", env=env).json()
-    created = run_cli("key", "create", "--company", "other", "--json", env=env).json()
-    return str(created["key"])
-
-
-@pytest.mark.skipif(
-    CHROMIUM is None and os.environ.get("CI") != "true",
-    reason="Debian's chromium is not installed (CI installs it)",
-)
+@needs_chromium
 async def test_graphiql_subscriptions_use_the_key_in_the_header_editor(
-    dev_server: tuple[str, str], tmp_path: Path, database_url: str
+    dev_server: DevServer,
 ) -> None:
     from playwright.async_api import async_playwright
 
     assert CHROMIUM is not None, "CI must have chromium: apt-get install chromium"
-    base, demo_key = dev_server
-    publisher = json.loads((tmp_path / "data" / "demo-keys.json").read_text())["publisher_key"]
-    other_key = second_company_key(tmp_path, database_url)
+    base, demo_key, publisher = dev_server.base, dev_server.company_key, dev_server.publisher_key
+    other_key = second_company_key(dev_server)
     for key in (demo_key, other_key):
         assert not graphql(base, key, CREATE_SUBSCRIPTION)["createWebhookSubscription"][
             "userErrors"
