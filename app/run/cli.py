@@ -387,6 +387,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.run.runner import serve
 
     require_database(settings)
+    # --host and --port win over WEBHOOKS_HOST/PORT, for the portal's links and its
+    # websocket's own origin too (they are built on the address served).
+    if args.host is not None:
+        settings = settings.with_overrides(host=args.host)
+    if args.port is not None:
+        settings = settings.with_overrides(port=args.port)
     with traced_process("api"):
         serve(settings, host=args.host, port=args.port, with_worker=args.with_worker)
     return 0

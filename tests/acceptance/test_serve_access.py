@@ -15,7 +15,13 @@ import websockets
 
 from app.core.secret_box import generate_key
 from app.domain.api_keys import prefix_of
-from tests.acceptance.processes import Processes, run_cli, seed_tenants, service_environment
+from tests.acceptance.processes import (
+    Api,
+    Processes,
+    run_cli,
+    seed_tenants,
+    service_environment,
+)
 
 VIEWER = "query { viewer { role } }"
 SUBSCRIBE = "subscription { deliveryUpdates { id status } }"
@@ -140,3 +146,23 @@ def test_key_revoke_closes_the_keys_open_websocket(
     assert (code, reason) == (4403, "API key revoked."), api.describe()
     assert waited < 20 * KEY_CHECK_SECONDS, waited
     assert other_alive
+
+
+CREATE_PORTAL_LINK = "mutation { createPortalLink { link { url } userErrors { message } } }"
+
+
+def test_a_portal_link_is_built_on_the_port_served_and_opens(
+    database_url: str, tmp_path: Path, processes: Processes
+) -> None:
+    # Given `webhooks serve --port N` with no WEBHOOKS_PUBLIC_URL (development)
+    tenants = seed_tenants(database_url)
+    api = processes.serve(service_environment(database_url, tmp_path / "data", generate_key()))
+
+    # When a COMPANY key mints a portal link
+    with Api(api.url("")) as client:
+        url = client.data(CREATE_PORTAL_LINK, key=tenants.key_a)["createPortalLink"]["link"]["url"]
+
+    # Then it names the address served (not WEBHOOKS_PORT's default), and it opens there
+    assert url.startswith(api.url("/portal/open?token=")), (url, api.url(""))
+    opened = httpx.get(url, follow_redirects=False, timeout=10)
+    assert (opened.status_code, opened.headers["location"]) == (303, "/portal/")
