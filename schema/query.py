@@ -71,7 +71,10 @@ class Query:
     async def webhook_types(self, info: Info) -> list[WebhookType]:
         info.context.require_viewer()
         found = await info.context.loaders.webhook_types()
-        return [WebhookType.from_model(webhook) for webhook in found.values()]
+        # What the order system publishes first (the webhooks a company came for), then the
+        # operator events; by key within each.
+        listed = [WebhookType.from_model(webhook) for webhook in found.values()]
+        return sorted(listed, key=lambda webhook: (webhook.operator_event, webhook.key))
 
     @strawberry.field(description="One webhook of the catalogue by key, e.g. ORDER_STATUS.")
     async def webhook_type(self, info: Info, key: str) -> WebhookType | None:

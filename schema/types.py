@@ -12,6 +12,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.scalars import JSON
 
+from app.core.operator_events import may_report_on
 from app.core.pagination import page_request
 from app.domain import companies, deliveries, events, subscriptions, webhook_types
 from schema.context import Info
@@ -84,10 +85,16 @@ class WebhookType:
         description="The values of the status field, each with its meaning, as the schema "
         "lists them; empty without a status field."
     )
+    operator_event: bool = strawberry.field(
+        description="True for the service's own events about a company's deliveries "
+        "(DELIVERY_FAILED, SUBSCRIPTION_DEACTIVATED, SUBSCRIPTION_RECOVERED): emitted by the "
+        "service, never published by the order system. The catalogue lists them last."
+    )
 
     @classmethod
     def from_model(cls, webhook: webhook_types.WebhookType) -> WebhookType:
         return cls(
+            operator_event=not may_report_on(webhook.key),
             key=webhook.key,
             name=webhook.name,
             description=webhook.description,

@@ -102,3 +102,21 @@ async def test_statuses_of_a_plain_enum_and_none_without_a_status_field(
     assert types["NOTE_ADDED"]["statuses"] == []
     assert types["NOTE_ADDED"]["statusPointer"] is None
     assert types["NOTE_ADDED"]["subjectPointer"] is None
+
+
+LISTED = "{ webhookTypes { key operatorEvent } }"
+
+
+async def test_the_catalogue_lists_published_webhooks_first_then_operator_events(
+    api: GraphQLClient, tenants: Tenants
+) -> None:
+    # When a company reads the catalogue (its portal's "new subscription" picks the first)
+    listed = (await api.data(LISTED, key=tenants.key_a))["webhookTypes"]
+
+    # Then what the order system publishes comes first, the service's own events last
+    assert [(item["key"], item["operatorEvent"]) for item in listed] == [
+        ("ORDER_STATUS", False),
+        ("DELIVERY_FAILED", True),
+        ("SUBSCRIPTION_DEACTIVATED", True),
+        ("SUBSCRIPTION_RECOVERED", True),
+    ]
