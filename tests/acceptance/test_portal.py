@@ -265,6 +265,9 @@ async def test_the_journey_of_issue_15(server: DevServer, receiver: Receiver) ->
         for attempt in await attempts.all():
             text = await attempt.inner_text()
             assert "HTTP 500" in text and "database down" in text and "500" in text, text
+            # ...and the request as it was sent: its signed headers and its body
+            assert "webhook-signature" in text and "webhook-timestamp" in text, text
+            assert '"order_id"' in text, text
         await opened.accessible("attempts")
         await opened.screenshot("attempts")
 

@@ -3,7 +3,6 @@
 // failed since" redelivers in bulk. Statuses change live from the deliveryUpdates
 // subscription, and the changes are announced politely to screen readers.
 import { h, isoToLocalInput, localInputToIso, replace, timeElement } from "./dom.js";
-import { ApiError } from "./graphql.js";
 import { actionButton, clearErrors, errorSummary, field, showUserErrors } from "./forms.js";
 import { Pager } from "./pager.js";
 
@@ -21,16 +20,12 @@ const SUBSCRIPTIONS = `query SubscriptionChoices {
   webhookSubscriptions(first: 100) { nodes { id callbackUrl description } } }`;
 const ATTEMPT = `number cycle startedAt durationMs responseStatus responseBody error succeeded url`;
 const REQUEST = `request { url headers { name value } body }`;
-const attemptsQuery = (withRequest) => `query Attempts($id: ID!) { delivery(id: $id) { id
-  attempts { ${ATTEMPT} ${withRequest ? REQUEST : ""} } } }`;
+const ATTEMPTS = `query Attempts($id: ID!) { delivery(id: $id) { id
+  attempts { ${ATTEMPT} ${REQUEST} } } }`;
 const REDELIVER = `mutation Redeliver($id: ID!) { redeliver(deliveryId: $id) {
   delivery { ${ROW} } ${USER_ERRORS} } }`;
 const UPDATES = `subscription Updates($subscriptionId: ID, $subject: String) {
   deliveryUpdates(subscriptionId: $subscriptionId, subject: $subject) { ${ROW} } }`;
-
-// Whether the API has DeliveryAttempt.request (the request as sent): asked once, and
-// when it answers that the field does not exist, attempts show their URL only.
-let attemptsHaveRequest = true;
 
 /** Renders #/deliveries?status=&subscription=&subject=&after=&before= */
 export async function renderDeliveries(view, { params }, context) {
@@ -237,15 +232,7 @@ function statusBadge(status) {
 }
 
 async function loadAttempts(context, id) {
-  try {
-    return (await context.gql(attemptsQuery(attemptsHaveRequest), { id })).delivery;
-  } catch (error) {
-    const missing = error instanceof ApiError && error.kind === "graphql" &&
-      /Cannot query field 'request'/.test(error.message);
-    if (!attemptsHaveRequest || !missing) throw error;
-    attemptsHaveRequest = false;
-    return (await context.gql(attemptsQuery(false), { id })).delivery;
-  }
+  return (await context.gql(ATTEMPTS, { id })).delivery;
 }
 
 function attemptsList(attempts) {
