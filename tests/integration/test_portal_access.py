@@ -510,3 +510,27 @@ async def test_secrets_never_reach_logs_or_graphql_output(
         assert secret not in stored
         for output in outputs:
             assert secret not in output
+
+
+async def test_graphql_answers_are_never_stored_by_a_cache(
+    api: GraphQLClient, tenants: Tenants, browsers: Any
+) -> None:
+    # A cookie caller's answers hold its company's data under a URL that is the same for
+    # every session: a browser's or a proxy's cache must keep none of them (nor a key's).
+    browser = browsers()
+    await browser.open((await mint(api, tenants.key_a))["url"])
+
+    answers = {
+        "session": await browser.post(VIEWER),
+        "session, refused mutation": await browser.post(SET_ORIGINS, {"origins": []}),
+        "key": await api.http.post(
+            "/graphql",
+            json={"query": VIEWER},
+            headers={"authorization": f"Bearer {tenants.key_a}"},
+        ),
+    }
+
+    for caller, answer in answers.items():
+        assert answer.status_code == 200, caller
+        assert "Company A" in answer.text or "FORBIDDEN" in answer.text, caller
+        assert answer.headers.get("cache-control") == "no-store", caller
