@@ -134,12 +134,25 @@ def _smtp_url(variable: str, raw: str) -> str:
     return raw
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _public_url(variable: str, raw: str) -> str:
-    """The service's own origin as its users reach it: ``https://host[:port]``, no path."""
+    """The service's own origin as its users reach it: ``https://host[:port]``, no path,
+    written as a browser writes its ``Origin`` (host in lower case, no default port): the
+    portal's websocket is accepted only from exactly this origin."""
     parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of 0-65535
+        port = -1
+    if port == 0:
+        port = -1
     if (
-        parts.scheme not in ("http", "https")
+        scheme not in _DEFAULT_PORTS
         or not parts.hostname
+        or port == -1
         or parts.path not in ("", "/")
         or parts.query
         or parts.fragment
@@ -149,7 +162,9 @@ def _public_url(variable: str, raw: str) -> str:
             f"{variable} must be the service's origin, like https://hooks.example.com "
             "(scheme, host and optional port; no path)"
         )
-    return f"{parts.scheme}://{parts.netloc}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    shown_port = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
+    return f"{scheme}://{host}{shown_port}"
 
 
 def _comma_list(variable: str, raw: str) -> tuple[str, ...]:

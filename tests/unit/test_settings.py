@@ -376,8 +376,27 @@ def test_the_public_origin_is_the_public_url_else_in_development_the_listening_a
 
 
 @pytest.mark.parametrize(
+    ("raw", "origin"),
+    [
+        ("HTTPS://Hooks.Example.COM", "https://hooks.example.com"),
+        ("https://hooks.example.com:443/", "https://hooks.example.com"),
+        ("http://127.0.0.1:80", "http://127.0.0.1"),
+        ("https://hooks.example.com:8443", "https://hooks.example.com:8443"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+    ],
+)
+def test_the_public_url_is_written_as_a_browser_writes_its_origin(raw: str, origin: str) -> None:
+    # The portal's websocket is accepted only from exactly this origin: a browser sends
+    # the host in lower case and no default port, so anything else would refuse them all.
+    assert Settings.from_env({"WEBHOOKS_PUBLIC_URL": raw}).public_origin == origin
+
+
+@pytest.mark.parametrize(
     "raw",
     [
+        "https://hooks.example.com:99999",
+        "https://hooks.example.com:x",
+        "https://hooks.example.com:0",
         "ftp://hooks.example.com",
         "https://hooks.example.com/portal",
         "https://",
