@@ -275,6 +275,8 @@ class Settings:
         settings = cls(**values)
         if settings.is_production and settings.smtp_url:
             _check_smtp_credentials_protected(settings.smtp_url)
+        if settings.is_production and settings.public_url is not None:
+            _check_public_url_secure(settings.public_url)
         if settings.is_production and not settings.secret_key:
             raise SettingsError(
                 "WEBHOOKS_SECRET_KEY is required when WEBHOOKS_ENV=production: "
@@ -303,6 +305,20 @@ def declarations() -> tuple[Declaration, ...]:
 def _value(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name, "").strip()
     return value or None
+
+
+def _check_public_url_secure(origin: str) -> None:
+    """In production the public URL is https, or http on this machine only (a local proxy;
+    browsers treat loopback as secure): portal links carry a token, which plain http would
+    send in clear, and browsers drop the Secure session cookie over it, so every opened
+    link would end on "session ended"."""
+    parts = urlsplit(origin)
+    if parts.scheme == "https" or parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        return
+    raise SettingsError(
+        "WEBHOOKS_PUBLIC_URL must be https:// when WEBHOOKS_ENV=production (http only for "
+        f"localhost and 127.0.0.1): portal links and the session cookie need it; got {origin}"
+    )
 
 
 def _check_smtp_credentials_protected(url: str) -> None:
