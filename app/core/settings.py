@@ -134,12 +134,25 @@ def _smtp_url(variable: str, raw: str) -> str:
     return raw
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _public_url(variable: str, raw: str) -> str:
-    """The service's own origin as its users reach it: ``https://host[:port]``, no path."""
+    """The service's own origin as its users reach it: ``https://host[:port]``, no path,
+    written as a browser writes its ``Origin`` (host in lower case, no default port): the
+    portal's websocket is accepted only from exactly this origin."""
     parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of 0-65535
+        port = -1
+    if port == 0:
+        port = -1
     if (
-        parts.scheme not in ("http", "https")
+        scheme not in _DEFAULT_PORTS
         or not parts.hostname
+        or port == -1
         or parts.path not in ("", "/")
         or parts.query
         or parts.fragment
@@ -149,7 +162,9 @@ def _public_url(variable: str, raw: str) -> str:
             f"{variable} must be the service's origin, like https://hooks.example.com "
             "(scheme, host and optional port; no path)"
         )
-    return f"{parts.scheme}://{parts.netloc}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    shown_port = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
+    return f"{scheme}://{host}{shown_port}"
 
 
 def _comma_list(variable: str, raw: str) -> tuple[str, ...]:
@@ -260,6 +275,8 @@ class Settings:
         settings = cls(**values)
         if settings.is_production and settings.smtp_url:
             _check_smtp_credentials_protected(settings.smtp_url)
+        if settings.is_production and settings.public_url is not None:
+            _check_public_url_secure(settings.public_url)
         if settings.is_production and not settings.secret_key:
             raise SettingsError(
                 "WEBHOOKS_SECRET_KEY is required when WEBHOOKS_ENV=production: "
@@ -288,6 +305,20 @@ def declarations() -> tuple[Declaration, ...]:
 def _value(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name, "").strip()
     return value or None
+
+
+def _check_public_url_secure(origin: str) -> None:
+    """In production the public URL is https, or http on this machine only (a local proxy;
+    browsers treat loopback as secure): portal links carry a token, which plain http would
+    send in clear, and browsers drop the Secure session cookie over it, so every opened
+    link would end on "session ended"."""
+    parts = urlsplit(origin)
+    if parts.scheme == "https" or parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        return
+    raise SettingsError(
+        "WEBHOOKS_PUBLIC_URL must be https:// when WEBHOOKS_ENV=production (http only for "
+        f"localhost and 127.0.0.1): portal links and the session cookie need it; got {origin}"
+    )
 
 
 def _check_smtp_credentials_protected(url: str) -> None:

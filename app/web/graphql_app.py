@@ -105,6 +105,10 @@ class WebhooksGraphQL(GraphQL[Context, None]):
                 graphql_error(error.reason, code), status_code=error.status_code
             )
             log_refusal(error.status_code, error.reason)
+        # An answer is one caller's data under the one URL every caller posts to: no
+        # browser's or proxy's cache may keep it for the next (a portal session's
+        # cookie makes a browser's cache a real candidate).
+        response.headers["cache-control"] = "no-store"
         await response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:

@@ -39,7 +39,7 @@ from app.domain.portal import OPEN_PATH, OpenedSession, PortalSession, find_sess
 from app.store.database import scoped
 from app.store.services import Services
 from app.web import portal_page
-from app.web.rate_limit import Admission, address_bucket
+from app.web.rate_limit import Admission, RateLimited, address_bucket
 
 T = TypeVar("T")
 
@@ -62,6 +62,10 @@ LINK_REFUSED = (
 SESSION_ENDED = (
     "Your portal session has ended.",
     "Open the portal again from where you found it, or ask for a new link.",
+)
+TOO_MANY = (
+    "Too many attempts from your network.",
+    "Wait a minute, then reload this page. Your link has not been used.",
 )
 _REFUSAL_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>PlanOmatic Webhooks portal</title>
@@ -109,7 +113,9 @@ def csrf_header(headers: Mapping[str, str]) -> str | None:
     return value if value is not None and len(value) <= SECRET_LENGTH else None
 
 
-def refusal(lines: tuple[str, str], status_code: int) -> Response:
+def refusal(
+    lines: tuple[str, str], status_code: int, headers: Mapping[str, str] | None = None
+) -> Response:
     """The one refusal page: no company data, nothing of what was presented."""
     title, advice = lines
     return HTMLResponse(
@@ -119,8 +125,15 @@ def refusal(lines: tuple[str, str], status_code: int) -> Response:
             **PRIVATE,
             "content-security-policy": REFUSAL_POLICY,
             "x-content-type-options": "nosniff",
+            **(headers or {}),
         },
     )
+
+
+def too_many(limited: RateLimited) -> Response:
+    """429 as a page: a person reads it in an iframe, where a GraphQL error in JSON would
+    be a blob of text. The lookup never ran, so a link is still unused."""
+    return refusal(TOO_MANY, 429, {"retry-after": str(limited.retry_after)})
 
 
 class WithHeaders:
@@ -173,7 +186,10 @@ class PortalAccess:
         if len(query) > MAX_QUERY_BYTES:
             return refusal(LINK_REFUSED, 403)
         token = request.query_params.get("token", "")
-        opened = await self._admitted(request, lambda: self._open(token))
+        try:
+            opened = await self._admitted(request, lambda: self._open(token))
+        except RateLimited as limited:
+            return too_many(limited)
         if opened is None:
             return refusal(LINK_REFUSED, 403)
         response = RedirectResponse(PAGE_PATH, status_code=303, headers=PRIVATE)
@@ -188,7 +204,10 @@ class PortalAccess:
         session_id = presented_session(self._settings, request.cookies)
         if session_id is None:
             return refusal(SESSION_ENDED, 401)
-        session = await self._admitted(request, lambda: self._find(session_id))
+        try:
+            session = await self._admitted(request, lambda: self._find(session_id))
+        except RateLimited as limited:
+            return too_many(limited)
         if session is None:
             return refusal(SESSION_ENDED, 401)
         viewer = session.viewer

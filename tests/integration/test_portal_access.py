@@ -510,3 +510,65 @@ async def test_secrets_never_reach_logs_or_graphql_output(
         assert secret not in stored
         for output in outputs:
             assert secret not in output
+
+
+async def test_graphql_answers_are_never_stored_by_a_cache(
+    api: GraphQLClient, tenants: Tenants, browsers: Any
+) -> None:
+    # A cookie caller's answers hold its company's data under a URL that is the same for
+    # every session: a browser's or a proxy's cache must keep none of them (nor a key's).
+    browser = browsers()
+    await browser.open((await mint(api, tenants.key_a))["url"])
+
+    answers = {
+        "session": await browser.post(VIEWER),
+        "session, refused mutation": await browser.post(SET_ORIGINS, {"origins": []}),
+        "key": await api.http.post(
+            "/graphql",
+            json={"query": VIEWER},
+            headers={"authorization": f"Bearer {tenants.key_a}"},
+        ),
+    }
+
+    for caller, answer in answers.items():
+        assert answer.status_code == 200, caller
+        assert "Company A" in answer.text or "FORBIDDEN" in answer.text, caller
+        assert answer.headers.get("cache-control") == "no-store", caller
+
+
+async def test_a_rate_limited_open_is_a_page_that_spends_no_link(
+    api: GraphQLClient, tenants: Tenants, settings: Settings, services: Services
+) -> None:
+    # Given an address that has spent its bucket of unproven calls on forged tokens
+    limited = settings.with_overrides(
+        rate_limit_unauthenticated_per_second=0.01, rate_limit_unauthenticated_burst=1
+    )
+    link = await mint(api, tenants.key_a)
+    guesser = Browser(build_app(limited, services=services))
+    try:
+        assert (
+            await guesser.http.get("/portal/open", params={"token": "A" * 43})
+        ).status_code == 403
+
+        # When a real link is opened from it, and then the page with a session cookie
+        refused = [await guesser.open(link["url"])]
+        guesser.http.cookies.set(DEVELOPMENT_COOKIE, "B" * 43)
+        refused.append(await guesser.http.get("/portal/"))
+    finally:
+        await guesser.http.aclose()
+
+    # Then each is a page in the iframe (not a GraphQL error in JSON) that says to wait
+    for response in refused:
+        assert response.status_code == 429
+        assert response.headers["content-type"].startswith("text/html")
+        assert "Too many attempts" in response.text
+        assert response.headers["retry-after"].isdigit()
+        assert response.headers["cache-control"] == "no-store"
+        assert "set-cookie" not in response.headers
+        assert token_of(link["url"]) not in response.text
+    # And the link was not spent: it still opens, once
+    opener = Browser(build_app(settings, services=services))
+    try:
+        assert (await opener.open(link["url"])).status_code == 303
+    finally:
+        await opener.http.aclose()

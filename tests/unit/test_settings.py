@@ -376,8 +376,27 @@ def test_the_public_origin_is_the_public_url_else_in_development_the_listening_a
 
 
 @pytest.mark.parametrize(
+    ("raw", "origin"),
+    [
+        ("HTTPS://Hooks.Example.COM", "https://hooks.example.com"),
+        ("https://hooks.example.com:443/", "https://hooks.example.com"),
+        ("http://127.0.0.1:80", "http://127.0.0.1"),
+        ("https://hooks.example.com:8443", "https://hooks.example.com:8443"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+    ],
+)
+def test_the_public_url_is_written_as_a_browser_writes_its_origin(raw: str, origin: str) -> None:
+    # The portal's websocket is accepted only from exactly this origin: a browser sends
+    # the host in lower case and no default port, so anything else would refuse them all.
+    assert Settings.from_env({"WEBHOOKS_PUBLIC_URL": raw}).public_origin == origin
+
+
+@pytest.mark.parametrize(
     "raw",
     [
+        "https://hooks.example.com:99999",
+        "https://hooks.example.com:x",
+        "https://hooks.example.com:0",
         "ftp://hooks.example.com",
         "https://hooks.example.com/portal",
         "https://",
@@ -389,3 +408,27 @@ def test_the_public_origin_is_the_public_url_else_in_development_the_listening_a
 def test_a_public_url_must_be_an_origin(raw: str) -> None:
     with pytest.raises(SettingsError, match="WEBHOOKS_PUBLIC_URL"):
         Settings.from_env({"WEBHOOKS_PUBLIC_URL": raw})
+
+
+@pytest.mark.parametrize(
+    ("raw", "accepted"),
+    [
+        ("http://hooks.example.com", False),
+        ("http://10.0.0.5:8000", False),
+        ("https://hooks.example.com", True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+    ],
+)
+def test_production_takes_a_public_url_over_http_only_on_this_machine(
+    raw: str, accepted: bool
+) -> None:
+    # Portal links carry a token and the session cookie is Secure: over plain http the
+    # token travels in clear and browsers drop the cookie, so every open would end on
+    # "session ended". Loopback stays (browsers treat it as secure; a local proxy).
+    environ = {"WEBHOOKS_ENV": "production", "WEBHOOKS_SECRET_KEY": "k", "WEBHOOKS_PUBLIC_URL": raw}
+    if accepted:
+        assert Settings.from_env(environ).public_origin == raw
+    else:
+        with pytest.raises(SettingsError, match="WEBHOOKS_PUBLIC_URL must be https://"):
+            Settings.from_env(environ)
