@@ -160,6 +160,78 @@ async def test_publish_a_failed_attempt_and_its_successful_retry_make_one_linked
     ]
 
 
+PUBLISH_EVENTS = """
+mutation($input: PublishEventsInput!) {
+  publishEvents(input: $input) {
+    results { event { id deliveries { id } } userErrors { field code } }
+  }
+}"""
+
+
+async def test_each_event_of_a_batch_has_its_own_publish_span_in_the_callers_trace(
+    open_service: OpenService, spans: InMemorySpanExporter
+) -> None:
+    # Given a receiver, and a caller that traces publishing two events and one refused
+    service = await open_service()
+    with Receiver() as receiver:
+        await service.subscribe(receiver.url_for("/hook"))
+        events = [
+            {
+                "companyId": service.tenants.a,
+                "webhook": "ORDER_STATUS",
+                "payload": order_status_payload(),
+                "subject": f"order-{n}",
+            }
+            for n in range(2)
+        ]
+        events.append({**events[0], "webhook": "NO_SUCH_WEBHOOK"})
+        response = await service.api.http.post(
+            "/graphql",
+            json={"query": PUBLISH_EVENTS, "variables": {"input": {"events": events}}},
+            headers={
+                "authorization": f"Bearer {service.tenants.publisher}",
+                "traceparent": CALLER,
+            },
+        )
+        results = response.json()["data"]["publishEvents"]["results"]
+        published_ids = [result["event"]["id"] for result in results[:2]]
+        for result in results[:2]:
+            [delivery] = result["event"]["deliveries"]
+            await service.wait_for_status(delivery["id"], "SUCCEEDED")
+        requests = receiver.requests
+    assert results[2]["event"] is None
+
+    # Then every event, the refused one too, is a publishEvent span under the caller's span
+    published = named(spans, "publishEvent")
+    assert len(published) == 3
+    for span in published:
+        context = span.get_span_context()
+        assert context is not None and span.parent is not None
+        assert f"{context.trace_id:032x}" == CALLER_TRACE
+        assert f"{span.parent.span_id:016x}" == CALLER_SPAN
+    by_event = {
+        span.attributes["webhooks.event.id"]: span
+        for span in published
+        if span.attributes and "webhooks.event.id" in span.attributes
+    }
+    assert sorted(by_event) == sorted(published_ids)
+    # and each event's attempt is the child of its own event's span, not of another's
+    for event_id, span in by_event.items():
+        [attempt] = [
+            attempt
+            for attempt in named(spans, "webhook attempt")
+            if attempt.attributes and attempt.attributes["webhooks.event.id"] == event_id
+        ]
+        assert attempt.parent is not None
+        assert attempt.parent.span_id == span.get_span_context().span_id
+    [stored_a, stored_b] = await service.sql(
+        "SELECT traceparent FROM events WHERE id = ANY(%(ids)s) ORDER BY subject",
+        ids=published_ids,
+    )
+    assert stored_a["traceparent"] != stored_b["traceparent"]
+    assert len(requests) == 2
+
+
 @pytest.mark.parametrize(
     "header",
     [
