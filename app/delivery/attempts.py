@@ -190,8 +190,7 @@ async def make_attempt(
             sequence=delivery.sequence,
         )
         headers = request_headers(signed, target.headers)
-        sent = SentHeaders.of(signed, headers)
-        outcome = await traced_send(
+        sent_attempt = await traced_send(
             transport,
             delivery,
             attempt,
@@ -203,6 +202,10 @@ async def make_attempt(
     finally:
         if in_flight is not None and slot is not None:
             in_flight.release(slot)
+    outcome = sent_attempt.outcome
+    # What was sent, not what was meant: the span's traceparent replaced a custom header
+    # of that name, if the subscription has one.
+    sent = SentHeaders.of(signed, sent_attempt.headers, traceparent=sent_attempt.traceparent)
     result = await _record_sent(
         services, delivery, cycle, attempt, outcome, target.masked_url, sent
     )
@@ -383,6 +386,7 @@ async def record_outcome(
         "signature": None if sent is None else sent.signature,
         "user_agent": None if sent is None else sent.user_agent,
         "header_names": None if sent is None else list(sent.custom_names),
+        "traceparent": None if sent is None else sent.traceparent,
         "status": step.status,
         "next_attempt_at": next_attempt_at,
         "subscription_id": delivery.endpoint.subscription_id,

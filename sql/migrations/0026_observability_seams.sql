@@ -1,7 +1,7 @@
 -- Seams between issue 17's parts, found by trying them together as an operator:
 --
--- 1. Their idempotency keys are derived from their cause ("DELIVERY_FAILED:<delivery>:<cycle>")
---    and shared one namespace per company with the order system's keys, so a publisher that
+-- 1. Operator events' idempotency keys are derived from their cause
+--    ("DELIVERY_FAILED:<delivery>:<cycle>") and shared one namespace per company with the order system's keys, so a publisher that
 --    published first with such a key (it reads every delivery id) silenced that operator
 --    event for good: its insert found the key taken and emitted nothing. Each kind of event
 --    now has its own unique index, the order system's keys one, the service's the other.
@@ -28,3 +28,10 @@ CREATE POLICY publisher_reads_no_operator_events ON deliveries AS RESTRICTIVE FO
     USING (webhook_key NOT IN ('DELIVERY_FAILED', 'SUBSCRIPTION_DEACTIVATED',
                                'SUBSCRIPTION_RECOVERED'));
 
+-- 3. An attempt traced with WEBHOOKS_SEND_TRACEPARENT on sends its span's traceparent, and
+--    DeliveryAttempt.request showed every header sent but that one (and a subscription's
+--    custom header of that name, which ours replaced, as if it had been sent). The value
+--    sent is kept with the attempt; NULL when none was. The roles' rights on attempts are
+--    table-wide for the worker and the API (0003); the publisher's are column by column
+--    (0009) and do not include it, as they include no other part of a request.
+ALTER TABLE delivery_attempts ADD COLUMN traceparent text;

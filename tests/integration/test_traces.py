@@ -278,6 +278,53 @@ async def test_the_traceparent_header_is_a_setting(
     assert request.header("traceparent") is None
 
 
+# What the HTTP client adds on its own, which a request record does not show.
+TRANSPORT_HEADERS = {"host", "content-length", "accept", "accept-encoding", "connection"}
+REQUESTS_SENT = """
+query($id: ID!) {
+  delivery(id: $id) { attempts { number request { headers { name value } } } }
+}"""
+
+
+@pytest.mark.parametrize("send_traceparent", [True, False])
+async def test_the_request_shown_is_the_one_sent_traceparent_included(
+    open_service: OpenService, spans: InMemorySpanExporter, send_traceparent: bool
+) -> None:
+    # Given tracing on and a subscription with a custom header of that very name
+    service = await open_service(send_traceparent=send_traceparent)
+    with Receiver() as receiver:
+        await service.subscribe(
+            receiver.url_for("/hook"),
+            headers=[
+                {"name": "Traceparent", "value": "custom-value-1"},
+                {"name": "X-A", "value": "a"},
+            ],
+        )
+        delivery_id = await service.publish()
+        await service.wait_for_status(delivery_id, "SUCCEEDED")
+        [request] = receiver.requests
+    data = await service.api.data(REQUESTS_SENT, {"id": delivery_id}, key=service.tenants.key_a)
+    [attempt] = data["delivery"]["attempts"]
+    shown = [(header["name"], header["value"]) for header in attempt["request"]["headers"]]
+
+    # Then DeliveryAttempt.request lists exactly the headers the receiver got, in order
+    # (the attempt span's traceparent last, in place of the custom one; a custom value masked)
+    custom = {"x-a"} if send_traceparent else {"x-a", "traceparent"}
+    expected = [
+        (name, MASK if name in custom else value)
+        for name, value in request.headers.items()
+        if name not in TRANSPORT_HEADERS
+    ]
+    assert [(name.lower(), value) for name, value in shown] == expected
+    [attempt_span] = named(spans, "webhook attempt")
+    if send_traceparent:
+        context = attempt_span.get_span_context()
+        assert context is not None
+        assert shown[-1] == ("traceparent", tracing.format_traceparent(context))
+    else:
+        assert ("Traceparent", MASK) in shown
+
+
 async def test_with_tracing_off_nothing_is_stored_and_no_traceparent_is_sent(
     open_service: OpenService,
 ) -> None:
