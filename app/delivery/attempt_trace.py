@@ -30,11 +30,13 @@ ATTEMPT_SPAN = "webhook attempt"
 @dataclass(frozen=True)
 class SentAttempt:
     """What one attempt sent and what came of it: the headers exactly as sent (ours,
-    and the attempt span's ``traceparent`` when one was sent) for its record to show."""
+    and the attempt span's ``traceparent`` when one was sent) for its record to show, and
+    the span's ``traceparent`` (sent or not) for the operator event it may cause."""
 
     outcome: AttemptOutcome
     headers: Mapping[str, str]
     traceparent: str | None = None
+    span_traceparent: str | None = None
 
 
 # The kinds of failure app/delivery/transport.py reports, by how its phrases begin.
@@ -111,7 +113,8 @@ async def traced_send(
     if span is None:  # tracing was switched off meanwhile
         return SentAttempt(await transport.send(url, delivery.body, headers), headers)
     try:
-        traceparent = tracing.traceparent_of(span) if send_traceparent else None
+        span_traceparent = tracing.traceparent_of(span)
+        traceparent = span_traceparent if send_traceparent else None
         if traceparent is not None:
             headers = with_traceparent(headers, traceparent)
         outcome = await transport.send(url, delivery.body, headers)
@@ -121,7 +124,7 @@ async def traced_send(
         if kind is not None:
             span.set_attribute("error.type", kind)
             span.set_status(Status(StatusCode.ERROR))
-        return SentAttempt(outcome, headers, traceparent)
+        return SentAttempt(outcome, headers, traceparent, span_traceparent)
     except BaseException as error:  # cancelled (the worker stops): the span says so
         span.set_attribute("error.type", type(error).__name__)
         span.set_status(Status(StatusCode.ERROR))

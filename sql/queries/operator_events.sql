@@ -6,9 +6,9 @@
 -- no active subscription to its type: nobody would receive it, and a dead endpoint of a
 -- company that never subscribed must not fill the events table.
 INSERT INTO events (id, company_id, webhook_key, subject, payload, idempotency_key, is_test,
-                    body, created_at)
+                    body, created_at, traceparent)
 SELECT %(id)s, %(company_id)s, %(webhook_key)s, %(subject)s, %(payload)s,
-       %(idempotency_key)s, false, %(body)s, %(created_at)s
+       %(idempotency_key)s, false, %(body)s, %(created_at)s, %(traceparent)s
 WHERE EXISTS (
     SELECT 1 FROM subscriptions s
     WHERE s.company_id = %(company_id)s AND s.webhook_key = %(webhook_key)s

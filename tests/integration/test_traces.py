@@ -10,6 +10,7 @@ value shows up in any span of a whole run.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -323,6 +324,62 @@ async def test_the_request_shown_is_the_one_sent_traceparent_included(
         assert shown[-1] == ("traceparent", tracing.format_traceparent(context))
     else:
         assert ("Traceparent", MASK) in shown
+
+
+SUBSCRIBE_TO = """
+mutation($input: CreateWebhookSubscriptionInput!) {
+  createWebhookSubscription(input: $input) { subscription { id } userErrors { code } }
+}"""
+
+
+async def test_an_operator_event_continues_the_trace_of_the_attempt_that_caused_it(
+    open_service: OpenService, spans: InMemorySpanExporter
+) -> None:
+    # Given an ORDER_STATUS receiver that always fails, watched by a DELIVERY_FAILED one
+    service = await open_service(retry_interval_seconds=0.2, max_attempts=2)
+    with Receiver(default=respond(503)) as orders, Receiver() as ops:
+        await service.subscribe(orders.url_for("/orders"))
+        data = await service.api.data(
+            SUBSCRIBE_TO,
+            {
+                "input": {
+                    "webhook": "DELIVERY_FAILED",
+                    "callbackUrl": ops.url_for("/ops"),
+                    "notificationEmail": "ops@company-a.example",
+                }
+            },
+            key=service.tenants.key_a,
+        )
+        assert data["createWebhookSubscription"]["userErrors"] == []
+
+        # When a traced publish's delivery fails for good and DELIVERY_FAILED is delivered
+        event = await publish(service, {"traceparent": CALLER})
+        [delivery] = event["deliveries"]
+        await service.wait_for_status(delivery["id"], "FAILED", timeout=8)
+        [report] = await asyncio.to_thread(ops.wait_for, 1, 10.0)
+
+    # Then the operator event's attempt is in the order's trace, child of and linked to
+    # the attempt that failed for good: following order-1 shows who was told, and when
+    last_failed = max(
+        (
+            span
+            for span in named(spans, "webhook attempt")
+            if span.attributes and span.attributes["webhooks.delivery.id"] == delivery["id"]
+        ),
+        key=lambda span: span.attributes["webhooks.attempt.number"] if span.attributes else 0,
+    )
+    [reported] = [
+        span
+        for span in named(spans, "webhook attempt")
+        if span.attributes and span.attributes["webhooks.delivery.id"] != delivery["id"]
+    ]
+    cause = last_failed.get_span_context()
+    context = reported.get_span_context()
+    assert cause is not None and context is not None and reported.parent is not None
+    assert f"{context.trace_id:032x}" == CALLER_TRACE
+    assert reported.parent.span_id == cause.span_id
+    assert [link.context.span_id for link in reported.links] == [cause.span_id]
+    assert report.header("traceparent") == tracing.format_traceparent(context)
 
 
 async def test_with_tracing_off_nothing_is_stored_and_no_traceparent_is_sent(
