@@ -266,7 +266,9 @@ class AttemptRequest:
         description="In the order sent: the subscription's custom headers (values masked), "
         "then content-type, user-agent, webhook-id, webhook-timestamp, webhook-signature "
         "(the signature sent, verifiable with the subscription's secret of the time), "
-        "webhook-attempt and, on an ordered subscription, webhook-sequence."
+        "webhook-attempt, on an ordered subscription webhook-sequence, and last the "
+        "traceparent of the attempt's span when tracing sent one (in place of a custom "
+        "header of that name)."
     )
 
     @strawberry.field(

@@ -29,6 +29,8 @@ MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 
 DISTRIBUTION = "planomatic-webhooks"
+# The W3C trace context header a traced attempt sends (app/delivery/attempt_trace.py).
+TRACEPARENT = "traceparent"
 
 
 def generate_secret() -> str:
@@ -106,15 +108,26 @@ class SentHeaders:
     signature: str
     user_agent: str
     custom_names: tuple[str, ...]
+    # The W3C traceparent of the attempt's span, sent last (app/delivery/attempt_trace.py);
+    # None when none was.
+    traceparent: str | None = None
 
     @classmethod
-    def of(cls, ours: Mapping[str, str], sent: Mapping[str, str]) -> SentHeaders:
-        """The record of ``sent``, the headers of an attempt with ``ours`` among them."""
+    def of(
+        cls, ours: Mapping[str, str], sent: Mapping[str, str], *, traceparent: str | None = None
+    ) -> SentHeaders:
+        """The record of ``sent``, the headers of an attempt with ``ours`` among them and,
+        when ``traceparent`` is given, that ``traceparent`` header too."""
         return cls(
             timestamp=int(ours["webhook-timestamp"]),
             signature=ours["webhook-signature"],
             user_agent=ours["user-agent"],
-            custom_names=tuple(name for name in sent if name not in ours),
+            custom_names=tuple(
+                name
+                for name in sent
+                if name not in ours and (traceparent is None or name != TRACEPARENT)
+            ),
+            traceparent=traceparent,
         )
 
 
@@ -126,7 +139,10 @@ def shown_headers(
     ours = _our_headers(
         sent.user_agent, message_id, sent.timestamp, sent.signature, attempt, sequence
     )
-    return [*((name, MASK) for name in sent.custom_names), *ours.items()]
+    shown = [*((name, MASK) for name in sent.custom_names), *ours.items()]
+    if sent.traceparent is not None:
+        shown.append((TRACEPARENT, sent.traceparent))
+    return shown
 
 
 def _our_headers(

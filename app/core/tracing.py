@@ -24,6 +24,7 @@ its type only (its text may quote a value).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -57,6 +58,14 @@ TRACER_NAME = "planomatic-webhooks"
 # ignored before any parsing, and quietly: the SDK's propagator would log a warning for
 # each, so any caller could write into our log with every request.
 MAX_HEADER_LENGTH = 512
+# A tracestate is continued only when every member is well formed (W3C trace context:
+# key "=" value, at most 32 members); anything else is discarded whole, as the standard
+# says, and before the SDK's parser could log the offending member's text.
+_TRACESTATE_MEMBER = re.compile(
+    r"(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+MAX_TRACESTATE_MEMBERS = 32
 
 # A span attribute's value; None: leave the attribute out.
 Attribute: TypeAlias = AttributeValue | None
@@ -238,12 +247,25 @@ def caller_context(headers: Mapping[str, str]) -> Context | None:
         return None
     carrier = {"traceparent": parent}
     state = headers.get("tracestate")
-    if state and len(state) <= MAX_HEADER_LENGTH:
+    if state and well_formed_tracestate(state):
         carrier["tracestate"] = state
     extracted = _PROPAGATOR.extract(carrier)
     if not trace.get_current_span(extracted).get_span_context().is_valid:
         return None
     return extracted
+
+
+def well_formed_tracestate(value: str) -> bool:
+    """Whether a ``tracestate`` value is one to continue: at most ``MAX_HEADER_LENGTH``
+    characters, at most 32 members, each ``key=value`` as W3C trace context defines them
+    (empty members and spaces around them allowed). Linear in the value's length."""
+    if len(value) > MAX_HEADER_LENGTH:
+        return False
+    members = [member.strip(" \t") for member in value.split(",")]
+    members = [member for member in members if member]
+    return len(members) <= MAX_TRACESTATE_MEMBERS and all(
+        _TRACESTATE_MEMBER.fullmatch(member) for member in members
+    )
 
 
 def current_traceparent() -> str | None:

@@ -15,15 +15,29 @@ response.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from opentelemetry.trace import Status, StatusCode
 
 from app.core import tracing
+from app.core.signing import TRACEPARENT
 from app.delivery.outgoing import OutgoingDelivery
 from app.delivery.transport import AttemptOutcome, Transport
 
 ATTEMPT_SPAN = "webhook attempt"
-TRACEPARENT = "traceparent"
+
+
+@dataclass(frozen=True)
+class SentAttempt:
+    """What one attempt sent and what came of it: the headers exactly as sent (ours,
+    and the attempt span's ``traceparent`` when one was sent) for its record to show, and
+    the span's ``traceparent`` (sent or not) for the operator event it may cause."""
+
+    outcome: AttemptOutcome
+    headers: Mapping[str, str]
+    traceparent: str | None = None
+    span_traceparent: str | None = None
+
 
 # The kinds of failure app/delivery/transport.py reports, by how its phrases begin.
 _ERROR_KINDS = (
@@ -89,18 +103,19 @@ async def traced_send(
     headers: Mapping[str, str],
     *,
     send_traceparent: bool,
-) -> AttemptOutcome:
+) -> SentAttempt:
     """``transport.send`` of one attempt, in its span when tracing is on."""
     if not tracing.enabled():
-        return await transport.send(url, delivery.body, headers)
+        return SentAttempt(await transport.send(url, delivery.body, headers), headers)
     span = tracing.start_linked_span(
         ATTEMPT_SPAN, delivery.traceparent, attempt_attributes(delivery, attempt, masked_url)
     )
     if span is None:  # tracing was switched off meanwhile
-        return await transport.send(url, delivery.body, headers)
+        return SentAttempt(await transport.send(url, delivery.body, headers), headers)
     try:
-        traceparent = tracing.traceparent_of(span)
-        if send_traceparent and traceparent is not None:
+        span_traceparent = tracing.traceparent_of(span)
+        traceparent = span_traceparent if send_traceparent else None
+        if traceparent is not None:
             headers = with_traceparent(headers, traceparent)
         outcome = await transport.send(url, delivery.body, headers)
         if outcome.status is not None:
@@ -109,7 +124,7 @@ async def traced_send(
         if kind is not None:
             span.set_attribute("error.type", kind)
             span.set_status(Status(StatusCode.ERROR))
-        return outcome
+        return SentAttempt(outcome, headers, traceparent, span_traceparent)
     except BaseException as error:  # cancelled (the worker stops): the span says so
         span.set_attribute("error.type", type(error).__name__)
         span.set_status(Status(StatusCode.ERROR))

@@ -190,8 +190,7 @@ async def make_attempt(
             sequence=delivery.sequence,
         )
         headers = request_headers(signed, target.headers)
-        sent = SentHeaders.of(signed, headers)
-        outcome = await traced_send(
+        sent_attempt = await traced_send(
             transport,
             delivery,
             attempt,
@@ -203,8 +202,19 @@ async def make_attempt(
     finally:
         if in_flight is not None and slot is not None:
             in_flight.release(slot)
+    outcome = sent_attempt.outcome
+    # What was sent, not what was meant: the span's traceparent replaced a custom header
+    # of that name, if the subscription has one.
+    sent = SentHeaders.of(signed, sent_attempt.headers, traceparent=sent_attempt.traceparent)
     result = await _record_sent(
-        services, delivery, cycle, attempt, outcome, target.masked_url, sent
+        services,
+        delivery,
+        cycle,
+        attempt,
+        outcome,
+        target.masked_url,
+        sent,
+        trace=sent_attempt.span_traceparent,
     )
     if result == "unrecorded":
         return result
@@ -235,8 +245,11 @@ async def _record_sent(
     outcome: AttemptOutcome,
     masked_target: str,
     sent: SentHeaders,
+    *,
+    trace: str | None = None,
 ) -> Result:
-    """Record an attempt that was sent (``sent``: its headers); if its outcome cannot be
+    """Record an attempt that was sent (``sent``: its headers; ``trace``: its span's
+    traceparent, which an operator event it causes continues); if its outcome cannot be
     recorded, record it without the response; if that fails too, say so instead of
     raising (a retried job would send it again).
 
@@ -248,7 +261,7 @@ async def _record_sent(
     log = {"delivery_id": str(delivery.id), "attempt": attempt, "company_id": delivery.company_id}
     try:
         return await record_outcome(
-            services, delivery, cycle, attempt, outcome, masked_target, sent=sent
+            services, delivery, cycle, attempt, outcome, masked_target, sent=sent, trace=trace
         )
     except Exception as exc:
         if is_connection_lost(exc):
@@ -265,7 +278,7 @@ async def _record_sent(
     )
     try:
         return await record_outcome(
-            services, delivery, cycle, attempt, bare, masked_target, sent=sent
+            services, delivery, cycle, attempt, bare, masked_target, sent=sent, trace=trace
         )
     except Exception as exc:
         if is_connection_lost(exc):
@@ -349,12 +362,14 @@ async def record_outcome(
     *,
     sent: SentHeaders | None = None,
     final: bool = False,
+    trace: str | None = None,
 ) -> Result:
     """Record the attempt, advance the delivery and queue what follows, atomically.
 
     ``masked_target`` is the URL the attempt went to, API key parameter values masked;
     ``sent`` what its record keeps of its headers (None: nothing was sent).
-    ``final`` makes a failed attempt the last one, whatever its number.
+    ``final`` makes a failed attempt the last one, whatever its number. ``trace`` is the
+    attempt span's traceparent: an operator event the outcome causes joins that trace.
     """
     step = next_step(
         succeeded=outcome.succeeded,
@@ -383,6 +398,7 @@ async def record_outcome(
         "signature": None if sent is None else sent.signature,
         "user_agent": None if sent is None else sent.user_agent,
         "header_names": None if sent is None else list(sent.custom_names),
+        "traceparent": None if sent is None else sent.traceparent,
         "status": step.status,
         "next_attempt_at": next_attempt_at,
         "subscription_id": delivery.endpoint.subscription_id,
@@ -393,7 +409,9 @@ async def record_outcome(
         # ends the subscription's failing (then it records nothing and says so).
         recorded = await services.db.fetch_one("record_attempt", **recording)
         if recorded is not None and recorded["failing"]:
-            return await _record_recovery(services, delivery, cycle, attempt, outcome, recording)
+            return await _record_recovery(
+                services, Cause(delivery, cycle, attempt, outcome, trace), recording
+            )
         return _not_recorded(recorded) or "succeeded"
     async with services.db.transaction() as tx:
         if isinstance(step, FailedForGood) and step.gone:
@@ -413,7 +431,7 @@ async def record_outcome(
             )
             return "retrying"
         await tx.execute("mark_failing", id=delivery.endpoint.subscription_id)
-        cause = Cause(delivery, cycle, attempt, outcome)
+        cause = Cause(delivery, cycle, attempt, outcome, trace)
         max_attempts = services.settings.max_attempts
         await report_failure(
             tx, cause, given_up=step.reason == "given up", max_attempts=max_attempts
@@ -424,28 +442,22 @@ async def record_outcome(
 
 
 async def _record_recovery(
-    services: Services,
-    delivery: OutgoingDelivery,
-    cycle: int,
-    attempt: int,
-    outcome: AttemptOutcome,
-    recording: dict[str, object],
+    services: Services, cause: Cause, recording: dict[str, object]
 ) -> Result:
     """Record a success to a failing subscription, clearing its marker, together with the
     SUBSCRIPTION_RECOVERED event (only the first of concurrent successes finds it set)."""
+    subscription_id = cause.delivery.endpoint.subscription_id
     async with services.db.transaction() as tx:
-        marker = await tx.fetch_one(
-            "lock_failing_subscription", id=delivery.endpoint.subscription_id
-        )
+        marker = await tx.fetch_one("lock_failing_subscription", id=subscription_id)
         recorded = await tx.fetch_one("record_attempt", **{**recording, "recover": True})
         not_recorded = _not_recorded(recorded)
         if not_recorded is not None:
             return not_recorded
-        await tx.execute("clear_failing", id=delivery.endpoint.subscription_id)
+        await tx.execute("clear_failing", id=subscription_id)
         if marker is not None and marker["failing_since"] is not None:
             await report_recovery(
                 tx,
-                Cause(delivery, cycle, attempt, outcome),
+                cause,
                 marker["failing_since"],
                 max_attempts=services.settings.max_attempts,
             )

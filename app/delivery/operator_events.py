@@ -45,6 +45,9 @@ class Cause:
     cycle: int
     attempt: int
     outcome: AttemptOutcome
+    # The attempt span's traceparent (None: not traced, or nothing was sent): the operator
+    # event's attempts continue that trace, so following an order shows who was told.
+    traceparent: str | None = None
 
     @property
     def subscription(self) -> SubscriptionFacts:
@@ -79,7 +82,7 @@ async def report_failure(tx: Session, cause: Cause, *, given_up: bool, max_attem
         last_attempt_at=cause.outcome.started_at,
         failed_at=datetime.now(UTC),
     )
-    await emit(tx, event, max_attempts=max_attempts)
+    await emit(tx, event, max_attempts=max_attempts, traceparent=cause.traceparent)
 
 
 async def report_gone(tx: Session, cause: Cause, deactivated: Row, *, max_attempts: int) -> None:
@@ -94,7 +97,7 @@ async def report_gone(tx: Session, cause: Cause, deactivated: Row, *, max_attemp
         failing_since=deactivated["failing_since"],
         gone=cause.facts,
     )
-    await emit(tx, event, max_attempts=max_attempts)
+    await emit(tx, event, max_attempts=max_attempts, traceparent=cause.traceparent)
 
 
 async def report_failing(tx: Session, deactivated: Row, *, max_attempts: int) -> None:
@@ -129,12 +132,15 @@ async def report_recovery(
         failing_since=failing_since,
         recovered_at=cause.outcome.started_at,
     )
-    await emit(tx, event, max_attempts=max_attempts)
+    await emit(tx, event, max_attempts=max_attempts, traceparent=cause.traceparent)
 
 
-async def emit(tx: Session, event: OperatorEvent, *, max_attempts: int) -> bool:
+async def emit(
+    tx: Session, event: OperatorEvent, *, max_attempts: int, traceparent: str | None = None
+) -> bool:
     """Record ``event`` and fan it out inside ``tx``; False when nothing was written (its
-    cause emitted it before, or the company has no subscription to its type)."""
+    cause emitted it before, or the company has no subscription to its type).
+    ``traceparent``: the trace its attempts continue (its cause's attempt span)."""
     event_id = new_id()
     now = datetime.now(UTC)
     created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -152,6 +158,7 @@ async def emit(tx: Session, event: OperatorEvent, *, max_attempts: int) -> bool:
         idempotency_key=event.idempotency_key,
         body=body,
         created_at=created_at,
+        traceparent=traceparent,
     )
     if row is None:
         return False

@@ -273,6 +273,7 @@ async def sent_deliveries(
             signature=record["signature"],
             user_agent=record["user_agent"],
             custom_names=tuple(record["header_names"] or ()),
+            traceparent=record["traceparent"],
         )
     return {
         row["id"]: SentDelivery(

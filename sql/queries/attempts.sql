@@ -31,12 +31,13 @@ WITH failing AS (
     INSERT INTO delivery_attempts (delivery_id, cycle, number, company_id, started_at,
                                    duration_ms, response_status, response_body, error,
                                    succeeded, url, webhook_timestamp, signature, user_agent,
-                                   header_names)
+                                   header_names, traceparent)
     SELECT %(delivery_id)s::uuid, %(cycle)s::integer, %(number)s::integer,
            %(company_id)s::text, %(started_at)s::timestamptz, %(duration_ms)s::integer,
            %(response_status)s::integer, %(response_body)s::text, %(error)s::text,
            %(succeeded)s::boolean, %(url)s::text, %(webhook_timestamp)s::bigint,
-           %(signature)s::text, %(user_agent)s::text, %(header_names)s::text[]
+           %(signature)s::text, %(user_agent)s::text, %(header_names)s::text[],
+           %(traceparent)s::text
     WHERE NOT EXISTS (SELECT FROM failing)
     ON CONFLICT (delivery_id, cycle, number) DO NOTHING
     RETURNING number

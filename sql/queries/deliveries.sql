@@ -75,7 +75,8 @@ WHERE d.id = ANY(%(ids)s) AND (%(company_id)s::text IS NULL OR d.company_id = %(
 -- sent_headers_of_deliveries --
 -- The record of the headers each attempt of several deliveries sent (migration 0018),
 -- for the attempts that sent any; confined to a company unless NULL.
-SELECT delivery_id, cycle, number, webhook_timestamp, signature, user_agent, header_names
+SELECT delivery_id, cycle, number, webhook_timestamp, signature, user_agent, header_names,
+       traceparent
 FROM delivery_attempts
 WHERE delivery_id = ANY(%(ids)s) AND webhook_timestamp IS NOT NULL
   AND (%(company_id)s::text IS NULL OR company_id = %(company_id)s);

@@ -1,10 +1,14 @@
 -- insert_event --
--- Record a published event; returns nothing when its idempotency key was used before.
+-- Record a published event; returns nothing when its idempotency key was used before by
+-- a published event (operator events' keys are apart, migration 0026).
 INSERT INTO events (id, company_id, webhook_key, subject, payload, idempotency_key, is_test,
                     body, created_at, traceparent)
 VALUES (%(id)s, %(company_id)s, %(webhook_key)s, %(subject)s, %(payload)s,
         %(idempotency_key)s, %(is_test)s, %(body)s, %(created_at)s, %(traceparent)s)
-ON CONFLICT (company_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+ON CONFLICT (company_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL
+      AND webhook_key NOT IN ('DELIVERY_FAILED', 'SUBSCRIPTION_DEACTIVATED', 'SUBSCRIPTION_RECOVERED')
+    DO NOTHING
 RETURNING id, company_id, webhook_key, subject, payload, idempotency_key, is_test, created_at;
 
 -- get_event_by_idempotency_key --
@@ -16,7 +20,8 @@ SELECT id, company_id, webhook_key, subject, payload, idempotency_key, is_test, 
        subject IS NOT DISTINCT FROM %(subject)s AS same_subject,
        payload = %(payload)s AS same_payload
 FROM events
-WHERE company_id = %(company_id)s AND idempotency_key = %(idempotency_key)s;
+WHERE company_id = %(company_id)s AND idempotency_key = %(idempotency_key)s
+  AND webhook_key NOT IN ('DELIVERY_FAILED', 'SUBSCRIPTION_DEACTIVATED', 'SUBSCRIPTION_RECOVERED');
 
 -- get_event --
 -- One event, confined to a company unless company_id is NULL (publisher).

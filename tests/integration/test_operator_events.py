@@ -28,6 +28,7 @@ from tests.delivery import (
     parse_time,
     verify,
 )
+from tests.payloads import order_status_payload
 from tests.receivers import Receiver, RecordedRequest, respond
 
 FAST = {"retry_interval_seconds": 0.2, "max_attempts": 2}
@@ -542,3 +543,60 @@ async def test_a_test_event_to_an_operator_subscription_carries_its_sample(
         True,
         json.loads(sample),
     )
+
+
+PUBLISHER_READS = """
+query($id: ID!) {
+  event(id: $id) { id payload }
+  events(first: 100) { nodes { id webhook { key } payload } }
+}"""
+
+
+async def test_the_publisher_neither_reads_operator_events_nor_can_suppress_one(
+    open_service: OpenService,
+) -> None:
+    # Given a failing ORDER_STATUS subscription watched by a DELIVERY_FAILED subscription,
+    # and a delivery whose operator event's idempotency key anyone can derive from its id
+    service = await open_service(retry_interval_seconds=1.0, max_attempts=2)
+    with Receiver(default=respond(503)) as orders, Receiver() as ops:
+        await service.subscribe(orders.url_for("/orders?token=tenant-secret"))
+        watcher = await subscribe(service, "DELIVERY_FAILED", ops.url_for("/ops"))
+        delivery_id = await service.publish()
+
+        # When the order system takes that key first, for an event of its own
+        taken = await service.api.data(
+            PUBLISH_WITH_KEY,
+            {
+                "input": {
+                    "companyId": service.tenants.a,
+                    "webhook": "ORDER_STATUS",
+                    "payload": order_status_payload(),
+                    "subject": "order-2",
+                    "idempotencyKey": f"DELIVERY_FAILED:{delivery_id}:1",
+                }
+            },
+            key=service.tenants.publisher,
+        )
+        assert taken["publishEvent"]["userErrors"] == []
+        await service.wait_for_status(delivery_id, "FAILED", timeout=8)
+        requests = await arrived(ops, 2)
+        reported = [received(request, watcher, "DELIVERY_FAILED") for request in requests]
+        operator_events = await events_of(service, "DELIVERY_FAILED")
+        assert len(operator_events) == 2  # the order system's own event failed too
+
+        # Then the delivery's failure is reported all the same (the keys do not collide)
+        assert delivery_id in [data["delivery_id"] for data in reported]
+        # and the publisher, which reads every company's events, reads none of these:
+        # their payloads name subscriptions' callback URLs (query strings included)
+        seen = await service.api.data(
+            PUBLISHER_READS, {"id": operator_events[0]["id"]}, key=service.tenants.publisher
+        )
+    assert seen["event"] is None
+    assert [node["webhook"]["key"] for node in seen["events"]["nodes"]] == ["ORDER_STATUS"] * 2
+    assert "tenant-secret" not in json.dumps(seen)
+
+
+PUBLISH_WITH_KEY = """
+mutation($input: PublishEventInput!) {
+  publishEvent(input: $input) { event { id } userErrors { field code message } }
+}"""

@@ -10,6 +10,7 @@ value shows up in any span of a whole run.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,6 +161,78 @@ async def test_publish_a_failed_attempt_and_its_successful_retry_make_one_linked
     ]
 
 
+PUBLISH_EVENTS = """
+mutation($input: PublishEventsInput!) {
+  publishEvents(input: $input) {
+    results { event { id deliveries { id } } userErrors { field code } }
+  }
+}"""
+
+
+async def test_each_event_of_a_batch_has_its_own_publish_span_in_the_callers_trace(
+    open_service: OpenService, spans: InMemorySpanExporter
+) -> None:
+    # Given a receiver, and a caller that traces publishing two events and one refused
+    service = await open_service()
+    with Receiver() as receiver:
+        await service.subscribe(receiver.url_for("/hook"))
+        events = [
+            {
+                "companyId": service.tenants.a,
+                "webhook": "ORDER_STATUS",
+                "payload": order_status_payload(),
+                "subject": f"order-{n}",
+            }
+            for n in range(2)
+        ]
+        events.append({**events[0], "webhook": "NO_SUCH_WEBHOOK"})
+        response = await service.api.http.post(
+            "/graphql",
+            json={"query": PUBLISH_EVENTS, "variables": {"input": {"events": events}}},
+            headers={
+                "authorization": f"Bearer {service.tenants.publisher}",
+                "traceparent": CALLER,
+            },
+        )
+        results = response.json()["data"]["publishEvents"]["results"]
+        published_ids = [result["event"]["id"] for result in results[:2]]
+        for result in results[:2]:
+            [delivery] = result["event"]["deliveries"]
+            await service.wait_for_status(delivery["id"], "SUCCEEDED")
+        requests = receiver.requests
+    assert results[2]["event"] is None
+
+    # Then every event, the refused one too, is a publishEvent span under the caller's span
+    published = named(spans, "publishEvent")
+    assert len(published) == 3
+    for span in published:
+        context = span.get_span_context()
+        assert context is not None and span.parent is not None
+        assert f"{context.trace_id:032x}" == CALLER_TRACE
+        assert f"{span.parent.span_id:016x}" == CALLER_SPAN
+    by_event = {
+        span.attributes["webhooks.event.id"]: span
+        for span in published
+        if span.attributes and "webhooks.event.id" in span.attributes
+    }
+    assert sorted(by_event) == sorted(published_ids)
+    # and each event's attempt is the child of its own event's span, not of another's
+    for event_id, span in by_event.items():
+        [attempt] = [
+            attempt
+            for attempt in named(spans, "webhook attempt")
+            if attempt.attributes and attempt.attributes["webhooks.event.id"] == event_id
+        ]
+        assert attempt.parent is not None
+        assert attempt.parent.span_id == span.get_span_context().span_id
+    [stored_a, stored_b] = await service.sql(
+        "SELECT traceparent FROM events WHERE id = ANY(%(ids)s) ORDER BY subject",
+        ids=published_ids,
+    )
+    assert stored_a["traceparent"] != stored_b["traceparent"]
+    assert len(requests) == 2
+
+
 @pytest.mark.parametrize(
     "header",
     [
@@ -204,6 +277,109 @@ async def test_the_traceparent_header_is_a_setting(
     # Then the attempt is traced but its request carries no traceparent
     assert len(named(spans, "webhook attempt")) == 1
     assert request.header("traceparent") is None
+
+
+# What the HTTP client adds on its own, which a request record does not show.
+TRANSPORT_HEADERS = {"host", "content-length", "accept", "accept-encoding", "connection"}
+REQUESTS_SENT = """
+query($id: ID!) {
+  delivery(id: $id) { attempts { number request { headers { name value } } } }
+}"""
+
+
+@pytest.mark.parametrize("send_traceparent", [True, False])
+async def test_the_request_shown_is_the_one_sent_traceparent_included(
+    open_service: OpenService, spans: InMemorySpanExporter, send_traceparent: bool
+) -> None:
+    # Given tracing on and a subscription with a custom header of that very name
+    service = await open_service(send_traceparent=send_traceparent)
+    with Receiver() as receiver:
+        await service.subscribe(
+            receiver.url_for("/hook"),
+            headers=[
+                {"name": "Traceparent", "value": "custom-value-1"},
+                {"name": "X-A", "value": "a"},
+            ],
+        )
+        delivery_id = await service.publish()
+        await service.wait_for_status(delivery_id, "SUCCEEDED")
+        [request] = receiver.requests
+    data = await service.api.data(REQUESTS_SENT, {"id": delivery_id}, key=service.tenants.key_a)
+    [attempt] = data["delivery"]["attempts"]
+    shown = [(header["name"], header["value"]) for header in attempt["request"]["headers"]]
+
+    # Then DeliveryAttempt.request lists exactly the headers the receiver got, in order
+    # (the attempt span's traceparent last, in place of the custom one; a custom value masked)
+    custom = {"x-a"} if send_traceparent else {"x-a", "traceparent"}
+    expected = [
+        (name, MASK if name in custom else value)
+        for name, value in request.headers.items()
+        if name not in TRANSPORT_HEADERS
+    ]
+    assert [(name.lower(), value) for name, value in shown] == expected
+    [attempt_span] = named(spans, "webhook attempt")
+    if send_traceparent:
+        context = attempt_span.get_span_context()
+        assert context is not None
+        assert shown[-1] == ("traceparent", tracing.format_traceparent(context))
+    else:
+        assert ("Traceparent", MASK) in shown
+
+
+SUBSCRIBE_TO = """
+mutation($input: CreateWebhookSubscriptionInput!) {
+  createWebhookSubscription(input: $input) { subscription { id } userErrors { code } }
+}"""
+
+
+async def test_an_operator_event_continues_the_trace_of_the_attempt_that_caused_it(
+    open_service: OpenService, spans: InMemorySpanExporter
+) -> None:
+    # Given an ORDER_STATUS receiver that always fails, watched by a DELIVERY_FAILED one
+    service = await open_service(retry_interval_seconds=0.2, max_attempts=2)
+    with Receiver(default=respond(503)) as orders, Receiver() as ops:
+        await service.subscribe(orders.url_for("/orders"))
+        data = await service.api.data(
+            SUBSCRIBE_TO,
+            {
+                "input": {
+                    "webhook": "DELIVERY_FAILED",
+                    "callbackUrl": ops.url_for("/ops"),
+                    "notificationEmail": "ops@company-a.example",
+                }
+            },
+            key=service.tenants.key_a,
+        )
+        assert data["createWebhookSubscription"]["userErrors"] == []
+
+        # When a traced publish's delivery fails for good and DELIVERY_FAILED is delivered
+        event = await publish(service, {"traceparent": CALLER})
+        [delivery] = event["deliveries"]
+        await service.wait_for_status(delivery["id"], "FAILED", timeout=8)
+        [report] = await asyncio.to_thread(ops.wait_for, 1, 10.0)
+
+    # Then the operator event's attempt is in the order's trace, child of and linked to
+    # the attempt that failed for good: following order-1 shows who was told, and when
+    last_failed = max(
+        (
+            span
+            for span in named(spans, "webhook attempt")
+            if span.attributes and span.attributes["webhooks.delivery.id"] == delivery["id"]
+        ),
+        key=lambda span: span.attributes["webhooks.attempt.number"] if span.attributes else 0,
+    )
+    [reported] = [
+        span
+        for span in named(spans, "webhook attempt")
+        if span.attributes and span.attributes["webhooks.delivery.id"] != delivery["id"]
+    ]
+    cause = last_failed.get_span_context()
+    context = reported.get_span_context()
+    assert cause is not None and context is not None and reported.parent is not None
+    assert f"{context.trace_id:032x}" == CALLER_TRACE
+    assert reported.parent.span_id == cause.span_id
+    assert [link.context.span_id for link in reported.links] == [cause.span_id]
+    assert report.header("traceparent") == tracing.format_traceparent(context)
 
 
 async def test_with_tracing_off_nothing_is_stored_and_no_traceparent_is_sent(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanContext, TraceFlags
 
@@ -169,6 +170,37 @@ def test_an_overlong_header_is_dropped_before_the_propagator_logs_about_it(
         assert tracing.caller_context({"traceparent": long}) is None
         assert tracing.parse_traceparent(long) is None
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "Vendor=1",  # upper case key
+        "a=b\tc",  # a control character
+        "a=\u00c3\u00a9",  # UTF-8 as Starlette decodes a header (latin-1)
+        "a=",  # no value
+        "a=b=c",
+        ",".join(f"k{n}=v" for n in range(33)),  # more than 32 members, short
+    ],
+)
+def test_a_malformed_tracestate_is_dropped_quietly_and_the_traceparent_still_continued(
+    traced: None, caplog: pytest.LogCaptureFixture, state: str
+) -> None:
+    # The SDK's parser logs each malformed member it meets, text included: any caller could
+    # write up to 512 characters of its choosing into our log with every request.
+    with caplog.at_level("DEBUG"):
+        context = tracing.caller_context({"traceparent": VALID, "tracestate": state})
+    assert caplog.records == []
+    assert context is not None
+    continued = trace.get_current_span(context).get_span_context()
+    assert f"{continued.trace_id:032x}" == VALID.split("-")[1]
+    assert len(continued.trace_state) == 0
+
+
+def test_a_well_formed_tracestate_is_kept() -> None:
+    state = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7,tenant@vendor=a b"
+    assert tracing.well_formed_tracestate(state)
+    assert not tracing.well_formed_tracestate("a=1,A=2")
 
 
 def test_an_invalid_span_context_has_no_traceparent() -> None:
