@@ -9,9 +9,10 @@ a trigger of migration 0016 defers the first attempt of the delivery that a subj
 passes to when the one before it ends (whatever statement ended it), through the same
 ``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority.
 
-Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused (SIGSTOP, a
-frozen VM, a long GC pause) rejoin: by then another worker may have pruned its
-registration as stalled and re-run and finished its jobs. Its named queries run through
+Its worker (:class:`PunctualWorker`) wakes when a scheduled job comes due, learnt from
+its fetch. Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused
+(SIGSTOP, a frozen VM, a long GC pause) rejoin: by then another worker may have pruned
+its registration as stalled and re-run and finished its jobs. Its named queries run through
 Procrastinate's connector, on the same pool as Procrastinate's own.
 """
 
@@ -89,8 +90,9 @@ class RejoiningJobManager(manager.JobManager):
 
     def __init__(self, connector: procrastinate.BaseConnector) -> None:
         super().__init__(connector)
-        # Per worker: the time.monotonic() at which the next scheduled job of its queues
-        # comes due, as its last fetch that found nothing saw it (absent: none scheduled).
+        # Per worker: the time.monotonic() at which the next scheduled job (of any queue,
+        # see fetch_job in queue.sql) comes due, as its last fetch that found nothing saw
+        # it (absent: none scheduled).
         self._next_due: dict[int, float] = {}
 
     async def update_heartbeat(self, worker_id: int) -> None:
@@ -121,8 +123,8 @@ class RejoiningJobManager(manager.JobManager):
         return None
 
     def seconds_until_due(self, worker_id: int) -> float:
-        """How long until the next scheduled job of ``worker_id``'s queues comes due, as
-        its last empty fetch saw it; infinite when none was scheduled."""
+        """How long until the next scheduled job comes due, as ``worker_id``'s last empty
+        fetch saw it; infinite when none was scheduled."""
         due = self._next_due.get(worker_id)
         return math.inf if due is None else max(0.0, due - time.monotonic())
 
@@ -163,8 +165,8 @@ class PunctualWorker(worker.Worker):
     was found by the next poll, up to a whole interval late. This worker waits at most
     until the next scheduled job is due (its fetch tells, see
     :class:`RejoiningJobManager`), so it polls no more often when idle and a retry
-    starts on time. The loop reads the interval once per wait, right after the fetch
-    that found nothing; a Procrastinate upgrade that reads it elsewhere fails
+    starts on time. Procrastinate's loop reads the interval once per wait, right after
+    the fetch that found nothing; an upgrade that stops reading it there fails
     tests/integration/test_retry_punctuality.py.
     """
 
