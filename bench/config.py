@@ -19,6 +19,7 @@ class Sizes:
     retry_events: int = 300  # E: deliveries whose first attempt fails
     retry_rate: float = 30.0  # E: events per second
     retry_interval: float = 1.0  # E: WEBHOOKS_RETRY_INTERVAL_SECONDS
+    idle_seconds: float = 30.0  # E: how long the idle workers' queries are counted
     scale_rows: int = 1_000_000  # F: deliveries generated
     scale_companies: int = 100  # F
     api_requests: int = 200  # F: requests per query shape
@@ -53,6 +54,7 @@ SMOKE = Sizes(
     retry_events=10,
     retry_rate=20.0,
     retry_interval=0.5,
+    idle_seconds=3.0,
     scale_rows=2000,
     scale_companies=10,
     api_requests=20,

@@ -24,6 +24,18 @@ JOIN delivery_attempts second
  AND second.number = 2
 WHERE first.company_id = %(company_id)s AND first.number = 1;
 
+-- transactions_committed --
+-- Transactions committed in this database so far (each autocommit statement is one).
+SELECT xact_commit AS committed FROM pg_stat_database WHERE datname = current_database();
+
+-- park_far_job --
+-- A job due in an hour, so that an idle worker's empty fetches find one scheduled.
+INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, scheduled_at)
+VALUES ('deliveries', 'bench_idle_probe', 'bench-idle-probe', '{}', now() + interval '1 hour');
+
+-- drop_far_job --
+DELETE FROM procrastinate_jobs WHERE task_name = 'bench_idle_probe';
+
 -- is_superuser --
 -- Whether bulk loading may skip triggers (session_replication_role needs a superuser).
 SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user;

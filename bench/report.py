@@ -214,6 +214,22 @@ def rows(data: Result) -> list[tuple[str, str, str, str]]:
                 f"p99 <= {RETRY_P99_MS:g} ms",
             )
         )
+        idle = sections["E"].get("idle")
+        if idle:
+            table.append(
+                (
+                    "E",
+                    f"idle database load ({idle['workers']} workers, {idle['seconds']:g} s)",
+                    f"{_fmt(idle['transactions_per_second'])} transactions/s"
+                    f" ({_fmt(idle['per_worker'])} a worker)"
+                    + (
+                        f", {_fmt(idle['statements_per_second'])} statements/s"
+                        if "statements_per_second" in idle
+                        else ""
+                    ),
+                    "no more than before",
+                )
+            )
     if "F" in sections:
         scale = sections["F"]
         names = {

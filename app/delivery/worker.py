@@ -32,6 +32,7 @@ from app.store.queue import (
     defer_notice,
     orphaned_attempts,
     requeue_stalled_jobs,
+    run_punctual_worker,
     subscriptions_with_unsent_notices,
     wake_delivery_workers,
 )
@@ -118,7 +119,8 @@ async def run_worker(
         stopping = asyncio.Event()
         maintenance = asyncio.create_task(maintenance_loop(services, stopping), name="maintenance")
         try:
-            await services.queue.run_worker_async(
+            await run_punctual_worker(
+                services.queue,
                 queues=[DELIVERY_QUEUE, NOTICE_QUEUE, MAINTENANCE_QUEUE],
                 concurrency=concurrency,
                 wait=True,

@@ -9,9 +9,10 @@ a trigger of migration 0016 defers the first attempt of the delivery that a subj
 passes to when the one before it ends (whatever statement ended it), through the same
 ``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority.
 
-Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused (SIGSTOP, a
-frozen VM, a long GC pause) rejoin: by then another worker may have pruned its
-registration as stalled and re-run and finished its jobs. Its named queries run through
+Its worker (:class:`PunctualWorker`) wakes when a scheduled job comes due, learnt from
+its fetch. Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused
+(SIGSTOP, a frozen VM, a long GC pause) rejoin: by then another worker may have pruned
+its registration as stalled and re-run and finished its jobs. Its named queries run through
 Procrastinate's connector, on the same pool as Procrastinate's own.
 """
 
@@ -19,13 +20,17 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Unpack
 
 import procrastinate
 import psycopg
-from procrastinate import exceptions, jobs, manager
+from procrastinate import exceptions, jobs, manager, worker
+from procrastinate.app import WorkerOptions
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import DEFAULT_PRIORITY, Job
 from procrastinate.types import JSONValue
@@ -75,24 +80,57 @@ class RejoiningJobManager(manager.JobManager):
       updates the row, and then the worker's next fetch fails on the foreign key).
     - A fetch that fails because the registration is gone re-registers and fetches again
       (the fetch may come before the first heartbeat after the pause).
+    - A fetch that finds nothing to take also learns when the next scheduled job comes
+      due (same statement), for :class:`PunctualWorker` to wake up then.
     - Finishing or retrying a job that is no longer open is no error: the paused worker's
       job was re-queued as stalled and another worker finished it. (Raised, it would end
       the job's task with an exception nobody retrieves.) Its attempt was recorded once:
       recording is idempotent.
     """
 
+    def __init__(self, connector: procrastinate.BaseConnector) -> None:
+        super().__init__(connector)
+        # Per worker: the time.monotonic() at which the next scheduled job (of any queue,
+        # see fetch_job in queue.sql) comes due, as its last fetch that found nothing saw
+        # it (absent: none scheduled).
+        self._next_due: dict[int, float] = {}
+
     async def update_heartbeat(self, worker_id: int) -> None:
         await self.connector.execute_query_async(QUERIES["worker_heartbeat"], worker_id=worker_id)
 
     async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> jobs.Job | None:
         try:
-            return await super().fetch_job(queues, worker_id)
+            return await self._fetch_job(queues, worker_id)
         except exceptions.ConnectorException as error:
             if not names_a_pruned_worker(error):
                 raise
         logger.warning("worker %d was pruned as stalled (paused?): registering it again", worker_id)
         await self.update_heartbeat(worker_id)
-        return await super().fetch_job(queues, worker_id)
+        return await self._fetch_job(queues, worker_id)
+
+    async def _fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> jobs.Job | None:
+        row = await self.connector.execute_query_one_async(
+            QUERIES["fetch_job"],
+            queues=None if queues is None else list(queues),
+            worker_id=worker_id,
+        )
+        if row["id"] is not None:
+            return jobs.Job.from_row(row)
+        if row["next_due_seconds"] is None:
+            self._next_due.pop(worker_id, None)
+        else:
+            self._next_due[worker_id] = time.monotonic() + row["next_due_seconds"]
+        return None
+
+    def seconds_until_due(self, worker_id: int) -> float:
+        """How long until the next scheduled job comes due, as ``worker_id``'s last empty
+        fetch saw it; infinite when none was scheduled."""
+        due = self._next_due.get(worker_id)
+        return math.inf if due is None else max(0.0, due - time.monotonic())
+
+    async def unregister_worker(self, worker_id: int) -> None:
+        self._next_due.pop(worker_id, None)
+        await super().unregister_worker(worker_id)
 
     async def finish_job(self, job: jobs.Job, status: jobs.Status, delete_job: bool) -> None:
         try:
@@ -116,6 +154,40 @@ class RejoiningJobManager(manager.JobManager):
             if not finds_the_job_closed(error):
                 raise
             _finished_elsewhere(job)
+
+
+class PunctualWorker(worker.Worker):
+    """Procrastinate's worker, waking when a scheduled job comes due.
+
+    Procrastinate's worker, once a fetch finds nothing, waits for a notification (sent
+    when a job is queued) or its polling interval, whichever comes first. A job
+    scheduled for later (a retry) sends its notification when queued, not when due: it
+    was found by the next poll, up to a whole interval late. This worker waits at most
+    until the next scheduled job is due (its fetch tells, see
+    :class:`RejoiningJobManager`), so it polls no more often when idle and a retry
+    starts on time. Procrastinate's loop reads the interval once per wait, right after
+    the fetch that found nothing; an upgrade that stops reading it there fails
+    tests/integration/test_retry_punctuality.py.
+    """
+
+    @property
+    def fetch_job_polling_interval(self) -> float:
+        manager = self.app.job_manager
+        if self.worker_id is None or not isinstance(manager, RejoiningJobManager):
+            return self._poll_interval
+        return min(self._poll_interval, manager.seconds_until_due(self.worker_id))
+
+    @fetch_job_polling_interval.setter
+    def fetch_job_polling_interval(self, seconds: float) -> None:
+        self._poll_interval = seconds
+
+
+async def run_punctual_worker(app: procrastinate.App, **options: Unpack[WorkerOptions]) -> None:
+    """Run a :class:`PunctualWorker` on ``app`` until it stops, as ``app.run_worker_async``
+    runs Procrastinate's (our app sets no ``worker_defaults``: every option is given)."""
+    # Both are what run_worker_async calls; Procrastinate leaves them unannotated.
+    app.perform_import_paths()  # type: ignore[no-untyped-call]
+    await PunctualWorker(app=app, **options).run()  # type: ignore[no-untyped-call]
 
 
 def _finished_elsewhere(job: jobs.Job) -> None:

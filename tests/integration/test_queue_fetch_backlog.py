@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from app.store.queries import QUERIES
 from tests.integration.test_queue_fetch_plan import _fetch_function
 
 RETRIES = 20_000
@@ -124,6 +125,56 @@ def test_a_fetch_reads_as_much_with_20000_retries_waiting_as_with_none(database_
         "postponed",
     ]
     for _, buffers in (behind_retries, vacuumed, analyzed, postponed):
+        assert buffers <= alone[1] + SLACK_BUFFERS
+
+
+def _idle_fetch(connection: psycopg.Connection[Any], worker: int) -> tuple[float | None, int]:
+    """The worker's whole fetch (``fetch_job``) finding nothing, under EXPLAIN (ANALYZE,
+    BUFFERS), once planned: in how many seconds the next job is due, and the buffers read."""
+    results = []
+    for _ in range(3):
+        with connection.transaction(force_rollback=True):
+            arguments = {"queues": ["deliveries"], "worker_id": worker}
+            row = connection.execute(QUERIES["fetch_job"], arguments).fetchone()
+            plan_row = connection.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + QUERIES["fetch_job"], arguments
+            ).fetchone()
+        assert row is not None and row[0] is None  # no job taken
+        assert plan_row is not None
+        plan = (plan_row[0] if isinstance(plan_row[0], list) else json.loads(plan_row[0]))[0]
+        buffers = int(plan["Plan"]["Shared Hit Blocks"]) + int(plan["Plan"]["Shared Read Blocks"])
+        results.append((row[-1], buffers))
+    return results[-1][0], min(buffers for _, buffers in results)
+
+
+def test_an_idle_fetch_finds_the_next_due_job_in_a_few_buffers_behind_20000_retries(
+    database_url: str,
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        worker = _worker(connection)
+        connection.execute("ALTER TABLE procrastinate_jobs SET (autovacuum_enabled = off)")
+        # given one retry waiting (the plan is made in this state)
+        _add_retries(connection, 1)
+        alone = _idle_fetch(connection, worker)
+
+        # when 20,000 retries wait six minutes, then analyzed, and one comes due in 30 s
+        _add_retries(connection, RETRIES - 1)
+        behind_retries = _idle_fetch(connection, worker)
+        connection.execute("ANALYZE procrastinate_jobs")
+        analyzed = _idle_fetch(connection, worker)
+        _defer(connection, "soon", lock="soon", in_seconds=30)
+        soon = _idle_fetch(connection, worker)
+
+    # then the fetch tells when the earliest is due, reading as few buffers as with one
+    # (migration 0024's index: one descent from now(), whatever waits behind it)
+    print(
+        f"\nbuffers per idle fetch: 1 retry {alone[1]}, {RETRIES} {behind_retries[1]}"
+        f" (analyzed {analyzed[1]}), one due sooner {soon[1]}"
+    )
+    for due, _ in (alone, behind_retries, analyzed):
+        assert due is not None and 350 < due <= 360
+    assert soon[0] is not None and 25 < soon[0] <= 30
+    for _, buffers in (behind_retries, analyzed, soon):
         assert buffers <= alone[1] + SLACK_BUFFERS
 
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
 
 import psycopg
 
-from app.store.queries import parse_queries
+from app.store.queries import QUERIES
 
 FETCH_CALL = re.compile(r"FROM\s+(procrastinate_fetch_job\w*)\(")
 
 
 def _fetch_function() -> str:
-    """The function Procrastinate's worker calls to take a job (its ``fetch_job`` query)."""
-    text = (resources.files("procrastinate") / "sql" / "queries.sql").read_text("utf-8")
-    query = parse_queries(text)["fetch_job"]  # Procrastinate names its queries as we do
+    """The function the worker calls to take a job: our ``fetch_job`` query (in
+    sql/queries/queue.sql) calls Procrastinate's, as Procrastinate's own query does."""
+    query = QUERIES["fetch_job"]
     match = FETCH_CALL.search(query)
     assert match is not None, query
     return match.group(1)
