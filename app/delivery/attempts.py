@@ -51,7 +51,13 @@ from app.delivery.pacing import WakeUps, wait_for_slot
 from app.delivery.retry_rule import FailedForGood, RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
-from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
+from app.store.queue import (
+    DELETE_SUCCEEDED_JOBS,
+    AttemptJob,
+    cancel_open_deliveries,
+    defer_attempts,
+    job_finished,
+)
 from app.store.services import Services
 
 logger = logging.getLogger(__name__)
@@ -142,6 +148,7 @@ async def make_attempt(
     postponed: int = 0,
     held_slot: datetime | None = None,
     wake_ups: WakeUps | None = None,
+    job_id: int | None = None,
 ) -> Result:
     """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
 
@@ -151,6 +158,9 @@ async def make_attempt(
     An attempt to a subscription with a delivery rate waits for its slot: the one it holds
     (``held_slot``), or one it reserves now, re-queued for it unless it is soon
     (app/delivery/pacing.py).
+
+    ``job_id`` is the Procrastinate job running it: the statement that records the attempt
+    finishes that job too, and tells the worker so (:func:`app.store.queue.job_finished`).
     """
     key = uuid.UUID(delivery_id)
     delivery = await _load(services, key)
@@ -204,7 +214,7 @@ async def make_attempt(
         if in_flight is not None and slot is not None:
             in_flight.release(slot)
     result = await _record_sent(
-        services, delivery, cycle, attempt, outcome, target.masked_url, sent
+        services, delivery, cycle, attempt, outcome, target.masked_url, sent, job_id
     )
     if result == "unrecorded":
         return result
@@ -235,6 +245,7 @@ async def _record_sent(
     outcome: AttemptOutcome,
     masked_target: str,
     sent: SentHeaders,
+    job_id: int | None,
 ) -> Result:
     """Record an attempt that was sent (``sent``: its headers); if its outcome cannot be
     recorded, record it without the response; if that fails too, say so instead of
@@ -248,7 +259,7 @@ async def _record_sent(
     log = {"delivery_id": str(delivery.id), "attempt": attempt, "company_id": delivery.company_id}
     try:
         return await record_outcome(
-            services, delivery, cycle, attempt, outcome, masked_target, sent=sent
+            services, delivery, cycle, attempt, outcome, masked_target, sent=sent, job_id=job_id
         )
     except Exception as exc:
         if is_connection_lost(exc):
@@ -265,7 +276,7 @@ async def _record_sent(
     )
     try:
         return await record_outcome(
-            services, delivery, cycle, attempt, bare, masked_target, sent=sent
+            services, delivery, cycle, attempt, bare, masked_target, sent=sent, job_id=job_id
         )
     except Exception as exc:
         if is_connection_lost(exc):
@@ -349,12 +360,14 @@ async def record_outcome(
     *,
     sent: SentHeaders | None = None,
     final: bool = False,
+    job_id: int | None = None,
 ) -> Result:
     """Record the attempt, advance the delivery and queue what follows, atomically.
 
     ``masked_target`` is the URL the attempt went to, API key parameter values masked;
     ``sent`` what its record keeps of its headers (None: nothing was sent).
     ``final`` makes a failed attempt the last one, whatever its number.
+    ``job_id``, the job running the attempt, is finished with the record, atomically.
     """
     step = next_step(
         succeeded=outcome.succeeded,
@@ -387,31 +400,63 @@ async def record_outcome(
         "next_attempt_at": next_attempt_at,
         "subscription_id": delivery.endpoint.subscription_id,
         "recover": False,
+        "job_id": job_id,
+        "delete_job": DELETE_SUCCEEDED_JOBS,
     }
     if isinstance(step, Succeeded):
         # Nothing follows a success: the one statement is atomic by itself, unless it
         # ends the subscription's failing (then it records nothing and says so).
         recorded = await services.db.fetch_one("record_attempt", **recording)
         if recorded is not None and recorded["failing"]:
-            return await _record_recovery(services, delivery, cycle, attempt, outcome, recording)
+            recorded = await _record_recovery(
+                services, delivery, cycle, attempt, outcome, recording
+            )
+        _finished(services, job_id, recorded)
         return _not_recorded(recorded) or "succeeded"
+    result, recorded = await _record_in_transaction(
+        services, delivery, cycle, attempt, outcome, step, recording
+    )
+    # Only now that the transaction committed is the job closed for good.
+    _finished(services, job_id, recorded)
+    return result
+
+
+def _finished(services: Services, job_id: int | None, recorded: Row | None) -> None:
+    """Tell the worker the job is finished if the committed ``record_attempt`` says it
+    finished it."""
+    if job_id is not None and recorded is not None and recorded["job_finished"]:
+        job_finished(services.queue, job_id)
+
+
+async def _record_in_transaction(
+    services: Services,
+    delivery: OutgoingDelivery,
+    cycle: int,
+    attempt: int,
+    outcome: AttemptOutcome,
+    step: RetryAt | FailedForGood,
+    recording: dict[str, object],
+) -> tuple[Result, Row | None]:
+    """Record a retry or a failure with what follows it, in one transaction; returns the
+    result and what ``record_attempt`` answered."""
     async with services.db.transaction() as tx:
         if isinstance(step, FailedForGood) and step.gone:
             # The subscription is closed below, after this attempt's delivery is locked by
             # its record: lock it first, as closing it through the API does (subscription,
             # then deliveries), or the two wait for each other.
             await tx.execute("lock_subscription", id=delivery.endpoint.subscription_id)
-        not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
+        recorded = await tx.fetch_one("record_attempt", **recording)
+        not_recorded = _not_recorded(recorded)
         if not_recorded is not None:
-            return not_recorded
+            return not_recorded, recorded
         if isinstance(step, RetryAt):
             await defer_attempts(
                 services.queue,
                 tx,
                 [AttemptJob(delivery.id, cycle, attempt + 1)],
-                schedule_at=next_attempt_at,
+                schedule_at=step.moment,
             )
-            return "retrying"
+            return "retrying", recorded
         await tx.execute("mark_failing", id=delivery.endpoint.subscription_id)
         cause = Cause(delivery, cycle, attempt, outcome)
         max_attempts = services.settings.max_attempts
@@ -420,7 +465,7 @@ async def record_outcome(
         )
         reason = await _deactivate_if_gone(tx, cause, step.gone, max_attempts)
         await queue_failure_report(services, tx, delivery, cycle, reason=reason)
-        return "failed"
+        return "failed", recorded
 
 
 async def _record_recovery(
@@ -430,26 +475,26 @@ async def _record_recovery(
     attempt: int,
     outcome: AttemptOutcome,
     recording: dict[str, object],
-) -> Result:
+) -> Row | None:
     """Record a success to a failing subscription, clearing its marker, together with the
-    SUBSCRIPTION_RECOVERED event (only the first of concurrent successes finds it set)."""
+    SUBSCRIPTION_RECOVERED event (only the first of concurrent successes finds it set);
+    returns what ``record_attempt`` answered."""
     async with services.db.transaction() as tx:
         marker = await tx.fetch_one(
             "lock_failing_subscription", id=delivery.endpoint.subscription_id
         )
         recorded = await tx.fetch_one("record_attempt", **{**recording, "recover": True})
         not_recorded = _not_recorded(recorded)
-        if not_recorded is not None:
-            return not_recorded
-        await tx.execute("clear_failing", id=delivery.endpoint.subscription_id)
-        if marker is not None and marker["failing_since"] is not None:
-            await report_recovery(
-                tx,
-                Cause(delivery, cycle, attempt, outcome),
-                marker["failing_since"],
-                max_attempts=services.settings.max_attempts,
-            )
-    return "succeeded"
+        if not_recorded is None:
+            await tx.execute("clear_failing", id=delivery.endpoint.subscription_id)
+            if marker is not None and marker["failing_since"] is not None:
+                await report_recovery(
+                    tx,
+                    Cause(delivery, cycle, attempt, outcome),
+                    marker["failing_since"],
+                    max_attempts=services.settings.max_attempts,
+                )
+    return recorded
 
 
 def _not_recorded(recorded: Row | None) -> Result | None:

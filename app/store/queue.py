@@ -12,7 +12,10 @@ passes to when the one before it ends (whatever statement ended it), through the
 Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused (SIGSTOP, a
 frozen VM, a long GC pause) rejoin: by then another worker may have pruned its
 registration as stalled and re-run and finished its jobs. Its named queries run through
-Procrastinate's connector, on the same pool as Procrastinate's own.
+Procrastinate's connector, on the same pool as Procrastinate's own. It also skips the
+finish of a job that the statement recording its attempt already finished
+(:func:`job_finished`; that statement calls migration 0023's ``webhooks_finish_job_v1``,
+Procrastinate's finish of a job that succeeded): one statement fewer per attempt.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ MAINTENANCE_QUEUE = "maintenance"
 
 TASK_MODULES = ["jobs.delivery", "jobs.notice", "jobs.maintenance"]
 
+# The worker deletes the jobs that succeeded; a job finished with its attempt's record
+# is deleted the same way (DELETE_SUCCEEDED_JOBS), so the two never differ.
+DELETE_JOBS = jobs.DeleteJobCondition.SUCCESSFUL
+DELETE_SUCCEEDED_JOBS = DELETE_JOBS is not jobs.DeleteJobCondition.NEVER
+
 
 def names_a_pruned_worker(error: BaseException) -> bool:
     """Whether ``error`` is a job naming a worker registration that is gone."""
@@ -79,7 +87,22 @@ class RejoiningJobManager(manager.JobManager):
       job was re-queued as stalled and another worker finished it. (Raised, it would end
       the job's task with an exception nobody retrieves.) Its attempt was recorded once:
       recording is idempotent.
+    - A job that the statement recording its attempt finished (:func:`job_finished`) is
+      not finished again, nor retried: it is closed already, and a retry would re-send an
+      attempt that was recorded.
     """
+
+    def __init__(self, connector: procrastinate.BaseConnector) -> None:
+        super().__init__(connector)
+        # Ids of running jobs already finished in the database; each is dropped when the
+        # worker comes to finish (or retry) the job, which it always does once.
+        self.finished_by_task: set[int] = set()
+
+    def _finished_by_task(self, job: jobs.Job) -> bool:
+        if job.id is None or job.id not in self.finished_by_task:
+            return False
+        self.finished_by_task.discard(job.id)
+        return True
 
     async def update_heartbeat(self, worker_id: int) -> None:
         await self.connector.execute_query_async(QUERIES["worker_heartbeat"], worker_id=worker_id)
@@ -95,6 +118,8 @@ class RejoiningJobManager(manager.JobManager):
         return await super().fetch_job(queues, worker_id)
 
     async def finish_job(self, job: jobs.Job, status: jobs.Status, delete_job: bool) -> None:
+        if self._finished_by_task(job):
+            return
         try:
             await super().finish_job(job, status, delete_job)
         except exceptions.ConnectorException as error:
@@ -110,12 +135,22 @@ class RejoiningJobManager(manager.JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
+        if self._finished_by_task(job):
+            return
         try:
             await super().retry_job(job, retry_at, priority, queue, lock)
         except exceptions.ConnectorException as error:
             if not finds_the_job_closed(error):
                 raise
             _finished_elsewhere(job)
+
+
+def job_finished(app: procrastinate.App, job_id: int) -> None:
+    """Say that job ``job_id``, running in this worker, was finished in the database by a
+    committed statement (it succeeded), so that the worker does not finish it again."""
+    manager = app.job_manager
+    if isinstance(manager, RejoiningJobManager):
+        manager.finished_by_task.add(job_id)
 
 
 def _finished_elsewhere(job: jobs.Job) -> None:
