@@ -4,10 +4,12 @@ Every job is deferred here (delivery attempts, failure-email jobs), by task *nam
 that ``app`` never imports ``jobs``; the tasks themselves live in ``jobs/`` and register
 on this app when the worker imports them. The delivery job's arguments have one shape,
 :class:`AttemptJob`, which its task reads back. Every statement on Procrastinate's tables
-(``procrastinate_*``) is in ``sql/queries/queue.sql`` and runs from here only, but one:
+(``procrastinate_*``) is in ``sql/queries/queue.sql`` and runs from here only, but two:
 a trigger of migration 0016 defers the first attempt of the delivery that a subject queue
 passes to when the one before it ends (whatever statement ended it), through the same
-``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority.
+``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority;
+and ``record_attempt`` (sql/queries/attempts.sql) finishes its attempt's job through
+migration 0023's ``webhooks_finish_job_v1``, as this module's ``DELETE_JOBS`` says.
 
 Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused (SIGSTOP, a
 frozen VM, a long GC pause) rejoin: by then another worker may have pruned its

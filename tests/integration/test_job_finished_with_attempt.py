@@ -52,13 +52,15 @@ def finishes() -> Iterator[list[int]]:
         yield called
 
 
-async def _job_of(service: Service, delivery_id: str) -> int:
+async def _queued(service: Service, receiver: Receiver) -> tuple[str, int]:
+    """A delivery to ``receiver`` queued while no worker runs: its id and its job's."""
+    await service.subscribe(receiver.url_for("/hook"))
+    delivery_id = await service.publish()
     [row] = await service.sql(
         "SELECT id FROM procrastinate_jobs WHERE lock = %(lock)s AND status = 'todo'",
         lock=delivery_id,
     )
-    job_id: int = row["id"]
-    return job_id
+    return delivery_id, row["id"]
 
 
 async def test_a_recorded_first_attempt_leaves_its_job_finished_without_a_finish(
@@ -67,9 +69,7 @@ async def test_a_recorded_first_attempt_leaves_its_job_finished_without_a_finish
     # Given a delivery queued while no worker runs, and a receiver answering 200
     service = await open_service(worker=False)
     with Receiver(default=respond(200)) as receiver:
-        await service.subscribe(receiver.url_for("/hook"))
-        delivery_id = await service.publish()
-        job_id = await _job_of(service, delivery_id)
+        delivery_id, job_id = await _queued(service, receiver)
 
         # When the worker delivers it
         service.start_worker()
@@ -89,9 +89,7 @@ async def test_a_failed_first_attempt_finishes_its_job_and_queues_the_next(
     # Given a delivery queued while no worker runs, and a receiver answering 500
     service = await open_service(worker=False, retry_interval_seconds=60.0)
     with Receiver(default=respond(500)) as receiver:
-        await service.subscribe(receiver.url_for("/hook"))
-        delivery_id = await service.publish()
-        job_id = await _job_of(service, delivery_id)
+        delivery_id, job_id = await _queued(service, receiver)
 
         # When the worker tries it
         service.start_worker()
@@ -106,9 +104,7 @@ async def test_a_failed_first_attempt_finishes_its_job_and_queues_the_next(
         " FROM procrastinate_jobs WHERE lock = %(lock)s",
         lock=delivery_id,
     )
-    assert [(job["status"], job["attempt"], job["waits"]) for job in jobs] == [
-        ("todo", "2", True)
-    ]
+    assert [(job["status"], job["attempt"], job["waits"]) for job in jobs] == [("todo", "2", True)]
     assert job_id not in finishes
 
 
