@@ -51,7 +51,13 @@ from app.delivery.pacing import WakeUps, wait_for_slot
 from app.delivery.retry_rule import FailedForGood, RetryAt, Succeeded, next_step
 from app.delivery.transport import AttemptOutcome, Transport, storable_text
 from app.store.database import Row, Session
-from app.store.queue import AttemptJob, cancel_open_deliveries, defer_attempts
+from app.store.queue import (
+    DELETE_SUCCEEDED_JOBS,
+    AttemptJob,
+    cancel_open_deliveries,
+    defer_attempts,
+    job_finished,
+)
 from app.store.services import Services
 
 logger = logging.getLogger(__name__)
@@ -142,6 +148,7 @@ async def make_attempt(
     postponed: int = 0,
     held_slot: datetime | None = None,
     wake_ups: WakeUps | None = None,
+    job_id: int | None = None,
 ) -> Result:
     """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
 
@@ -151,6 +158,9 @@ async def make_attempt(
     An attempt to a subscription with a delivery rate waits for its slot: the one it holds
     (``held_slot``), or one it reserves now, re-queued for it unless it is soon
     (app/delivery/pacing.py).
+
+    ``job_id`` is the Procrastinate job running it: the statement that records the attempt
+    finishes that job too, and tells the worker so (:func:`app.store.queue.job_finished`).
     """
     key = uuid.UUID(delivery_id)
     delivery = await _load(services, key)
@@ -214,6 +224,7 @@ async def make_attempt(
         outcome,
         target.masked_url,
         sent,
+        job_id,
         trace=sent_attempt.span_traceparent,
     )
     if result == "unrecorded":
@@ -245,6 +256,7 @@ async def _record_sent(
     outcome: AttemptOutcome,
     masked_target: str,
     sent: SentHeaders,
+    job_id: int | None,
     *,
     trace: str | None = None,
 ) -> Result:
@@ -261,7 +273,15 @@ async def _record_sent(
     log = {"delivery_id": str(delivery.id), "attempt": attempt, "company_id": delivery.company_id}
     try:
         return await record_outcome(
-            services, delivery, cycle, attempt, outcome, masked_target, sent=sent, trace=trace
+            services,
+            delivery,
+            cycle,
+            attempt,
+            outcome,
+            masked_target,
+            sent=sent,
+            job_id=job_id,
+            trace=trace,
         )
     except Exception as exc:
         if is_connection_lost(exc):
@@ -278,7 +298,15 @@ async def _record_sent(
     )
     try:
         return await record_outcome(
-            services, delivery, cycle, attempt, bare, masked_target, sent=sent, trace=trace
+            services,
+            delivery,
+            cycle,
+            attempt,
+            bare,
+            masked_target,
+            sent=sent,
+            job_id=job_id,
+            trace=trace,
         )
     except Exception as exc:
         if is_connection_lost(exc):
@@ -362,14 +390,17 @@ async def record_outcome(
     *,
     sent: SentHeaders | None = None,
     final: bool = False,
+    job_id: int | None = None,
     trace: str | None = None,
 ) -> Result:
     """Record the attempt, advance the delivery and queue what follows, atomically.
 
     ``masked_target`` is the URL the attempt went to, API key parameter values masked;
     ``sent`` what its record keeps of its headers (None: nothing was sent).
-    ``final`` makes a failed attempt the last one, whatever its number. ``trace`` is the
-    attempt span's traceparent: an operator event the outcome causes joins that trace.
+    ``final`` makes a failed attempt the last one, whatever its number.
+    ``job_id``, the job running the attempt, is finished with the record, atomically.
+    ``trace`` is the attempt span's traceparent: an operator event the outcome causes
+    joins that trace.
     """
     step = next_step(
         succeeded=outcome.succeeded,
@@ -403,65 +434,92 @@ async def record_outcome(
         "next_attempt_at": next_attempt_at,
         "subscription_id": delivery.endpoint.subscription_id,
         "recover": False,
+        "job_id": job_id,
+        "delete_job": DELETE_SUCCEEDED_JOBS,
     }
     if isinstance(step, Succeeded):
         # Nothing follows a success: the one statement is atomic by itself, unless it
         # ends the subscription's failing (then it records nothing and says so).
         recorded = await services.db.fetch_one("record_attempt", **recording)
         if recorded is not None and recorded["failing"]:
-            return await _record_recovery(
+            recorded = await _record_recovery(
                 services, Cause(delivery, cycle, attempt, outcome, trace), recording
             )
+        _finished(services, job_id, recorded)
         return _not_recorded(recorded) or "succeeded"
+    result, recorded = await _record_in_transaction(
+        services, Cause(delivery, cycle, attempt, outcome, trace), step, recording
+    )
+    # Only now that the transaction committed is the job closed for good.
+    _finished(services, job_id, recorded)
+    return result
+
+
+def _finished(services: Services, job_id: int | None, recorded: Row | None) -> None:
+    """Tell the worker the job is finished if the committed ``record_attempt`` says it
+    finished it."""
+    if job_id is not None and recorded is not None and recorded["job_finished"]:
+        job_finished(services.queue, job_id)
+
+
+async def _record_in_transaction(
+    services: Services,
+    cause: Cause,
+    step: RetryAt | FailedForGood,
+    recording: dict[str, object],
+) -> tuple[Result, Row | None]:
+    """Record a retry or a failure with what follows it, in one transaction; returns the
+    result and what ``record_attempt`` answered."""
+    delivery, cycle, attempt = cause.delivery, cause.cycle, cause.attempt
     async with services.db.transaction() as tx:
         if isinstance(step, FailedForGood) and step.gone:
             # The subscription is closed below, after this attempt's delivery is locked by
             # its record: lock it first, as closing it through the API does (subscription,
             # then deliveries), or the two wait for each other.
             await tx.execute("lock_subscription", id=delivery.endpoint.subscription_id)
-        not_recorded = _not_recorded(await tx.fetch_one("record_attempt", **recording))
+        recorded = await tx.fetch_one("record_attempt", **recording)
+        not_recorded = _not_recorded(recorded)
         if not_recorded is not None:
-            return not_recorded
+            return not_recorded, recorded
         if isinstance(step, RetryAt):
             await defer_attempts(
                 services.queue,
                 tx,
                 [AttemptJob(delivery.id, cycle, attempt + 1)],
-                schedule_at=next_attempt_at,
+                schedule_at=step.moment,
             )
-            return "retrying"
+            return "retrying", recorded
         await tx.execute("mark_failing", id=delivery.endpoint.subscription_id)
-        cause = Cause(delivery, cycle, attempt, outcome, trace)
         max_attempts = services.settings.max_attempts
         await report_failure(
             tx, cause, given_up=step.reason == "given up", max_attempts=max_attempts
         )
         reason = await _deactivate_if_gone(tx, cause, step.gone, max_attempts)
         await queue_failure_report(services, tx, delivery, cycle, reason=reason)
-        return "failed"
+        return "failed", recorded
 
 
 async def _record_recovery(
     services: Services, cause: Cause, recording: dict[str, object]
-) -> Result:
+) -> Row | None:
     """Record a success to a failing subscription, clearing its marker, together with the
-    SUBSCRIPTION_RECOVERED event (only the first of concurrent successes finds it set)."""
+    SUBSCRIPTION_RECOVERED event (only the first of concurrent successes finds it set);
+    returns what ``record_attempt`` answered."""
     subscription_id = cause.delivery.endpoint.subscription_id
     async with services.db.transaction() as tx:
         marker = await tx.fetch_one("lock_failing_subscription", id=subscription_id)
         recorded = await tx.fetch_one("record_attempt", **{**recording, "recover": True})
         not_recorded = _not_recorded(recorded)
-        if not_recorded is not None:
-            return not_recorded
-        await tx.execute("clear_failing", id=subscription_id)
-        if marker is not None and marker["failing_since"] is not None:
-            await report_recovery(
-                tx,
-                cause,
-                marker["failing_since"],
-                max_attempts=services.settings.max_attempts,
-            )
-    return "succeeded"
+        if not_recorded is None:
+            await tx.execute("clear_failing", id=subscription_id)
+            if marker is not None and marker["failing_since"] is not None:
+                await report_recovery(
+                    tx,
+                    cause,
+                    marker["failing_since"],
+                    max_attempts=services.settings.max_attempts,
+                )
+    return recorded
 
 
 def _not_recorded(recorded: Row | None) -> Result | None:

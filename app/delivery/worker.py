@@ -25,6 +25,7 @@ from app.delivery.pacing import WakeUps
 from app.delivery.transport import Transport
 from app.store.database import WORKER_SCOPE, bind_scope
 from app.store.queue import (
+    DELETE_JOBS,
     DELIVERY_QUEUE,
     MAINTENANCE_QUEUE,
     NOTICE_QUEUE,
@@ -131,7 +132,7 @@ async def run_worker(
                 install_signal_handlers=install_signal_handlers,
                 update_heartbeat_interval=heartbeat,
                 stalled_worker_timeout=settings.stalled_after_seconds,
-                delete_jobs="successful",
+                delete_jobs=DELETE_JOBS,
             )
         finally:
             # The cancellation alone is not enough: when the database came back after an

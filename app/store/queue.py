@@ -4,16 +4,21 @@ Every job is deferred here (delivery attempts, failure-email jobs), by task *nam
 that ``app`` never imports ``jobs``; the tasks themselves live in ``jobs/`` and register
 on this app when the worker imports them. The delivery job's arguments have one shape,
 :class:`AttemptJob`, which its task reads back. Every statement on Procrastinate's tables
-(``procrastinate_*``) is in ``sql/queries/queue.sql`` and runs from here only, but one:
+(``procrastinate_*``) is in ``sql/queries/queue.sql`` and runs from here only, but two:
 a trigger of migration 0016 defers the first attempt of the delivery that a subject queue
 passes to when the one before it ends (whatever statement ended it), through the same
-``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority.
+``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority;
+and ``record_attempt`` (sql/queries/attempts.sql) finishes its attempt's job through
+migration 0023's ``webhooks_finish_job_v1``, as this module's ``DELETE_JOBS`` says.
 
 Its worker (:class:`PunctualWorker`) wakes when a scheduled job comes due, learnt from
 its fetch. Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused
 (SIGSTOP, a frozen VM, a long GC pause) rejoin: by then another worker may have pruned
 its registration as stalled and re-run and finished its jobs. Its named queries run through
-Procrastinate's connector, on the same pool as Procrastinate's own.
+Procrastinate's connector, on the same pool as Procrastinate's own. It also skips the
+finish of a job that the statement recording its attempt already finished
+(:func:`job_finished`; that statement calls migration 0023's ``webhooks_finish_job_v1``,
+Procrastinate's finish of a job that succeeded): one statement fewer per attempt.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ MAINTENANCE_QUEUE = "maintenance"
 
 TASK_MODULES = ["jobs.delivery", "jobs.notice", "jobs.maintenance"]
 
+# The worker deletes the jobs that succeeded; a job finished with its attempt's record
+# is deleted the same way (DELETE_SUCCEEDED_JOBS), so the two never differ.
+DELETE_JOBS = jobs.DeleteJobCondition.SUCCESSFUL
+DELETE_SUCCEEDED_JOBS = DELETE_JOBS is not jobs.DeleteJobCondition.NEVER
+
 
 def names_a_pruned_worker(error: BaseException) -> bool:
     """Whether ``error`` is a job naming a worker registration that is gone."""
@@ -86,6 +96,9 @@ class RejoiningJobManager(manager.JobManager):
       job was re-queued as stalled and another worker finished it. (Raised, it would end
       the job's task with an exception nobody retrieves.) Its attempt was recorded once:
       recording is idempotent.
+    - A job that the statement recording its attempt finished (:func:`job_finished`) is
+      not finished again, nor retried: it is closed already, and a retry would re-send an
+      attempt that was recorded.
     """
 
     def __init__(self, connector: procrastinate.BaseConnector) -> None:
@@ -94,6 +107,15 @@ class RejoiningJobManager(manager.JobManager):
         # see fetch_job in queue.sql) comes due, as its last fetch that found nothing saw
         # it (absent: none scheduled).
         self._next_due: dict[int, float] = {}
+        # Ids of running jobs already finished in the database; each is dropped when the
+        # worker comes to finish (or retry) the job, which it always does once.
+        self.finished_by_task: set[int] = set()
+
+    def _finished_by_task(self, job: jobs.Job) -> bool:
+        if job.id is None or job.id not in self.finished_by_task:
+            return False
+        self.finished_by_task.discard(job.id)
+        return True
 
     async def update_heartbeat(self, worker_id: int) -> None:
         await self.connector.execute_query_async(QUERIES["worker_heartbeat"], worker_id=worker_id)
@@ -133,6 +155,8 @@ class RejoiningJobManager(manager.JobManager):
         await super().unregister_worker(worker_id)
 
     async def finish_job(self, job: jobs.Job, status: jobs.Status, delete_job: bool) -> None:
+        if self._finished_by_task(job):
+            return
         try:
             await super().finish_job(job, status, delete_job)
         except exceptions.ConnectorException as error:
@@ -148,6 +172,8 @@ class RejoiningJobManager(manager.JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
+        if self._finished_by_task(job):
+            return
         try:
             await super().retry_job(job, retry_at, priority, queue, lock)
         except exceptions.ConnectorException as error:
@@ -188,6 +214,14 @@ async def run_punctual_worker(app: procrastinate.App, **options: Unpack[WorkerOp
     # Both are what run_worker_async calls; Procrastinate leaves them unannotated.
     app.perform_import_paths()  # type: ignore[no-untyped-call]
     await PunctualWorker(app=app, **options).run()  # type: ignore[no-untyped-call]
+
+
+def job_finished(app: procrastinate.App, job_id: int) -> None:
+    """Say that job ``job_id``, running in this worker, was finished in the database by a
+    committed statement (it succeeded), so that the worker does not finish it again."""
+    manager = app.job_manager
+    if isinstance(manager, RejoiningJobManager):
+        manager.finished_by_task.add(job_id)
 
 
 def _finished_elsewhere(job: jobs.Job) -> None:

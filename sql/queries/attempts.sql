@@ -20,6 +20,10 @@ WHERE d.id = %(id)s;
 -- A success to a failing subscription (failing_since set, migration 0021) is not recorded
 -- here unless "recover" says the caller records it in the transaction that clears the
 -- marker and emits SUBSCRIPTION_RECOVERED: "failing" is then true, and nothing changed.
+-- The statement also ends the attempt's job ("job_id", as the worker would once the task
+-- returned; migration 0023), so the worker need not finish it after: "job_finished" says
+-- it did. Not when "failing" (the caller records the success in a transaction after), and
+-- in a transaction the job ends only if that commits.
 -- (The marker is set and cleared by statements of their own, mark_failing and
 -- clear_failing, not by a CTE here: an UPDATE of subscriptions in every attempt's
 -- statement costs even when it matches no row; see README, "Figures behind the code".)
@@ -54,9 +58,13 @@ WITH failing AS (
       AND status IN ('PENDING', 'RETRYING')
       AND EXISTS (SELECT FROM attempt)
     RETURNING id
+), finished AS (
+    SELECT webhooks_finish_job_v1(%(job_id)s::bigint, %(delete_job)s::boolean) AS closed
+    WHERE %(job_id)s::bigint IS NOT NULL AND NOT EXISTS (SELECT FROM failing)
 )
 SELECT EXISTS (SELECT FROM attempt) AS recorded, EXISTS (SELECT FROM advanced) AS advanced,
-       EXISTS (SELECT FROM failing) AS failing;
+       EXISTS (SELECT FROM failing) AS failing,
+       coalesce((SELECT closed FROM finished), false) AS job_finished;
 
 -- lock_failing_subscription --
 -- A failing subscription's marker, its row locked until the transaction ends: of two
