@@ -9,7 +9,7 @@ a trigger of migration 0016 defers the first attempt of the delivery that a subj
 passes to when the one before it ends (whatever statement ended it), through the same
 ``procrastinate_defer_jobs_v1`` as the fan-out, with this module's queue, task and priority;
 and ``record_attempt`` (sql/queries/attempts.sql) finishes its attempt's job through
-migration 0023's ``webhooks_finish_job_v1``, as this module's ``DELETE_JOBS`` says.
+migration 0022's ``webhooks_finish_job_v1``, as this module's ``DELETE_JOBS`` says.
 
 Its worker (:class:`PunctualWorker`) wakes when a scheduled job comes due, learnt from
 its fetch. Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused
@@ -17,7 +17,7 @@ its fetch. Its job manager (:class:`RejoiningJobManager`) lets a worker that was
 its registration as stalled and re-run and finished its jobs. Its named queries run through
 Procrastinate's connector, on the same pool as Procrastinate's own. It also skips the
 finish of a job that the statement recording its attempt already finished
-(:func:`job_finished`; that statement calls migration 0023's ``webhooks_finish_job_v1``,
+(:func:`job_finished`; that statement calls migration 0022's ``webhooks_finish_job_v1``,
 Procrastinate's finish of a job that succeeded): one statement fewer per attempt.
 """
 

@@ -21,7 +21,7 @@ WHERE d.id = %(id)s;
 -- here unless "recover" says the caller records it in the transaction that clears the
 -- marker and emits SUBSCRIPTION_RECOVERED: "failing" is then true, and nothing changed.
 -- The statement also ends the attempt's job ("job_id", as the worker would once the task
--- returned; migration 0023), so the worker need not finish it after: "job_finished" says
+-- returned; migration 0022), so the worker need not finish it after: "job_finished" says
 -- it did. Not when "failing" (the caller records the success in a transaction after), and
 -- in a transaction the job ends only if that commits.
 -- (The marker is set and cleared by statements of their own, mark_failing and

@@ -1,6 +1,6 @@
 -- insert_event --
 -- Record a published event; returns nothing when its idempotency key was used before by
--- a published event (operator events' keys are apart, migration 0026).
+-- a published event (operator events' keys are apart, migration 0024).
 INSERT INTO events (id, company_id, webhook_key, subject, payload, idempotency_key, is_test,
                     body, created_at, traceparent)
 VALUES (%(id)s, %(company_id)s, %(webhook_key)s, %(subject)s, %(payload)s,

@@ -1,7 +1,7 @@
 -- insert_operator_event --
 -- Record an operator event (app/delivery/operator_events.py) in the transaction of its
 -- cause. Returns nothing, writing nothing, when its idempotency key (derived from the
--- cause) was used before by an operator event (the order system's keys are apart, 0026),
+-- cause) was used before by an operator event (the order system's keys are apart, 0024),
 -- so a replayed job emits nothing twice, or when the company has
 -- no active subscription to its type: nobody would receive it, and a dead endpoint of a
 -- company that never subscribed must not fill the events table.

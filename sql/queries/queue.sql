@@ -12,7 +12,7 @@ ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat;
 -- migration 0011 rewrote) and, only when it finds no job to take, in how many seconds the
 -- next scheduled job comes due (NULL: none is scheduled). The worker sleeps that long at
 -- most, so a retry starts when it is due, with no polling between. The look-up is an
--- InitPlan, run only when the CASE reaches it: one descent of migration 0024's index. It
+-- InitPlan, run only when the CASE reaches it: one descent of migration 0023's index. It
 -- names no queue on purpose: with a queue condition the planner, on stale statistics,
 -- combined the queue index in a bitmap and sorted every waiting retry (363 buffers behind
 -- 20,000); a job of a queue the worker does not take costs it one wake-up more, when that

@@ -1,4 +1,4 @@
-"""The statement that records an attempt finishes its Procrastinate job (migration 0023).
+"""The statement that records an attempt finishes its Procrastinate job (migration 0022).
 
 The worker then does not finish the job again: one statement and one commit fewer per
 attempt. What Procrastinate sees of the job must stay what its own finish would leave:

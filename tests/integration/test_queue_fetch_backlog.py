@@ -166,7 +166,7 @@ def test_an_idle_fetch_finds_the_next_due_job_in_a_few_buffers_behind_20000_retr
         soon = _idle_fetch(connection, worker)
 
     # then the fetch tells when the earliest is due, reading as few buffers as with one
-    # (migration 0024's index: one descent from now(), whatever waits behind it)
+    # (migration 0023's index: one descent from now(), whatever waits behind it)
     print(
         f"\nbuffers per idle fetch: 1 retry {alone[1]}, {RETRIES} {behind_retries[1]}"
         f" (analyzed {analyzed[1]}), one due sooner {soon[1]}"
