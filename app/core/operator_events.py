@@ -22,6 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from app.core.attempt_errors import is_error_answer, phrase_kind
 from app.core.event_body import timestamp
 
 DELIVERY_FAILED = "DELIVERY_FAILED"
@@ -49,17 +50,20 @@ class ErrorKind(StrEnum):
     OTHER = "OTHER"
 
 
-# Prefixes of the transport's phrases, first match wins.
-_ERROR_PREFIXES = (
-    ("HTTP ", ErrorKind.HTTP_STATUS),
-    ("redirect ", ErrorKind.REDIRECT),
-    ("timed out", ErrorKind.TIMEOUT),
-    ("connection ", ErrorKind.CONNECTION),
-    ("TLS error", ErrorKind.TLS),
-    ("DNS lookup failed", ErrorKind.DNS),
-    ("blocked:", ErrorKind.BLOCKED),
-    ("invalid HTTP response", ErrorKind.INVALID_RESPONSE),
-)
+# The operator events' kind of each kind of transport phrase (app/core/attempt_errors.py):
+# the four ways a connection fails are one; a phrase not listed is OTHER.
+_KIND_OF_PHRASE = {
+    "redirect": ErrorKind.REDIRECT,
+    "timeout": ErrorKind.TIMEOUT,
+    "connection_refused": ErrorKind.CONNECTION,
+    "connection_reset": ErrorKind.CONNECTION,
+    "connection_closed": ErrorKind.CONNECTION,
+    "connection_failed": ErrorKind.CONNECTION,
+    "tls_error": ErrorKind.TLS,
+    "dns_error": ErrorKind.DNS,
+    "blocked_target": ErrorKind.BLOCKED,
+    "invalid_response": ErrorKind.INVALID_RESPONSE,
+}
 
 
 class DeactivationReason(StrEnum):
@@ -77,10 +81,11 @@ def error_kind(error: str | None, *, given_up: bool = False) -> ErrorKind:
     """The kind of a failed attempt's ``error`` (the transport's phrase)."""
     if given_up:
         return ErrorKind.GIVEN_UP
-    for prefix, kind in _ERROR_PREFIXES:
-        if error is not None and error.startswith(prefix):
-            return kind
-    return ErrorKind.OTHER
+    if error is None:
+        return ErrorKind.OTHER
+    if is_error_answer(error):
+        return ErrorKind.HTTP_STATUS
+    return _KIND_OF_PHRASE.get(phrase_kind(error) or "", ErrorKind.OTHER)
 
 
 @dataclass(frozen=True)

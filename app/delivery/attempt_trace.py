@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from opentelemetry.trace import Status, StatusCode
 
 from app.core import tracing
+from app.core.attempt_errors import is_error_answer, phrase_kind
 from app.core.signing import TRACEPARENT
 from app.delivery.outgoing import OutgoingDelivery
 from app.delivery.transport import AttemptOutcome, Transport
@@ -39,35 +40,15 @@ class SentAttempt:
     span_traceparent: str | None = None
 
 
-# The kinds of failure app/delivery/transport.py reports, by how its phrases begin.
-_ERROR_KINDS = (
-    ("redirect (", "redirect"),
-    ("timed out", "timeout"),
-    ("connection refused", "connection_refused"),
-    ("connection reset", "connection_reset"),
-    ("connection closed", "connection_closed"),
-    ("connection failed", "connection_failed"),
-    ("TLS error", "tls_error"),
-    ("DNS lookup failed", "dns_error"),
-    ("blocked:", "blocked_target"),
-    ("The callback URL", "invalid_url"),
-    ("invalid HTTP response", "invalid_response"),
-    ("unexpected error", "unexpected"),
-)
-
-
 def error_kind(outcome: AttemptOutcome) -> str | None:
     """A short, fixed name for why an attempt failed (None when it succeeded): the status
     code of an error answer (as OpenTelemetry's HTTP conventions have it), else the kind
     of the transport's phrase, never the phrase itself (it may name hosts or addresses)."""
     if outcome.error is None:
         return None
-    if outcome.error.startswith("HTTP ") and outcome.status is not None:
+    if is_error_answer(outcome.error) and outcome.status is not None:
         return str(outcome.status)
-    for prefix, kind in _ERROR_KINDS:
-        if outcome.error.startswith(prefix):
-            return kind
-    return "_OTHER"
+    return phrase_kind(outcome.error) or "_OTHER"
 
 
 def attempt_attributes(
