@@ -1,21 +1,24 @@
-"""The queue ceiling's worker: Procrastinate running a task that does nothing.
+"""The queue ceiling's worker: the delivery worker's queue running a task that does nothing.
 
-``python -m bench.noop_worker`` runs it with exactly the delivery worker's settings (read
-from the same ``WEBHOOKS_*`` variables): concurrency, polling interval, heartbeat, pool size,
-deleting successful jobs. Whatever it reaches is the most any delivery worker could.
+``python -m bench.noop_worker`` runs it with exactly the delivery worker's loop
+(``PunctualWorker``, batched fetches) and settings (read from the same ``WEBHOOKS_*``
+variables): concurrency, polling interval, heartbeat, pool size, deleting successful jobs. Whatever it reaches is the most any delivery worker could.
 ``python -m bench.noop_worker --stock URL`` runs stock Procrastinate instead (``run_stock``).
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import procrastinate
 from procrastinate import JobContext
 from procrastinate.jobs import DEFAULT_PRIORITY, Job
+from psycopg_pool import AsyncConnectionPool
 
 from app.core.settings import Settings
 from app.store.database import Database
+from app.store.queue import DELETE_JOBS, RejoiningJobManager, run_punctual_worker
 
 NOOP_TASK = "bench_noop"
 NOOP_QUEUE = "bench_noop"
@@ -60,12 +63,23 @@ async def apply_stock_schema(database_url: str) -> None:
 
 
 async def run(settings: Settings) -> None:
-    """Mirror ``app.delivery.worker.run_worker``'s call, with the no-op task."""
+    """Mirror ``app.delivery.worker.run_worker``'s call, with the no-op task: our worker
+    loop (batched fetches) and job manager, as the delivery worker runs them."""
     assert settings.database_url is not None
     pool = Database.create_pool(settings.database_url, max_size=settings.db_pool_max_size)
+    stock_manager = noop_queue.job_manager
+    noop_queue.job_manager = RejoiningJobManager(noop_queue.connector)
+    try:
+        await _run_ours(settings, pool)
+    finally:
+        noop_queue.job_manager = stock_manager
+
+
+async def _run_ours(settings: Settings, pool: AsyncConnectionPool[Any]) -> None:
     with noop_queue.replace_connector(procrastinate.PsycopgConnector()):
         async with pool, noop_queue.open_async(pool):
-            await noop_queue.run_worker_async(
+            await run_punctual_worker(
+                noop_queue,
                 queues=[NOOP_QUEUE],
                 concurrency=settings.worker_concurrency,
                 wait=True,
@@ -73,5 +87,5 @@ async def run(settings: Settings) -> None:
                 shutdown_graceful_timeout=settings.request_timeout_seconds + 2,
                 update_heartbeat_interval=max(1.0, settings.stalled_after_seconds / 4),
                 stalled_worker_timeout=settings.stalled_after_seconds,
-                delete_jobs="successful",
+                delete_jobs=DELETE_JOBS,
             )

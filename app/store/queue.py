@@ -23,6 +23,7 @@ Procrastinate's finish of a job that succeeded): one statement fewer per attempt
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import math
@@ -30,11 +31,11 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Unpack
+from typing import Any, Unpack
 
 import procrastinate
 import psycopg
-from procrastinate import exceptions, jobs, manager, worker
+from procrastinate import exceptions, job_context, jobs, manager, utils, worker
 from procrastinate.app import WorkerOptions
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import DEFAULT_PRIORITY, Job
@@ -104,7 +105,7 @@ class RejoiningJobManager(manager.JobManager):
     def __init__(self, connector: procrastinate.BaseConnector) -> None:
         super().__init__(connector)
         # Per worker: the time.monotonic() at which the next scheduled job (of any queue,
-        # see fetch_job in queue.sql) comes due, as its last fetch that found nothing saw
+        # see fetch_jobs in queue.sql) comes due, as its last fetch that found nothing saw
         # it (absent: none scheduled).
         self._next_due: dict[int, float] = {}
         # Ids of running jobs already finished in the database; each is dropped when the
@@ -121,28 +122,41 @@ class RejoiningJobManager(manager.JobManager):
         await self.connector.execute_query_async(QUERIES["worker_heartbeat"], worker_id=worker_id)
 
     async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> jobs.Job | None:
+        taken = await self.fetch_jobs(queues, worker_id, 1)
+        return taken[0] if taken else None
+
+    async def fetch_jobs(
+        self, queues: Iterable[str] | None, worker_id: int, max_jobs: int
+    ) -> list[jobs.Job]:
+        """Take up to ``max_jobs`` due jobs for ``worker_id`` in one statement, in the order
+        Procrastinate's fetch would take them one by one (migration 0025)."""
         try:
-            return await self._fetch_job(queues, worker_id)
+            return await self._fetch_jobs(queues, worker_id, max_jobs)
         except exceptions.ConnectorException as error:
             if not names_a_pruned_worker(error):
                 raise
         logger.warning("worker %d was pruned as stalled (paused?): registering it again", worker_id)
         await self.update_heartbeat(worker_id)
-        return await self._fetch_job(queues, worker_id)
+        return await self._fetch_jobs(queues, worker_id, max_jobs)
 
-    async def _fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> jobs.Job | None:
-        row = await self.connector.execute_query_one_async(
-            QUERIES["fetch_job"],
+    async def _fetch_jobs(
+        self, queues: Iterable[str] | None, worker_id: int, max_jobs: int
+    ) -> list[jobs.Job]:
+        rows = await self.connector.execute_query_all_async(
+            QUERIES["fetch_jobs"],
             queues=None if queues is None else list(queues),
             worker_id=worker_id,
+            max_jobs=max_jobs,
         )
-        if row["id"] is not None:
-            return jobs.Job.from_row(row)
-        if row["next_due_seconds"] is None:
+        taken = [jobs.Job.from_row(row) for row in rows if row["id"] is not None]
+        if taken:
+            return taken
+        due = rows[0]["next_due_seconds"] if rows else None
+        if due is None:
             self._next_due.pop(worker_id, None)
         else:
-            self._next_due[worker_id] = time.monotonic() + row["next_due_seconds"]
-        return None
+            self._next_due[worker_id] = time.monotonic() + due
+        return []
 
     def seconds_until_due(self, worker_id: int) -> float:
         """How long until the next scheduled job comes due, as ``worker_id``'s last empty
@@ -183,17 +197,30 @@ class RejoiningJobManager(manager.JobManager):
 
 
 class PunctualWorker(worker.Worker):
-    """Procrastinate's worker, waking when a scheduled job comes due.
+    """Procrastinate's worker, taking its jobs in batches and waking when a scheduled job
+    comes due.
 
-    Procrastinate's worker, once a fetch finds nothing, waits for a notification (sent
-    when a job is queued) or its polling interval, whichever comes first. A job
-    scheduled for later (a retry) sends its notification when queued, not when due: it
-    was found by the next poll, up to a whole interval late. This worker waits at most
-    until the next scheduled job is due (its fetch tells, see
-    :class:`RejoiningJobManager`), so it polls no more often when idle and a retry
-    starts on time. Procrastinate's loop reads the interval once per wait, right after
-    the fetch that found nothing; an upgrade that stops reading it there fails
-    tests/integration/test_retry_punctuality.py.
+    - **Batches.** Procrastinate's loop takes a free slot, fetches one job, starts it, and
+      again: a round trip and a commit per job, one after the other, which bounded a
+      worker's rate. This loop takes every free slot at once and fetches that many jobs
+      in one statement (:meth:`RejoiningJobManager.fetch_jobs`), then starts them all. Under
+      load the batch is what finished during the previous fetch, so it grows with the rate;
+      an idle worker fetches as before. Each job runs as Procrastinate runs it
+      (``_process_job``, the same context, slot and bookkeeping), and no job waits in the
+      worker unstarted.
+    - **Punctual.** Procrastinate's worker, once a fetch finds nothing, waits for a
+      notification (sent when a job is queued) or its polling interval, whichever comes
+      first. A job scheduled for later (a retry) sends its notification when queued, not
+      when due: it was found by the next poll, up to a whole interval late. This worker
+      waits at most until the next scheduled job is due (its fetch tells, see
+      :class:`RejoiningJobManager`), so it polls no more often when idle and a retry
+      starts on time. Procrastinate's loop reads the interval once per wait, right after
+      the fetch that found nothing; an upgrade that stops reading it there fails
+      tests/integration/test_retry_punctuality.py.
+
+    The loop uses Procrastinate 3's private worker state (its semaphore, stop and
+    new-job events, running jobs, ``_process_job``): an upgrade that changes them fails
+    tests/integration/test_worker_fetch_batches.py.
     """
 
     @property
@@ -206,6 +233,65 @@ class PunctualWorker(worker.Worker):
     @fetch_job_polling_interval.setter
     def fetch_job_polling_interval(self, seconds: float) -> None:
         self._poll_interval = seconds
+
+    async def _fetch_and_process_jobs(self) -> None:
+        """Fetch and start jobs, a batch at a time, until none is left or asked to stop."""
+        manager = self.app.job_manager
+        if not isinstance(manager, RejoiningJobManager):
+            raise TypeError("a PunctualWorker's app needs a RejoiningJobManager to fetch batches")
+        slots = self._job_semaphore
+        while not self._stop_event.is_set():
+            first_slot = asyncio.create_task(slots.acquire())
+            held = 0
+            taken: list[jobs.Job] = []
+            try:
+                await utils.wait_any(first_slot, self._stop_event.wait())
+                if first_slot.done() and not first_slot.cancelled():
+                    held = 1
+                if self._stop_event.is_set():
+                    break
+                # A free semaphore is acquired without waiting: take every free slot.
+                while not slots.locked():
+                    await slots.acquire()
+                    held += 1
+                if self.worker_id is None:  # run() registers the worker before this loop
+                    raise RuntimeError("the worker fetches jobs before it is registered")
+                taken = await manager.fetch_jobs(self.queues, self.worker_id, held)
+            finally:
+                for _ in range(held - len(taken)):
+                    slots.release()
+                self._new_job_event.clear()
+            for job in taken:
+                self._start(job)
+            if len(taken) < held:
+                break
+
+    def _start(self, job: jobs.Job) -> None:
+        """Run ``job`` in a task of its own, holding one slot until it ends (as
+        Procrastinate's loop starts each job it fetched)."""
+        job_id = job.id
+        context = job_context.JobContext(
+            app=self.app,
+            worker_name=self.worker_name,
+            worker_queues=self.queues,
+            additional_context=self.additional_context.copy() if self.additional_context else {},
+            job=job,
+            abort_reason=lambda job_id=job_id: (  # type: ignore[misc]
+                self._job_ids_to_abort.get(job_id) if job_id else None
+            ),
+            start_timestamp=time.time(),
+        )
+        task = asyncio.create_task(
+            self._process_job(context),
+            name=f"process job {job.task_name}[{job.id}]",
+        )
+        self._running_jobs[task] = context
+
+        def on_job_complete(done: asyncio.Task[Any]) -> None:
+            del self._running_jobs[done]
+            self._job_semaphore.release()
+
+        task.add_done_callback(on_job_complete)
 
 
 async def run_punctual_worker(app: procrastinate.App, **options: Unpack[WorkerOptions]) -> None:

@@ -7,26 +7,32 @@ INSERT INTO procrastinate_workers (id, last_heartbeat) OVERRIDING SYSTEM VALUE
 VALUES (%(worker_id)s, now())
 ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat;
 
--- fetch_job --
--- The worker's fetch: Procrastinate's (the columns its Job.from_row reads, from the function
--- migration 0011 rewrote) and, only when it finds no job to take, in how many seconds the
--- next scheduled job comes due (NULL: none is scheduled). The worker sleeps that long at
--- most, so a retry starts when it is due, with no polling between. The look-up is an
--- InitPlan, run only when the CASE reaches it: one descent of migration 0023's index. It
--- names no queue on purpose: with a queue condition the planner, on stale statistics,
--- combined the queue index in a bitmap and sorted every waiting retry (363 buffers behind
--- 20,000); a job of a queue the worker does not take costs it one wake-up more, when that
--- job comes due. A job already due but not taken (its lock is held, another worker is
--- taking it) is not counted: the next poll finds it, as before.
-SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
-       j.scheduled_at, j.queue_name, j.attempts, j.worker_id,
-       CASE WHEN j.id IS NULL THEN (
+-- fetch_jobs --
+-- The worker's fetch: up to max_jobs jobs in one statement (migration 0025's function,
+-- Procrastinate's fetch repeated in one transaction), the columns Procrastinate's
+-- Job.from_row reads, in the order taken. When it takes none, one row with a NULL id says
+-- in how many seconds the next scheduled job comes due (NULL: none is scheduled). The
+-- worker sleeps that long at most, so a retry starts when it is due, with no polling
+-- between. The look-up is an InitPlan, run only when nothing was taken: one descent of
+-- migration 0023's index. It names no queue on purpose: with a queue condition the
+-- planner, on stale statistics, combined the queue index in a bitmap and sorted every
+-- waiting retry (363 buffers behind 20,000); a job of a queue the worker does not take
+-- costs it one wake-up more, when that job comes due. A job already due but not taken
+-- (its lock is held, another worker is taking it) is not counted: the next poll finds it.
+WITH taken AS (
+    SELECT * FROM webhooks_fetch_jobs_v1(%(queues)s::varchar[], %(worker_id)s, %(max_jobs)s)
+)
+SELECT t.id, t.status, t.task_name, t.priority, t.lock, t.queueing_lock, t.args,
+       t.scheduled_at, t.queue_name, t.attempts, t.worker_id, NULL::float AS next_due_seconds
+FROM taken t
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (
            SELECT extract(epoch FROM n.scheduled_at - now())::float
            FROM procrastinate_jobs n
            WHERE n.status = 'todo' AND n.scheduled_at IS NOT NULL AND n.scheduled_at > now()
            ORDER BY n.scheduled_at LIMIT 1
-       ) END AS next_due_seconds
-FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s) j;
+       )
+WHERE NOT EXISTS (SELECT FROM taken);
 
 -- fan_out_event --
 -- One delivery per active subscription of the event's company to its webhook whose filter

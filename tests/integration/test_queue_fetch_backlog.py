@@ -69,8 +69,8 @@ def _one_fetch(connection: psycopg.Connection[Any], worker: int) -> tuple[str | 
     with connection.transaction(force_rollback=True):
         row = connection.execute(
             sql.SQL(
-                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT task_name FROM {}(%s, %s)"
-            ).format(sql.Identifier(_fetch_function())),
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT task_name FROM {}(%s, %s, 1)"
+            ).format(sql.Identifier(_fetch_function(connection))),
             [["deliveries"], worker],
         ).fetchone()
         taken = connection.execute(
@@ -129,15 +129,15 @@ def test_a_fetch_reads_as_much_with_20000_retries_waiting_as_with_none(database_
 
 
 def _idle_fetch(connection: psycopg.Connection[Any], worker: int) -> tuple[float | None, int]:
-    """The worker's whole fetch (``fetch_job``) finding nothing, under EXPLAIN (ANALYZE,
+    """The worker's whole fetch (``fetch_jobs``) finding nothing, under EXPLAIN (ANALYZE,
     BUFFERS), once planned: in how many seconds the next job is due, and the buffers read."""
     results = []
     for _ in range(3):
         with connection.transaction(force_rollback=True):
-            arguments = {"queues": ["deliveries"], "worker_id": worker}
-            row = connection.execute(QUERIES["fetch_job"], arguments).fetchone()
+            arguments = {"queues": ["deliveries"], "worker_id": worker, "max_jobs": 50}
+            row = connection.execute(QUERIES["fetch_jobs"], arguments).fetchone()
             plan_row = connection.execute(
-                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + QUERIES["fetch_job"], arguments
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + QUERIES["fetch_jobs"], arguments
             ).fetchone()
         assert row is not None and row[0] is None  # no job taken
         assert plan_row is not None
@@ -182,7 +182,9 @@ def _take(
     connection: psycopg.Connection[Any], worker: int, queues: list[str] | None = None
 ) -> str | None:
     row = connection.execute(
-        sql.SQL("SELECT task_name FROM {}(%s, %s)").format(sql.Identifier(_fetch_function())),
+        sql.SQL("SELECT task_name FROM {}(%s, %s, 1)").format(
+            sql.Identifier(_fetch_function(connection))
+        ),
         [queues if queues is not None else ["deliveries"], worker],
     ).fetchone()
     return None if row is None else row[0]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import psycopg
 
 from app.store.queries import QUERIES
 
-FETCH_CALL = re.compile(r"FROM\s+(procrastinate_fetch_job\w*)\(")
+FETCH_CALL = re.compile(r"FROM\s+(webhooks_fetch_jobs\w*)\(")
 
 
-def _fetch_function() -> str:
-    """The function the worker calls to take a job: our ``fetch_job`` query (in
-    sql/queries/queue.sql) calls Procrastinate's, as Procrastinate's own query does."""
-    query = QUERIES["fetch_job"]
+def _fetch_function(connection: psycopg.Connection[Any]) -> str:
+    """The function the worker calls to take its jobs: our ``fetch_jobs`` query (in
+    sql/queries/queue.sql) calls migration 0025's, the batch form of Procrastinate's."""
+    query = QUERIES["fetch_jobs"]
     match = FETCH_CALL.search(query)
     assert match is not None, query
     return match.group(1)
@@ -24,7 +25,7 @@ def _fetch_settings(database_url: str) -> list[str]:
     """The settings (``name=value``) the function runs with; it must exist exactly once."""
     with psycopg.connect(database_url) as connection:
         rows = connection.execute(
-            "SELECT proconfig FROM pg_proc WHERE proname = %s", [_fetch_function()]
+            "SELECT proconfig FROM pg_proc WHERE proname = %s", [_fetch_function(connection)]
         ).fetchall()
     assert len(rows) == 1
     return list(rows[0][0] or [])

@@ -15,14 +15,15 @@ from psycopg import sql
 from tests.integration.test_queue_fetch_plan import _fetch_function
 
 LOCK_INDEX = "procrastinate_jobs_open_lock_c_idx"
-# The statements of the fetch function that pick a candidate job (migration 0011: one for
-# jobs queued for now, one for scheduled jobs; plpgsql's INTO dropped).
+# The statements of the fetch function that pick candidate jobs (migrations 0011 and 0025:
+# one for jobs queued for now, one for scheduled jobs).
 CANDIDATE = re.compile(
-    r"SELECT\s+jobs\.id\s+INTO\s+\w+\s+(FROM\s+procrastinate_jobs\s+AS\s+jobs\b.*?SKIP\s+LOCKED)",
+    r"SELECT\s+jobs\.id\s+(FROM\s+procrastinate_jobs\s+AS\s+jobs\b.*?SKIP\s+LOCKED)",
     re.DOTALL,
 )
-# The function's local variable holding the priority level being searched.
-LEVEL = "level"
+# The function's local variables the candidates read: the priority level being searched,
+# and how many jobs are still wanted (both integers).
+LOCALS = ["level", "wanted"]
 BACKLOG = 2000
 
 
@@ -35,16 +36,16 @@ def _fetch_statements(
     row = connection.execute(
         "SELECT prosrc, proargnames, oidvectortypes(proargtypes), proconfig"
         " FROM pg_proc WHERE proname = %s",
-        [_fetch_function()],
+        [_fetch_function(connection)],
     ).fetchone()
     assert row is not None
     source, names, types, config = row
     statements = [f"SELECT jobs.id {body}" for body in CANDIDATE.findall(source)]
     assert len(statements) == 2, f"the fetch function changed shape, re-check 0011:\n{source}"
     kinds = [part.strip() for part in types.split(",")]
-    for number, name in enumerate([*names, LEVEL], start=1):
+    for number, name in enumerate([*names, *LOCALS], start=1):
         statements = [re.sub(rf"\b{re.escape(name)}\b", f"${number}", text) for text in statements]
-    return statements, [*kinds, "integer"], list(config or [])
+    return statements, [*kinds, *["integer"] * len(LOCALS)], list(config or [])
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -70,7 +71,8 @@ def _lock_check_indexes(connection: psycopg.Connection[Any], mode: str) -> list[
                     name, _, value = setting.partition("=")
                     connection.execute("SELECT set_config(%s, %s, true)", [name, value])
                 row = connection.execute(
-                    "EXPLAIN (FORMAT JSON) EXECUTE fetch_candidate(ARRAY['deliveries'], NULL, 0)"
+                    "EXPLAIN (FORMAT JSON)"
+                    " EXECUTE fetch_candidate(ARRAY['deliveries'], NULL, 10, 0, 10)"
                 ).fetchone()
         finally:
             connection.execute("DEALLOCATE fetch_candidate")
@@ -149,7 +151,9 @@ def _defer(
 
 def _take(connection: psycopg.Connection[Any], worker: int) -> str | None:
     row = connection.execute(
-        sql.SQL("SELECT task_name FROM {}(%s, %s)").format(sql.Identifier(_fetch_function())),
+        sql.SQL("SELECT task_name FROM {}(%s, %s, 1)").format(
+            sql.Identifier(_fetch_function(connection))
+        ),
         [["deliveries"], worker],
     ).fetchone()
     return None if row is None else row[0]

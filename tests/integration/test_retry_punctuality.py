@@ -1,7 +1,7 @@
 """A retry starts when it is due, not at the worker's next poll.
 
 The worker's fetch that finds nothing also tells when the next scheduled job comes due
-(``fetch_job`` in sql/queries/queue.sql), and the worker waits at most that long
+(``fetch_jobs`` in sql/queries/queue.sql), and the worker waits at most that long
 (app/store/queue.py, ``PunctualWorker``). Bounds here are a fraction of the poll
 interval, so they test that mechanism rather than the box's speed.
 """
