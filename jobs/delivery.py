@@ -38,4 +38,6 @@ async def deliver_webhook(context: JobContext, /, **arguments: JSONValue) -> str
             wake_ups=runtime.wake_ups,
             # Recording the attempt finishes the job, and the worker then does not.
             job_id=context.job.id,
+            # Attempts that start together load their deliveries with one statement.
+            loads=runtime.loads,
         )

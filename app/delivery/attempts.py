@@ -35,6 +35,7 @@ from app.core.secret_box import secret_context
 from app.core.signing import SentHeaders, webhook_headers
 from app.core.validation import reserved_header
 from app.delivery import metrics
+from app.delivery.attempt_loads import AttemptLoads
 from app.delivery.attempt_trace import traced_send
 from app.delivery.failure_email import REACTIVATE
 from app.delivery.fairness import InFlight, postponement_seconds
@@ -149,6 +150,7 @@ async def make_attempt(
     held_slot: datetime | None = None,
     wake_ups: WakeUps | None = None,
     job_id: int | None = None,
+    loads: AttemptLoads | None = None,
 ) -> Result:
     """Send attempt ``attempt`` of ``cycle`` of a delivery, unless that makes no sense now.
 
@@ -161,9 +163,11 @@ async def make_attempt(
 
     ``job_id`` is the Procrastinate job running it: the statement that records the attempt
     finishes that job too, and tells the worker so (:func:`app.store.queue.job_finished`).
+    With ``loads``, the delivery is loaded together with those of the attempts starting
+    with it.
     """
     key = uuid.UUID(delivery_id)
-    delivery = await _load(services, key)
+    delivery = await (loads.load(key) if loads is not None else _load(services, key))
     log = {"delivery_id": delivery_id, "attempt": attempt}
     if delivery is None:
         logger.warning("delivery not found; nothing to send", extra=log)
@@ -183,7 +187,7 @@ async def make_attempt(
     rate_wait = await wait_for_slot(services, delivery, job, wake_ups)
     if rate_wait is None:
         return "paced"
-    slot = in_flight.try_acquire(subscription_id) if in_flight is not None else None
+    slot = await in_flight.acquire(subscription_id) if in_flight is not None else None
     if in_flight is not None and slot is None:
         await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
@@ -244,7 +248,7 @@ async def make_attempt(
 
 
 async def _load(services: Services, delivery_id: uuid.UUID) -> OutgoingDelivery | None:
-    row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
+    row = await services.db.fetch_one("load_attempt_contexts", ids=[delivery_id])
     return None if row is None else outgoing_from_row(row)
 
 

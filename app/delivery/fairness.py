@@ -21,8 +21,18 @@ What stays possible: a subscription that was fast and starts hanging holds up to
 slots until its attempts are ``slow_after`` old (then it is suspect and gets no more),
 and those it holds end with the request timeout.
 
-An attempt refused a slot is not made: its job is re-queued a little later (no attempt is
-recorded, its number does not change), and the slot goes to another delivery. Each time
+An attempt to a subscription at its cap that is not suspect (proven, or unknown: a burst
+to a new endpoint) waits in the worker for the next slot that subscription frees, if
+fewer than ``cap`` others wait for it already: the worker takes due jobs in batches
+(app/store/queue.py), and a burst to one endpoint would otherwise re-queue most of each
+batch. A fast endpoint frees a slot within milliseconds; one that turns suspect (an
+attempt in flight ``slow_after`` old, or a slow one ended) turns its waiters away, as does
+``slow_after`` spent waiting. So a busy subscription holds at most two caps of the
+worker's slots, half of them waiting, and none waiting once it is suspect.
+
+An attempt refused a slot (and not waiting) is not made: its job is re-queued a little
+later (no attempt is recorded, its number does not change), and the slot goes to another
+delivery. Each time
 the same attempt is put off again it waits twice as long, up to the request timeout (by
 then a hung request has ended and freed its slot): a hung endpoint with a thousand
 waiting deliveries re-queues about a thousand jobs per timeout, not per second. A little
@@ -31,11 +41,12 @@ jitter keeps the put-off jobs from coming back all at once.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
@@ -112,6 +123,8 @@ class InFlight:
         self._clock = clock
         self._started: dict[uuid.UUID, list[float]] = {}
         self._last_fast: OrderedDict[uuid.UUID, bool] = OrderedDict()
+        # Attempts waiting for a slot of a proven subscription at its cap, first come first.
+        self._waiting: dict[uuid.UUID, deque[asyncio.Future[Slot | None]]] = {}
 
     @classmethod
     def for_worker(
@@ -142,15 +155,71 @@ class InFlight:
         self._started.setdefault(subscription_id, []).append(now)
         return Slot(subscription_id, now)
 
+    async def acquire(self, subscription_id: uuid.UUID) -> Slot | None:
+        """A slot as :meth:`try_acquire` gives it, or, for a subscription at its cap that
+        is not suspect, with fewer than ``cap`` attempts waiting here, the next slot it
+        frees before it turns suspect (at most ``slow_after`` from now); None when the
+        attempt must be put off."""
+        slot = self.try_acquire(subscription_id)
+        if slot is not None or not self._may_wait(subscription_id):
+            return slot
+        handed: asyncio.Future[Slot | None] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.setdefault(subscription_id, deque())
+        waiting.append(handed)
+        try:
+            async with asyncio.timeout(self.slow_after):
+                return await handed
+        except TimeoutError:
+            pass
+        except BaseException:
+            # Cancelled: a slot handed over meanwhile goes to the next waiter.
+            if handed.done() and not handed.cancelled() and (given := handed.result()):
+                self.release(given)
+            raise
+        finally:
+            if handed in waiting:
+                waiting.remove(handed)
+            if not waiting and self._waiting.get(subscription_id) is waiting:
+                del self._waiting[subscription_id]
+        # The timeout and a hand-over can come in the same turn of the loop.
+        return handed.result() if handed.done() and not handed.cancelled() else None
+
+    def _may_wait(self, subscription_id: uuid.UUID) -> bool:
+        """Whether an attempt refused a slot may wait for this subscription's next one:
+        it was refused by the cap (not a budget), the subscription is not suspect, and
+        fewer than ``cap`` wait for it already. Never without a ``slow_after``: nothing
+        would end a wait for a hung endpoint."""
+        return (
+            math.isfinite(self.slow_after)
+            and self.count(subscription_id) >= self.cap
+            and self._kind(subscription_id, self._clock()) != "suspect"
+            and len(self._waiting.get(subscription_id, ())) < self.cap
+        )
+
     def release(self, slot: Slot) -> None:
-        """The attempt ended: free its slot and remember whether it was fast."""
-        started = self._started[slot.subscription_id]
+        """The attempt ended: free its slot and remember whether it was fast; the next
+        attempt waiting for the subscription gets the slot, unless it turned suspect (then
+        every waiting one is turned away)."""
+        subscription_id = slot.subscription_id
+        started = self._started[subscription_id]
         started.remove(slot.started_at)
         if not started:
-            del self._started[slot.subscription_id]
-        fast = self._clock() - slot.started_at < self.slow_after
-        self._last_fast[slot.subscription_id] = fast
-        self._last_fast.move_to_end(slot.subscription_id)
+            del self._started[subscription_id]
+        now = self._clock()
+        fast = now - slot.started_at < self.slow_after
+        self._last_fast[subscription_id] = fast
+        self._last_fast.move_to_end(subscription_id)
+        waiting = self._waiting.get(subscription_id)
+        while waiting:
+            handed = waiting.popleft()
+            if handed.done():  # timed out or cancelled, not yet removed
+                continue
+            if self._kind(subscription_id, now) == "suspect":
+                handed.set_result(None)
+                continue
+            self._started.setdefault(subscription_id, []).append(now)
+            handed.set_result(Slot(subscription_id, now))
+            break
         self._forget_idle()
 
     def count(self, subscription_id: uuid.UUID) -> int:

@@ -1,6 +1,6 @@
 """The outgoing delivery: the one row an attempt works from, typed once after its fetch.
 
-``load_attempt_context`` joins a delivery, its event's body and its subscription; the send
+``load_attempt_contexts`` joins a delivery, its event's body and its subscription; the send
 path (choosing whether to send, building the target, recording, the failure report) takes
 the :class:`OutgoingDelivery` made of it, never the row.
 """
@@ -101,7 +101,7 @@ def endpoint_from_row(row: Row) -> Endpoint:
 
 
 def outgoing_from_row(row: Row) -> OutgoingDelivery:
-    """A ``load_attempt_context`` row, typed."""
+    """A ``load_attempt_contexts`` row, typed."""
     return OutgoingDelivery(
         id=row["id"],
         webhook_id=row["webhook_id"],

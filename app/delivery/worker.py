@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.settings import Settings
+from app.delivery.attempt_loads import AttemptLoads
 from app.delivery.attempts import give_up
 from app.delivery.endpoint_health import deactivate_failing_subscriptions
 from app.delivery.fairness import InFlight, slow_after_seconds
@@ -64,6 +65,7 @@ class WorkerRuntime:
     in_flight: InFlight
     email_slots: EmailSlots
     wake_ups: WakeUps
+    loads: AttemptLoads
 
 
 @dataclass
@@ -114,6 +116,7 @@ async def run_worker(
         ),
         email_slots=EmailSlots(settings.email_concurrency),
         wake_ups=WakeUps(partial(wake_delivery_workers, services.db)),
+        loads=AttemptLoads(services.db),
     )
     heartbeat = max(1.0, settings.stalled_after_seconds / 4)
     async with transport:

@@ -1,6 +1,8 @@
--- load_attempt_context --
--- Everything one delivery attempt needs: the delivery, its body (and the trace its event
--- was published in) and its subscription, and the database's clock (a paced attempt waits for its slot by it).
+-- load_attempt_contexts --
+-- Everything a delivery attempt needs, for each delivery of "ids": the delivery, its body
+-- (and the trace its event was published in) and its subscription, and the database's
+-- clock (a paced attempt waits for its slot by it). Attempts that start together load
+-- with one statement (app/delivery/attempt_loads.py); an id not found has no row.
 SELECT clock_timestamp() AS loaded_at, d.id, d.webhook_id, d.company_id, d.event_id,
        d.subscription_id, d.webhook_key, d.subject, d.status, d.cycle, d.attempt_count,
        d.max_attempts, d.sequence, e.body, e.traceparent,
@@ -10,7 +12,7 @@ SELECT clock_timestamp() AS loaded_at, d.id, d.webhook_id, d.company_id, d.event
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN subscriptions s ON s.id = d.subscription_id
-WHERE d.id = %(id)s;
+WHERE d.id = ANY(%(ids)s::uuid[]);
 
 -- record_attempt --
 -- Record one attempt and move its delivery past it, in one statement. "recorded" is false

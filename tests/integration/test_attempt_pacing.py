@@ -17,6 +17,7 @@ from procrastinate.job_context import JobContext
 from procrastinate.jobs import DEFAULT_PRIORITY, Job
 
 from app.core.settings import Settings
+from app.delivery.attempt_loads import AttemptLoads
 from app.delivery.attempts import make_attempt
 from app.delivery.fairness import InFlight
 from app.delivery.mailer import OutboxMailer
@@ -318,6 +319,7 @@ async def test_a_paced_job_run_again_by_procrastinate_reserves_a_new_slot(
             in_flight=InFlight(cap=5),
             email_slots=EmailSlots(1),
             wake_ups=WakeUps(lambda: asyncio.sleep(0)),
+            loads=AttemptLoads(services.db),
         )
         job = Job(
             id=1,

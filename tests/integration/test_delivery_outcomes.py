@@ -280,7 +280,7 @@ async def test_a_410_recorded_while_the_subscription_is_closed_never_deadlocks(
         answered, other = [await service.publish(subject=f"ord_{n}") for n in (1, 2)]
         with scoped(WORKER_SCOPE):
             row = await service.services.db.fetch_one(
-                "load_attempt_context", id=uuid.UUID(answered)
+                "load_attempt_contexts", ids=[uuid.UUID(answered)]
             )
         assert row is not None
         delivery = outgoing_from_row(row)

@@ -34,7 +34,7 @@ async def deliver_to(services: Services, company_id: str) -> uuid.UUID:
 
 async def load_endpoint(services: Services, delivery_id: uuid.UUID) -> Endpoint:
     """The endpoint as the worker loads it to send an attempt of the delivery."""
-    row = await services.db.fetch_one("load_attempt_context", id=delivery_id)
+    row = await services.db.fetch_one("load_attempt_contexts", ids=[delivery_id])
     assert row is not None
     return outgoing_from_row(row).endpoint
 

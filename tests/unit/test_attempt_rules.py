@@ -92,7 +92,7 @@ def test_an_attempt_is_made_only_when_it_is_the_next_one_of_an_open_delivery(
 
 
 class Subscription:
-    """Endpoints as ``load_attempt_context`` gives them, sealed with a real SecretBox."""
+    """Endpoints as ``load_attempt_contexts`` gives them, sealed with a real SecretBox."""
 
     def __init__(self) -> None:
         self.id = uuid.uuid4()

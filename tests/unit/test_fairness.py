@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 
@@ -187,3 +188,103 @@ def test_without_budgets_only_the_cap_applies() -> None:
     endpoints = [uuid.uuid4() for _ in range(30)]
     held = [slot for endpoint in endpoints for slot in fill(in_flight, endpoint, 5)]
     assert len(held) == 90
+
+
+# -- an attempt at its subscription's cap waits for the next slot, unless it is suspect -----
+
+
+async def waiters(
+    in_flight: InFlight, subscription: uuid.UUID, count: int
+) -> list[asyncio.Task[Slot | None]]:
+    """``count`` attempts asking for a slot, each in a task of its own, started."""
+    tasks = [asyncio.create_task(in_flight.acquire(subscription)) for _ in range(count)]
+    await asyncio.sleep(0)
+    return tasks
+
+
+async def test_an_attempt_at_the_cap_of_a_fast_endpoint_gets_the_next_slot_it_frees() -> None:
+    clock = Clock()
+    in_flight = worker_of(clock, concurrency=10)  # cap 2
+    fast = uuid.uuid4()
+    prove(in_flight, clock, fast)
+    sending = fill(in_flight, fast, 2)
+
+    # when three more attempts ask: two wait (the cap), the third is put off at once
+    first, second, third = await waiters(in_flight, fast, 3)
+    assert third.done() and third.result() is None
+    assert not first.done() and not second.done()
+
+    # then each slot freed goes to the longest waiting, and the subscription keeps its cap
+    clock.now += 0.01
+    in_flight.release(sending[0])
+    await asyncio.sleep(0)
+    assert first.done() and isinstance(first.result(), Slot)
+    assert not second.done()
+    assert in_flight.count(fast) == 2
+
+
+async def test_waiting_attempts_are_turned_away_when_the_endpoint_turns_slow() -> None:
+    clock = Clock()
+    in_flight = worker_of(clock, concurrency=10)
+    endpoint = uuid.uuid4()
+    prove(in_flight, clock, endpoint)
+    sending = fill(in_flight, endpoint, 2)
+    waiting = await waiters(in_flight, endpoint, 2)
+
+    # when an attempt in flight ends slowly: the endpoint is suspect
+    clock.now += SLOW_AFTER + 1
+    in_flight.release(sending[0])
+    await asyncio.sleep(0)
+
+    # then no waiting attempt gets its slot: each is put off
+    assert [task.done() and task.result() for task in waiting] == [None, None]
+    assert in_flight.count(endpoint) == 1
+
+
+async def test_a_suspect_endpoints_attempt_at_the_cap_does_not_wait() -> None:
+    clock = Clock()
+    in_flight = worker_of(clock, concurrency=10)
+    hung = uuid.uuid4()
+    fill(in_flight, hung, 2)
+    clock.now += SLOW_AFTER  # its attempts in flight are slow_after old
+    assert in_flight.kind(hung) == "suspect"
+    [waiter] = await waiters(in_flight, hung, 1)
+    assert waiter.done() and waiter.result() is None
+
+
+async def test_an_attempt_refused_by_a_budget_rather_than_the_cap_does_not_wait() -> None:
+    clock = Clock()
+    in_flight = worker_of(clock, concurrency=10)  # cap 2, unproven budget 4
+    new = [uuid.uuid4() for _ in range(3)]
+    fill(in_flight, new[0], 2)
+    fill(in_flight, new[1], 2)
+    # the third new endpoint has no attempt in flight: the unproven budget refuses it
+    [waiter] = await waiters(in_flight, new[2], 1)
+    assert waiter.done() and waiter.result() is None
+
+
+async def test_a_wait_ends_after_slow_after_with_nothing_freed() -> None:
+    in_flight = InFlight(cap=1, slow_after=0.05)
+    endpoint = uuid.uuid4()
+    assert in_flight.try_acquire(endpoint) is not None
+    assert await asyncio.wait_for(in_flight.acquire(endpoint), timeout=5) is None
+
+
+async def test_a_cancelled_waiter_passes_a_slot_handed_to_it_on_to_the_next() -> None:
+    clock = Clock()
+    in_flight = worker_of(clock, concurrency=10)
+    endpoint = uuid.uuid4()
+    prove(in_flight, clock, endpoint)
+    sending = fill(in_flight, endpoint, 2)
+    first, second = await waiters(in_flight, endpoint, 2)
+
+    # when the first is handed a slot and cancelled in the same turn of the loop
+    in_flight.release(sending[0])
+    first.cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+    # then the slot went on to the second, and none is lost
+    assert first.cancelled()
+    assert second.done() and isinstance(second.result(), Slot)
+    assert in_flight.count(endpoint) == 2

@@ -1,4 +1,4 @@
-"""The outgoing delivery: a ``load_attempt_context`` row, typed once."""
+"""The outgoing delivery: a ``load_attempt_contexts`` row, typed once."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ DELIVERY, EVENT, SUBSCRIPTION = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
 def context_row(**changes: Any) -> dict[str, Any]:
-    """A row as ``load_attempt_context`` returns it (the body as psycopg may hand it over)."""
+    """A row as ``load_attempt_contexts`` returns it (the body as psycopg may hand it over)."""
     return {
         "loaded_at": NOW,
         "id": DELIVERY,
