@@ -167,8 +167,9 @@ CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SELECT pg_stat_statements_reset();
 
 -- statements_by_query --
--- Statements this database ran since the reset, by statement text, most called first.
-SELECT s.query, sum(s.calls)::bigint AS calls
+-- Statements this database ran since the reset, by statement text, most called first, with
+-- the time PostgreSQL spent executing them (ms; a function's inner statements included).
+SELECT s.query, sum(s.calls)::bigint AS calls, sum(s.total_exec_time)::float AS exec_ms
 FROM pg_stat_statements s
 JOIN pg_database d ON d.oid = s.dbid
 WHERE d.datname = current_database()

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from bench import statements
+from bench import statement_counts
 from bench.flow import flow_of, wait_for_deliveries
 from bench.queries import BENCH_QUERIES
 from bench.stats import summary_ms
@@ -80,14 +80,16 @@ async def _idle_load(database_url: str, seconds: float, workers: int) -> dict[st
         await connection.execute(BENCH_QUERIES["park_far_job"])
         # Let the workers see it and PostgreSQL flush what came before (at most 1 s late).
         await asyncio.sleep(2.0)
-        unavailable = await asyncio.to_thread(statements.unavailable, database_url)  # resets
+        unavailable = await asyncio.to_thread(statement_counts.unavailable, database_url)  # resets
         before = await _committed(connection)
         started = time.monotonic()
         await asyncio.sleep(seconds)
         after = await _committed(connection)
         elapsed = time.monotonic() - started
-        counted = [] if unavailable else await asyncio.to_thread(statements.counted, database_url)
-        counted = [(query, calls) for query, calls in counted if "pg_stat_database" not in query]
+        counted = (
+            [] if unavailable else await asyncio.to_thread(statement_counts.counted, database_url)
+        )
+        counted = [row for row in counted if "pg_stat_database" not in row[0]]
         await connection.execute(BENCH_QUERIES["drop_far_job"])
     per_second = (after - before - 1) / elapsed  # less this connection's own reading
     result: dict[str, Any] = {
@@ -99,11 +101,11 @@ async def _idle_load(database_url: str, seconds: float, workers: int) -> dict[st
     if unavailable:
         result["statements_skipped"] = unavailable
     else:
-        calls = sum(count for _, count in counted)
+        calls = sum(count for _, count, _ in counted)
         result["statements_per_second"] = round(calls / elapsed, 2)
         result["top_statements"] = [
             {"calls_per_second": round(count / elapsed, 2), "query": " ".join(query.split())[:120]}
-            for query, count in counted[:6]
+            for query, count, _ in counted[:6]
         ]
     return result
 

@@ -18,36 +18,13 @@ import psycopg
 
 from bench.flow import wait_for_deliveries
 from bench.queries import BENCH_QUERIES
+from bench.statement_counts import counted, unavailable
 from bench.suite import Bench
 from bench.tenants import GraphQLClient, create_company, in_process_api, publisher_key, subscribe
 from bench.throughput import BATCH, publish_many
 
 # The statements shown in the report: the most called ones.
 SHOWN = 12
-
-
-def counted(database_url: str) -> list[tuple[str, int]]:
-    """(statement, calls) since the reset, the driver's polling left out: of the progress
-    and of the worker's registration (``start_worker`` waits for it after the reset)."""
-    polling = [BENCH_QUERIES[name].split()[0:4] for name in ("delivery_progress", "worker_count")]
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        rows = connection.execute(BENCH_QUERIES["statements_by_query"]).fetchall()
-    return [
-        (str(query), int(calls))
-        for query, calls in rows
-        if str(query).split()[0:4] not in polling and "pg_stat_statements" not in str(query)
-    ]
-
-
-def unavailable(database_url: str) -> str | None:
-    """Why the statements cannot be counted on this server, or None."""
-    try:
-        with psycopg.connect(database_url, autocommit=True) as connection:
-            connection.execute(BENCH_QUERIES["statements_ready"])
-            connection.execute(BENCH_QUERIES["statements_reset"])
-    except psycopg.Error as error:
-        return f"pg_stat_statements is not available: {error.diag.message_primary or error}"
-    return None
 
 
 async def run(bench: Bench) -> dict[str, Any]:
@@ -74,7 +51,7 @@ async def run(bench: Bench) -> dict[str, Any]:
     finally:
         worker.stop()
     succeeded = done["counts"].get("SUCCEEDED", 0)
-    total = sum(calls for _, calls in statements)
+    total = sum(calls for _, calls, _ in statements)
     per_delivery = round(total / succeeded, 2) if succeeded else float("nan")
     result = {
         "title": "SQL statements per first-attempt delivery (worker side, pg_stat_statements)",
@@ -85,13 +62,20 @@ async def run(bench: Bench) -> dict[str, Any]:
         "statements": total,
         "per_delivery": per_delivery,
         "transaction_control_per_delivery": round(
-            sum(calls for query, calls in statements if _is_transaction_control(query))
+            sum(calls for query, calls, _ in statements if _is_transaction_control(query))
             / max(1, succeeded),
             2,
         ),
+        "execution_ms_per_delivery": round(
+            sum(exec_ms for _, _, exec_ms in statements) / max(1, succeeded), 3
+        ),
         "top": [
-            {"calls_per_delivery": round(calls / max(1, succeeded), 3), "query": _short(query)}
-            for query, calls in statements[:SHOWN]
+            {
+                "calls_per_delivery": round(calls / max(1, succeeded), 3),
+                "execution_ms_per_delivery": round(exec_ms / max(1, succeeded), 3),
+                "query": _short(query),
+            }
+            for query, calls, exec_ms in statements[:SHOWN]
         ],
     }
     bench.log(f"[bench] S {per_delivery} statements per first-attempt delivery")
