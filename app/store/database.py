@@ -120,12 +120,39 @@ class Session:
                 await self._pipeline.sync()  # the row count arrives with the result
             return cursor.rowcount
 
+    async def send(self, query: str, **arguments: Any) -> Sent:
+        """Send a statement whose row is read later (:meth:`Sent.row`).
+
+        In pipeline mode it leaves at once and does not wait: statements sent one after
+        another, and the next statement read (``fetch_one``, or a ``Sent``'s row), share
+        one round trip. Otherwise it runs before this returns. A statement that fails
+        raises when its row, or a later statement's, is read; one never read is still run.
+        """
+        cursor = self.connection.cursor(row_factory=dict_row)
+        await cursor.execute(QUERIES[query], arguments)
+        return Sent(cursor)
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[Session]:
         """A savepoint inside the open transaction: an exception leaving the block undoes
         what the block wrote, and only that; the transaction goes on."""
         async with self.connection.transaction():
             yield self
+
+
+class Sent:
+    """A statement sent by :meth:`Session.send`, its first row still to be read."""
+
+    def __init__(self, cursor: psycopg.AsyncCursor[Row]) -> None:
+        self._cursor = cursor
+
+    async def row(self) -> Row | None:
+        """The statement's first row (None if it returned none), waiting for it if it has
+        not arrived yet; read once."""
+        try:
+            return await self._cursor.fetchone()
+        finally:
+            await self._cursor.close()
 
 
 class Database:
@@ -208,21 +235,29 @@ class Database:
                 yield Session(connection)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """One connection inside one transaction: all or nothing."""
+    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[Session]:
+        """One connection inside one transaction: all or nothing.
+
+        With ``pipeline`` (or a scope to enter) the connection is in pipeline mode, so that
+        statements sent ahead (``Session.send``) travel together, BEGIN with the first of
+        them and COMMIT on its own: for a transaction of several statements that can be
+        sent before the first answer is read (``publishEvent``), not for one that reads
+        each answer before the next (the pipeline's client CPU outweighs one round trip).
+        """
         pool, enter_scope = self._route()
         with self._watched():
-            if not enter_scope:
+            if not (enter_scope or pipeline):
                 async with pool.connection() as connection, connection.transaction():
                     yield Session(connection)
                 return
             async with (
                 pool.connection() as connection,
-                connection.pipeline() as pipeline,
+                connection.pipeline() as piped,
                 connection.transaction(),
             ):
-                session = Session(connection, pipeline)
-                await _enter_scope(session)
+                session = Session(connection, piped)
+                if enter_scope:
+                    await _enter_scope(session)
                 yield session
 
     @contextmanager
