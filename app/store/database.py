@@ -13,10 +13,11 @@ pooled connections are in autocommit mode: a lone statement (Procrastinate's fet
 finish, an unscoped read) is one round trip instead of BEGIN, statement, COMMIT; only
 ``transaction()`` and scoped sessions pay for BEGIN and COMMIT. A transaction that must
 enter a scope runs in pipeline mode, so that BEGIN and entering the scope travel with the
-first statement; one with no scope to enter does not: psycopg's pipeline machinery costs
-more client CPU than the BEGIN round trip it saves (README, "Performance", "Figures behind
-the code"). And a connection last handed out under a second ago is not
-pinged again.
+first statement; one with no scope to enter does not unless it asks (``pipeline=True``:
+``publishEvent``, whose statements are sent ahead in three round trips instead of six):
+psycopg's pipeline machinery costs more client CPU than the one BEGIN round trip it saves
+(README, "Performance", "Figures behind the code"). And a connection last handed out
+under a second ago is not pinged again.
 
 Scopes without a company (the worker's and the publisher's) can also have a pool of their
 own whose connections took on the role for their whole session (``role_pools``). A lone
