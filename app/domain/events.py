@@ -174,6 +174,7 @@ async def publish_event(
             raise InvalidInput(errors)
         if payload_json is None:
             raise RuntimeError("a payload without errors was not encoded")
+        encoded: bytes = payload_json
         body = delivery_body(
             event_id,
             new.webhook_key,
@@ -192,7 +193,8 @@ async def publish_event(
             company_id=new.company_id,
             webhook_key=new.webhook_key,
             subject=subject,
-            payload=Jsonb(new.payload),
+            # As check_payload encoded it: the same JSON value, not encoded a second time.
+            payload=Jsonb(new.payload, dumps=lambda _: encoded),
             idempotency_key=new.idempotency_key,
             is_test=is_test,
             body=body,
