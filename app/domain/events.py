@@ -32,6 +32,7 @@ from app.domain.webhook_types import (
     get_webhook_type,
     payload_errors,
     payload_rules,
+    send_payload_rules,
     unknown_webhook,
 )
 from app.store.database import Database, Row, Session
@@ -145,10 +146,10 @@ async def publish_event(
     now = datetime.now(UTC)
     created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
     # The company and the webhook's rules are looked up on the transaction's own
-    # connection: two round trips, where a pooled session each took four (publishing is
-    # on the hot path); the webhook's schema travels only when this process has not
-    # compiled its current version. A user error raised inside rolls back, so nothing
-    # is written either way.
+    # connection, sent together with its BEGIN (its pipeline, when it has its own): one
+    # round trip, where a pooled session each took four (publishing is on the hot path);
+    # the webhook's schema travels only when this process has not compiled its current
+    # version. A user error raised inside rolls back, so nothing is written either way.
     async with _atomically(db, within) as tx:
         reference_errors, rules = await _reference_errors(tx, new)
         errors = reference_errors + errors
@@ -173,6 +174,7 @@ async def publish_event(
             raise InvalidInput(errors)
         if payload_json is None:
             raise RuntimeError("a payload without errors was not encoded")
+        encoded: bytes = payload_json
         body = delivery_body(
             event_id,
             new.webhook_key,
@@ -185,53 +187,75 @@ async def publish_event(
         # The span of this publish (the caller's, publish_in_span's), which every attempt
         # of every delivery continues and links to.
         traceparent = tracing.current_traceparent()
-        row = await tx.fetch_one(
+        inserted = await tx.send(
             "insert_event",
             id=event_id,
             company_id=new.company_id,
             webhook_key=new.webhook_key,
             subject=subject,
-            payload=Jsonb(new.payload),
+            # As check_payload encoded it: the same JSON value, not encoded a second time.
+            payload=Jsonb(new.payload, dumps=lambda _: encoded),
             idempotency_key=new.idempotency_key,
             is_test=is_test,
             body=body,
             created_at=created_at,
             traceparent=traceparent,
         )
-        if row is None:
-            # The key was used before (possibly by a concurrent call that just committed).
-            existing = await tx.fetch_one(
-                "get_event_by_idempotency_key",
-                company_id=new.company_id,
-                idempotency_key=new.idempotency_key,
-                webhook_key=new.webhook_key,
-                subject=subject,
-                payload=Jsonb(new.payload),
-            )
-            if existing is None:
-                raise RuntimeError("an idempotency key conflicted with no stored event")
-            _check_same_request(existing)
-            if tracing.enabled():
-                tracing.annotate(_event_attributes(existing, repeated=True))
-            return event_from_row(existing)
+        if new.idempotency_key is None:
+            # No key, so no earlier event to answer with: the fan-out leaves with the
+            # insert, in one round trip (an error of the insert surfaces in the fan-out's
+            # answer). With a key, the fan-out waits for the insert to say the event is new.
+            await _fan_out(tx, limits, new, event_id, subject, only_subscription)
+            row = await inserted.row()
+            if row is None:
+                raise RuntimeError("an event without an idempotency key was not inserted")
+        else:
+            row = await inserted.row()
+            if row is None:
+                # The key was used before (possibly by a concurrent call that just committed).
+                existing = await tx.fetch_one(
+                    "get_event_by_idempotency_key",
+                    company_id=new.company_id,
+                    idempotency_key=new.idempotency_key,
+                    webhook_key=new.webhook_key,
+                    subject=subject,
+                    payload=Jsonb(new.payload),
+                )
+                if existing is None:
+                    raise RuntimeError("an idempotency key conflicted with no stored event")
+                _check_same_request(existing)
+                if tracing.enabled():
+                    tracing.annotate(_event_attributes(existing, repeated=True))
+                return event_from_row(existing)
+            await _fan_out(tx, limits, new, event_id, subject, only_subscription)
         if tracing.enabled():  # off, not even the attributes are built
             tracing.annotate(_event_attributes(row, repeated=False))
-        # Deliveries and their jobs in one statement (a mismatch raises, rolling back).
-        with tracing.internal_span(FAN_OUT_SPAN):
-            deliveries = await fan_out_event(
-                tx,
-                event_id=event_id,
-                company_id=new.company_id,
-                webhook_key=new.webhook_key,
-                subject=subject,
-                max_attempts=limits.max_attempts,
-                subscription_id=only_subscription,
-            )
-            if tracing.enabled():
-                tracing.annotate(
-                    {"webhooks.event.id": str(event_id), "webhooks.deliveries": deliveries}
-                )
     return event_from_row(row)
+
+
+async def _fan_out(
+    tx: Session,
+    limits: EventLimits,
+    new: NewEvent,
+    event_id: uuid.UUID,
+    subject: str | None,
+    only_subscription: uuid.UUID | None,
+) -> None:
+    """Deliveries and their jobs in one statement (a mismatch raises, rolling back)."""
+    with tracing.internal_span(FAN_OUT_SPAN):
+        deliveries = await fan_out_event(
+            tx,
+            event_id=event_id,
+            company_id=new.company_id,
+            webhook_key=new.webhook_key,
+            subject=subject,
+            max_attempts=limits.max_attempts,
+            subscription_id=only_subscription,
+        )
+        if tracing.enabled():
+            tracing.annotate(
+                {"webhooks.event.id": str(event_id), "webhooks.deliveries": deliveries}
+            )
 
 
 async def publish_in_span(
@@ -267,7 +291,7 @@ def _event_attributes(row: Row, *, repeated: bool) -> dict[str, tracing.Attribut
 async def _atomically(db: Database, within: Session | None) -> AsyncIterator[Session]:
     """A transaction of its own, or a savepoint of the one ``within`` is in."""
     if within is None:
-        async with db.transaction() as tx:
+        async with db.transaction(pipeline=True) as tx:
             yield tx
     else:
         async with within.savepoint() as tx:
@@ -306,9 +330,11 @@ async def _reference_errors(
 ) -> tuple[list[UserError], PayloadRules | None]:
     """Errors of the company and webhook named, and the webhook's rules if it exists."""
     errors: list[UserError] = []
-    if await tx.fetch_one("get_company", id=new.company_id) is None:
+    company = await tx.send("get_company", id=new.company_id)
+    rules_sent = await send_payload_rules(tx, new.webhook_key)
+    if await company.row() is None:
         errors.append(missing(("company_id",), "company"))
-    rules = await payload_rules(tx, new.webhook_key)
+    rules = await payload_rules(tx, new.webhook_key, rules_sent)
     if rules is None:
         errors.append(unknown_webhook(new.webhook_key))
     return errors, rules

@@ -35,7 +35,7 @@ from app.core.payload_schema import (
     subject_from,
 )
 from app.core.validation import MAX_SUBJECT, check_text, holds_nul, unstorable
-from app.store.database import Database, Row, Session
+from app.store.database import Database, Row, Sent, Session
 
 KEY_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_NAME = 100
@@ -331,12 +331,20 @@ class _CompiledSchemas:
 _COMPILED = _CompiledSchemas()
 
 
-async def payload_rules(session: Session, key: str) -> PayloadRules | None:
-    """The rules of type ``key`` (None if there is none), in one round trip: the schema
-    itself comes back only when this process has not compiled its current version."""
-    row = await session.fetch_one(
-        "get_payload_rules", key=key, cached_version=_COMPILED.current(key)
-    )
+async def send_payload_rules(session: Session, key: str) -> Sent:
+    """Send the look-up of type ``key``'s rules (read them with :func:`payload_rules`): the
+    schema itself comes back only when this process has not compiled its current version."""
+    return await session.send("get_payload_rules", key=key, cached_version=_COMPILED.current(key))
+
+
+async def payload_rules(
+    session: Session, key: str, sent: Sent | None = None
+) -> PayloadRules | None:
+    """The rules of type ``key`` (None if there is none), in one round trip: the answer of
+    ``sent`` (:func:`send_payload_rules`) when given, else of a look-up sent now."""
+    if sent is None:
+        sent = await send_payload_rules(session, key)
+    row = await sent.row()
     if row is None:
         return None
     version: datetime = row["updated_at"]

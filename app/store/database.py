@@ -13,10 +13,11 @@ pooled connections are in autocommit mode: a lone statement (Procrastinate's fet
 finish, an unscoped read) is one round trip instead of BEGIN, statement, COMMIT; only
 ``transaction()`` and scoped sessions pay for BEGIN and COMMIT. A transaction that must
 enter a scope runs in pipeline mode, so that BEGIN and entering the scope travel with the
-first statement; one with no scope to enter does not: psycopg's pipeline machinery costs
-more client CPU than the BEGIN round trip it saves (README, "Performance", "Figures behind
-the code"). And a connection last handed out under a second ago is not
-pinged again.
+first statement; one with no scope to enter does not unless it asks (``pipeline=True``:
+``publishEvent``, whose statements are sent ahead in three round trips instead of six):
+psycopg's pipeline machinery costs more client CPU than the one BEGIN round trip it saves
+(README, "Performance", "Figures behind the code"). And a connection last handed out
+under a second ago is not pinged again.
 
 Scopes without a company (the worker's and the publisher's) can also have a pool of their
 own whose connections took on the role for their whole session (``role_pools``). A lone
@@ -120,12 +121,39 @@ class Session:
                 await self._pipeline.sync()  # the row count arrives with the result
             return cursor.rowcount
 
+    async def send(self, query: str, **arguments: Any) -> Sent:
+        """Send a statement whose row is read later (:meth:`Sent.row`).
+
+        In pipeline mode it leaves at once and does not wait: statements sent one after
+        another, and the next statement read (``fetch_one``, or a ``Sent``'s row), share
+        one round trip. Otherwise it runs before this returns. A statement that fails
+        raises when its row, or a later statement's, is read; one never read is still run.
+        """
+        cursor = self.connection.cursor(row_factory=dict_row)
+        await cursor.execute(QUERIES[query], arguments)
+        return Sent(cursor)
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[Session]:
         """A savepoint inside the open transaction: an exception leaving the block undoes
         what the block wrote, and only that; the transaction goes on."""
         async with self.connection.transaction():
             yield self
+
+
+class Sent:
+    """A statement sent by :meth:`Session.send`, its first row still to be read."""
+
+    def __init__(self, cursor: psycopg.AsyncCursor[Row]) -> None:
+        self._cursor = cursor
+
+    async def row(self) -> Row | None:
+        """The statement's first row (None if it returned none), waiting for it if it has
+        not arrived yet; read once."""
+        try:
+            return await self._cursor.fetchone()
+        finally:
+            await self._cursor.close()
 
 
 class Database:
@@ -208,21 +236,29 @@ class Database:
                 yield Session(connection)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """One connection inside one transaction: all or nothing."""
+    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[Session]:
+        """One connection inside one transaction: all or nothing.
+
+        With ``pipeline`` (or a scope to enter) the connection is in pipeline mode, so that
+        statements sent ahead (``Session.send``) travel together, BEGIN with the first of
+        them and COMMIT on its own: for a transaction of several statements that can be
+        sent before the first answer is read (``publishEvent``), not for one that reads
+        each answer before the next (the pipeline's client CPU outweighs one round trip).
+        """
         pool, enter_scope = self._route()
         with self._watched():
-            if not enter_scope:
+            if not (enter_scope or pipeline):
                 async with pool.connection() as connection, connection.transaction():
                     yield Session(connection)
                 return
             async with (
                 pool.connection() as connection,
-                connection.pipeline() as pipeline,
+                connection.pipeline() as piped,
                 connection.transaction(),
             ):
-                session = Session(connection, pipeline)
-                await _enter_scope(session)
+                session = Session(connection, piped)
+                if enter_scope:
+                    await _enter_scope(session)
                 yield session
 
     @contextmanager
