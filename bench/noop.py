@@ -2,7 +2,8 @@
 
 ``python -m bench.noop_worker`` runs it with exactly the delivery worker's loop
 (``PunctualWorker``, batched fetches) and settings (read from the same ``WEBHOOKS_*``
-variables): concurrency, polling interval, heartbeat, pool size, deleting successful jobs. Whatever it reaches is the most any delivery worker could.
+variables): concurrency, polling interval, heartbeat, pool size, deleting successful jobs.
+Whatever it reaches is the most any delivery worker could.
 ``python -m bench.noop_worker --stock URL`` runs stock Procrastinate instead (``run_stock``).
 """
 
