@@ -20,6 +20,7 @@ class Sizes:
     retry_rate: float = 30.0  # E: events per second
     retry_interval: float = 1.0  # E: WEBHOOKS_RETRY_INTERVAL_SECONDS
     idle_seconds: float = 30.0  # E: how long the idle workers' queries are counted
+    executor_rounds: int = 2  # J: rounds of servers with the executor on, then off
     scale_rows: int = 1_000_000  # F: deliveries generated
     scale_companies: int = 100  # F
     api_requests: int = 200  # F: requests per query shape
@@ -54,7 +55,8 @@ SMOKE = Sizes(
     retry_events=10,
     retry_rate=20.0,
     retry_interval=0.5,
-    idle_seconds=3.0,
+    idle_seconds=1.0,
+    executor_rounds=1,
     scale_rows=2000,
     scale_companies=10,
     api_requests=20,

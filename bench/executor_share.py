@@ -1,9 +1,9 @@
 """J: what the plain-leaf executor (schema/execution.py) saves. The API process's CPU per
 ``deliveries(first: 50)`` with attempts (phase F's page) and per ``publishEvent`` (10
 matching subscriptions), over HTTP to a real ``webhooks serve`` started with
-``WEBHOOKS_FAST_EXECUTION`` on, then off, then on and off again: each round's two
-servers run back to back, so a change of the shared machine's load shows as a
-difference between rounds, not as the executor's.
+``WEBHOOKS_FAST_EXECUTION`` on, then off, then on and off again (the smoke run: one
+round): each round's two servers run back to back, so a change of the shared machine's
+load shows as a difference between rounds, not as the executor's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from bench.cpu import process_seconds
 from bench.suite import Bench, start_api
 from bench.tenants import GraphQLClient, company_key, create_company, publisher_key, subscribe
 
-ROUNDS = 2
 COMPANIES = 10
 MAX_ROWS = 20_000  # enough for full pages with attempts; phase F measures the scale
 PUBLISHED_TO = "j-publish"
@@ -92,7 +91,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         )
     runs = [
         await _measure(bench, database_url, keys, fast)
-        for _ in range(ROUNDS)
+        for _ in range(bench.sizes.executor_rounds)
         for fast in (True, False)
     ]
     result = {

@@ -6,16 +6,19 @@ throwaway :class:`~app.run.postgres_cluster.LocalCluster` (non-durable, so fast)
 directory, stopped and deleted at the end of the session. The template database is
 built once with ``app.store.migrations.apply_migrations``; each test gets its own copy made
 with ``CREATE DATABASE ... TEMPLATE`` by pytest-postgresql's ``DatabaseJanitor`` and
-dropped afterwards. Names are random, so concurrent sessions on one server never
-collide.
+dropped afterwards; a thread of the session's (:class:`DatabaseSupply`) makes the copies
+ahead and drops the used ones while the tests run. Names are random, so concurrent
+sessions on one server never collide.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,9 +131,93 @@ def database_template(postgres_server: PostgresServer) -> Iterator[str]:
         janitor.drop()
 
 
+class DatabaseSupply:
+    """Copies of the template made ahead, and used ones dropped, by a thread of their own.
+
+    Creating a test's database and dropping it afterwards (``DROP DATABASE`` waits for a
+    checkpoint) is most of what a short test costs, and it need not wait for the test: the
+    thread keeps :data:`SPARES` fresh copies ready and drops each used one after its test,
+    while the next test runs. A copy is whole before it is handed out, and the janitor still
+    does the dropping (every connection to the database is ended first). A failed copy
+    fails the test that asked for it; a failed drop fails the session at its end.
+    """
+
+    SPARES = 2
+    _CREATE, _STOP = "create", "stop"
+
+    def __init__(self, server: PostgresServer, template: str) -> None:
+        self._server = server
+        self._template = template
+        # Tasks, in order: a janitor to drop, CREATE (make one more spare) or STOP.
+        self._tasks: queue.Queue[DatabaseJanitor | str] = queue.Queue()
+        self._ready: queue.Queue[DatabaseJanitor | BaseException] = queue.Queue()
+        self._failures: list[str] = []
+        for _ in range(self.SPARES):
+            self._tasks.put(self._CREATE)
+        self._thread = threading.Thread(target=self._run, name="test-databases", daemon=True)
+        self._thread.start()
+
+    def take(self) -> DatabaseJanitor:
+        """A fresh migrated database (its janitor), of the caller's own until :meth:`give_back`."""
+        ready = self._ready.get()
+        self._tasks.put(self._CREATE)
+        if isinstance(ready, BaseException):
+            raise ready
+        return ready
+
+    def give_back(self, janitor: DatabaseJanitor) -> None:
+        """Have the database dropped, soon."""
+        self._tasks.put(janitor)
+
+    def close(self) -> None:
+        """Drop what was given back and the unused spares; fail if any drop failed."""
+        self._tasks.put(self._STOP)
+        self._thread.join()
+        while not self._ready.empty():
+            spare = self._ready.get()
+            if not isinstance(spare, BaseException):
+                self._drop(spare)
+        if self._failures:
+            raise RuntimeError("test databases not dropped: " + "; ".join(self._failures))
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) != self._STOP:
+            if isinstance(task, DatabaseJanitor):
+                self._drop(task)
+                continue
+            name = f"webhooks_test_{secrets.token_hex(6)}"
+            janitor = self._server.janitor(name, template=self._template)
+            try:
+                janitor.init()
+            except Exception as error:  # the test that takes it fails with it
+                self._ready.put(error)
+            else:
+                self._ready.put(janitor)
+
+    def _drop(self, janitor: DatabaseJanitor) -> None:
+        try:
+            janitor.drop()
+        except Exception as error:  # reported by close(), at the end of the session
+            self._failures.append(f"{janitor.dbname}: {error!r}")
+
+
+@pytest.fixture(scope="session")
+def database_supply(
+    postgres_server: PostgresServer, database_template: str
+) -> Iterator[DatabaseSupply]:
+    """The session's :class:`DatabaseSupply`, done before the template and server go."""
+    supply = DatabaseSupply(postgres_server, database_template)
+    try:
+        yield supply
+    finally:
+        supply.close()
+
+
 @pytest.fixture
-def database_url(postgres_server: PostgresServer, database_template: str) -> Iterator[str]:
+def database_url(postgres_server: PostgresServer, database_supply: DatabaseSupply) -> Iterator[str]:
     """URL of a fresh, migrated database of this test's own, dropped afterwards."""
-    name = f"webhooks_test_{secrets.token_hex(6)}"
-    with postgres_server.janitor(name, template=database_template):
-        yield postgres_server.url(name)
+    janitor = database_supply.take()
+    try:
+        yield postgres_server.url(janitor.dbname)
+    finally:
+        database_supply.give_back(janitor)
