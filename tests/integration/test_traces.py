@@ -11,7 +11,8 @@ value shows up in any span of a whole run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -357,6 +358,9 @@ async def test_an_operator_event_continues_the_trace_of_the_attempt_that_caused_
         [delivery] = event["deliveries"]
         await service.wait_for_status(delivery["id"], "FAILED", timeout=8)
         [report] = await asyncio.to_thread(ops.wait_for, 1, 10.0)
+        # (its attempt's span ends once the worker has read the answer, after the receiver
+        # saw the request)
+        await _until(lambda: any(_other_attempts(spans, delivery["id"])))
 
     # Then the operator event's attempt is in the order's trace, child of and linked to
     # the attempt that failed for good: following order-1 shows who was told, and when
@@ -368,11 +372,7 @@ async def test_an_operator_event_continues_the_trace_of_the_attempt_that_caused_
         ),
         key=lambda span: span.attributes["webhooks.attempt.number"] if span.attributes else 0,
     )
-    [reported] = [
-        span
-        for span in named(spans, "webhook attempt")
-        if span.attributes and span.attributes["webhooks.delivery.id"] != delivery["id"]
-    ]
+    [reported] = _other_attempts(spans, delivery["id"])
     cause = last_failed.get_span_context()
     context = reported.get_span_context()
     assert cause is not None and context is not None and reported.parent is not None
@@ -469,6 +469,23 @@ async def test_no_secret_value_appears_in_any_span_of_a_whole_run(
         text = _everything_in(span)
         for secret in secrets:
             assert secret not in text, (secret, span.name)
+
+
+def _other_attempts(exporter: InMemorySpanExporter, delivery_id: str) -> list[ReadableSpan]:
+    """The attempt spans ended so far of deliveries other than ``delivery_id``."""
+    return [
+        span
+        for span in named(exporter, "webhook attempt")
+        if span.attributes and span.attributes["webhooks.delivery.id"] != delivery_id
+    ]
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, checking every 20 ms; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
 
 
 async def _cycle_two_failed(service: Service, delivery_id: str) -> bool:
