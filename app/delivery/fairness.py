@@ -123,7 +123,8 @@ class InFlight:
         self._clock = clock
         self._started: dict[uuid.UUID, list[float]] = {}
         self._last_fast: OrderedDict[uuid.UUID, bool] = OrderedDict()
-        # Attempts waiting for a slot of a proven subscription at its cap, first come first.
+        # Attempts waiting for a slot of a subscription at its cap (not suspect), first come
+        # first.
         self._waiting: dict[uuid.UUID, deque[asyncio.Future[Slot | None]]] = {}
 
     @classmethod

@@ -11,8 +11,9 @@ passes to when the one before it ends (whatever statement ended it), through the
 and ``record_attempt`` (sql/queries/attempts.sql) finishes its attempt's job through
 migration 0022's ``webhooks_finish_job_v1``, as this module's ``DELETE_JOBS`` says.
 
-Its worker (:class:`PunctualWorker`) wakes when a scheduled job comes due, learnt from
-its fetch. Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused
+Its worker (:class:`PunctualWorker`) takes as many jobs as it has free slots in one
+fetch (migration 0025), and wakes when a scheduled job comes due, learnt from its fetch.
+Its job manager (:class:`RejoiningJobManager`) lets a worker that was paused
 (SIGSTOP, a frozen VM, a long GC pause) rejoin: by then another worker may have pruned
 its registration as stalled and re-run and finished its jobs. Its named queries run through
 Procrastinate's connector, on the same pool as Procrastinate's own. It also skips the
