@@ -129,8 +129,9 @@ class RejoiningJobManager(manager.JobManager):
     async def fetch_jobs(
         self, queues: Iterable[str] | None, worker_id: int, max_jobs: int
     ) -> list[jobs.Job]:
-        """Take up to ``max_jobs`` due jobs for ``worker_id`` in one statement, in the order
-        Procrastinate's fetch would take them one by one (migration 0025)."""
+        """Take up to ``max_jobs`` due jobs for ``worker_id`` in one statement: the jobs
+        Procrastinate's fetch would take one by one (migration 0025), higher priorities
+        first."""
         try:
             return await self._fetch_jobs(queues, worker_id, max_jobs)
         except exceptions.ConnectorException as error:

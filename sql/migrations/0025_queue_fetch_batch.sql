@@ -11,9 +11,8 @@
 -- takes one: level by level, highest priority first; on each level up to the jobs still
 -- wanted from each of its two indexes (queued for now, in id order; scheduled and due, in
 -- the order they came due), merged as successive one-job fetches would take them (each
--- takes the smaller id of the two lists' next candidates), and returned in that order.
--- Queues, the lock check (Procrastinate's, word for word, as in 0011), SKIP LOCKED and the
--- 'doing' update are the same. The lock check lets
+-- takes the smaller id of the two lists' next candidates). Queues, the lock check (Procrastinate's, word for
+-- word, as in 0011), SKIP LOCKED and the 'doing' update are the same. The lock check lets
 -- through only the lowest open job of a lock, and none while one is 'doing', so a batch
 -- holds at most one job per lock, the one successive fetches would have taken. Candidates
 -- locked and not taken stay locked until the statement's transaction ends (the worker
@@ -138,15 +137,11 @@ BEGIN
             END IF;
         END LOOP;
         IF cardinality(taken_ids) > 0 THEN
-            -- RETURNING has no order of its own: put them back in the order taken.
             RETURN QUERY
-                WITH taken AS (
-                    UPDATE procrastinate_jobs
-                        SET status = 'doing', worker_id = p_worker_id
-                        WHERE procrastinate_jobs.id = ANY(taken_ids)
-                        RETURNING procrastinate_jobs.*
-                )
-                SELECT taken.* FROM taken ORDER BY array_position(taken_ids, taken.id);
+                UPDATE procrastinate_jobs
+                    SET status = 'doing', worker_id = p_worker_id
+                    WHERE procrastinate_jobs.id = ANY(taken_ids)
+                    RETURNING procrastinate_jobs.*;
             wanted := wanted - cardinality(taken_ids);
         END IF;
         SELECT jobs.priority INTO level
