@@ -17,7 +17,6 @@ maintenance loop's bounded re-queueing (``app/delivery/worker.py``) takes over, 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -157,6 +156,8 @@ async def make_attempt(
     With ``in_flight``, an attempt that this worker's fairness rules refuse a slot (its
     subscription has its share, or slow endpoints have theirs) is postponed (re-queued
     later, nothing recorded) instead; ``postponed`` says how often that already happened.
+    One refused by its subscription's cap may first wait for that subscription's next
+    slot (:meth:`InFlight.acquire`), unless the subscription has a delivery rate.
     An attempt to a subscription with a delivery rate waits for its slot: the one it holds
     (``held_slot``), or one it reserves now, re-queued for it unless it is soon
     (app/delivery/pacing.py).
@@ -184,16 +185,22 @@ async def make_attempt(
 
     subscription_id = delivery.endpoint.subscription_id
     job = AttemptJob(key, cycle, attempt, postponed, held_slot)
-    rate_wait = await wait_for_slot(services, delivery, job, wake_ups)
-    if rate_wait is None:
+    if not await wait_for_slot(services, delivery, job, wake_ups):
         return "paced"
-    slot = await in_flight.acquire(subscription_id) if in_flight is not None else None
+    slot = None
+    if in_flight is not None:
+        # A paced attempt goes at its slot or not at all: waiting here for the cap would
+        # send it that much after its slot, together with the slots after it.
+        paced = delivery.endpoint.max_deliveries_per_second is not None
+        slot = (
+            in_flight.try_acquire(subscription_id)
+            if paced
+            else await in_flight.acquire(subscription_id)
+        )
     if in_flight is not None and slot is None:
         await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
     try:
-        if rate_wait:
-            await asyncio.sleep(rate_wait)
         target = build_target(services, delivery.endpoint, datetime.now(UTC))
         signed = webhook_headers(
             target.secrets,

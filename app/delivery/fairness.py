@@ -27,7 +27,9 @@ fewer than ``cap`` others wait for it already: the worker takes due jobs in batc
 (app/store/queue.py), and a burst to one endpoint would otherwise re-queue most of each
 batch. A fast endpoint frees a slot within milliseconds; one that turns suspect (an
 attempt in flight ``slow_after`` old, or a slow one ended) turns its waiters away, as does
-``slow_after`` spent waiting. So a busy subscription holds at most two caps of the
+``slow_after`` spent waiting. An attempt to a subscription with a delivery rate never
+waits here (app/delivery/attempts.py): it holds a rate slot already, and sent after a wait
+it would go together with the slots after it. So a busy subscription holds at most two caps of the
 worker's slots, half of them waiting, and none waiting once it is suspect.
 
 An attempt refused a slot (and not waiting) is not made: its job is re-queued a little

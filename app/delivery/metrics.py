@@ -69,6 +69,12 @@ PACED_ATTEMPTS = Counter(
     ["wait"],
     registry=REGISTRY,
 )
+MISSED_SLOTS = Counter(
+    "webhooks_pacing_slots_missed_total",
+    "Slots of a subscription's delivery rate given up by an attempt that came too late to use "
+    "them (its job taken late, or its wait in place overrun); it reserved a new slot.",
+    registry=REGISTRY,
+)
 RECORD_FAILURES = Counter(
     "webhooks_attempt_record_failures_total",
     "Sent attempts whose outcome could not be recorded, by what was recorded instead "

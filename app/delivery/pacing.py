@@ -40,8 +40,14 @@ workers when it is due (:class:`WakeUps`; scheduled jobs are otherwise found onl
 polling). The lead is a few slots, so a subscription has only a few attempts waiting in
 place at any time.
 
-A slot is never used early. One used late (every worker busy, the database stalled, the
-queuing worker restarted before its wake-up) lets that second hold a few more. A job that
+A slot is never used early, nor much later than it is: an attempt that comes for its slot
+more than ``LATE_SLOT_SECONDS`` late (its job taken late: every worker busy, the database
+or the pool slow to load it, the queuing worker restarted before its wake-up; or its wait
+in place overrun by a busy event loop) gives it up and reserves a new one
+(:func:`wait_for_slot`), at most twice a run; sent late, it would go together with the
+slots after it. What that check cannot see is the load's answer on its way back, and the
+time from the end of the wait to the request leaving. Paced attempts never wait for their
+subscription's in-flight cap either (app/delivery/attempts.py). A job that
 Procrastinate runs again (it failed, or its worker died) reserves a new slot; the old one
 passes unused. A change of the rate (set, changed or removed) forgets the subscription's
 pacing row (``restart_pacing``) and hands every waiting attempt a new slot
@@ -73,6 +79,9 @@ logger = logging.getLogger(__name__)
 # How much more one delivery's delay may be than another's, and any one-second window still
 # hold at most rate + 1 (see slot_spacing).
 JITTER_ALLOWANCE_SECONDS = 0.1
+# How late an attempt may come for its slot and still use it: half the jitter allowance,
+# the other half left for the way to the receiver. A later one reserves a new slot.
+LATE_SLOT_SECONDS = JITTER_ALLOWANCE_SECONDS / 2
 # How long ahead of its slot a paced attempt is taken: a few slots, and at most this.
 LEAD_SLOTS = 4
 MAX_LEAD_SECONDS = 0.1
@@ -191,17 +200,52 @@ async def pace(
     return None
 
 
+def missed(slot: datetime, loaded_at: datetime) -> bool:
+    """Whether an attempt holding ``slot`` came too late to use it: its delivery was
+    loaded (the database's clock) more than ``LATE_SLOT_SECONDS`` after it."""
+    return (loaded_at - slot).total_seconds() > LATE_SLOT_SECONDS
+
+
 async def wait_for_slot(
     services: Services, delivery: OutgoingDelivery, job: AttemptJob, wake_ups: WakeUps | None
-) -> float | None:
-    """How long ``job``'s attempt of ``delivery`` waits in place before it goes (0 without
-    a delivery rate), or None when it was re-queued for a slot it reserved."""
+) -> bool:
+    """Wait until ``job``'s attempt of ``delivery`` may go: True when it may (at once
+    without a delivery rate), False when it was re-queued for a slot it reserved.
+
+    A slot the attempt comes too late for (its job taken late, the wait in place
+    overrunning) is given up for a new one, at most twice a run: sent late, it would go
+    together with the slots after it."""
     per_second = delivery.endpoint.max_deliveries_per_second
     if per_second is None:
-        return 0.0
+        return True
+    subscription_id = delivery.endpoint.subscription_id
+    wait: float | None = None
     if job.slot is not None and delivery.loaded_at is not None:
-        return wait_for_held_slot(job.slot, delivery.loaded_at, per_second)
-    return await pace(services, job, delivery.endpoint.subscription_id, per_second, wake_ups)
+        if missed(job.slot, delivery.loaded_at):
+            metrics.MISSED_SLOTS.inc()
+        else:
+            wait = wait_for_held_slot(job.slot, delivery.loaded_at, per_second)
+    for last_try in (False, True):
+        if wait is None:
+            wait = await pace(services, job, subscription_id, per_second, wake_ups)
+            if wait is None:
+                return False
+        if await overrun(wait) <= LATE_SLOT_SECONDS or last_try:
+            return True
+        metrics.MISSED_SLOTS.inc()
+        wait = None
+    return True
+
+
+async def overrun(seconds: float) -> float:
+    """Sleep ``seconds`` (if any); how much longer than that it took (a busy event loop
+    wakes the sleeper late)."""
+    if seconds <= 0:
+        return 0.0
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    await asyncio.sleep(seconds)
+    return max(0.0, loop.time() - until)
 
 
 class WakeUps:

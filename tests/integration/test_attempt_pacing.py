@@ -23,6 +23,7 @@ from app.delivery.fairness import InFlight
 from app.delivery.mailer import OutboxMailer
 from app.delivery.metrics import REGISTRY
 from app.delivery.notices import EmailSlots
+from app.delivery.outgoing import OutgoingDelivery
 from app.delivery.pacing import (
     JITTER_ALLOWANCE_SECONDS,
     PACED_PRIORITY,
@@ -245,6 +246,85 @@ async def test_an_attempt_whose_slot_is_later_is_requeued_for_it_and_is_no_attem
     assert [job["args"] for job in await jobs_of(services, first)] == [
         {"delivery_id": first, "cycle": 1, "attempt": 1}
     ]
+
+
+class BusyAfterLoading(AttemptLoads):
+    """Loads as the worker does, then keeps the event loop busy for a fifth of a second,
+    from 5 ms after the load (a worker whose loop other work holds up)."""
+
+    async def load(self, delivery_id: uuid.UUID) -> OutgoingDelivery | None:
+        delivery = await super().load(delivery_id)
+        asyncio.get_running_loop().call_later(0.005, time.sleep, 0.2)
+        return delivery
+
+
+def missed_slots() -> float:
+    return REGISTRY.get_sample_value("webhooks_pacing_slots_missed_total") or 0.0
+
+
+async def a_second_delivery_after_one_sent(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> tuple[str, float]:
+    """A subscription limited to one a second, its first delivery just sent: the second
+    delivery, and the slots missed so far."""
+    await limited_subscription(services, tenants, receiver.url_for("/one-a-second"), 1)
+    first, second = await publish(services, tenants, 2)
+    assert await attempt(services, first) == "succeeded"
+    return second, missed_slots()
+
+
+async def test_an_attempt_taken_too_late_for_its_slot_reserves_the_next_one(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given a subscription limited to one a second whose first delivery was just sent, and
+    # the second's job holding a slot that passed a second ago (its worker was busy)
+    second, missed = await a_second_delivery_after_one_sent(services, tenants, receiver)
+
+    # When that job runs
+    result = await attempt(services, second, held_slot=datetime.now(UTC) - timedelta(seconds=1))
+
+    # Then it is not sent on its old slot, within a second of the first: it gave that up,
+    # reserved the next, a second after the first's, and is queued for it
+    assert result == "paced"
+    assert len(receiver.requests) == 1
+    assert missed_slots() == missed + 1
+    [*_, paced] = await jobs_of(services, second)
+    assert (datetime.fromisoformat(paced["args"]["slot"]) - paced["now"]).total_seconds() > 0.8
+
+
+async def test_an_attempt_whose_wait_in_place_overruns_reserves_the_next_slot(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given a subscription limited to one a second whose first delivery was just sent, and
+    # the second's job holding a slot a moment ahead, taken on time
+    second, missed = await a_second_delivery_after_one_sent(services, tenants, receiver)
+
+    # When its wait in place overruns: the event loop is busy for a fifth of a second
+    # from just after its delivery is loaded
+    slot = datetime.now(UTC) + timedelta(milliseconds=95)
+    result = await attempt(services, second, held_slot=slot, loads=BusyAfterLoading(services.db))
+
+    # Then it is not sent late: it gave its slot up and is queued for the next one
+    assert result == "paced"
+    assert len(receiver.requests) == 1
+    assert missed_slots() == missed + 1
+
+
+async def test_a_paced_attempt_at_its_subscriptions_cap_is_put_off_not_kept_waiting(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given a subscription with a delivery rate, at this worker's cap for it, where an
+    # attempt to an unlimited one would wait up to five seconds for a slot of the cap
+    subscription = await limited_subscription(services, tenants, receiver.url_for("/cap"), 1000)
+    [delivery] = await publish(services, tenants, 1)
+    in_flight = InFlight(cap=1, slow_after=5.0)
+    assert in_flight.try_acquire(subscription)
+
+    # When its attempt runs, then it is put off at once: sent after a wait for the cap, it
+    # would go that much after the rate slot it reserved, with the slots after it
+    async with asyncio.timeout(2):
+        assert await attempt(services, delivery, in_flight=in_flight) == "postponed"
+    assert receiver.requests == []
 
 
 async def test_a_retry_waits_for_a_slot_keeping_its_number_and_its_schedule(

@@ -7,17 +7,21 @@ import asyncio
 import logging
 import math
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.delivery.pacing import (
     JITTER_ALLOWANCE_SECONDS,
+    LATE_SLOT_SECONDS,
     MAX_LEAD_SECONDS,
     Reservation,
     WakeUps,
     how_to_wait,
     lead_seconds,
+    missed,
+    overrun,
     seconds_until,
     slot_spacing,
     wait_for_held_slot,
@@ -135,9 +139,28 @@ def test_a_reservation_waits_by_the_databases_clock_and_never_less_than_nothing(
     ids=["slot-passed", "slot-within-the-lead", "slot-far-ahead"],
 )
 def test_a_held_slot_is_waited_for_in_place_up_to_a_lead(slot_in: timedelta, waits: float) -> None:
-    # A job taken late goes at once; one taken a lead early waits for its slot; one that
+    # A job taken a little late goes at once; one taken a lead early waits for its slot; one that
     # somehow came far too early waits no more than a lead (it holds its worker slot)
     assert wait_for_held_slot(NOW + slot_in, NOW, 5) == pytest.approx(waits)
+
+
+def test_a_slot_is_missed_by_an_attempt_loaded_more_than_half_the_allowance_after_it() -> None:
+    # Late by up to half the jitter allowance, a slot is still used (the other half is
+    # the way to the receiver's); later, it would bunch up with the slots after it
+    assert LATE_SLOT_SECONDS == JITTER_ALLOWANCE_SECONDS / 2
+    assert not missed(NOW, NOW + timedelta(seconds=LATE_SLOT_SECONDS))
+    assert not missed(NOW, NOW - timedelta(hours=1))
+    assert missed(NOW, NOW + timedelta(seconds=LATE_SLOT_SECONDS, microseconds=1))
+
+
+async def test_an_overrun_is_how_much_longer_than_asked_a_wait_took() -> None:
+    # A loop busy for 0.1 s during a wait of 0.02 s wakes the waiter late by about 0.08 s
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.005, time.sleep, 0.1)
+    assert 0.07 < await overrun(0.02) < 0.5
+    # An unhindered wait overruns by little, and no wait by nothing
+    assert await overrun(0.01) < LATE_SLOT_SECONDS
+    assert await overrun(0) == 0.0
 
 
 # --- wake-ups -------------------------------------------------------------------------------
