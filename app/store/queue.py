@@ -258,11 +258,15 @@ class PunctualWorker(worker.Worker):
                     held += 1
                 if self.worker_id is None:  # run() registers the worker before this loop
                     raise RuntimeError("the worker fetches jobs before it is registered")
+                # Cleared before the fetch, not after (as Procrastinate's loop does): a job
+                # committed while the fetch runs may be past its snapshot, and its
+                # notification, cleared after, was lost: the worker slept until its next
+                # poll with that job waiting.
+                self._new_job_event.clear()
                 taken = await manager.fetch_jobs(self.queues, self.worker_id, held)
             finally:
                 for _ in range(held - len(taken)):
                     slots.release()
-                self._new_job_event.clear()
             for job in taken:
                 self._start(job)
             if len(taken) < held:

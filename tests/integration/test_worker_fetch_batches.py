@@ -9,8 +9,10 @@ got, and never runs more than its concurrency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from collections.abc import Iterable
+from typing import TypeVar
 
 import procrastinate
 from procrastinate.jobs import Job
@@ -88,6 +90,17 @@ async def test_due_scheduled_jobs_and_jobs_queued_now_are_merged_as_successive_f
     assert {job.id for job in await manager.fetch_jobs([QUEUE], worker_id, 2)} == {due, after[0]}
 
 
+Manager = TypeVar("Manager", bound=RejoiningJobManager)
+
+
+def app_with(manager: type[Manager], database_url: str) -> tuple[procrastinate.App, Manager]:
+    """A Procrastinate app on the test database, with a job manager of that class."""
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
+    job_manager = manager(app.connector)
+    app.job_manager = job_manager
+    return app, job_manager
+
+
 class BatchRecorder(RejoiningJobManager):
     """The worker's job manager, noting the size of every batch it asked for and got."""
 
@@ -108,9 +121,7 @@ async def test_the_worker_fills_its_free_slots_with_one_fetch_and_never_exceeds_
 ) -> None:
     # Given twelve jobs queued, and a worker with four slots whose task holds its slot
     # until the test lets it go
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
-    recorder = BatchRecorder(app.connector)
-    app.job_manager = recorder
+    app, recorder = app_with(BatchRecorder, database_url)
     running: list[int] = []
     most_at_once = 0
     ran: list[int] = []
@@ -156,6 +167,66 @@ async def test_the_worker_fills_its_free_slots_with_one_fetch_and_never_exceeds_
     assert sum(taken) == 12
     assert len([got for got in taken if got]) < 12
     assert all(got <= asked <= 4 for asked, got in recorder.batches)
+
+
+class QueuedDuringTheFetch(RejoiningJobManager):
+    """The worker's job manager, queueing a job while its first empty fetch runs: after
+    the fetch's statement has looked (past its snapshot), before it returns, and waiting
+    for the job's notification to reach the worker (queueing again until its listener is
+    up)."""
+
+    def __init__(self, connector: procrastinate.BaseConnector) -> None:
+        super().__init__(connector)
+        self.worker: PunctualWorker | None = None
+        self.queued: list[int] = []
+
+    async def fetch_jobs(
+        self, queues: Iterable[str] | None, worker_id: int, max_jobs: int
+    ) -> list[Job]:
+        taken = await super().fetch_jobs(queues, worker_id, max_jobs)
+        if taken or self.queued or self.worker is None:
+            return taken
+        notified = self.worker._new_job_event
+        async with asyncio.timeout(10):
+            while not notified.is_set():
+                self.queued.append(await _defer(self, f"late-{len(self.queued)}", "late_probe"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(notified.wait(), timeout=0.5)
+        return taken
+
+
+async def test_a_job_queued_while_the_worker_fetches_runs_without_waiting_for_a_poll(
+    database_url: str,
+) -> None:
+    # Given a worker that polls once a minute, and a job queued while its first fetch
+    # (which finds nothing) runs
+    app, manager = app_with(QueuedDuringTheFetch, database_url)
+    ran: list[int] = []
+
+    @app.task(name="late_probe", queue=QUEUE, pass_context=True)
+    async def probe(context: procrastinate.JobContext) -> None:
+        assert context.job.id is not None
+        ran.append(context.job.id)
+
+    async with app.open_async():
+        worker = PunctualWorker(
+            app=app,  # type: ignore[no-untyped-call]
+            queues=[QUEUE],
+            concurrency=2,
+            fetch_job_polling_interval=60,
+            install_signal_handlers=False,
+        )
+        manager.worker = worker
+        run = asyncio.create_task(worker.run())  # type: ignore[no-untyped-call]
+        try:
+            # Then the worker takes it at once: the job's notification, come while the
+            # fetch ran, is not cleared with the fetch's own
+            async with asyncio.timeout(5):
+                while not manager.queued or sorted(ran) != manager.queued:
+                    await asyncio.sleep(0.02)
+        finally:
+            worker.stop()  # type: ignore[no-untyped-call]
+            await asyncio.wait_for(run, timeout=10)
 
 
 async def _defer(
