@@ -29,8 +29,8 @@ batch. A fast endpoint frees a slot within milliseconds; one that turns suspect 
 attempt in flight ``slow_after`` old, or a slow one ended) turns its waiters away, as does
 ``slow_after`` spent waiting. An attempt to a subscription with a delivery rate never
 waits here (app/delivery/attempts.py): it holds a rate slot already, and sent after a wait
-it would go together with the slots after it. So a busy subscription holds at most two caps of the
-worker's slots, half of them waiting, and none waiting once it is suspect.
+it would go together with the slots after it. So a busy subscription holds at most two
+caps of the worker's slots, half of them waiting, and none waiting once it is suspect.
 
 An attempt refused a slot (and not waiting) is not made: its job is re-queued a little
 later (no attempt is recorded, its number does not change), and the slot goes to another
