@@ -35,6 +35,7 @@ async def deliver_webhook(context: JobContext, /, **arguments: JSONValue) -> str
             postponed=job.postponed,
             # A job Procrastinate runs again (it failed, or stalled) lost its slot meanwhile.
             held_slot=job.slot if context.job.attempts == 0 else None,
+            missed_slots=job.missed,
             wake_ups=runtime.wake_ups,
             # Recording the attempt finishes the job, and the worker then does not.
             job_id=context.job.id,

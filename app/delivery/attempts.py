@@ -147,6 +147,7 @@ async def make_attempt(
     in_flight: InFlight | None = None,
     postponed: int = 0,
     held_slot: datetime | None = None,
+    missed_slots: int = 0,
     wake_ups: WakeUps | None = None,
     job_id: int | None = None,
     loads: AttemptLoads | None = None,
@@ -158,8 +159,9 @@ async def make_attempt(
     later, nothing recorded) instead; ``postponed`` says how often that already happened.
     One refused by its subscription's cap may first wait for that subscription's next
     slot (:meth:`InFlight.acquire`), unless the subscription has a delivery rate.
-    An attempt to a subscription with a delivery rate waits for its slot: the one it holds
-    (``held_slot``), or one it reserves now, re-queued for it unless it is soon
+    An attempt to a subscription with a delivery rate then waits for its slot: the one it
+    holds (``held_slot``), or one it reserves now, re-queued for it unless it is soon; a
+    slot it came too late for is given up for the next (``missed_slots`` so far, bounded)
     (app/delivery/pacing.py).
 
     ``job_id`` is the Procrastinate job running it: the statement that records the attempt
@@ -184,13 +186,12 @@ async def make_attempt(
         return "cancelled"
 
     subscription_id = delivery.endpoint.subscription_id
-    job = AttemptJob(key, cycle, attempt, postponed, held_slot)
-    if not await wait_for_slot(services, delivery, job, wake_ups):
-        return "paced"
+    job = AttemptJob(key, cycle, attempt, postponed, held_slot, missed_slots)
     slot = None
     if in_flight is not None:
-        # A paced attempt goes at its slot or not at all: waiting here for the cap would
-        # send it that much after its slot, together with the slots after it.
+        # Taken before the rate slot, so that a refusal wastes none. A paced attempt never
+        # waits here: it holds a rate slot, or will, and sent after a wait for the cap it
+        # would go that much late, together with the slots after it.
         paced = delivery.endpoint.max_deliveries_per_second is not None
         slot = (
             in_flight.try_acquire(subscription_id)
@@ -201,6 +202,8 @@ async def make_attempt(
         await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
     try:
+        if not await wait_for_slot(services, delivery, job, wake_ups):
+            return "paced"
         target = build_target(services, delivery.endpoint, datetime.now(UTC))
         signed = webhook_headers(
             target.secrets,

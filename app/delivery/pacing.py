@@ -40,15 +40,17 @@ workers when it is due (:class:`WakeUps`; scheduled jobs are otherwise found onl
 polling). The lead is a few slots, so a subscription has only a few attempts waiting in
 place at any time.
 
-A slot is never used early, nor much later than it is: an attempt that comes for its slot
-more than ``LATE_SLOT_SECONDS`` late (its job taken late: every worker busy, the database
-or the pool slow to load it, the queuing worker restarted before its wake-up; or its wait
-in place overrun by a busy event loop) gives it up and reserves a new one
-(:func:`wait_for_slot`), at most twice a run; sent late, it would go together with the
-slots after it. What that check cannot see is the load's answer on its way back, and the
-time from the end of the wait to the request leaving. Paced attempts never wait for their
-subscription's in-flight cap either (app/delivery/attempts.py). A job that
-Procrastinate runs again (it failed, or its worker died) reserves a new slot; the old one
+A slot is never used early, and seldom much later than it is: an attempt that comes for
+its slot more than ``LATE_SLOT_SECONDS`` late (its job taken late: every worker busy, the
+database or the pool slow to load it, the queuing worker restarted before its wake-up; or
+its wait in place overrun by a busy event loop) gives it up and reserves a new one
+(:func:`wait_for_slot`); sent late, it would go together with the slots after it. An
+attempt gives up at most ``MAX_MISSED_SLOTS`` that way, then goes however late: a worker
+late every time would otherwise pass a backlog's slots round and round and send nothing.
+What that check cannot see is the load's answer on its way back, and the time from the
+end of the wait to the request leaving. Paced attempts never wait for their
+subscription's in-flight cap either (app/delivery/attempts.py). A job that Procrastinate
+runs again (it failed, or its worker died) reserves a new slot; the old one
 passes unused. A change of the rate (set, changed or removed) forgets the subscription's
 pacing row (``restart_pacing``) and hands every waiting attempt a new slot
 (``repace_waiting_attempts`` in sql/queries/queue.sql), in the transaction of the change:
@@ -82,6 +84,8 @@ JITTER_ALLOWANCE_SECONDS = 0.1
 # How late an attempt may come for its slot and still use it: half the jitter allowance,
 # the other half left for the way to the receiver. A later one reserves a new slot.
 LATE_SLOT_SECONDS = JITTER_ALLOWANCE_SECONDS / 2
+# How many slots one attempt may give up that way; then it goes late rather than never.
+MAX_MISSED_SLOTS = 2
 # How long ahead of its slot a paced attempt is taken: a few slots, and at most this.
 LEAD_SLOTS = 4
 MAX_LEAD_SECONDS = 0.1
@@ -213,28 +217,32 @@ async def wait_for_slot(
     without a delivery rate), False when it was re-queued for a slot it reserved.
 
     A slot the attempt comes too late for (its job taken late, the wait in place
-    overrunning) is given up for a new one, at most twice a run: sent late, it would go
-    together with the slots after it."""
+    overrunning) is given up for a new one: sent late, it would go together with the slots
+    after it. But an attempt gives up at most ``MAX_MISSED_SLOTS``, counted across the
+    runs of its job (``AttemptJob.missed``): a worker late every time would otherwise
+    re-queue a backlog round and round, sending nothing."""
     per_second = delivery.endpoint.max_deliveries_per_second
     if per_second is None:
         return True
     subscription_id = delivery.endpoint.subscription_id
     wait: float | None = None
-    if job.slot is not None and delivery.loaded_at is not None:
-        if missed(job.slot, delivery.loaded_at):
+    held, loaded_at = job.slot, delivery.loaded_at
+    if held is not None and loaded_at is not None:
+        if missed(held, loaded_at) and job.missed < MAX_MISSED_SLOTS:
             metrics.MISSED_SLOTS.inc()
+            job = replace(job, missed=job.missed + 1)
         else:
-            wait = wait_for_held_slot(job.slot, delivery.loaded_at, per_second)
-    for last_try in (False, True):
+            wait = wait_for_held_slot(held, loaded_at, per_second)
+    while True:
         if wait is None:
             wait = await pace(services, job, subscription_id, per_second, wake_ups)
             if wait is None:
                 return False
-        if await overrun(wait) <= LATE_SLOT_SECONDS or last_try:
+        if await overrun(wait) <= LATE_SLOT_SECONDS or job.missed >= MAX_MISSED_SLOTS:
             return True
         metrics.MISSED_SLOTS.inc()
+        job = replace(job, missed=job.missed + 1)
         wait = None
-    return True
 
 
 async def overrun(seconds: float) -> float:

@@ -332,7 +332,9 @@ class AttemptJob:
     ``postponed`` counts how often the worker already put this attempt off
     (app/delivery/fairness.py); the job carries it only once it is not 0. ``slot`` is the
     moment (the database's clock) of the slot of its subscription's delivery rate that the
-    attempt holds (app/delivery/pacing.py), carried only by a job queued for one. The fan-out
+    attempt holds (app/delivery/pacing.py), carried only by a job queued for one; ``missed``
+    how many slots the attempt gave up, having come too late for them (carried once not
+    0). The fan-out
     statement (``fan_out_event`` in sql/queries/queue.sql) builds the same arguments for
     first attempts in SQL; tests/unit/test_queue_jobs.py holds the two together.
     """
@@ -342,6 +344,7 @@ class AttemptJob:
     attempt: int
     postponed: int = 0
     slot: datetime.datetime | None = None
+    missed: int = 0
 
     def as_task_kwargs(self) -> dict[str, JSONValue]:
         """The job's ``task_kwargs``, as the delivery task is called with them."""
@@ -354,27 +357,32 @@ class AttemptJob:
             kwargs["postponed"] = self.postponed
         if self.slot is not None:
             kwargs["slot"] = self.slot.isoformat()
+        if self.missed:
+            kwargs["missed"] = self.missed
         return kwargs
 
     @classmethod
     def from_task_kwargs(cls, kwargs: Mapping[str, object]) -> AttemptJob:
         """The attempt a delivery job's ``task_kwargs`` name (see :meth:`as_task_kwargs`)."""
-        unknown = set(kwargs) - {"delivery_id", "cycle", "attempt", "postponed", "slot"}
+        known = {"delivery_id", "cycle", "attempt", "postponed", "slot", "missed"}
+        unknown = set(kwargs) - known
         if unknown:
             raise TypeError(f"a delivery job got unexpected arguments: {sorted(unknown)}")
         delivery_id, cycle, attempt = kwargs["delivery_id"], kwargs["cycle"], kwargs["attempt"]
         postponed = kwargs.get("postponed", 0)
         slot = kwargs.get("slot")
+        missed = kwargs.get("missed", 0)
         if not (
             isinstance(delivery_id, str)
             and isinstance(cycle, int)
             and isinstance(attempt, int)
             and isinstance(postponed, int)
             and isinstance(slot, str | None)
+            and isinstance(missed, int)
         ):
             raise TypeError(f"a delivery job's arguments have the wrong types: {dict(kwargs)}")
         held = None if slot is None else datetime.datetime.fromisoformat(slot)
-        return cls(uuid.UUID(delivery_id), cycle, attempt, postponed, held)
+        return cls(uuid.UUID(delivery_id), cycle, attempt, postponed, held, missed)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from app.delivery.notices import EmailSlots
 from app.delivery.outgoing import OutgoingDelivery
 from app.delivery.pacing import (
     JITTER_ALLOWANCE_SECONDS,
+    MAX_MISSED_SLOTS,
     PACED_PRIORITY,
     WakeUps,
     lead_seconds,
@@ -252,8 +253,11 @@ class BusyAfterLoading(AttemptLoads):
     """Loads as the worker does, then keeps the event loop busy for a fifth of a second,
     from 5 ms after the load (a worker whose loop other work holds up)."""
 
+    loaded_at: datetime | None = None
+
     async def load(self, delivery_id: uuid.UUID) -> OutgoingDelivery | None:
         delivery = await super().load(delivery_id)
+        self.loaded_at = delivery.loaded_at if delivery is not None else None
         asyncio.get_running_loop().call_later(0.005, time.sleep, 0.2)
         return delivery
 
@@ -280,16 +284,39 @@ async def test_an_attempt_taken_too_late_for_its_slot_reserves_the_next_one(
     # the second's job holding a slot that passed a second ago (its worker was busy)
     second, missed = await a_second_delivery_after_one_sent(services, tenants, receiver)
 
+    [first_free] = await owner_rows(services, "SELECT next_slot FROM subscription_pacing")
+
     # When that job runs
     result = await attempt(services, second, held_slot=datetime.now(UTC) - timedelta(seconds=1))
 
     # Then it is not sent on its old slot, within a second of the first: it gave that up,
-    # reserved the next, a second after the first's, and is queued for it
+    # reserved the next, a second after the first's, and is queued for it, counting the
+    # slot it missed
     assert result == "paced"
     assert len(receiver.requests) == 1
     assert missed_slots() == missed + 1
     [*_, paced] = await jobs_of(services, second)
-    assert (datetime.fromisoformat(paced["args"]["slot"]) - paced["now"]).total_seconds() > 0.8
+    assert datetime.fromisoformat(paced["args"]["slot"]) >= first_free["next_slot"]
+    assert paced["args"]["missed"] == 1
+
+
+async def test_an_attempt_that_missed_its_share_of_slots_goes_late_rather_than_never(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given the second delivery's job holding a slot that passed a second ago, after it
+    # had given up as many slots as an attempt may (a worker late every time)
+    second, missed = await a_second_delivery_after_one_sent(services, tenants, receiver)
+
+    # When that job runs, then it is sent at once, late, and gives up no more
+    result = await attempt(
+        services,
+        second,
+        held_slot=datetime.now(UTC) - timedelta(seconds=1),
+        missed_slots=MAX_MISSED_SLOTS,
+    )
+    assert result == "succeeded"
+    assert len(receiver.requests) == 2
+    assert missed_slots() == missed
 
 
 async def test_an_attempt_whose_wait_in_place_overruns_reserves_the_next_slot(
@@ -299,12 +326,14 @@ async def test_an_attempt_whose_wait_in_place_overruns_reserves_the_next_slot(
     # the second's job holding a slot a moment ahead, taken on time
     second, missed = await a_second_delivery_after_one_sent(services, tenants, receiver)
 
-    # When its wait in place overruns: the event loop is busy for a fifth of a second
-    # from just after its delivery is loaded
-    slot = datetime.now(UTC) + timedelta(milliseconds=95)
-    result = await attempt(services, second, held_slot=slot, loads=BusyAfterLoading(services.db))
+    # When its wait in place (a lead: the job came early) overruns: the event loop is busy
+    # for a fifth of a second from just after its delivery is loaded
+    slot = datetime.now(UTC) + timedelta(seconds=0.5)
+    loads = BusyAfterLoading(services.db)
+    result = await attempt(services, second, held_slot=slot, loads=loads)
 
     # Then it is not sent late: it gave its slot up and is queued for the next one
+    assert loads.loaded_at is not None and loads.loaded_at < slot
     assert result == "paced"
     assert len(receiver.requests) == 1
     assert missed_slots() == missed + 1
@@ -325,6 +354,8 @@ async def test_a_paced_attempt_at_its_subscriptions_cap_is_put_off_not_kept_wait
     async with asyncio.timeout(2):
         assert await attempt(services, delivery, in_flight=in_flight) == "postponed"
     assert receiver.requests == []
+    # and, refused before it reserved, it used up no slot of the rate
+    assert await owner_rows(services, "SELECT * FROM subscription_pacing") == []
 
 
 async def test_a_retry_waits_for_a_slot_keeping_its_number_and_its_schedule(

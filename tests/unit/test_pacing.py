@@ -135,7 +135,11 @@ def test_a_reservation_waits_by_the_databases_clock_and_never_less_than_nothing(
 
 @pytest.mark.parametrize(
     ("slot_in", "waits"),
-    [(timedelta(seconds=-2), 0.0), (timedelta(milliseconds=30), 0.03), (timedelta(hours=1), 0.1)],
+    [
+        (timedelta(milliseconds=-30), 0.0),
+        (timedelta(milliseconds=30), 0.03),
+        (timedelta(hours=1), 0.1),
+    ],
     ids=["slot-passed", "slot-within-the-lead", "slot-far-ahead"],
 )
 def test_a_held_slot_is_waited_for_in_place_up_to_a_lead(slot_in: timedelta, waits: float) -> None:

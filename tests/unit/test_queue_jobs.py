@@ -24,8 +24,9 @@ DELIVERY = uuid.UUID("0b7e3a4c-5d6f-4a1b-9c2d-3e4f5a6b7c8d")
         AttemptJob(DELIVERY, 1, 1),
         AttemptJob(DELIVERY, 3, 7, postponed=2),
         AttemptJob(DELIVERY, 1, 2, slot=datetime(2026, 12, 1, 9, 0, 0, 20589, tzinfo=UTC)),
+        AttemptJob(DELIVERY, 1, 1, slot=datetime(2026, 12, 1, 9, 0, tzinfo=UTC), missed=1),
     ],
-    ids=["first-attempt", "postponed-retry", "paced-retry"],
+    ids=["first-attempt", "postponed-retry", "paced-retry", "paced-after-a-missed-slot"],
 )
 def test_an_attempt_job_round_trips_through_its_task_kwargs(job: AttemptJob) -> None:
     # Given an attempt's job arguments, stored as Procrastinate stores them (JSON)
@@ -51,8 +52,9 @@ def test_an_attempt_never_put_off_carries_no_postponed_argument() -> None:
         {"delivery_id": str(DELIVERY), "cycle": "1", "attempt": 1},
         {"delivery_id": str(DELIVERY), "cycle": 1},
         {"delivery_id": str(DELIVERY), "cycle": 1, "attempt": 1, "slot": 1764579600.0},
+        {"delivery_id": str(DELIVERY), "cycle": 1, "attempt": 1, "missed": "1"},
     ],
-    ids=["unknown-key", "wrong-type", "missing-key", "slot-not-a-time"],
+    ids=["unknown-key", "wrong-type", "missing-key", "slot-not-a-time", "missed-not-a-count"],
 )
 def test_arguments_of_another_shape_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises((TypeError, KeyError)):
