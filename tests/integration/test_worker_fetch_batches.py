@@ -9,7 +9,6 @@ got, and never runs more than its concurrency.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 from collections.abc import Iterable
 from typing import TypeVar
@@ -170,10 +169,9 @@ async def test_the_worker_fills_its_free_slots_with_one_fetch_and_never_exceeds_
 
 
 class QueuedDuringTheFetch(RejoiningJobManager):
-    """The worker's job manager, queueing a job while its first empty fetch runs: after
-    the fetch's statement has looked (past its snapshot), before it returns, and waiting
-    for the job's notification to reach the worker (queueing again until its listener is
-    up)."""
+    """The worker's job manager, queueing one job while its first empty fetch runs: after
+    the fetch's statement has looked (past its snapshot), before it returns, once the
+    worker listens, and waiting for the job's notification to reach the worker."""
 
     def __init__(self, connector: procrastinate.BaseConnector) -> None:
         super().__init__(connector)
@@ -186,13 +184,20 @@ class QueuedDuringTheFetch(RejoiningJobManager):
         taken = await super().fetch_jobs(queues, worker_id, max_jobs)
         if taken or self.queued or self.worker is None:
             return taken
-        notified = self.worker._new_job_event
         async with asyncio.timeout(10):
-            while not notified.is_set():
-                self.queued.append(await _defer(self, f"late-{len(self.queued)}", "late_probe"))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(notified.wait(), timeout=0.5)
+            while not await self._listening():
+                await asyncio.sleep(0.02)
+            self.queued.append(await _defer(self, "late", "late_probe"))
+            await self.worker._new_job_event.wait()
         return taken
+
+    async def _listening(self) -> bool:
+        """Whether a session LISTENs on this database: the worker's listener is up."""
+        row = await self.connector.execute_query_one_async(
+            "SELECT count(*) AS n FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %%'"
+        )
+        return bool(row["n"])
 
 
 async def test_a_job_queued_while_the_worker_fetches_runs_without_waiting_for_a_poll(
@@ -222,7 +227,7 @@ async def test_a_job_queued_while_the_worker_fetches_runs_without_waiting_for_a_
             # Then the worker takes it at once: the job's notification, come while the
             # fetch ran, is not cleared with the fetch's own
             async with asyncio.timeout(5):
-                while not manager.queued or sorted(ran) != manager.queued:
+                while not manager.queued or ran != manager.queued:
                     await asyncio.sleep(0.02)
         finally:
             worker.stop()  # type: ignore[no-untyped-call]
