@@ -201,9 +201,13 @@ async def make_attempt(
     if in_flight is not None and slot is None:
         await postpone(services, key, cycle, attempt, postponed)
         return "postponed"
+    # A slot given back by an attempt re-queued for its rate slot says nothing of the
+    # endpoint: the subscription stays the kind it was (proven, unknown, suspect).
+    attempted = False
     try:
         if not await wait_for_slot(services, delivery, job, wake_ups):
             return "paced"
+        attempted = True
         target = build_target(services, delivery.endpoint, datetime.now(UTC))
         signed = webhook_headers(
             target.secrets,
@@ -225,7 +229,7 @@ async def make_attempt(
         )
     finally:
         if in_flight is not None and slot is not None:
-            in_flight.release(slot)
+            in_flight.release(slot, attempted=attempted)
     outcome = sent_attempt.outcome
     # What was sent, not what was meant: the span's traceparent replaced a custom header
     # of that name, if the subscription has one.

@@ -177,7 +177,7 @@ class InFlight:
         except BaseException:
             # Cancelled: a slot handed over meanwhile goes to the next waiter.
             if handed.done() and not handed.cancelled() and (given := handed.result()):
-                self.release(given)
+                self.release(given, attempted=False)
             raise
         finally:
             if handed in waiting:
@@ -199,19 +199,21 @@ class InFlight:
             and len(self._waiting.get(subscription_id, ())) < self.cap
         )
 
-    def release(self, slot: Slot) -> None:
+    def release(self, slot: Slot, *, attempted: bool = True) -> None:
         """The attempt ended: free its slot and remember whether it was fast; the next
         attempt waiting for the subscription gets the slot, unless it turned suspect (then
-        every waiting one is turned away)."""
+        every waiting one is turned away). A slot given back without a request made
+        (``attempted`` false: re-queued for a rate slot, a waiter cancelled) says nothing
+        of the endpoint: the subscription stays the kind it was."""
         subscription_id = slot.subscription_id
         started = self._started[subscription_id]
         started.remove(slot.started_at)
         if not started:
             del self._started[subscription_id]
         now = self._clock()
-        fast = now - slot.started_at < self.slow_after
-        self._last_fast[subscription_id] = fast
-        self._last_fast.move_to_end(subscription_id)
+        if attempted:
+            self._last_fast[subscription_id] = now - slot.started_at < self.slow_after
+            self._last_fast.move_to_end(subscription_id)
         waiting = self._waiting.get(subscription_id)
         while waiting:
             handed = waiting.popleft()

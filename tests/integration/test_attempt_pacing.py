@@ -358,6 +358,24 @@ async def test_a_paced_attempt_at_its_subscriptions_cap_is_put_off_not_kept_wait
     assert await owner_rows(services, "SELECT * FROM subscription_pacing") == []
 
 
+async def test_an_attempt_requeued_for_its_slot_tells_fairness_nothing_of_the_endpoint(
+    services: Services, tenants: Tenants, receiver: Receiver
+) -> None:
+    # Given a subscription limited to one a second whose first delivery was just sent,
+    # and a worker that has not seen an attempt to it finish (it is unknown there)
+    subscription = await limited_subscription(services, tenants, receiver.url_for("/kind"), 1)
+    first, second = await publish(services, tenants, 2)
+    assert await attempt(services, first) == "succeeded"
+    in_flight = InFlight(cap=5, slow_after=5.0)
+
+    # When the second takes its in-flight slot and is re-queued for its rate slot
+    assert await attempt(services, second, in_flight=in_flight) == "paced"
+
+    # Then its in-flight slot is free again, and no request made it look fast (proven)
+    assert in_flight.count(subscription) == 0
+    assert in_flight.kind(subscription) == "unknown"
+
+
 async def test_a_retry_waits_for_a_slot_keeping_its_number_and_its_schedule(
     services: Services, tenants: Tenants, receiver: Receiver
 ) -> None:

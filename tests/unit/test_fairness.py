@@ -182,6 +182,36 @@ def test_an_endpoint_that_answers_slowly_is_suspect_until_an_attempt_is_fast_aga
     assert in_flight.held() == (0, 0)
 
 
+@pytest.mark.parametrize("kind", ["unknown", "suspect", "proven"])
+def test_a_slot_given_back_without_a_request_leaves_the_subscription_as_it_was(
+    kind: str,
+) -> None:
+    # Given a subscription of each kind
+    clock = Clock()
+    in_flight = worker_of(clock)
+    endpoint = uuid.uuid4()
+    if kind != "unknown":
+        prove(in_flight, clock, endpoint)
+    if kind == "suspect":
+        slow = in_flight.try_acquire(endpoint)
+        assert slow is not None
+        clock.now += SLOW_AFTER
+        in_flight.release(slow)
+    assert in_flight.kind(endpoint) == kind
+
+    # When an attempt takes a slot at once and gives it back unused (re-queued for a
+    # slot of its delivery rate), or much later
+    for held_for in (0.0, SLOW_AFTER * 2):
+        slot = in_flight.try_acquire(endpoint)
+        assert slot is not None
+        clock.now += held_for
+        in_flight.release(slot, attempted=False)
+
+        # Then the slot is free again, and the subscription the kind it was
+        assert in_flight.count(endpoint) == 0
+        assert in_flight.kind(endpoint) == kind
+
+
 def test_without_budgets_only_the_cap_applies() -> None:
     clock = Clock()
     in_flight = InFlight(cap=3, slow_after=1.0, clock=clock)
