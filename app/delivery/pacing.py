@@ -229,8 +229,7 @@ async def wait_for_slot(
     held, loaded_at = job.slot, delivery.loaded_at
     if held is not None and loaded_at is not None:
         if missed(held, loaded_at) and job.missed < MAX_MISSED_SLOTS:
-            metrics.MISSED_SLOTS.inc()
-            job = replace(job, missed=job.missed + 1)
+            job = gave_up_a_slot(job)
         else:
             wait = wait_for_held_slot(held, loaded_at, per_second)
     while True:
@@ -240,9 +239,14 @@ async def wait_for_slot(
                 return False
         if await overrun(wait) <= LATE_SLOT_SECONDS or job.missed >= MAX_MISSED_SLOTS:
             return True
-        metrics.MISSED_SLOTS.inc()
-        job = replace(job, missed=job.missed + 1)
+        job = gave_up_a_slot(job)
         wait = None
+
+
+def gave_up_a_slot(job: AttemptJob) -> AttemptJob:
+    """``job``, counting one more slot its attempt came too late for (and the metric)."""
+    metrics.MISSED_SLOTS.inc()
+    return replace(job, missed=job.missed + 1)
 
 
 async def overrun(seconds: float) -> float:

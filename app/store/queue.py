@@ -334,9 +334,9 @@ class AttemptJob:
     moment (the database's clock) of the slot of its subscription's delivery rate that the
     attempt holds (app/delivery/pacing.py), carried only by a job queued for one; ``missed``
     how many slots the attempt gave up, having come too late for them (carried once not
-    0). The fan-out
-    statement (``fan_out_event`` in sql/queries/queue.sql) builds the same arguments for
-    first attempts in SQL; tests/unit/test_queue_jobs.py holds the two together.
+    0). The fan-out statement (``fan_out_event`` in sql/queries/queue.sql) builds the same
+    arguments for first attempts in SQL; tests/unit/test_queue_jobs.py holds the two
+    together.
     """
 
     delivery_id: uuid.UUID
