@@ -273,8 +273,13 @@ async def test_the_journey_of_issue_15(server: DevServer, receiver: Receiver) ->
 
         # 5. Redeliver, and the new attempt arrives
         receiver.script("/hook", respond(200, "recovered"))
+        toggle = failing.get_by_role("button", name=re.compile("^Attempts"))
+        await toggle.evaluate("button => { button.dataset.probe = 'before the update' }")
         await failing.get_by_role("button", name=re.compile("^Redeliver")).click()
         await failing.locator(".status-succeeded").wait_for(timeout=WAIT_MS)
+        # ...the row updated around its buttons, not over them: a click or the focus that
+        # meets a live update stays on the button it was on
+        assert await failing.locator("button[data-probe='before the update']").count() == 1
         await page.locator(".attempt", has_text="cycle 2").wait_for(timeout=WAIT_MS)
         assert "recovered" in await page.locator(".attempt", has_text="cycle 2").inner_text()
         await opened.screenshot("redelivered")

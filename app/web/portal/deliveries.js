@@ -92,19 +92,28 @@ export async function renderDeliveries(view, { params }, context) {
     const cells = h("tr", { "data-delivery": delivery.id });
     const detailCell = h("td", { colspan: 8 });
     const detail = h("tr", { id: detailId, class: "attempts-row", hidden: true }, detailCell);
-    const entry = { delivery, cells, detail, detailCell, open: false };
+    const entry = { delivery, cells, detail, detailCell, open: false, facts: [] };
     rows.set(delivery.id, entry);
     fillRow(entry);
+    cells.append(actionsCell(entry));
     return [cells, detail];
+  }
+
+  /** The row's buttons, made once: an update redraws the facts beside them, never them, so
+   * a click or the keyboard's focus that meets a live update is not lost with the button. */
+  function actionsCell(entry) {
+    const { delivery } = entry;
+    const label = `delivery ${delivery.event.subject || delivery.webhookId}`;
+    const toggle = h("button", { type: "button", "aria-expanded": "false",
+      "aria-controls": `attempts-${delivery.id}`, "aria-label": `Attempts of ${label}` }, "Attempts");
+    toggle.addEventListener("click", () => toggleAttempts(entry, toggle));
+    return cell("Actions", toggle, context.readOnly ? null : actionButton("Redeliver", () => redeliver(entry),
+      { "aria-label": `Redeliver ${label}` }));
   }
 
   function fillRow(entry) {
     const { delivery } = entry;
-    const label = `delivery ${delivery.event.subject || delivery.webhookId}`;
-    const toggle = h("button", { type: "button", "aria-expanded": String(entry.open),
-      "aria-controls": `attempts-${delivery.id}`, "aria-label": `Attempts of ${label}` }, "Attempts");
-    toggle.addEventListener("click", () => toggleAttempts(entry, toggle));
-    replace(entry.cells,
+    const facts = [
       cell("Created", timeElement(delivery.createdAt)),
       cell("Status", statusBadge(delivery.status)),
       cell("Webhook", delivery.event.webhook.name, delivery.event.isTest ? " (test)" : ""),
@@ -113,8 +122,10 @@ export async function renderDeliveries(view, { params }, context) {
       cell("Attempts", `${delivery.attemptCount} of ${delivery.maxAttempts}`,
         delivery.cycle > 1 ? `, cycle ${delivery.cycle}` : ""),
       cell("Last response", delivery.lastResponseStatus === null ? "none" : String(delivery.lastResponseStatus)),
-      cell("Actions", toggle, context.readOnly ? null : actionButton("Redeliver", () => redeliver(entry),
-        { "aria-label": `Redeliver ${label}` })));
+    ];
+    if (entry.facts.length) entry.facts.forEach((old, index) => old.replaceWith(facts[index]));
+    else entry.cells.append(...facts);
+    entry.facts = facts;
   }
 
   async function toggleAttempts(entry, toggle) {
@@ -160,13 +171,7 @@ export async function renderDeliveries(view, { params }, context) {
       if (isOlder(delivery, entry.delivery)) return;
       const changed = entry.delivery.status !== delivery.status;
       entry.delivery = delivery;
-      const focused = entry.cells.contains(document.activeElement) ? document.activeElement.textContent : null;
       fillRow(entry);
-      if (focused !== null) {
-        // The row was rebuilt: keep the keyboard where it was.
-        const again = [...entry.cells.querySelectorAll("button")].find((b) => b.textContent === focused);
-        if (again) again.focus();
-      }
       if (changed) context.announce(`${describe(delivery)} is now ${delivery.status}.`);
       if (entry.open) showAttempts(entry);
       return;
